@@ -1,0 +1,177 @@
+/* The backend table and what all backends share: opening an executor by name, reading the status
+ * file the supervisors write, and identifying processes across pid reuse. */
+#include "executor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const struct executor_ops *const executor_backends[] = {
+	&exec_local_ops,
+	NULL,
+};
+
+const struct executor_ops *executor_find(const char *name)
+{
+	for (size_t i = 0; name && executor_backends[i]; i++)
+		if (strcmp(executor_backends[i]->name, name) == 0)
+			return executor_backends[i];
+	return NULL;
+}
+
+struct executor *executor_open(const char *name, struct evloop *loop, exec_end_cb cb, void *arg,
+			       int parallelism, const char *shim_path, char **err)
+{
+	const struct executor_ops *ops = executor_find(name);
+	struct executor *ex;
+
+	if (!ops) {
+		*err = xasprintf("unknown executor '%s'", name ? name : "(null)");
+		return NULL;
+	}
+	if (parallelism < 1) {
+		*err = xasprintf("executor '%s': parallelism must be at least 1 (got %d)", name,
+				 parallelism);
+		return NULL;
+	}
+	ex = xcalloc(1, sizeof(*ex));
+	ex->ops = ops;
+	ex->loop = loop;
+	ex->on_end = cb;
+	ex->cb_arg = arg;
+	ex->parallelism = parallelism;
+	ex->shim_path = shim_path ? xstrdup(shim_path) : NULL;
+	if (ops->init(ex, err) < 0) {
+		free(ex->shim_path);
+		free(ex);
+		return NULL;
+	}
+	return ex;
+}
+
+void executor_close(struct executor *ex)
+{
+	if (!ex)
+		return;
+	ex->ops->shutdown(ex);
+	free(ex->shim_path);
+	free(ex);
+}
+
+static int parse_kind(const char *v, enum exec_end_kind *kind)
+{
+	if (strcmp(v, "exited") == 0)
+		*kind = EXEC_END_EXITED;
+	else if (strcmp(v, "signaled") == 0)
+		*kind = EXEC_END_SIGNALED;
+	else if (strcmp(v, "timeout") == 0)
+		*kind = EXEC_END_TIMEOUT;
+	else if (strcmp(v, "lost") == 0)
+		*kind = EXEC_END_LOST;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_ll(const char *v, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	return (errno || end == v || *end) ? -EINVAL : 0;
+}
+
+/* Applies one "key=value" line to *out; unknown keys are ignored for forward compatibility. */
+static int status_line(char *line, struct exec_result *out, char **message, bool *have_kind)
+{
+	char *eq = strchr(line, '=');
+	long long v;
+
+	if (!eq)
+		return *line ? -EINVAL : 0;
+	*eq++ = '\0';
+	if (strcmp(line, "kind") == 0) {
+		*have_kind = true;
+		return parse_kind(eq, &out->kind);
+	}
+	if (strcmp(line, "message") == 0) {
+		free(*message);
+		*message = xstrdup(eq);
+		return 0;
+	}
+	if (strcmp(line, "code") != 0 && strcmp(line, "start_us") != 0 && strcmp(line, "end_us") != 0)
+		return 0;
+	if (parse_ll(eq, &v) < 0)
+		return -EINVAL;
+	if (line[0] == 'c')
+		out->code = (int)v;
+	else if (line[0] == 's')
+		out->start = v;
+	else
+		out->end = v;
+	return 0;
+}
+
+int exec_read_status(const char *path, struct exec_result *out, char **message)
+{
+	char *text = NULL, *line, *save = NULL;
+	bool have_kind = false;
+	int rc;
+
+	*message = NULL;
+	*out = (struct exec_result){ .kind = EXEC_END_LOST, .start = USEC_NONE, .end = USEC_NONE };
+	rc = read_file(path, 64 * 1024, &text, NULL);
+	if (rc < 0)
+		goto out;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		rc = status_line(line, out, message, &have_kind);
+		if (rc < 0)
+			goto out;
+	}
+	if (!have_kind)
+		rc = -EINVAL;
+out:
+	free(text);
+	if (rc < 0) {
+		free(*message);
+		*message = NULL;
+	}
+	out->message = *message;
+	return rc;
+}
+
+int exec_proc_starttime(int pid, unsigned long long *starttime, char *state)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -ESRCH;
+	buf[n] = '\0';
+	/* The command name (field 2) may hold spaces and ')': fields 3.. start after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return -EIO;
+	p += 2;
+	if (state)
+		*state = *p;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -EIO;
+		p++;
+	}
+	*starttime = strtoull(p, NULL, 10);
+	return 0;
+}

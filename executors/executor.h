@@ -1,0 +1,122 @@
+/* The executor interface: how a task try runs somewhere. The scheduler never knows which backend
+ * runs a task; it only sees this file. A backend is one `const struct executor_ops` exported by one
+ * file and found by name in the NULL-terminated table executor_backends[] (executor.c).
+ *
+ * Ownership and invariants:
+ *  - The scheduler owns every struct exec_spec and every path in it; a backend copies what it
+ *    keeps past start().
+ *  - A try is identified by its `token` (chosen by the scheduler, unique among live tries).
+ *  - If start() fails, on_end is never called for that token.
+ *  - on_end is called exactly once per started (or re-attached) try, on the loop's thread.
+ *  - The supervisor of every try writes `status_path` atomically when the command ends, so a
+ *    restarted daemon can collect the result of a try that ended while it was down.
+ *  - `external_id` identifies the running try to the backend across daemon restarts
+ *    ("<pid>:<starttime>" for local, a job id for Slurm, a Job name for Kubernetes).
+ */
+#ifndef SLUICE_EXECUTOR_H
+#define SLUICE_EXECUTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../orchestrator/evloop.h"
+#include "../orchestrator/util.h"
+
+/* Exit code the supervisor uses when the same try was already started by another supervisor
+ * (the pid file already existed): the try must be re-attached, not counted as a result. */
+#define EXEC_SHIM_DUPLICATE 252
+/* Exit code the supervisor uses when it could not set up or exec the command. */
+#define EXEC_SHIM_SETUP_FAILED 253
+
+struct exec_spec {
+	const char *const *argv;   /* NULL-terminated command; argv[0] searched in PATH */
+	const char *const *envp;   /* complete environment of the command (NULL-terminated) */
+	const char *cwd;           /* working directory, or NULL for the daemon's */
+	const char *log_path;      /* stdout and stderr are appended here */
+	const char *status_path;   /* the supervisor writes the end status here (atomically) */
+	const char *pid_path;      /* created exclusively by the supervisor: "<pid> <starttime>\n" */
+	usec_t timeout;            /* 0 = none; then SIGTERM to the process group */
+	usec_t kill_grace;         /* after SIGTERM, SIGKILL when the group is still alive;
+	                            * 0 = the supervisor's default (10 s) */
+	/* Labels for backends that need them (job names, Kubernetes labels). */
+	const char *dag_id, *run_id, *task_id;
+	int map_index, try_number;
+};
+
+enum exec_end_kind {
+	EXEC_END_EXITED,   /* code = exit status */
+	EXEC_END_SIGNALED, /* code = signal number */
+	EXEC_END_TIMEOUT,  /* killed by the timeout; code = signal that ended it */
+	EXEC_END_LOST,     /* the backend lost track of the try (no status, not running) */
+};
+
+struct exec_result {
+	enum exec_end_kind kind;
+	int code;
+	usec_t start, end; /* wall clock; USEC_NONE when unknown */
+	const char *message; /* optional human text (e.g. why it was lost); may be NULL */
+};
+
+/* Called by a backend when a try ends. */
+typedef void (*exec_end_cb)(void *arg, uint64_t token, const struct exec_result *res);
+
+struct executor;
+
+struct executor_ops {
+	const char *name;
+	/* Creates the backend's state; returns 0 or -errno with *err set (caller frees). */
+	int (*init)(struct executor *ex, char **err);
+	void (*shutdown)(struct executor *ex);
+	/* Starts a try. On success fills *external_id (malloc'd, caller frees) and *pid (0 when the
+	 * try has no local process). Returns 0 or -errno with *err set. */
+	int (*start)(struct executor *ex, uint64_t token, const struct exec_spec *spec,
+		     char **external_id, int *pid, char **err);
+	/* Asks a running try to stop (SIGTERM to its group, SIGKILL after the grace period). The
+	 * try still ends through on_end. Returns 0 or -errno. */
+	int (*cancel)(struct executor *ex, uint64_t token);
+	/* After a daemon restart: watches a try started by an earlier daemon. If the try already
+	 * ended, on_end is called soon (from the loop, not from inside reattach). Returns 0 or
+	 * -errno (then the caller treats the try as lost). */
+	int (*reattach)(struct executor *ex, uint64_t token, const struct exec_spec *spec,
+			const char *external_id);
+	/* How many more tries this backend accepts right now. */
+	int (*free_slots)(struct executor *ex);
+};
+
+/* A backend instance. Fields are set by executor_open() and read-only afterwards, except
+ * `state`, which belongs to the backend. */
+struct executor {
+	const struct executor_ops *ops;
+	struct evloop *loop;
+	exec_end_cb on_end;
+	void *cb_arg;
+	int parallelism;     /* at most this many tries at once */
+	char *shim_path;     /* path of the sluice-shim supervisor binary */
+	void *state;         /* backend-private */
+};
+
+extern const struct executor_ops *const executor_backends[];
+
+/* The backends, one file each. */
+extern const struct executor_ops exec_local_ops; /* local.c: processes under sluice-shim */
+
+/* Finds a backend by name; NULL when unknown. */
+const struct executor_ops *executor_find(const char *name);
+/* Creates and initialises an executor of the named backend. Returns NULL with *err set (caller
+ * frees). shim_path NULL means "sluice-shim next to the running executable". */
+struct executor *executor_open(const char *name, struct evloop *loop, exec_end_cb cb, void *arg,
+			       int parallelism, const char *shim_path, char **err);
+/* Shuts the backend down and frees ex (NULL is fine). Running tries are left running and on_end
+ * is not called for them; a later executor can re-attach to them. */
+void executor_close(struct executor *ex);
+
+/* Reads a status file written by the supervisor (lines kind=exited|signaled|timeout, code=N,
+ * start_us=, end_us=, optional message=). Returns 0, -ENOENT when there is none yet, or -EINVAL
+ * when it is malformed. *message gets the malloc'd message (or NULL; the caller frees it) and
+ * out->message points to it. */
+int exec_read_status(const char *path, struct exec_result *out, char **message);
+/* Reads field 22 (start time in clock ticks since boot) and the state letter of /proc/<pid>/stat.
+ * Returns 0 or -errno (-ESRCH when there is no such process). state may be NULL. */
+int exec_proc_starttime(int pid, unsigned long long *starttime, char *state);
+
+#endif

@@ -1,0 +1,569 @@
+/* sluice-shim: the supervisor of one local task try.
+ *
+ * It claims the try through an exclusive pid file, leaves the daemon's session, runs the command
+ * in its own process group with output appended to the try's log, enforces the timeout, forwards
+ * SIGTERM/SIGINT (cancel) to the group, kills leftovers when the command ends and finally writes
+ * the status file atomically. The daemon may die at any point: the try goes on and its result
+ * stays on disk.
+ *
+ * Deliberately libc-only and small so that exec'ing it costs little. All signals it cares about
+ * stay blocked and are taken synchronously with sigtimedwait(), so there are no handlers and no
+ * races between a signal and the state it changes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Keep in sync with executor.h (this program includes nothing of sluice on purpose). */
+#define SHIM_EXIT_DUPLICATE 252
+#define SHIM_EXIT_SETUP_FAILED 253
+#define SHIM_EXEC_FAILED 127
+
+#define DEFAULT_GRACE_US (10 * 1000000LL)
+/* How long to wait for SIGKILLed leftovers of the group to disappear before giving up. */
+#define DRAIN_LIMIT_US (5 * 1000000LL)
+
+struct shim_opts {
+	const char *log, *status, *pid_file, *cwd;
+	long long timeout, grace; /* microseconds; timeout 0 = none */
+	char **argv;
+};
+
+struct shim_run {
+	pid_t child;          /* also the process group id of the command */
+	int log_fd;
+	long long start_us, end_us; /* wall clock */
+	long long deadline;   /* monotonic; 0 = none */
+	long long kill_at;    /* monotonic; 0 = none */
+	bool timed_out, terminating;
+	int wstatus;
+};
+
+static const char usage_text[] =
+	"usage: sluice-shim --log PATH --status PATH --pid-file PATH [--timeout USEC]\n"
+	"                   [--grace USEC] [--cwd DIR] -- CMD [ARGS...]\n"
+	"\n"
+	"Supervises one task try of the sluice workflow orchestrator.\n"
+	"\n"
+	"  --log PATH       append the command's stdout and stderr to PATH (created 0644)\n"
+	"  --status PATH    write the end status here atomically when the command ends:\n"
+	"                   lines kind=exited|signaled|timeout, code=N, start_us=, end_us=\n"
+	"                   (wall clock microseconds) and optionally message=TEXT\n"
+	"  --pid-file PATH  created exclusively with \"<pid> <starttime>\\n\"; when it already\n"
+	"                   exists another supervisor owns the try and sluice-shim exits 252\n"
+	"                   without running anything\n"
+	"  --timeout USEC   after USEC microseconds send SIGTERM to the command's process group\n"
+	"  --grace USEC     SIGKILL the group USEC after SIGTERM (default 10 s)\n"
+	"  --cwd DIR        run the command in DIR\n"
+	"\n"
+	"The command runs in its own process group with stdin from /dev/null; CMD is searched in\n"
+	"PATH. SIGTERM or SIGINT sent to sluice-shim is forwarded to the group the same way as a\n"
+	"timeout. When the command ends, leftovers in its group are killed. If the command cannot\n"
+	"be started, the log says why and the status records exit code 127.\n"
+	"\n"
+	"Exit status: 0 when the status file was written, 252 for a duplicate supervisor, 253 when\n"
+	"the supervisor itself could not be set up (a status with code 127 is still attempted).\n";
+
+static long long clock_us(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static long long wall_us(void) { return clock_us(CLOCK_REALTIME); }
+static long long mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
+
+/* Formats a duration the way users write it: "2s", "300ms", "1.5s". */
+static void fmt_duration(long long us, char *buf, size_t n)
+{
+	if (us % 1000000 == 0)
+		snprintf(buf, n, "%llds", us / 1000000);
+	else if (us % 1000 == 0 && us < 1000000)
+		snprintf(buf, n, "%lldms", us / 1000);
+	else
+		snprintf(buf, n, "%.3gs", (double)us / 1e6);
+}
+
+static void log_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(int fd, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(fd, buf, (size_t)n) < 0) {
+		/* Nothing sensible left to report to. */
+	}
+}
+
+static int parse_usec(const char *s, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Returns 0 on success, 1 when --help was asked for, -1 on a usage error (already reported). */
+static int parse_args(int argc, char **argv, struct shim_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "log", required_argument, NULL, 'l' },
+		{ "status", required_argument, NULL, 's' },
+		{ "pid-file", required_argument, NULL, 'p' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "cwd", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->grace = DEFAULT_GRACE_US;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': o->log = optarg; break;
+		case 's': o->status = optarg; break;
+		case 'p': o->pid_file = optarg; break;
+		case 'c': o->cwd = optarg; break;
+		case 't':
+		case 'g':
+			if (parse_usec(optarg, c == 't' ? &o->timeout : &o->grace) < 0) {
+				fprintf(stderr, "sluice-shim: bad microseconds value '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'h': return 1;
+		default: return -1;
+		}
+	}
+	if (!o->log || !o->status || !o->pid_file || optind >= argc) {
+		fprintf(stderr, "sluice-shim: --log, --status, --pid-file and a command are required\n");
+		return -1;
+	}
+	o->argv = argv + optind;
+	return 0;
+}
+
+/* Field 22 of /proc/self/stat: start time in clock ticks since boot. Together with the pid it
+ * names a process uniquely even after the pid is reused. */
+static int read_starttime(unsigned long long *out)
+{
+	char buf[1024], *p;
+	ssize_t n;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may contain spaces and parentheses */
+	if (!p)
+		return -EIO;
+	p++;
+	for (int field = 3; field <= 22; field++) {
+		char *end;
+		while (*p == ' ')
+			p++;
+		if (field == 22) {
+			*out = strtoull(p, &end, 10);
+			return end == p ? -EIO : 0;
+		}
+		p = strchr(p, ' ');
+		if (!p)
+			return -EIO;
+	}
+	return -EIO;
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Creates path with content exclusively and atomically: a temp file is hard-linked into place, so a
+ * reader never sees an empty pid file. Returns 0, 1 when path already exists, or -errno. */
+static int create_exclusive(const char *path, const char *content)
+{
+	char tmp[PATH_MAX];
+	int fd, rc, err;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, content, strlen(content));
+	close(fd);
+	if (rc == 0 && link(tmp, path) < 0)
+		rc = -errno;
+	err = rc;
+	unlink(tmp);
+	if (err == -EEXIST)
+		return 1;
+	if (err != -EPERM && err != -EOPNOTSUPP)
+		return err;
+	/* A file system without hard links: fall back to O_EXCL (a reader may see it empty). */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? 1 : -errno;
+	rc = write_all(fd, content, strlen(content));
+	close(fd);
+	return rc;
+}
+
+/* Returns 0, 1 for a duplicate supervisor, or -errno. */
+static int claim_pid_file(const char *path)
+{
+	unsigned long long start = 0;
+	char content[64];
+	int rc = read_starttime(&start);
+
+	if (rc < 0)
+		return rc;
+	snprintf(content, sizeof(content), "%d %llu\n", (int)getpid(), start);
+	return create_exclusive(path, content);
+}
+
+/* Writes the status file atomically: temp file in the same directory, fsync, rename. */
+static int write_status(const char *path, const char *kind, int code, long long start_us,
+			long long end_us, const char *message)
+{
+	char tmp[PATH_MAX], text[2048];
+	int fd, rc, n;
+
+	n = snprintf(text, sizeof(text), "kind=%s\ncode=%d\nstart_us=%lld\nend_us=%lld\n", kind,
+		     code, start_us, end_us);
+	if (message && n < (int)sizeof(text)) {
+		size_t off = (size_t)n;
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "message=");
+		for (const char *m = message; *m && off < sizeof(text) - 2; m++)
+			text[off++] = (*m == '\n' || *m == '\r') ? ' ' : *m;
+		text[off++] = '\n';
+		text[off] = '\0';
+		n = (int)off;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, text, (size_t)n);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+/* The supervisor could not set up: say why on stderr and in a status (code 127), exit 253. */
+static void __attribute__((noreturn)) setup_failed(const struct shim_opts *o, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	long long now = wall_us();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "sluice-shim: %s\n", msg);
+	if (o->status) {
+		int rc = write_status(o->status, "exited", SHIM_EXEC_FAILED, now, now, msg);
+		if (rc < 0)
+			fprintf(stderr, "sluice-shim: cannot write status '%s': %s\n", o->status,
+				strerror(-rc));
+	}
+	exit(SHIM_EXIT_SETUP_FAILED);
+}
+
+/* In the forked child: becomes the command. Never returns. */
+static void __attribute__((noreturn)) exec_command(const struct shim_opts *o, int log_fd,
+						   int null_fd)
+{
+	sigset_t none;
+
+	setpgid(0, 0);
+	/* Dispositions set to "ignore" survive exec: give the command clean defaults. */
+	for (int sig = 1; sig < SIGRTMIN; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+		_exit(SHIM_EXEC_FAILED);
+	close_range(3, ~0U, 0);
+	if (o->cwd && chdir(o->cwd) < 0) {
+		log_line(2, "sluice-shim: cannot change directory to '%s': %s", o->cwd,
+			 strerror(errno));
+		_exit(SHIM_EXEC_FAILED);
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvp(o->argv[0], o->argv);
+	log_line(2, "sluice-shim: cannot run '%s': %s", o->argv[0], strerror(errno));
+	_exit(SHIM_EXEC_FAILED);
+}
+
+static void start_command(const struct shim_opts *o, struct shim_run *r)
+{
+	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (null_fd < 0)
+		setup_failed(o, "cannot open /dev/null: %s", strerror(errno));
+	r->start_us = wall_us();
+	r->child = fork();
+	if (r->child < 0)
+		setup_failed(o, "cannot fork: %s", strerror(errno));
+	if (r->child == 0)
+		exec_command(o, r->log_fd, null_fd);
+	/* Also set from this side so that a signal forwarded right now already finds the group. */
+	setpgid(r->child, r->child);
+	close(null_fd);
+	if (o->timeout > 0)
+		r->deadline = mono_us() + o->timeout;
+}
+
+/* Sends SIGTERM to the group once and arms the SIGKILL after the grace period. */
+static void terminate_group(const struct shim_opts *o, struct shim_run *r)
+{
+	if (r->terminating)
+		return;
+	r->terminating = true;
+	kill(-r->child, SIGTERM);
+	r->kill_at = mono_us() + o->grace;
+}
+
+static void on_timeout(const struct shim_opts *o, struct shim_run *r)
+{
+	char d[32];
+
+	fmt_duration(o->timeout, d, sizeof(d));
+	log_line(r->log_fd, "sluice: execution_timeout of %s exceeded; sending SIGTERM to process group",
+		 d);
+	r->timed_out = true;
+	r->deadline = 0;
+	terminate_group(o, r);
+}
+
+static void on_signal(const struct shim_opts *o, struct shim_run *r, int sig)
+{
+	if (r->terminating)
+		return;
+	log_line(r->log_fd, "sluice: supervisor received %s; sending SIGTERM to process group",
+		 sig == SIGINT ? "SIGINT" : "SIGTERM");
+	terminate_group(o, r);
+}
+
+static void on_grace_over(const struct shim_opts *o, struct shim_run *r)
+{
+	char d[32];
+
+	r->kill_at = 0;
+	if (kill(-r->child, 0) < 0)
+		return;
+	fmt_duration(o->grace, d, sizeof(d));
+	log_line(r->log_fd, "sluice: process group still running %s after SIGTERM; sending SIGKILL", d);
+	kill(-r->child, SIGKILL);
+}
+
+/* Reaps exited children other than the command (orphans handed to us as subreaper). Returns true
+ * when the command itself has exited; it is left unreaped so its pid (= the group id) cannot be
+ * reused while we still signal the group. */
+static bool command_exited(struct shim_run *r)
+{
+	siginfo_t si;
+
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			return false;
+		if (si.si_pid == r->child)
+			return true;
+		waitpid(si.si_pid, NULL, WNOHANG);
+	}
+}
+
+static long long next_deadline(const struct shim_run *r)
+{
+	long long d = r->deadline;
+
+	if (r->kill_at && (!d || r->kill_at < d))
+		d = r->kill_at;
+	return d;
+}
+
+/* Waits for the command to end while handling the timeout, the grace period and forwarded
+ * signals. */
+static void supervise(const struct shim_opts *o, struct shim_run *r, const sigset_t *set)
+{
+	while (!command_exited(r)) {
+		long long d = next_deadline(r), now;
+		struct timespec ts = { 0, 0 };
+		int sig;
+
+		if (d) {
+			long long left = d - mono_us();
+			if (left < 0)
+				left = 0;
+			ts.tv_sec = left / 1000000;
+			ts.tv_nsec = (left % 1000000) * 1000;
+		}
+		sig = sigtimedwait(set, NULL, d ? &ts : NULL);
+		if (sig == SIGTERM || sig == SIGINT)
+			on_signal(o, r, sig);
+		now = mono_us();
+		if (r->deadline && now >= r->deadline)
+			on_timeout(o, r);
+		if (r->kill_at && now >= r->kill_at)
+			on_grace_over(o, r);
+	}
+	r->end_us = wall_us();
+}
+
+/* Kills whatever the command left in its group and waits (bounded) until the group is empty, so
+ * that no leftover keeps writing to the log once the status exists. */
+static void drain_group(struct shim_run *r, const sigset_t *set)
+{
+	long long limit = mono_us() + DRAIN_LIMIT_US;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+	kill(-r->child, SIGKILL);
+	while (waitpid(r->child, &r->wstatus, 0) < 0 && errno == EINTR)
+		;
+	while (kill(-r->child, 0) == 0 && mono_us() < limit) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		sigtimedwait(set, NULL, &ts);
+	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
+static int record_result(const struct shim_opts *o, const struct shim_run *r)
+{
+	const char *kind = "exited";
+	int code = 0;
+
+	if (WIFEXITED(r->wstatus)) {
+		code = WEXITSTATUS(r->wstatus);
+	} else if (WIFSIGNALED(r->wstatus)) {
+		kind = "signaled";
+		code = WTERMSIG(r->wstatus);
+	}
+	if (r->timed_out)
+		kind = "timeout";
+	return write_status(o->status, kind, code, r->start_us, r->end_us, NULL);
+}
+
+/* Blocks the signals we take with sigtimedwait. SIGCHLD must not be inherited as ignored (the
+ * kernel would then reap the command for us); losing our terminal or a log reader must not kill
+ * us. */
+static void setup_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigprocmask(SIG_BLOCK, set, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Makes sure fds 0-2 are open, so that no file we open later lands on them and gets overwritten
+ * by the dup2() calls that set up the command's stdio. */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		int nfd = open("/dev/null", O_RDWR);
+		if (nfd >= 0 && nfd != fd) {
+			dup2(nfd, fd);
+			close(nfd);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct shim_opts o = { 0 };
+	struct shim_run r = { .log_fd = -1 };
+	sigset_t set;
+	int rc;
+
+	setup_signals(&set);
+	/* Nothing the daemon leaked may reach the command. */
+	close_range(3, ~0U, 0);
+	ensure_std_fds();
+	rc = parse_args(argc, argv, &o);
+	if (rc != 0) {
+		fputs(usage_text, rc > 0 ? stdout : stderr);
+		return rc > 0 ? 0 : SHIM_EXIT_SETUP_FAILED;
+	}
+	rc = claim_pid_file(o.pid_file);
+	if (rc == 1)
+		return SHIM_EXIT_DUPLICATE;
+	if (rc < 0)
+		setup_failed(&o, "cannot create pid file '%s': %s", o.pid_file, strerror(-rc));
+	/* EPERM: spawned as a session leader already (POSIX_SPAWN_SETSID). */
+	if (setsid() < 0 && errno != EPERM)
+		setup_failed(&o, "setsid: %s", strerror(errno));
+	r.log_fd = open(o.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (r.log_fd < 0)
+		setup_failed(&o, "cannot open log '%s': %s", o.log, strerror(errno));
+	dup2(r.log_fd, 2); /* our own later complaints land in the log too */
+	/* Orphans of the command are re-parented to us, so we can reap them. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	start_command(&o, &r);
+	supervise(&o, &r, &set);
+	drain_group(&r, &set);
+	rc = record_result(&o, &r);
+	if (rc < 0) {
+		log_line(r.log_fd, "sluice-shim: cannot write status '%s': %s", o.status,
+			 strerror(-rc));
+		return SHIM_EXIT_SETUP_FAILED;
+	}
+	return 0;
+}

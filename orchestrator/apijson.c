@@ -1,0 +1,244 @@
+#include "apijson.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cron.h"
+
+void json_add_time(cJSON *o, const char *key, usec_t t)
+{
+	if (t == USEC_NONE) {
+		cJSON_AddNullToObject(o, key);
+		return;
+	}
+	char iso[ISO_BUFSZ];
+	format_iso8601(t, iso, sizeof(iso));
+	cJSON_AddStringToObject(o, key, iso);
+}
+
+static void add_str_or_null(cJSON *o, const char *key, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+cJSON *json_timedelta(usec_t d)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "__type", "TimeDelta");
+	cJSON_AddNumberToObject(o, "days", (double)(d / (86400 * USEC_PER_SEC)));
+	cJSON_AddNumberToObject(o, "seconds", (double)(d / USEC_PER_SEC % 86400));
+	cJSON_AddNumberToObject(o, "microseconds", (double)(d % USEC_PER_SEC));
+	return o;
+}
+
+void api_file_token(const char *fileloc, char out[33])
+{
+	char h[65];
+	sha256_hex(fileloc, strlen(fileloc), h);
+	memcpy(out, h, 32);
+	out[32] = '\0';
+}
+
+static cJSON *schedule_interval(const struct dag *d)
+{
+	if (!d->schedule)
+		return cJSON_CreateNull();
+	char err[128];
+	struct cron *c = cron_parse(d->schedule, err, sizeof(err));
+	cJSON *o;
+	if (c && cron_kind(c) == CRON_EVERY) {
+		o = json_timedelta(cron_every_period(c) * USEC_PER_SEC);
+	} else {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "__type", "CronExpression");
+		cJSON_AddStringToObject(o, "value", d->schedule);
+	}
+	cron_free(c);
+	return o;
+}
+
+static void add_dag_fields(cJSON *o, const struct dag *d, const struct dag_status *s)
+{
+	char token[33];
+	api_file_token(d->fileloc, token);
+	cJSON_AddStringToObject(o, "dag_id", d->dag_id);
+	cJSON_AddStringToObject(o, "dag_display_name", d->dag_id);
+	cJSON_AddNullToObject(o, "root_dag_id");
+	cJSON_AddBoolToObject(o, "is_paused", s->is_paused);
+	cJSON_AddBoolToObject(o, "is_active", s->is_active);
+	cJSON_AddBoolToObject(o, "is_subdag", false);
+	json_add_time(o, "last_parsed_time", s->last_parsed_time);
+	cJSON_AddNullToObject(o, "last_pickled");
+	cJSON_AddNullToObject(o, "last_expired");
+	cJSON_AddNullToObject(o, "scheduler_lock");
+	cJSON_AddNullToObject(o, "pickle_id");
+	cJSON_AddStringToObject(o, "default_view", "grid");
+	cJSON_AddStringToObject(o, "fileloc", d->fileloc);
+	cJSON_AddStringToObject(o, "file_token", token);
+	cJSON *owners = cJSON_AddArrayToObject(o, "owners");
+	cJSON_AddItemToArray(owners, cJSON_CreateString(d->owner ? d->owner : "airflow"));
+	add_str_or_null(o, "description", d->description);
+	cJSON_AddItemToObject(o, "schedule_interval", schedule_interval(d));
+	add_str_or_null(o, "timetable_description", d->schedule);
+	cJSON *tags = cJSON_AddArrayToObject(o, "tags");
+	for (size_t i = 0; i < d->n_tags; i++) {
+		cJSON *t = cJSON_CreateObject();
+		cJSON_AddStringToObject(t, "name", d->tags[i]);
+		cJSON_AddItemToArray(tags, t);
+	}
+	cJSON_AddNumberToObject(o, "max_active_tasks", d->max_active_tasks);
+	cJSON_AddNumberToObject(o, "max_active_runs", d->max_active_runs);
+	cJSON_AddNullToObject(o, "max_consecutive_failed_dag_runs");
+	cJSON_AddBoolToObject(o, "has_task_concurrency_limits", false);
+	cJSON_AddBoolToObject(o, "has_import_errors", s->has_import_errors);
+	cJSON_AddNullToObject(o, "next_dagrun");
+	cJSON_AddNullToObject(o, "next_dagrun_data_interval_start");
+	cJSON_AddNullToObject(o, "next_dagrun_data_interval_end");
+	cJSON_AddNullToObject(o, "next_dagrun_create_after");
+}
+
+cJSON *api_dag(const struct dag *d, const struct dag_status *s)
+{
+	cJSON *o = cJSON_CreateObject();
+	add_dag_fields(o, d, s);
+	return o;
+}
+
+cJSON *api_dag_detail(const struct dag *d, const struct dag_status *s)
+{
+	cJSON *o = cJSON_CreateObject();
+	add_dag_fields(o, d, s);
+	cJSON_AddBoolToObject(o, "catchup", d->catchup);
+	cJSON_AddNumberToObject(o, "concurrency", d->max_active_tasks);
+	if (d->dagrun_timeout > 0)
+		cJSON_AddItemToObject(o, "dag_run_timeout", json_timedelta(d->dagrun_timeout));
+	else
+		cJSON_AddNullToObject(o, "dag_run_timeout");
+	cJSON_AddNullToObject(o, "dataset_expression");
+	add_str_or_null(o, "doc_md", d->description);
+	json_add_time(o, "start_date", d->start_date);
+	json_add_time(o, "end_date", d->end_date);
+	cJSON_AddBoolToObject(o, "is_paused_upon_creation", false);
+	json_add_time(o, "last_parsed", s->last_parsed_time);
+	cJSON_AddStringToObject(o, "orientation", "LR");
+	cJSON_AddItemToObject(o, "params", cJSON_Duplicate(d->params, true));
+	cJSON_AddBoolToObject(o, "render_template_as_native_obj", false);
+	cJSON_AddNullToObject(o, "template_search_path");
+	cJSON_AddStringToObject(o, "timezone", d->timezone);
+	return o;
+}
+
+cJSON *api_task(const struct dag *d, const struct task *t)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *cls = cJSON_AddObjectToObject(o, "class_ref");
+	cJSON_AddStringToObject(cls, "class_name", t->operator_name);
+	cJSON_AddStringToObject(cls, "module_path", "sluice");
+	cJSON_AddStringToObject(o, "task_id", t->id);
+	cJSON_AddStringToObject(o, "task_display_name", t->id);
+	cJSON_AddStringToObject(o, "owner", d->owner ? d->owner : "airflow");
+	json_add_time(o, "start_date", d->start_date);
+	json_add_time(o, "end_date", d->end_date);
+	cJSON_AddStringToObject(o, "trigger_rule", trigger_rule_name(t->trigger_rule));
+	cJSON_AddArrayToObject(o, "extra_links");
+	cJSON_AddBoolToObject(o, "depends_on_past", false);
+	cJSON_AddBoolToObject(o, "is_mapped", t->mapped);
+	cJSON_AddBoolToObject(o, "wait_for_downstream", false);
+	cJSON_AddNumberToObject(o, "retries", t->retries);
+	cJSON_AddNullToObject(o, "queue");
+	cJSON_AddStringToObject(o, "executor", t->executor);
+	cJSON_AddStringToObject(o, "pool", t->pool);
+	cJSON_AddNumberToObject(o, "pool_slots", t->pool_slots);
+	if (t->execution_timeout > 0)
+		cJSON_AddItemToObject(o, "execution_timeout", json_timedelta(t->execution_timeout));
+	else
+		cJSON_AddNullToObject(o, "execution_timeout");
+	cJSON_AddItemToObject(o, "retry_delay", json_timedelta(t->retry_delay));
+	cJSON_AddBoolToObject(o, "retry_exponential_backoff", t->retry_exponential_backoff);
+	cJSON_AddNumberToObject(o, "priority_weight", t->priority_weight);
+	cJSON_AddStringToObject(o, "weight_rule", "downstream");
+	cJSON_AddStringToObject(o, "ui_color", "#f0ede4");
+	cJSON_AddStringToObject(o, "ui_fgcolor", "#000");
+	cJSON *tf = cJSON_AddArrayToObject(o, "template_fields");
+	cJSON_AddItemToArray(tf, cJSON_CreateString("cmd"));
+	cJSON_AddNullToObject(o, "sub_dag");
+	cJSON *down = cJSON_AddArrayToObject(o, "downstream_task_ids");
+	for (size_t i = 0; i < t->n_down; i++)
+		cJSON_AddItemToArray(down, cJSON_CreateString(d->tasks[t->downstream[i]].id));
+	add_str_or_null(o, "doc_md", t->description);
+	return o;
+}
+
+cJSON *api_dag_run(const struct run_row *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "dag_run_id", r->run_id);
+	cJSON_AddStringToObject(o, "dag_id", r->dag_id);
+	json_add_time(o, "logical_date", r->logical_date);
+	json_add_time(o, "execution_date", r->logical_date);
+	json_add_time(o, "start_date", r->start_date);
+	json_add_time(o, "end_date", r->end_date);
+	json_add_time(o, "data_interval_start", r->data_interval_start);
+	json_add_time(o, "data_interval_end", r->data_interval_end);
+	cJSON_AddNullToObject(o, "last_scheduling_decision");
+	cJSON_AddStringToObject(o, "run_type", r->run_type);
+	cJSON_AddStringToObject(o, "state", r->state);
+	cJSON_AddBoolToObject(o, "external_trigger", r->external_trigger);
+	cJSON *conf = r->conf ? cJSON_Parse(r->conf) : NULL;
+	cJSON_AddItemToObject(o, "conf", conf ? conf : cJSON_CreateObject());
+	add_str_or_null(o, "note", r->note);
+	return o;
+}
+
+cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "task_id", t->task_id);
+	cJSON_AddStringToObject(o, "task_display_name", t->task_id);
+	cJSON_AddStringToObject(o, "dag_id", t->dag_id);
+	cJSON_AddStringToObject(o, "dag_run_id", t->run_id);
+	json_add_time(o, "execution_date", r ? r->logical_date : USEC_NONE);
+	json_add_time(o, "start_date", t->start_date);
+	json_add_time(o, "end_date", t->end_date);
+	if (t->duration >= 0)
+		cJSON_AddNumberToObject(o, "duration", t->duration);
+	else
+		cJSON_AddNullToObject(o, "duration");
+	if (!t->state || !strcmp(t->state, "none"))
+		cJSON_AddNullToObject(o, "state");
+	else
+		cJSON_AddStringToObject(o, "state", t->state);
+	cJSON_AddNumberToObject(o, "try_number", t->try_number);
+	cJSON_AddNumberToObject(o, "map_index", t->map_index);
+	cJSON_AddNumberToObject(o, "max_tries", t->max_tries);
+	cJSON_AddStringToObject(o, "hostname", t->hostname ? t->hostname : "");
+	cJSON_AddStringToObject(o, "unixname", "sluice");
+	cJSON_AddStringToObject(o, "pool", t->pool ? t->pool : "default_pool");
+	cJSON_AddNumberToObject(o, "pool_slots", t->pool_slots);
+	cJSON_AddStringToObject(o, "queue", "default");
+	cJSON_AddNumberToObject(o, "priority_weight", t->priority_weight);
+	add_str_or_null(o, "operator", t->operator_name);
+	json_add_time(o, "queued_when", t->queued_when);
+	if (t->pid > 0)
+		cJSON_AddNumberToObject(o, "pid", t->pid);
+	else
+		cJSON_AddNullToObject(o, "pid");
+	add_str_or_null(o, "executor", t->executor);
+	cJSON_AddStringToObject(o, "executor_config", "{}");
+	cJSON_AddNullToObject(o, "sla_miss");
+	if (t->map_index >= 0) {
+		char idx[16];
+		snprintf(idx, sizeof(idx), "%d", t->map_index);
+		cJSON_AddStringToObject(o, "rendered_map_index", idx);
+	} else {
+		cJSON_AddNullToObject(o, "rendered_map_index");
+	}
+	cJSON_AddObjectToObject(o, "rendered_fields");
+	cJSON_AddNullToObject(o, "trigger");
+	cJSON_AddNullToObject(o, "triggerer_job");
+	add_str_or_null(o, "note", t->note);
+	return o;
+}

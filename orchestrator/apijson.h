@@ -1,0 +1,37 @@
+/* JSON in the shapes of Airflow's stable REST API v1 (../shared/reference/airflow-v1.yaml),
+ * shared by the CLI's --json output and the REST API. Every function returns a new cJSON tree
+ * owned by the caller. */
+#ifndef SLUICE_APIJSON_H
+#define SLUICE_APIJSON_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "dag.h"
+#include "store.h"
+
+/* Adds key: ISO-8601 string, or null for USEC_NONE. */
+void json_add_time(cJSON *o, const char *key, usec_t t);
+/* {"__type": "TimeDelta", "days", "seconds", "microseconds"}. */
+cJSON *json_timedelta(usec_t d);
+/* Airflow's opaque file token for a DAG file: a hash of its path. */
+void api_file_token(const char *fileloc, char out[33]);
+
+struct dag_status {
+	bool is_paused, is_active, has_import_errors;
+	usec_t last_parsed_time;
+};
+
+/* Airflow "DAG". */
+cJSON *api_dag(const struct dag *d, const struct dag_status *s);
+/* Airflow "DAGDetail" (DAG plus catchup, params, start_date, timezone, ...). */
+cJSON *api_dag_detail(const struct dag *d, const struct dag_status *s);
+/* Airflow "Task". */
+cJSON *api_task(const struct dag *d, const struct task *t);
+/* Airflow "DAGRun". */
+cJSON *api_dag_run(const struct run_row *r);
+/* Airflow "TaskInstance"; the run supplies execution_date. */
+cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r);
+
+#endif

@@ -1,0 +1,682 @@
+/* sluice dags list | show | check | test | pause | unpause */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "apijson.h"
+#include "cli.h"
+#include "config.h"
+#include "dagbag.h"
+#include "engine.h"
+#include "evloop.h"
+#include "log.h"
+#include "store.h"
+
+/* Shared CLI helpers ------------------------------------------------------------------------- */
+
+void cli_bag_init(struct cli_ctx *cli, struct dagbag *bag)
+{
+	struct dag_lua_limits lim = {
+		.memory = cli->cfg->dag_memory_limit,
+		.instructions = cli->cfg->dag_instruction_limit,
+		.wall = cli->cfg->dag_time_limit,
+	};
+	dagbag_init(bag, cli->dags, &lim);
+}
+
+int cli_load_bag(struct cli_ctx *cli, struct dagbag *bag)
+{
+	char *err = NULL;
+	cli_bag_init(cli, bag);
+	if (dagbag_refresh(bag, &err) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+char *cli_db_path(struct cli_ctx *cli)
+{
+	return xasprintf("%s/sluice.db", cli->home);
+}
+
+int cli_open_store(struct cli_ctx *cli, int flags, struct store **st)
+{
+	char *path = cli_db_path(cli), *err = NULL;
+	int rc;
+	*st = NULL;
+	if (flags & STORE_READONLY) {
+		struct stat sb;
+		if (stat(path, &sb) < 0) {
+			free(path);
+			return -ENOENT; /* no database yet: callers treat it as empty */
+		}
+	} else if ((rc = mkdir_p(cli->home, 0755)) < 0) {
+		fprintf(stderr, "sluice: cannot create %s: %s\n", cli->home, strerror(-rc));
+		free(path);
+		return rc;
+	}
+	rc = store_open(path, flags, st, &err);
+	if (rc < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		free(err);
+	}
+	free(path);
+	return rc;
+}
+
+static void print_import_errors(const struct dagbag *bag, FILE *f)
+{
+	for (size_t i = 0; i < bag->nfiles; i++)
+		if (bag->files[i].error)
+			fprintf(f, "%s\n", bag->files[i].error);
+}
+
+static bool want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	return false;
+}
+
+/* dags list ----------------------------------------------------------------------------------------- */
+
+static bool paused_in(struct store *st, const char *dag_id)
+{
+	bool p = false;
+	if (st)
+		store_dag_paused(st, dag_id, &p);
+	return p;
+}
+
+static int dags_list(struct cli_ctx *cli, int argc, char **argv)
+{
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else {
+			fprintf(stderr, "sluice dags list: unknown option '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	struct dagbag bag;
+	struct store *st = NULL;
+	if (cli_load_bag(cli, &bag) < 0)
+		return 1;
+	cli_open_store(cli, STORE_READONLY, &st);
+	cJSON *arr = cJSON_CreateArray();
+	size_t n = 0;
+	if (!json)
+		printf("%-32s %-24s %-10s %-8s %s\n", "DAG_ID", "SCHEDULE", "OWNER", "PAUSED", "FILE");
+	for (size_t i = 0; i < bag.nfiles; i++) {
+		struct dagbag_file *f = &bag.files[i];
+		for (size_t k = 0; k < f->ndags; k++) {
+			struct dag *d = f->dags[k];
+			struct dag_status s = {paused_in(st, d->dag_id), true, f->error != NULL, now_usec()};
+			n++;
+			if (json)
+				cJSON_AddItemToArray(arr, api_dag(d, &s));
+			else
+				printf("%-32s %-24s %-10s %-8s %s\n", d->dag_id, d->schedule ? d->schedule : "None",
+				       d->owner ? d->owner : "airflow", s.is_paused ? "True" : "False", f->display);
+		}
+	}
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "dags", arr);
+		cJSON_AddNumberToObject(o, "total_entries", (double)n);
+		cli_print_json(o);
+	} else {
+		cJSON_Delete(arr);
+	}
+	size_t nerr = dagbag_error_count(&bag);
+	if (nerr)
+		fprintf(stderr, "%zu file%s failed to import; see `sluice dags check`\n", nerr, nerr == 1 ? "" : "s");
+	store_close(st);
+	dagbag_free(&bag);
+	return 0;
+}
+
+/* dags show ----------------------------------------------------------------------------------------- */
+
+static void print_dot(const struct dag *d)
+{
+	printf("digraph \"%s\" {\n\trankdir=LR;\n\tnode [shape=box, style=rounded];\n", d->dag_id);
+	for (size_t i = 0; i < d->ntasks; i++)
+		printf("\t\"%s\"%s;\n", d->tasks[i].id, d->tasks[i].mapped ? " [peripheries=2]" : "");
+	for (size_t i = 0; i < d->ntasks; i++)
+		for (size_t j = 0; j < d->tasks[i].n_down; j++)
+			printf("\t\"%s\" -> \"%s\";\n", d->tasks[i].id, d->tasks[d->tasks[i].downstream[j]].id);
+	printf("}\n");
+}
+
+static void print_dag_text(const struct dag *d)
+{
+	char buf[32];
+	printf("dag_id:       %s\n", d->dag_id);
+	printf("file:         %s:%d\n", d->fileloc, d->line);
+	if (d->description)
+		printf("description:  %s\n", d->description);
+	printf("schedule:     %s (%s)\n", d->schedule ? d->schedule : "None", d->timezone);
+	printf("version:      %.12s\n", d->version);
+	printf("tasks:        %zu\n\n", d->ntasks);
+	for (size_t k = 0; k < d->ntasks; k++) {
+		const struct task *t = &d->tasks[d->topo[k]];
+		printf("%s [%s, %s", t->id, t->operator_name, trigger_rule_name(t->trigger_rule));
+		if (t->retries) {
+			format_duration(t->retry_delay, buf, sizeof(buf));
+			printf(", retries %d every %s%s", t->retries, buf, t->retry_exponential_backoff ? " (exponential)" : "");
+		}
+		if (t->execution_timeout) {
+			format_duration(t->execution_timeout, buf, sizeof(buf));
+			printf(", timeout %s", buf);
+		}
+		printf(", weight %d]\n", t->effective_weight);
+		if (t->n_up) {
+			printf("    after:");
+			for (size_t j = 0; j < t->n_up; j++)
+				printf(" %s", d->tasks[t->upstream[j]].id);
+			printf("\n");
+		}
+	}
+}
+
+static int dags_show(struct cli_ctx *cli, int argc, char **argv)
+{
+	bool json = false, dot = false;
+	const char *id = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--dot"))
+			dot = true;
+		else if (argv[i][0] != '-' && !id)
+			id = argv[i];
+		else {
+			fprintf(stderr, "sluice dags show: unexpected argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!id) {
+		fprintf(stderr, "usage: sluice dags show DAG_ID [--dot] [--json]\n");
+		return 2;
+	}
+	struct dagbag bag;
+	if (cli_load_bag(cli, &bag) < 0)
+		return 1;
+	struct dag *d = dagbag_find(&bag, id);
+	int rc = 0;
+	if (!d) {
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", id, cli->dags);
+		print_import_errors(&bag, stderr);
+		rc = 1;
+	} else if (json) {
+		struct store *st = NULL;
+		cli_open_store(cli, STORE_READONLY, &st);
+		struct dag_status s = {paused_in(st, d->dag_id), true, false, now_usec()};
+		cJSON *o = api_dag_detail(d, &s);
+		cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
+		for (size_t i = 0; i < d->ntasks; i++)
+			cJSON_AddItemToArray(tasks, api_task(d, &d->tasks[i]));
+		cli_print_json(o);
+		store_close(st);
+	} else if (dot) {
+		print_dot(d);
+	} else {
+		print_dag_text(d);
+	}
+	dagbag_free(&bag);
+	return rc;
+}
+
+/* dags check ---------------------------------------------------------------------------------------- */
+
+static int dags_check(struct cli_ctx *cli, int argc, char **argv)
+{
+	bool json = false;
+	struct dagbag bag;
+	int nfiles = 0;
+	char *err = NULL;
+
+	cli_bag_init(cli, &bag);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "sluice dags check: unknown option '%s'\n", argv[i]);
+			dagbag_free(&bag);
+			return 2;
+		} else {
+			nfiles++;
+			if (dagbag_add_file(&bag, argv[i], &err) < 0) {
+				fprintf(stderr, "sluice: cannot read %s\n", err);
+				free(err);
+				err = NULL;
+				dagbag_free(&bag);
+				return 1;
+			}
+		}
+	}
+	if (nfiles == 0 && dagbag_refresh(&bag, &err) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		free(err);
+		dagbag_free(&bag);
+		return 1;
+	}
+	size_t ndags = 0, nerr = dagbag_error_count(&bag);
+	for (size_t i = 0; i < bag.nfiles; i++)
+		ndags += bag.files[i].ndags;
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *errs = cJSON_AddArrayToObject(o, "import_errors");
+		cJSON *dags = cJSON_AddArrayToObject(o, "dags");
+		for (size_t i = 0; i < bag.nfiles; i++) {
+			struct dagbag_file *f = &bag.files[i];
+			if (f->error) {
+				cJSON *e = cJSON_CreateObject();
+				cJSON_AddStringToObject(e, "filename", f->path);
+				cJSON_AddNumberToObject(e, "line", f->error_line);
+				cJSON_AddStringToObject(e, "stack_trace", f->error);
+				cJSON_AddItemToArray(errs, e);
+			}
+			for (size_t k = 0; k < f->ndags; k++) {
+				cJSON *d = cJSON_CreateObject();
+				cJSON_AddStringToObject(d, "dag_id", f->dags[k]->dag_id);
+				cJSON_AddStringToObject(d, "fileloc", f->path);
+				cJSON_AddNumberToObject(d, "tasks", (double)f->dags[k]->ntasks);
+				cJSON_AddItemToArray(dags, d);
+			}
+		}
+		cli_print_json(o);
+	} else {
+		print_import_errors(&bag, stdout);
+		printf("%zu file%s, %zu DAG%s, %zu import error%s\n", bag.nfiles, bag.nfiles == 1 ? "" : "s",
+		       ndags, ndags == 1 ? "" : "s", nerr, nerr == 1 ? "" : "s");
+	}
+	dagbag_free(&bag);
+	return nerr ? 1 : 0;
+}
+
+/* dags pause / unpause ------------------------------------------------------------------------------ */
+
+static int dags_pause(struct cli_ctx *cli, int argc, char **argv, bool pause)
+{
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "usage: sluice dags %s DAG_ID\n", pause ? "pause" : "unpause");
+		return 2;
+	}
+	struct dagbag bag;
+	struct store *st;
+	if (cli_load_bag(cli, &bag) < 0)
+		return 1;
+	struct dag *d = dagbag_find(&bag, argv[1]);
+	int rc = 1;
+	if (!d) {
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", argv[1], cli->dags);
+		goto out;
+	}
+	if (cli_open_store(cli, 0, &st) < 0)
+		goto out;
+	for (size_t i = 0; i < bag.nfiles; i++)
+		for (size_t k = 0; k < bag.files[i].ndags; k++)
+			if (bag.files[i].dags[k] == d)
+				store_dag_sync(st, d, bag.files[i].source, now_usec());
+	if (store_dag_set_paused(st, d->dag_id, pause) == 0) {
+		printf("Dag: %s, paused: %s\n", d->dag_id, pause ? "True" : "False");
+		rc = 0;
+	}
+	store_close(st);
+out:
+	dagbag_free(&bag);
+	return rc;
+}
+
+/* dags test ------------------------------------------------------------------------------------------ */
+
+struct test_state {
+	struct evloop *loop;
+	struct engine *engine;
+	struct erun *run;
+	int run_done;
+	int signals;
+	int sigfd;
+	int64_t run_pk;
+	char *state;
+};
+
+static void test_run_done(void *arg, struct erun *r)
+{
+	struct test_state *ts = arg;
+	ts->run_done = 1;
+	ts->run_pk = erun_row(r)->pk;
+	ts->state = xstrdup(erun_row(r)->state);
+	ts->run = NULL;
+	evloop_stop(ts->loop);
+}
+
+static void test_signal(struct evloop *loop, int fd, uint32_t events, void *arg)
+{
+	struct test_state *ts = arg;
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (++ts->signals == 1 && ts->run) {
+		fprintf(stderr, "sluice: interrupted; stopping the running tasks (again to quit at once)\n");
+		engine_cancel_run(ts->engine, ts->run, "interrupted by the user");
+	} else {
+		fprintf(stderr, "sluice: quitting; running tasks keep running under their supervisors\n");
+		evloop_stop(loop);
+	}
+	(void)events;
+}
+
+static int ti_order_cmp(const void *a, const void *b, void *arg)
+{
+	const struct ti_row *x = a, *y = b;
+	const struct dag *d = arg;
+	int ix = dag_task_index(d, x->task_id), iy = dag_task_index(d, y->task_id);
+	int px = 0, py = 0;
+	for (size_t k = 0; k < d->ntasks; k++) {
+		if (d->topo[k] == ix)
+			px = (int)k;
+		if (d->topo[k] == iy)
+			py = (int)k;
+	}
+	if (px != py)
+		return px - py;
+	return x->map_index - y->map_index;
+}
+
+static void print_test_result(struct store *st, const struct dag *d, int64_t run_pk, bool json)
+{
+	struct run_row r = {0};
+	struct ti_row *tis = NULL;
+	struct run_row *runs = NULL;
+	int n = store_run_list(st, d->dag_id, &runs);
+	for (int i = 0; i < n; i++) {
+		if (runs[i].pk == run_pk) {
+			r = runs[i];
+			memset(&runs[i], 0, sizeof(runs[i]));
+		}
+		run_row_free(&runs[i]);
+	}
+	free(runs);
+	int nti = store_ti_list(st, run_pk, &tis);
+	if (nti < 0)
+		nti = 0;
+	qsort_r(tis, (size_t)nti, sizeof(*tis), ti_order_cmp, (void *)d);
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "dag_id", r.dag_id);
+		cJSON_AddStringToObject(o, "run_id", r.run_id);
+		cJSON_AddStringToObject(o, "state", r.state);
+		json_add_time(o, "logical_date", r.logical_date);
+		json_add_time(o, "data_interval_start", r.data_interval_start);
+		json_add_time(o, "data_interval_end", r.data_interval_end);
+		json_add_time(o, "start_date", r.start_date);
+		json_add_time(o, "end_date", r.end_date);
+		cJSON *arr = cJSON_AddArrayToObject(o, "task_instances");
+		for (int i = 0; i < nti; i++) {
+			struct ti_row *t = &tis[i];
+			cJSON *j = cJSON_CreateObject();
+			cJSON_AddStringToObject(j, "task_id", t->task_id);
+			cJSON_AddNumberToObject(j, "map_index", t->map_index);
+			if (!strcmp(t->state, "none"))
+				cJSON_AddNullToObject(j, "state");
+			else
+				cJSON_AddStringToObject(j, "state", t->state);
+			cJSON_AddNumberToObject(j, "try_number", t->try_number);
+			cJSON_AddNumberToObject(j, "max_tries", t->max_tries);
+			json_add_time(j, "start_date", t->start_date);
+			json_add_time(j, "end_date", t->end_date);
+			if (t->duration >= 0)
+				cJSON_AddNumberToObject(j, "duration", t->duration);
+			else
+				cJSON_AddNullToObject(j, "duration");
+			if (t->exit_code != TI_NO_EXIT)
+				cJSON_AddNumberToObject(j, "exit_code", t->exit_code);
+			else
+				cJSON_AddNullToObject(j, "exit_code");
+			cJSON_AddItemToArray(arr, j);
+		}
+		cli_print_json(o);
+	} else {
+		printf("%-28s %5s  %-16s %3s %9s %5s\n", "TASK", "MAP", "STATE", "TRY", "DURATION", "EXIT");
+		for (int i = 0; i < nti; i++) {
+			struct ti_row *t = &tis[i];
+			char dur[32] = "-", ex[16] = "-";
+			if (t->duration >= 0)
+				snprintf(dur, sizeof(dur), "%.2fs", t->duration);
+			if (t->exit_code != TI_NO_EXIT)
+				snprintf(ex, sizeof(ex), "%d", t->exit_code);
+			printf("%-28s %5d  %-16s %3d %9s %5s\n", t->task_id, t->map_index, t->state, t->try_number, dur, ex);
+		}
+		printf("\nrun %s of DAG %s: %s\n", r.run_id, r.dag_id, r.state);
+	}
+	for (int i = 0; i < nti; i++)
+		ti_row_free(&tis[i]);
+	free(tis);
+	run_row_free(&r);
+}
+
+/* Removes an earlier run of the same DAG at the same logical date, with its logs, the way
+ * `airflow dags test` replaces a colliding run. */
+static void replace_old_run(struct cli_ctx *cli, struct store *st, const char *dag_id,
+			    const char *run_id, usec_t logical_date)
+{
+	struct run_row old = {0};
+	int rc = store_run_get(st, dag_id, run_id, 0, &old);
+	if (rc == -ENOENT)
+		rc = store_run_get(st, dag_id, NULL, logical_date, &old);
+	if (rc < 0)
+		return;
+	char *logs = xasprintf("%s/logs/%s/%s", cli->home, dag_id, old.run_id);
+	store_begin(st);
+	store_run_delete(st, old.pk);
+	store_commit(st);
+	remove_tree(logs);
+	free(logs);
+	run_row_free(&old);
+}
+
+static int dags_test(struct cli_ctx *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"logical-date", required_argument, NULL, 'd'},
+		{"conf", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *conf = NULL, *ld = NULL;
+	bool json = false;
+	int opt, rc = 1;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': ld = optarg; break;
+		case 'c': conf = optarg; break;
+		case 'j': json = true; break;
+		case 'h':
+			printf("usage: sluice dags test DAG_ID [--logical-date DATE] [--conf JSON] [--json]\n\n"
+			       "Runs one run of the DAG to completion in the foreground, with every state change\n"
+			       "recorded in the database and every try logged under $SLUICE_HOME/logs. An earlier\n"
+			       "run at the same logical date is replaced. Exits 0 iff the run succeeded.\n\n"
+			       "  --logical-date DATE  e.g. 2026-11-01 or 2026-11-01T03:00:00Z (default: now)\n"
+			       "  --conf JSON          the run's conf (overrides params of the same name)\n"
+			       "  --json               print the run and its task instances as JSON\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "usage: sluice dags test DAG_ID [--logical-date DATE] [--conf JSON] [--json]\n");
+		return 2;
+	}
+	const char *id = argv[optind];
+	usec_t logical = (now_usec() / USEC_PER_SEC) * USEC_PER_SEC;
+	if (ld && parse_iso8601(ld, &logical) < 0) {
+		fprintf(stderr, "sluice: --logical-date: \"%s\" is not a date (use 2026-11-01 or 2026-11-01T03:00:00Z)\n", ld);
+		return 2;
+	}
+	if (conf) {
+		cJSON *c = cJSON_Parse(conf);
+		bool ok = cJSON_IsObject(c);
+		cJSON_Delete(c);
+		if (!ok) {
+			fprintf(stderr, "sluice: --conf must be a JSON object, e.g. '{\"region\": \"eu\"}'\n");
+			return 2;
+		}
+	}
+
+	struct dagbag bag;
+	struct store *st = NULL;
+	struct evloop *loop = NULL;
+	struct engine *eng = NULL;
+	struct test_state ts = {.sigfd = -1};
+	char *err = NULL, *shim = NULL;
+	if (cli_load_bag(cli, &bag) < 0)
+		return 1;
+	struct dag *d = dagbag_find(&bag, id);
+	if (!d) {
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", id, cli->dags);
+		print_import_errors(&bag, stderr);
+		goto out;
+	}
+	if (cli_open_store(cli, 0, &st) < 0)
+		goto out;
+	for (size_t i = 0; i < bag.nfiles; i++)
+		for (size_t k = 0; k < bag.files[i].ndags; k++)
+			if (bag.files[i].dags[k] == d)
+				store_dag_sync(st, d, bag.files[i].source, now_usec());
+
+	char iso[ISO_BUFSZ];
+	format_iso8601(logical, iso, sizeof(iso));
+	char *run_id = xasprintf("manual__%s", iso);
+	replace_old_run(cli, st, d->dag_id, run_id, logical);
+
+	loop = evloop_new();
+	shim = xasprintf("%s/sluice-shim", cli->exe_dir);
+	struct engine_opts eo = {
+		.home = cli->home,
+		.shim_path = shim,
+		.parallelism = cli->cfg->parallelism,
+		.kill_grace = cli->cfg->kill_grace,
+		.ignore_unknown_pools = true,
+	};
+	if (!loop || !(eng = engine_new(st, loop, &eo, &err))) {
+		fprintf(stderr, "sluice: cannot start the engine: %s\n", err ? err : strerror(errno));
+		free(run_id);
+		goto out;
+	}
+	ts.loop = loop;
+	ts.engine = eng;
+	engine_on_run_done(eng, test_run_done, &ts);
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	ts.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (ts.sigfd >= 0)
+		evloop_add_fd(loop, ts.sigfd, EPOLLIN, test_signal, &ts);
+
+	struct run_spec spec = {
+		.run_type = "manual",
+		.run_id = run_id,
+		.logical_date = logical,
+		.data_interval_start = USEC_NONE,
+		.data_interval_end = USEC_NONE,
+		.conf = conf,
+	};
+	if (engine_create_run(eng, d, &spec, &ts.run, &err) < 0) {
+		fprintf(stderr, "sluice: cannot create the run: %s\n", err);
+		free(run_id);
+		goto out;
+	}
+	free(run_id);
+	if (!json)
+		fprintf(stderr, "running %s of DAG %s (logs in %s/logs/%s)\n", erun_row(ts.run)->run_id,
+			d->dag_id, cli->home, d->dag_id);
+	if (!ts.run_done)
+		evloop_run(loop);
+	if (ts.run_done) {
+		print_test_result(st, d, ts.run_pk, json);
+		rc = strcmp(ts.state, "success") ? 1 : 0;
+	} else {
+		rc = 130;
+	}
+out:
+	free(err);
+	free(ts.state);
+	if (ts.sigfd >= 0) {
+		evloop_del_fd(loop, ts.sigfd);
+		close(ts.sigfd);
+	}
+	engine_free(eng);
+	evloop_free(loop);
+	free(shim);
+	store_close(st);
+	dagbag_free(&bag);
+	return rc;
+}
+
+/* Dispatch ---------------------------------------------------------------------------------------- */
+
+static void dags_usage(FILE *f)
+{
+	fprintf(f, "usage: sluice dags COMMAND ...\n\n"
+		   "  list [--json]                          DAGs in the DAG folder\n"
+		   "  show DAG_ID [--dot] [--json]           tasks and dependencies of a DAG\n"
+		   "  check [FILE...] [--json]               import every DAG file (or the given files);\n"
+		   "                                         prints each import error, exits 1 if any\n"
+		   "  test DAG_ID [--logical-date D] [--conf JSON] [--json]\n"
+		   "                                         run one DAG run in the foreground;\n"
+		   "                                         exits 0 iff the run succeeded\n"
+		   "  pause DAG_ID | unpause DAG_ID          stop / resume scheduled runs\n");
+}
+
+int cli_dags(struct cli_ctx *cli, int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		dags_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *sub = argv[1];
+	argc--;
+	argv++;
+	if (strcmp(sub, "test") && want_help(argc, argv)) {
+		dags_usage(stdout);
+		return 0;
+	}
+	if (!strcmp(sub, "list"))
+		return dags_list(cli, argc, argv);
+	if (!strcmp(sub, "show"))
+		return dags_show(cli, argc, argv);
+	if (!strcmp(sub, "check"))
+		return dags_check(cli, argc, argv);
+	if (!strcmp(sub, "test"))
+		return dags_test(cli, argc, argv);
+	if (!strcmp(sub, "pause"))
+		return dags_pause(cli, argc, argv, true);
+	if (!strcmp(sub, "unpause"))
+		return dags_pause(cli, argc, argv, false);
+	fprintf(stderr, "sluice dags: unknown command '%s'\n", sub);
+	dags_usage(stderr);
+	return 2;
+}

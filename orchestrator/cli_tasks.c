@@ -1,0 +1,277 @@
+/* sluice runs list | tasks list | tasks logs */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "apijson.h"
+#include "cli.h"
+#include "engine.h"
+#include "store.h"
+
+/* Finds a run by run_id, or by logical date when the argument parses as one. */
+static int find_run(struct store *st, const char *dag_id, const char *arg, struct run_row *out)
+{
+	if (store_run_get(st, dag_id, arg, 0, out) == 0)
+		return 0;
+	usec_t t;
+	if (parse_iso8601(arg, &t) == 0 && store_run_get(st, dag_id, NULL, t, out) == 0)
+		return 0;
+	fprintf(stderr, "sluice: DAG '%s' has no run '%s' (see `sluice runs list %s`)\n", dag_id, arg, dag_id);
+	return -ENOENT;
+}
+
+/* runs list -------------------------------------------------------------------------------------- */
+
+int cli_runs(struct cli_ctx *cli, int argc, char **argv)
+{
+	bool json = false;
+	const char *dag_id = NULL;
+	if (argc < 2 || strcmp(argv[1], "list")) {
+		fprintf(argc < 2 ? stderr : stdout, "usage: sluice runs list DAG_ID [--json]\n");
+		return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? 0 : 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf("usage: sluice runs list DAG_ID [--json]\n\nLists the runs of a DAG, newest first.\n");
+			return 0;
+		} else if (!dag_id && argv[i][0] != '-')
+			dag_id = argv[i];
+		else {
+			fprintf(stderr, "sluice runs list: unexpected argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!dag_id) {
+		fprintf(stderr, "usage: sluice runs list DAG_ID [--json]\n");
+		return 2;
+	}
+	struct store *st = NULL;
+	struct run_row *runs = NULL;
+	int n = 0;
+	if (cli_open_store(cli, STORE_READONLY, &st) == 0)
+		n = store_run_list(st, dag_id, &runs);
+	if (n < 0)
+		n = 0;
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *arr = cJSON_AddArrayToObject(o, "dag_runs");
+		for (int i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr, api_dag_run(&runs[i]));
+		cJSON_AddNumberToObject(o, "total_entries", n);
+		cli_print_json(o);
+	} else {
+		printf("%-48s %-10s %-9s %-26s %s\n", "RUN_ID", "TYPE", "STATE", "LOGICAL_DATE", "END_DATE");
+		for (int i = 0; i < n; i++) {
+			char ld[ISO_BUFSZ], ed[ISO_BUFSZ] = "-";
+			format_iso8601(runs[i].logical_date, ld, sizeof(ld));
+			if (runs[i].end_date != USEC_NONE)
+				format_iso8601(runs[i].end_date, ed, sizeof(ed));
+			printf("%-48s %-10s %-9s %-26s %s\n", runs[i].run_id, runs[i].run_type, runs[i].state, ld, ed);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		run_row_free(&runs[i]);
+	free(runs);
+	store_close(st);
+	return 0;
+}
+
+/* tasks list ------------------------------------------------------------------------------------- */
+
+static int tasks_list(struct cli_ctx *cli, int argc, char **argv)
+{
+	bool json = false;
+	const char *pos[2] = {NULL, NULL};
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (argv[i][0] != '-' && npos < 2)
+			pos[npos++] = argv[i];
+		else {
+			fprintf(stderr, "sluice tasks list: unexpected argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (npos != 2) {
+		fprintf(stderr, "usage: sluice tasks list DAG_ID RUN_ID [--json]\n");
+		return 2;
+	}
+	struct store *st = NULL;
+	struct run_row run = {0};
+	struct ti_row *tis = NULL;
+	if (cli_open_store(cli, STORE_READONLY, &st) < 0) {
+		fprintf(stderr, "sluice: no database at %s yet\n", cli->home);
+		return 1;
+	}
+	if (find_run(st, pos[0], pos[1], &run) < 0) {
+		store_close(st);
+		return 1;
+	}
+	int n = store_ti_list(st, run.pk, &tis);
+	if (n < 0)
+		n = 0;
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *arr = cJSON_AddArrayToObject(o, "task_instances");
+		for (int i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr, api_task_instance(&tis[i], &run));
+		cJSON_AddNumberToObject(o, "total_entries", n);
+		cli_print_json(o);
+	} else {
+		printf("%-28s %5s  %-16s %3s %9s\n", "TASK", "MAP", "STATE", "TRY", "DURATION");
+		for (int i = 0; i < n; i++) {
+			char dur[32] = "-";
+			if (tis[i].duration >= 0)
+				snprintf(dur, sizeof(dur), "%.2fs", tis[i].duration);
+			printf("%-28s %5d  %-16s %3d %9s\n", tis[i].task_id, tis[i].map_index, tis[i].state,
+			       tis[i].try_number, dur);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		ti_row_free(&tis[i]);
+	free(tis);
+	run_row_free(&run);
+	store_close(st);
+	return 0;
+}
+
+/* tasks logs ------------------------------------------------------------------------------------- */
+
+/* Copies the file from *offset to stdout; returns bytes copied or -1 when it cannot be opened. */
+static long long copy_from(const char *path, long long *offset)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char buf[65536];
+	long long total = 0;
+	ssize_t n;
+	if (lseek(fd, *offset, SEEK_SET) < 0) {
+		close(fd);
+		return -1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)n, stdout);
+		total += n;
+	}
+	fflush(stdout);
+	close(fd);
+	*offset += total;
+	return total;
+}
+
+static bool ti_finished(struct store *st, int64_t run_pk, const char *task, int map_index, int try_number)
+{
+	struct ti_row t;
+	if (store_ti_get(st, run_pk, task, map_index, &t) < 0)
+		return true;
+	int s = ti_state_parse(t.state);
+	bool done = t.try_number != try_number || ti_state_finished((enum ti_state)s) ||
+		    s == TI_UP_FOR_RETRY || s == TI_UP_FOR_RESCHEDULE;
+	ti_row_free(&t);
+	return done;
+}
+
+static int tasks_logs(struct cli_ctx *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"try", required_argument, NULL, 't'},
+		{"map-index", required_argument, NULL, 'm'},
+		{"follow", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int try_number = 0, map_index = -1, opt;
+	bool follow = false;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "fh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 't': try_number = atoi(optarg); break;
+		case 'm': map_index = atoi(optarg); break;
+		case 'f': follow = true; break;
+		case 'h':
+			printf("usage: sluice tasks logs DAG_ID RUN_ID TASK_ID [--try N] [--map-index N] [--follow]\n\n"
+			       "Prints the log of a try (default: the latest). With --follow, keeps printing\n"
+			       "what the try writes until it ends.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 3) {
+		fprintf(stderr, "usage: sluice tasks logs DAG_ID RUN_ID TASK_ID [--try N] [--map-index N] [--follow]\n");
+		return 2;
+	}
+	const char *dag_id = argv[optind], *task = argv[optind + 2];
+	struct store *st = NULL;
+	struct run_row run = {0};
+	struct ti_row ti;
+	int rc = 1;
+	if (cli_open_store(cli, STORE_READONLY, &st) < 0) {
+		fprintf(stderr, "sluice: no database at %s yet\n", cli->home);
+		return 1;
+	}
+	if (find_run(st, dag_id, argv[optind + 1], &run) < 0)
+		goto out;
+	if (store_ti_get(st, run.pk, task, map_index, &ti) < 0) {
+		fprintf(stderr, "sluice: run %s of %s has no task instance %s (map index %d)\n", run.run_id,
+			dag_id, task, map_index);
+		goto out;
+	}
+	if (try_number <= 0)
+		try_number = ti.try_number;
+	ti_row_free(&ti);
+	if (try_number <= 0) {
+		fprintf(stderr, "sluice: %s has not run yet\n", task);
+		goto out;
+	}
+	char *path = engine_log_path(cli->home, dag_id, run.run_id, task, map_index, try_number);
+	long long off = 0;
+	if (copy_from(path, &off) < 0 && !follow) {
+		fprintf(stderr, "sluice: no log at %s\n", path);
+		free(path);
+		goto out;
+	}
+	/* Bounded by the try: stop once it has ended and the last bytes were printed. */
+	while (follow && !ti_finished(st, run.pk, task, map_index, try_number)) {
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		copy_from(path, &off);
+	}
+	if (follow)
+		copy_from(path, &off);
+	free(path);
+	rc = 0;
+out:
+	run_row_free(&run);
+	store_close(st);
+	return rc;
+}
+
+int cli_tasks(struct cli_ctx *cli, int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fprintf(argc < 2 ? stderr : stdout,
+			"usage: sluice tasks COMMAND ...\n\n"
+			"  list DAG_ID RUN_ID [--json]                     task instances of a run\n"
+			"  logs DAG_ID RUN_ID TASK_ID [--try N] [--map-index N] [--follow]\n"
+			"                                                  the log of a try\n");
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "list"))
+		return tasks_list(cli, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "logs"))
+		return tasks_logs(cli, argc - 1, argv + 1);
+	fprintf(stderr, "sluice tasks: unknown command '%s'\n", argv[1]);
+	return 2;
+}

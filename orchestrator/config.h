@@ -1,0 +1,33 @@
+/* Configuration: one table row per option (name, default, meaning), read in this order, later
+ * sources winning: built-in default, $SLUICE_HOME/sluice.cfg (INI: [section] key = value), the
+ * environment variable SLUICE__SECTION__KEY, then command-line flags applied by the caller. */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+struct config {
+	char *home;                 /* state directory (absolute) */
+	char *dags_folder;          /* DAG folder (absolute) */
+	int parallelism;            /* tries the local executor runs at once */
+	usec_t kill_grace;          /* SIGTERM -> SIGKILL grace */
+	size_t dag_memory_limit;    /* bytes per DAG file */
+	unsigned long long dag_instruction_limit;
+	usec_t dag_time_limit;
+	char *bind;                 /* web server address */
+	int port;
+};
+
+/* Loads the configuration for home (absolute). Returns 0, or -EINVAL with *err set when a
+ * value is invalid (the message names the source and the option). */
+int config_load(struct config *cfg, const char *home, char **err);
+/* Sets an option by "section.key" from a string (used for flags too). */
+int config_set(struct config *cfg, const char *name, const char *value, char **err);
+void config_free(struct config *cfg);
+/* Prints every option with its value and source as INI text. */
+void config_print(const struct config *cfg, bool json);
+
+#endif

@@ -1,0 +1,278 @@
+#include "dagbag.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define DAG_FILE_MAX (8u << 20)
+
+static char *absolute(const char *p)
+{
+	char buf[PATH_MAX];
+	if (realpath(p, buf))
+		return xstrdup(buf);
+	if (p[0] == '/' || !getcwd(buf, sizeof(buf)))
+		return xstrdup(p);
+	return xasprintf("%s/%s", buf, p);
+}
+
+void dagbag_init(struct dagbag *bag, const char *dir, const struct dag_lua_limits *limits)
+{
+	memset(bag, 0, sizeof(*bag));
+	bag->dir = dir ? absolute(dir) : NULL;
+	if (limits)
+		bag->limits = *limits;
+	else
+		bag->limits = (struct dag_lua_limits){DAG_LUA_DEFAULT_MEMORY, DAG_LUA_DEFAULT_INSTRUCTIONS,
+						      DAG_LUA_DEFAULT_WALL};
+}
+
+static void drop_dags(struct dagbag_file *f)
+{
+	for (size_t i = 0; i < f->ndags; i++)
+		dag_unref(f->dags[i]);
+	free(f->dags);
+	f->dags = NULL;
+	f->ndags = 0;
+}
+
+static void file_free(struct dagbag_file *f)
+{
+	drop_dags(f);
+	free(f->path);
+	free(f->display);
+	free(f->source);
+	free(f->error);
+}
+
+void dagbag_free(struct dagbag *bag)
+{
+	for (size_t i = 0; i < bag->nfiles; i++)
+		file_free(&bag->files[i]);
+	free(bag->files);
+	free(bag->dir);
+	memset(bag, 0, sizeof(*bag));
+}
+
+static struct dagbag_file *find_file(struct dagbag *bag, const char *path)
+{
+	for (size_t i = 0; i < bag->nfiles; i++)
+		if (!strcmp(bag->files[i].path, path))
+			return &bag->files[i];
+	return NULL;
+}
+
+static void set_file_error(struct dagbag_file *f, char *msg, int line)
+{
+	if (f->error && msg && !strcmp(f->error, msg)) {
+		free(msg);
+		return;
+	}
+	free(f->error);
+	f->error = msg;
+	f->error_line = line;
+	f->changed = true;
+}
+
+/* (Re)loads f when its content changed since the last load. */
+static void load_file(struct dagbag *bag, struct dagbag_file *f, const struct stat *st)
+{
+	char *content = NULL;
+	size_t len = 0;
+	char hash[65];
+	int rc = read_file(f->path, DAG_FILE_MAX, &content, &len);
+
+	f->size = st->st_size;
+	f->mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	if (rc < 0) {
+		set_file_error(f, xasprintf("%s: cannot read the file: %s", f->display,
+					    rc == -EFBIG ? "larger than 8 MiB" : strerror(-rc)), 0);
+		return;
+	}
+	sha256_hex(content, len, hash);
+	if (!strcmp(hash, f->hash)) {
+		free(content);
+		return;
+	}
+	memcpy(f->hash, hash, sizeof(hash));
+	free(f->source);
+	f->source = content;
+
+	char *lib = bag->dir ? xasprintf("%s/lib", bag->dir) : NULL;
+	struct dag_load ld;
+	if (dag_lua_load(f->path, f->display, content, len, lib, &bag->limits, &ld) < 0) {
+		set_file_error(f, ld.error, ld.error_line);
+		ld.error = NULL;
+	} else {
+		drop_dags(f);
+		f->dags = ld.dags;
+		f->ndags = ld.ndags;
+		ld.dags = NULL;
+		ld.ndags = 0;
+		free(f->error);
+		f->error = NULL;
+		f->changed = true;
+	}
+	dag_load_clear(&ld);
+	free(lib);
+}
+
+static struct dagbag_file *add_entry(struct dagbag *bag, const char *path, const char *display)
+{
+	bag->files = xrealloc(bag->files, (bag->nfiles + 1) * sizeof(*bag->files));
+	struct dagbag_file *f = &bag->files[bag->nfiles++];
+	memset(f, 0, sizeof(*f));
+	f->path = xstrdup(path);
+	f->display = xstrdup(display);
+	return f;
+}
+
+static void visit(struct dagbag *bag, const char *path, const char *display, const struct stat *st)
+{
+	struct dagbag_file *f = find_file(bag, path);
+	if (!f)
+		f = add_entry(bag, path, display);
+	f->seen = true;
+	long long mt = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	if (f->hash[0] && f->size == st->st_size && f->mtime_ns == mt)
+		return;
+	load_file(bag, f, st);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walks dir (relative part rel) in name order; skips lib/ at the top, hidden entries and
+ * anything that is not a regular *.lua file or a folder. */
+static int scan(struct dagbag *bag, const char *dir, const char *rel, int depth)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(char *));
+		names[n++] = xstrdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(char *), cmp_names);
+	for (size_t i = 0; i < n; i++) {
+		char *path = xasprintf("%s/%s", dir, names[i]);
+		char *disp = rel[0] ? xasprintf("%s/%s", rel, names[i]) : xstrdup(names[i]);
+		struct stat st;
+		if (stat(path, &st) == 0) {
+			size_t l = strlen(names[i]);
+			if (S_ISDIR(st.st_mode)) {
+				if (!(depth == 0 && !strcmp(names[i], "lib")) && depth < 16)
+					scan(bag, path, disp, depth + 1);
+			} else if (S_ISREG(st.st_mode) && l > 4 && !strcmp(names[i] + l - 4, ".lua")) {
+				visit(bag, path, disp, &st);
+			}
+		}
+		free(path);
+		free(disp);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+/* Gives an import error to every later file that reuses a DAG id of an earlier file. */
+static void check_duplicates(struct dagbag *bag)
+{
+	for (size_t i = 0; i < bag->nfiles; i++) {
+		struct dagbag_file *f = &bag->files[i];
+		for (size_t k = 0; k < f->ndags; k++) {
+			for (size_t j = 0; j < i; j++) {
+				struct dagbag_file *g = &bag->files[j];
+				for (size_t m = 0; m < g->ndags; m++) {
+					if (strcmp(f->dags[k]->dag_id, g->dags[m]->dag_id))
+						continue;
+					set_file_error(f, xasprintf("%s:%d: DAG id '%s' is already defined in %s:%d",
+								    f->display, f->dags[k]->line, f->dags[k]->dag_id,
+								    g->display, g->dags[m]->line),
+						       f->dags[k]->line);
+					drop_dags(f);
+					/* Re-parse on the next refresh: the other file may be gone by then. */
+					f->hash[0] = '\0';
+					f->size = -1;
+					goto next_file;
+				}
+			}
+		}
+next_file:;
+	}
+}
+
+int dagbag_refresh(struct dagbag *bag, char **err)
+{
+	if (!bag->dir)
+		return 0;
+	for (size_t i = 0; i < bag->nfiles; i++)
+		bag->files[i].seen = false;
+	int rc = scan(bag, bag->dir, "", 0);
+	if (rc < 0) {
+		*err = xasprintf("cannot read the DAG folder %s: %s", bag->dir, strerror(-rc));
+		return rc;
+	}
+	size_t out = 0;
+	for (size_t i = 0; i < bag->nfiles; i++) {
+		if (bag->files[i].seen) {
+			bag->files[out++] = bag->files[i];
+		} else {
+			file_free(&bag->files[i]);
+			bag->any_removed = true;
+		}
+	}
+	bag->nfiles = out;
+	check_duplicates(bag);
+	return 0;
+}
+
+int dagbag_add_file(struct dagbag *bag, const char *path, char **err)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		*err = xasprintf("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	char *abs = absolute(path);
+	struct dagbag_file *f = find_file(bag, abs);
+	if (!f)
+		f = add_entry(bag, abs, path);
+	free(abs);
+	f->seen = true;
+	load_file(bag, f, &st);
+	check_duplicates(bag);
+	return 0;
+}
+
+struct dag *dagbag_find(const struct dagbag *bag, const char *dag_id)
+{
+	for (size_t i = 0; i < bag->nfiles; i++)
+		for (size_t k = 0; k < bag->files[i].ndags; k++)
+			if (!strcmp(bag->files[i].dags[k]->dag_id, dag_id))
+				return bag->files[i].dags[k];
+	return NULL;
+}
+
+size_t dagbag_error_count(const struct dagbag *bag)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < bag->nfiles; i++)
+		n += bag->files[i].error != NULL;
+	return n;
+}

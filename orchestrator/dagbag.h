@@ -1,0 +1,54 @@
+/* The DAG bag: every DAG file of a folder, loaded through the Lua DSL.
+ *
+ * dagbag_refresh() rescans the folder: a file is re-read only when its size or mtime changed,
+ * and re-parsed only when its content hash changed. A file whose new content fails to import
+ * keeps the DAGs of its last good content (and carries the import error), so a typo never takes
+ * a working DAG away. DAG ids are unique across files: the second file (in path order) that
+ * defines an id gets an import error for the whole file. The folder's lib/ subfolder holds
+ * shared Lua modules for `require` and is not scanned for DAGs. */
+#ifndef SLUICE_DAGBAG_H
+#define SLUICE_DAGBAG_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "dag_lua.h"
+
+struct dagbag_file {
+	char *path;           /* absolute */
+	char *display;        /* path relative to the folder (used in messages) */
+	char hash[65];        /* content hash of the last read content */
+	off_t size;
+	long long mtime_ns;
+	char *source;         /* last read content */
+	struct dag **dags;    /* last good DAGs (may be from an older content) */
+	size_t ndags;
+	char *error;          /* import error of the current content, or NULL */
+	int error_line;
+	bool changed;         /* set by refresh when dags or error changed; cleared by the caller */
+	bool seen;            /* refresh bookkeeping */
+};
+
+struct dagbag {
+	char *dir;            /* absolute folder, or NULL for an explicit file list */
+	struct dag_lua_limits limits;
+	struct dagbag_file *files;
+	size_t nfiles;
+	bool any_removed;     /* set by refresh when files disappeared; cleared by the caller */
+};
+
+/* Initialises a bag over dir (made absolute). limits may be NULL for the defaults. */
+void dagbag_init(struct dagbag *bag, const char *dir, const struct dag_lua_limits *limits);
+/* Rescans the folder. Returns 0, or -errno when the folder cannot be read (then *err is set;
+ * the bag keeps what it had). */
+int dagbag_refresh(struct dagbag *bag, char **err);
+/* Loads one explicit file into the bag (for `dags check FILE`). Returns 0 or -errno with *err. */
+int dagbag_add_file(struct dagbag *bag, const char *path, char **err);
+void dagbag_free(struct dagbag *bag);
+
+/* Finds a DAG by id among the files' last good DAGs; NULL when absent. Borrowed reference. */
+struct dag *dagbag_find(const struct dagbag *bag, const char *dag_id);
+/* Number of files with an import error. */
+size_t dagbag_error_count(const struct dagbag *bag);
+
+#endif

@@ -1,0 +1,494 @@
+-- sluice's DAG DSL, run inside the sandbox before each DAG file.
+--
+-- The loader calls this chunk with one argument, H, a table of trusted helpers written in C:
+--   H.getline(level)        current line of the function at that stack level
+--   H.duration(v)           microseconds for "30s" / 45 / "1h30m", or nil, message
+--   H.cron(s)               true, or nil, message
+--   H.tz(name)              true, or nil, message
+--   H.date(s)               true, or nil, message
+--   H.executor(name)        true, or nil, message
+-- It returns two values: the table of globals the DAG file sees (added to the sandbox's safe
+-- base functions) and export(values...), which turns what the file returned into plain,
+-- validated tables for the C side (see dag_lua.c).
+--
+-- Errors a user can make raise error(message, level) with a level that points at the user's
+-- line, so every import error reads "file:line: message".
+
+local H = ...
+
+-- The metatables are protected (__metatable): user code must not reach them, or it could add
+-- a __gc field that the prelude's own setmetatable would then honour. Objects are recognised
+-- through weak sets instead of getmetatable.
+local DAG, TASK = { __metatable = "sluice dag" }, { __metatable = "sluice task" }
+DAG.__index = DAG
+TASK.__index = TASK
+local created = {}      -- every DAG created by this file, in order
+local dag_set = setmetatable({}, { __mode = "k" })
+local task_set = setmetatable({}, { __mode = "k" })
+
+local function is_task(v) return task_set[v] == true end
+local function is_dag(v) return dag_set[v] == true end
+
+local function fail(level, fmt, ...)
+  error(string.format(fmt, ...), level + 1)
+end
+
+local function valid_id(s)
+  return type(s) == "string" and #s > 0 and #s <= 250 and not s:find("[^%w_.%-]")
+end
+
+-- Field checkers: each returns the normalised value or nil, message.
+local check = {}
+
+function check.string(v)
+  if type(v) == "string" then return v end
+  return nil, "must be a string"
+end
+
+function check.bool(v)
+  if type(v) == "boolean" then return v end
+  return nil, "must be true or false"
+end
+
+function check.count(v)
+  if math.type(v) == "integer" and v >= 0 then return v end
+  if math.type(v) == "float" and v >= 0 and v == math.floor(v) and v < 2^31 then return math.tointeger(v) end
+  return nil, "must be a non-negative integer"
+end
+
+function check.positive(v)
+  local n, err = check.count(v)
+  if not n then return nil, err end
+  if n < 1 then return nil, "must be at least 1" end
+  return n
+end
+
+function check.int(v)
+  if math.type(v) == "integer" then return v end
+  if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2^31 then return math.tointeger(v) end
+  return nil, "must be an integer"
+end
+
+function check.duration(v)
+  if type(v) ~= "string" and type(v) ~= "number" then
+    return nil, "must be a duration such as \"30s\", \"10m\", \"2h\" or a number of seconds"
+  end
+  return H.duration(v)
+end
+
+function check.cmd(v)
+  if type(v) == "string" then
+    if v:find("^%s*$") then return nil, "must not be empty" end
+    return v
+  end
+  if type(v) == "table" then
+    local out = {}
+    for i, a in ipairs(v) do
+      if type(a) == "number" then a = tostring(a) end
+      if type(a) ~= "string" then return nil, string.format("element %d must be a string", i) end
+      out[i] = a
+    end
+    if #out == 0 then return nil, "must not be an empty list" end
+    for k in pairs(v) do
+      if math.type(k) ~= "integer" or k < 1 or k > #out then
+        return nil, "must be a string or a list of strings"
+      end
+    end
+    return out
+  end
+  return nil, "must be a shell string or a list of strings (argv)"
+end
+
+function check.strlist(v)
+  if type(v) == "string" then return { v } end
+  if type(v) ~= "table" then return nil, "must be a list of strings" end
+  local out = {}
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then return nil, string.format("element %d must be a string", i) end
+    out[i] = s
+  end
+  return out
+end
+
+function check.intlist(v)
+  if math.type(v) then v = { v } end
+  if type(v) ~= "table" then return nil, "must be a list of integers" end
+  local out = {}
+  for i, n in ipairs(v) do
+    local x = check.int(n)
+    if not x then return nil, string.format("element %d must be an integer", i) end
+    out[i] = x
+  end
+  return out
+end
+
+function check.env(v)
+  if type(v) ~= "table" then return nil, "must be a table of NAME = \"value\"" end
+  local out = {}
+  for k, s in pairs(v) do
+    if type(k) ~= "string" or not k:find("^[%a_][%w_]*$") then
+      return nil, string.format("has an invalid variable name %s", tostring(k))
+    end
+    if type(s) == "number" or type(s) == "boolean" then s = tostring(s) end
+    if type(s) ~= "string" then return nil, string.format("value of %s must be a string", k) end
+    out[k] = s
+  end
+  return out
+end
+
+function check.trigger_rule(v)
+  local rules = { all_success = 1, all_failed = 1, all_done = 1, all_skipped = 1, one_success = 1,
+    one_failed = 1, one_done = 1, none_failed = 1, none_failed_min_one_success = 1,
+    none_skipped = 1, always = 1 }
+  if type(v) == "string" and rules[v] then return v end
+  local names = {}
+  for k in pairs(rules) do names[#names + 1] = k end
+  table.sort(names)
+  return nil, string.format("unknown trigger rule %s (expected one of: %s)",
+    type(v) == "string" and ("'" .. v .. "'") or tostring(v), table.concat(names, ", "))
+end
+
+function check.executor(v)
+  if type(v) ~= "string" then return nil, "must be a string" end
+  local ok, err = H.executor(v)
+  if not ok then return nil, err end
+  return v
+end
+
+function check.pool(v)
+  if not valid_id(v) then return nil, "must be a pool name ([A-Za-z0-9_.-]+)" end
+  return v
+end
+
+function check.table(v)
+  if type(v) ~= "table" then return nil, "must be a table" end
+  return v
+end
+
+function check.after(v)
+  if is_task(v) or type(v) == "string" then return { v } end
+  if type(v) ~= "table" then return nil, "must be a task, a task id or a list of them" end
+  for i, u in ipairs(v) do
+    if not is_task(u) and type(u) ~= "string" then
+      return nil, string.format("element %d must be a task or a task id", i)
+    end
+  end
+  return v
+end
+
+function check.over(v)
+  if type(v) == "string" then return v end
+  if type(v) ~= "table" then return nil, "must be a list of items or a template string" end
+  local out = {}
+  for i, item in ipairs(v) do
+    if type(item) == "string" or type(item) == "number" or type(item) == "boolean" then
+      out[i] = tostring(item)
+    else
+      return nil, string.format("item %d must be a string or a number", i)
+    end
+  end
+  return out
+end
+
+function check.callback(v)
+  if type(v) == "string" then return { cmd = v } end
+  if type(v) ~= "table" then return nil, "must be a command string or { cmd = ... } / { webhook = ... }" end
+  for k in pairs(v) do
+    if k ~= "cmd" and k ~= "webhook" then return nil, string.format("has an unknown field '%s'", tostring(k)) end
+  end
+  if v.cmd ~= nil and type(v.cmd) ~= "string" then return nil, "cmd must be a string" end
+  if v.webhook ~= nil and (type(v.webhook) ~= "string" or not v.webhook:find("^https?://")) then
+    return nil, "webhook must be an http:// or https:// URL"
+  end
+  if v.cmd == nil and v.webhook == nil then return nil, "needs cmd or webhook" end
+  return { cmd = v.cmd, webhook = v.webhook }
+end
+
+function check.date(v)
+  if type(v) ~= "string" then return nil, "must be a date string such as \"2026-11-01\"" end
+  local ok, err = H.date(v)
+  if not ok then return nil, err end
+  return v
+end
+
+function check.schedule(v)
+  if type(v) ~= "string" then return nil, "must be a cron string such as \"0 3 * * *\" or \"@daily\"" end
+  local ok, err = H.cron(v)
+  if not ok then return nil, err end
+  return v
+end
+
+function check.timezone(v)
+  if type(v) ~= "string" then return nil, "must be an IANA time zone name such as \"Europe/Berlin\"" end
+  local ok, err = H.tz(v)
+  if not ok then return nil, err end
+  return v
+end
+
+-- Fields a task accepts (also allowed in default_args, except those marked task_only).
+local TASK_FIELDS = {
+  cmd = check.cmd, retries = check.count, retry_delay = check.duration,
+  retry_exponential_backoff = check.bool, max_retry_delay = check.duration,
+  execution_timeout = check.duration, pool = check.pool, pool_slots = check.positive,
+  executor = check.executor, env = check.env, trigger_rule = check.trigger_rule,
+  no_retry_exit_codes = check.intlist, priority_weight = check.int, owner = check.string,
+  cwd = check.string, description = check.string, doc_md = check.string,
+  after = check.after,
+}
+local TASK_ONLY = { cmd = true, after = true, description = true, doc_md = true }
+local KIND_FIELDS = {
+  task = {},
+  map = { over = check.over },
+  sensor = { path = check.string, poke_interval = check.duration, timeout = check.duration,
+             mode = function(v)
+               if v == "reschedule" or v == "poke" then return v end
+               return nil, "must be \"reschedule\" or \"poke\""
+             end },
+}
+local DAG_FIELDS = {
+  id = check.string, description = check.string, doc_md = check.string, schedule = check.schedule,
+  timezone = check.timezone, start_date = check.date, end_date = check.date, catchup = check.bool,
+  max_active_runs = check.positive, max_active_tasks = check.positive,
+  dagrun_timeout = check.duration, tags = check.strlist, owner = check.string,
+  params = check.table, default_args = check.table,
+  on_failure = check.callback, on_success = check.callback, on_retry = check.callback,
+}
+
+local function suggest(name, fields)
+  local best, bestd
+  for k in pairs(fields) do
+    -- Cheap similarity: common prefix length, then length difference.
+    local p = 0
+    while p < #k and p < #name and k:sub(p + 1, p + 1) == name:sub(p + 1, p + 1) do p = p + 1 end
+    local d = -p * 2 + math.abs(#k - #name)
+    if p >= 3 and (not bestd or d < bestd) then best, bestd = k, d end
+  end
+  return best and string.format(" (did you mean '%s'?)", best) or ""
+end
+
+-- Checks every field of spec against fields; returns a new table of normalised values.
+local function check_fields(spec, fields, what, level)
+  local out = {}
+  for k, v in pairs(spec) do
+    if type(k) ~= "string" then
+      fail(level + 1, "%s: unexpected positional value %s (fields are written name = value)", what, tostring(v))
+    end
+    local f = fields[k]
+    if not f then fail(level + 1, "%s: unknown field '%s'%s", what, k, suggest(k, fields)) end
+    local val, err = f(v)
+    if val == nil then fail(level + 1, "%s: %s %s", what, k, err or "is invalid") end
+    out[k] = val
+  end
+  return out
+end
+
+-- Dependencies -------------------------------------------------------------------------
+
+local function as_tasks(v, level)
+  if is_task(v) then return { v } end
+  if type(v) == "table" then
+    local out = {}
+    for i, t in ipairs(v) do
+      if not is_task(t) then fail(level + 1, "element %d of a dependency list is not a task", i) end
+      out[i] = t
+    end
+    return out
+  end
+  fail(level + 1, "expected a task or a list of tasks in a dependency, got %s", type(v))
+end
+
+local function add_edges(ups, downs, level)
+  local line = H.getline(level + 1)
+  for _, u in ipairs(ups) do
+    for _, d in ipairs(downs) do
+      if u.dag ~= d.dag then
+        fail(level + 1, "tasks '%s' and '%s' belong to different DAGs", u.id, d.id)
+      end
+      if u == d then fail(level + 1, "task '%s' cannot depend on itself", u.id) end
+      d.upstream[#d.upstream + 1] = u
+      u.dag.edge_lines[#u.dag.edge_lines + 1] = line
+    end
+  end
+end
+
+-- A list returned by >> keeps the metatable so that {a, b} >> c >> {d, e} chains.
+local LIST = { __metatable = "sluice list" }
+LIST.__shr = function(a, b)
+  add_edges(as_tasks(a, 2), as_tasks(b, 2), 2)
+  if type(b) == "table" and not is_task(b) and getmetatable(b) == nil then return setmetatable(b, LIST) end
+  return b
+end
+TASK.__shr = LIST.__shr
+TASK.__tostring = function(t) return "task " .. t.id end
+DAG.__tostring = function(d) return "dag " .. d.id end
+
+function TASK:after(...)
+  for i = 1, select("#", ...) do add_edges(as_tasks(select(i, ...), 2), { self }, 2) end
+  return self
+end
+
+function TASK:before(...)
+  for i = 1, select("#", ...) do add_edges({ self }, as_tasks(select(i, ...), 2), 2) end
+  return self
+end
+
+-- DAG methods ----------------------------------------------------------------------------
+
+local function declare(d, kind, id, level)
+  if not is_dag(d) then fail(level + 1, "use d:%s \"id\" { ... } (with a colon)", kind) end
+  if not valid_id(id) then
+    fail(level + 1, "task id %s is invalid: use letters, digits, '_', '.' and '-'",
+      type(id) == "string" and ("'" .. id .. "'") or tostring(id))
+  end
+  return function(spec)
+    if spec == nil then spec = {} end
+    if type(spec) ~= "table" then fail(2, "task '%s': expected a table of fields", id) end
+    local allowed = {}
+    for k, f in pairs(TASK_FIELDS) do allowed[k] = f end
+    for k, f in pairs(KIND_FIELDS[kind]) do allowed[k] = f end
+    local what = string.format("%s '%s'", kind == "sensor" and "sensor" or "task", id)
+    local vals = check_fields(spec, allowed, what, 2)
+    if kind == "map" and vals.over == nil then fail(2, "%s: a mapped task needs over = {...}", what) end
+    if kind ~= "sensor" and vals.cmd == nil then fail(2, "%s: cmd is required", what) end
+    if kind == "sensor" and vals.cmd == nil and vals.path == nil then
+      fail(2, "%s: a sensor needs path = \"...\" or cmd = ...", what)
+    end
+    local line = H.getline(2)
+    if d.by_id[id] then
+      fail(2, "duplicate task id '%s' (first declared at line %d)", id, d.by_id[id].line)
+    end
+    local t = setmetatable({ id = id, dag = d, kind = kind, vals = vals, line = line, upstream = {} }, TASK)
+    task_set[t] = true
+    d.tasks[#d.tasks + 1] = t
+    d.by_id[id] = t
+    return t
+  end
+end
+
+-- Not tail calls: the error levels count this frame.
+function DAG:task(id) local f = declare(self, "task", id, 2); return f end
+function DAG:map(id) local f = declare(self, "map", id, 2); return f end
+function DAG:sensor(id) local f = declare(self, "sensor", id, 2); return f end
+
+function DAG:mapreduce()
+  fail(2, "d:mapreduce needs the sluice-kernel data kernels, which this version does not ship yet")
+end
+
+function DAG:flow(...)
+  if not is_dag(self) then fail(2, "use d:flow(...) (with a colon)") end
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    for _, t in ipairs(as_tasks(v, 2)) do
+      if t.dag ~= self then fail(2, "task '%s' belongs to DAG '%s', not '%s'", t.id, t.dag.id, self.id) end
+    end
+  end
+  return self
+end
+
+function DAG:chain(...)
+  if not is_dag(self) then fail(2, "use d:chain(...) (with a colon)") end
+  local prev
+  for i = 1, select("#", ...) do
+    local cur = as_tasks(select(i, ...), 2)
+    if prev then add_edges(prev, cur, 2) end
+    prev = cur
+  end
+  return self
+end
+
+local function dag_ctor(spec)
+  if type(spec) ~= "table" then fail(2, "dag expects a table: dag { id = \"...\", ... }") end
+  local vals = check_fields(spec, DAG_FIELDS, "dag", 2)
+  if vals.id == nil then fail(2, "dag: id is required") end
+  if not valid_id(vals.id) then
+    fail(2, "dag id '%s' is invalid: use letters, digits, '_', '.' and '-'", vals.id)
+  end
+  if vals.default_args then
+    local da = {}
+    for k, f in pairs(TASK_FIELDS) do if not TASK_ONLY[k] then da[k] = f end end
+    vals.default_args = check_fields(vals.default_args, da, "dag: default_args", 2)
+  end
+  local d = setmetatable({ id = vals.id, vals = vals, tasks = {}, by_id = {}, edge_lines = {},
+                           line = H.getline(2) }, DAG)
+  dag_set[d] = true
+  created[#created + 1] = d
+  return d
+end
+
+-- Export ------------------------------------------------------------------------------------
+
+local function export_dag(d)
+  local tasks = {}
+  local index = {}
+  for i, t in ipairs(d.tasks) do index[t] = i end
+  local da = d.vals.default_args or {}
+  for i, t in ipairs(d.tasks) do
+    local v = {}
+    for k, x in pairs(da) do v[k] = x end
+    for k, x in pairs(t.vals) do v[k] = x end
+    if da.env and t.vals.env then
+      local env = {}
+      for k, x in pairs(da.env) do env[k] = x end
+      for k, x in pairs(t.vals.env) do env[k] = x end
+      v.env = env
+    end
+    local ups = {}
+    for _, u in ipairs(t.upstream) do ups[#ups + 1] = index[u] end
+    for _, u in ipairs(v.after or {}) do
+      if type(u) == "string" then
+        local ut = d.by_id[u]
+        if not ut then
+          error(string.format("%s:%d: task '%s': unknown upstream task '%s'", H.chunkname, t.line, t.id, u), 0)
+        end
+        ups[#ups + 1] = index[ut]
+      else
+        if u.dag ~= d then
+          error(string.format("%s:%d: task '%s': upstream '%s' belongs to another DAG", H.chunkname, t.line, t.id, u.id), 0)
+        end
+        ups[#ups + 1] = index[u]
+      end
+    end
+    v.after = nil
+    tasks[i] = { id = t.id, kind = t.kind, line = t.line, vals = v, upstream = ups }
+  end
+  return { id = d.id, line = d.line, vals = d.vals, tasks = tasks }
+end
+
+local function export(n, ...)
+  local vals = { ... }
+  local list = {}
+  if n == 0 then
+    if #created > 0 then
+      error(string.format("%s:%d: DAG '%s' is created but the file does not return it (end the file with `return d`)",
+        H.chunkname, created[1].line, created[1].id), 0)
+    end
+    error(string.format("%s:1: the file returns no DAG (end it with `return d`)", H.chunkname), 0)
+  end
+  for i = 1, n do
+    local v = vals[i]
+    if is_dag(v) then
+      list[#list + 1] = v
+    elseif type(v) == "table" and not is_task(v) and #v > 0 then
+      for j, x in ipairs(v) do
+        if not is_dag(x) then
+          error(string.format("%s:1: element %d of the returned list is not a DAG", H.chunkname, j), 0)
+        end
+        list[#list + 1] = x
+      end
+    else
+      error(string.format("%s:1: the file must return a DAG or a list of DAGs, not %s", H.chunkname,
+        v == nil and "nil" or type(v)), 0)
+    end
+  end
+  local out, seen = {}, {}
+  for _, d in ipairs(list) do
+    if seen[d.id] then
+      error(string.format("%s:%d: duplicate DAG id '%s' in this file (also at line %d)", H.chunkname, d.line, d.id, seen[d.id].line), 0)
+    end
+    seen[d.id] = d
+    out[#out + 1] = export_dag(d)
+  end
+  return out
+end
+
+return { dag = dag_ctor }, export

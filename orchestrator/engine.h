@@ -1,0 +1,77 @@
+/* The run engine: turns DAG runs into task tries and task tries into states.
+ *
+ * Event-driven: nothing re-scans task instances. A finished try updates the counters of its
+ * downstream tasks only, and a task whose trigger rule becomes decidable is scheduled (or
+ * skipped / upstream_failed) right then. Timers (retries, sensor pokes, run timeouts) live in
+ * the event loop's timer heap.
+ *
+ * Persistence: state changes are made in memory and marked dirty; once per event-loop iteration
+ * the engine writes every dirty row in one transaction, and only after that commit does it
+ * start the tries it queued (queued is committed before spawn). The pid and "running" of the
+ * started tries go into a second transaction right after the spawns.
+ *
+ * Threading: everything here runs on the event loop's thread. */
+#ifndef SLUICE_ENGINE_H
+#define SLUICE_ENGINE_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "dag.h"
+#include "evloop.h"
+#include "store.h"
+
+struct engine;
+struct erun;
+
+struct engine_opts {
+	const char *home;        /* state directory; logs go to <home>/logs */
+	const char *shim_path;   /* the sluice-shim binary */
+	int parallelism;         /* local executor: tries at once */
+	usec_t kill_grace;       /* SIGTERM -> SIGKILL grace for timeouts and cancels */
+	bool ignore_unknown_pools; /* `dags test`: a missing pool does not hold a task back */
+};
+
+/* Creates an engine over a writable store and a loop (both borrowed). NULL with *err set. */
+struct engine *engine_new(struct store *st, struct evloop *loop, const struct engine_opts *o, char **err);
+/* Frees the engine. Running tries are left to their supervisors. */
+void engine_free(struct engine *e);
+
+/* What a new run looks like; NULL/USEC_NONE fields get defaults. */
+struct run_spec {
+	const char *run_type;    /* "manual" (default), "scheduled", "backfill" */
+	const char *run_id;      /* default "<run_type>__<logical date ISO>" */
+	usec_t logical_date;     /* default now */
+	usec_t data_interval_start, data_interval_end; /* default: inferred from the schedule */
+	const char *conf;        /* JSON object text, default "{}" */
+	const char *note;
+};
+
+/* Creates and persists a run of d (state queued) and starts it. *err set on failure
+ * (-EEXIST when the run_id or logical date is taken, -EINVAL for bad conf). On success,
+ * *out (if not NULL) gets a borrowed pointer valid until the run-finished callback returns. */
+int engine_create_run(struct engine *e, struct dag *d, const struct run_spec *spec,
+		      struct erun **out, char **err);
+
+/* Called when a run reaches success or failed (after its final state is committed). */
+typedef void (*engine_run_done_cb)(void *arg, struct erun *run);
+void engine_on_run_done(struct engine *e, engine_run_done_cb cb, void *arg);
+
+/* Stops a run: running tries are cancelled (they end as failed, without retry), tasks that
+ * did not start become skipped... then the run fails. */
+void engine_cancel_run(struct engine *e, struct erun *run, const char *why);
+
+/* Accessors of a run for callers that report on it. */
+const struct run_row *erun_row(const struct erun *r);
+const struct dag *erun_dag(const struct erun *r);
+
+/* Infers the data interval of a manual run at logical date t, as Airflow does: the last
+ * complete schedule interval that ends at or before t; [t, t] without a schedule. */
+void engine_infer_interval(const struct dag *d, usec_t t, usec_t *start, usec_t *end);
+
+/* Path of a try's log: <home>/logs/<dag>/<run>/<task>/<map_index>/<try>.log (malloc'd). */
+char *engine_log_path(const char *home, const char *dag_id, const char *run_id,
+		      const char *task_id, int map_index, int try_number);
+
+#endif

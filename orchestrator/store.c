@@ -1,0 +1,803 @@
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "embedded.h"
+#include "log.h"
+
+#define STMT_CACHE 64
+#define BUSY_TIMEOUT_MS 60000
+
+struct store {
+	sqlite3 *db;
+	bool readonly;
+	int txn_depth;
+	usec_t last_commit;
+	struct {
+		const char *sql; /* identity: the address of a static string */
+		sqlite3_stmt *stmt;
+	} cache[STMT_CACHE];
+};
+
+/* Migrations are the embedded files named NNNN_*.sql, in name order. */
+static int migration_count(void)
+{
+	int n = 0;
+	for (const struct embedded_file *f = embedded_files; f->name; f++) {
+		size_t l = strlen(f->name);
+		if (l > 9 && !strcmp(f->name + l - 4, ".sql") && atoi(f->name) == n + 1)
+			n++;
+	}
+	return n;
+}
+
+static const struct embedded_file *migration(int level)
+{
+	for (const struct embedded_file *f = embedded_files; f->name; f++) {
+		size_t l = strlen(f->name);
+		if (l > 9 && !strcmp(f->name + l - 4, ".sql") && atoi(f->name) == level)
+			return f;
+	}
+	return NULL;
+}
+
+int store_schema_target(void) { return migration_count(); }
+
+static int sql_err(struct store *st, char **err, const char *what)
+{
+	if (err)
+		*err = xasprintf("%s: %s", what, sqlite3_errmsg(st->db));
+	int code = sqlite3_errcode(st->db);
+	if (code == SQLITE_CONSTRAINT)
+		return -EEXIST;
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		return -EBUSY;
+	if (code == SQLITE_FULL)
+		return -ENOSPC;
+	if (code == SQLITE_READONLY)
+		return -EROFS;
+	return -EIO;
+}
+
+/* Returns a cached prepared statement for a static SQL string, reset and unbound. */
+static sqlite3_stmt *prep(struct store *st, const char *sql)
+{
+	int i;
+	for (i = 0; i < STMT_CACHE && st->cache[i].sql; i++) {
+		if (st->cache[i].sql == sql) {
+			sqlite3_reset(st->cache[i].stmt);
+			sqlite3_clear_bindings(st->cache[i].stmt);
+			return st->cache[i].stmt;
+		}
+	}
+	sqlite3_stmt *stmt;
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
+		fatalx("store: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(st->db));
+	if (i < STMT_CACHE) {
+		st->cache[i].sql = sql;
+		st->cache[i].stmt = stmt;
+	} else {
+		fatalx("store: statement cache too small");
+	}
+	return stmt;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void bind_time(sqlite3_stmt *s, int i, usec_t v)
+{
+	if (v == USEC_NONE)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_int64(s, i, v);
+}
+
+static char *col_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+static usec_t col_time(sqlite3_stmt *s, int i)
+{
+	return sqlite3_column_type(s, i) == SQLITE_NULL ? USEC_NONE : sqlite3_column_int64(s, i);
+}
+
+/* Steps a statement that returns no rows. */
+static int run(struct store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return 0;
+	return sql_err(st, NULL, "step");
+}
+
+static int exec_sql(struct store *st, const char *sql, char **err)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int rc = sql_err(st, NULL, "exec");
+		if (err)
+			*err = xasprintf("%s", msg ? msg : sqlite3_errmsg(st->db));
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+int store_schema_level(struct store *st)
+{
+	sqlite3_stmt *s = prep(st, "PRAGMA user_version");
+	int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+	sqlite3_reset(s);
+	return v;
+}
+
+int store_migrate(struct store *st, int *from, int *to, char **err)
+{
+	int level = store_schema_level(st), target = migration_count();
+	*from = *to = level;
+	if (level > target) {
+		*err = xasprintf("the database is at schema level %d but this sluice only knows level %d; "
+				 "use a newer sluice (refusing to touch it)", level, target);
+		return -EPROTO;
+	}
+	while (level < target) {
+		const struct embedded_file *m = migration(level + 1);
+		char *e = NULL;
+		char pragma[64];
+		int rc = exec_sql(st, "BEGIN IMMEDIATE", err);
+		if (rc < 0)
+			return rc;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", level + 1);
+		if ((rc = exec_sql(st, m->data, &e)) < 0 || (rc = exec_sql(st, pragma, &e)) < 0) {
+			*err = xasprintf("migration %s failed: %s", m->name, e);
+			free(e);
+			exec_sql(st, "ROLLBACK", NULL);
+			return rc;
+		}
+		if ((rc = exec_sql(st, "COMMIT", err)) < 0)
+			return rc;
+		level++;
+		*to = level;
+	}
+	return 0;
+}
+
+int store_open(const char *path, int flags, struct store **out, char **err)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	int oflags = (flags & STORE_READONLY) ? SQLITE_OPEN_READONLY
+					      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	int rc;
+
+	*out = NULL;
+	st->readonly = flags & STORE_READONLY;
+	if (sqlite3_open_v2(path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		*err = xasprintf("cannot open database %s: %s", path,
+				 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		rc = -EIO;
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(st->db, 0);
+	if (!st->readonly && (rc = exec_sql(st, "PRAGMA journal_mode=WAL", err)) < 0)
+		goto fail;
+	if ((rc = exec_sql(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", err)) < 0)
+		goto fail;
+	int level = store_schema_level(st);
+	if (level < 0) {
+		*err = xasprintf("%s is not a sluice database: %s", path, sqlite3_errmsg(st->db));
+		rc = -EIO;
+		goto fail;
+	}
+	if (level > migration_count()) {
+		*err = xasprintf("the database %s is at schema level %d, newer than this sluice (level %d); "
+				 "it was written by a newer sluice: upgrade sluice instead of downgrading the database",
+				 path, level, migration_count());
+		rc = -EPROTO;
+		goto fail;
+	}
+	if (!(flags & STORE_NO_MIGRATE) && !st->readonly) {
+		int from, to;
+		if ((rc = store_migrate(st, &from, &to, err)) < 0)
+			goto fail;
+	} else if (level < migration_count() && !(flags & STORE_NO_MIGRATE)) {
+		*err = xasprintf("the database %s is at schema level %d, older than this sluice (level %d); "
+				 "run `sluice db migrate`", path, level, migration_count());
+		rc = -EPROTO;
+		goto fail;
+	}
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < STMT_CACHE && st->cache[i].sql; i++)
+		sqlite3_finalize(st->cache[i].stmt);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int store_integrity(struct store *st, struct strbuf *report)
+{
+	int problems = 0;
+	sqlite3_stmt *s;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA integrity_check", -1, &s, NULL) != SQLITE_OK)
+		return sql_err(st, NULL, "integrity_check");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(s, 0);
+		if (r && strcmp(r, "ok")) {
+			sb_printf(report, "integrity: %s\n", r);
+			problems = 1;
+		}
+	}
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(st->db, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
+		return sql_err(st, NULL, "foreign_key_check");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		sb_printf(report, "foreign key: table %s row %lld refers to a missing %s row\n",
+			  sqlite3_column_text(s, 0), (long long)sqlite3_column_int64(s, 1),
+			  sqlite3_column_text(s, 2));
+		problems = 1;
+	}
+	sqlite3_finalize(s);
+	return problems;
+}
+
+int store_begin(struct store *st)
+{
+	if (st->txn_depth++ > 0)
+		return 0;
+	int rc = run(st, prep(st, "BEGIN IMMEDIATE"));
+	if (rc < 0)
+		st->txn_depth = 0;
+	return rc;
+}
+
+int store_commit(struct store *st)
+{
+	if (st->txn_depth == 0 || --st->txn_depth > 0)
+		return 0;
+	usec_t t0 = mono_usec();
+	int rc = run(st, prep(st, "COMMIT"));
+	st->last_commit = mono_usec() - t0;
+	if (rc < 0) {
+		log_warnx("store: commit failed: %s", sqlite3_errmsg(st->db));
+		run(st, prep(st, "ROLLBACK"));
+	}
+	return rc;
+}
+
+void store_rollback(struct store *st)
+{
+	if (st->txn_depth == 0)
+		return;
+	st->txn_depth = 0;
+	run(st, prep(st, "ROLLBACK"));
+}
+
+usec_t store_last_commit_usec(const struct store *st) { return st->last_commit; }
+
+/* DAGs ------------------------------------------------------------------------------------- */
+
+static char *tags_json(const struct dag *d)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; i < d->n_tags; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(d->tags[i]));
+	char *s = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	return s;
+}
+
+int store_dag_sync(struct store *st, const struct dag *d, const char *source, usec_t parsed_at)
+{
+	static const char upsert[] =
+		"INSERT INTO dag (dag_id, fileloc, is_active, version, description, schedule, timezone, "
+		"owners, tags, max_active_runs, max_active_tasks, last_parsed_time) "
+		"VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+		"ON CONFLICT (dag_id) DO UPDATE SET fileloc = ?2, is_active = 1, version = ?3, "
+		"description = ?4, schedule = ?5, timezone = ?6, owners = ?7, tags = ?8, "
+		"max_active_runs = ?9, max_active_tasks = ?10, last_parsed_time = ?11";
+	static const char version[] =
+		"INSERT OR IGNORE INTO dag_version (dag_id, version, fileloc, source, created_at) "
+		"VALUES (?, ?, ?, ?, ?)";
+	char *tags = tags_json(d);
+	sqlite3_stmt *s = prep(st, upsert);
+	bind_text(s, 1, d->dag_id);
+	bind_text(s, 2, d->fileloc);
+	bind_text(s, 3, d->version);
+	bind_text(s, 4, d->description);
+	bind_text(s, 5, d->schedule);
+	bind_text(s, 6, d->timezone);
+	bind_text(s, 7, d->owner ? d->owner : "airflow");
+	bind_text(s, 8, tags);
+	sqlite3_bind_int(s, 9, d->max_active_runs);
+	sqlite3_bind_int(s, 10, d->max_active_tasks);
+	bind_time(s, 11, parsed_at);
+	int rc = run(st, s);
+	free(tags);
+	if (rc < 0)
+		return rc;
+	s = prep(st, version);
+	bind_text(s, 1, d->dag_id);
+	bind_text(s, 2, d->version);
+	bind_text(s, 3, d->fileloc);
+	bind_text(s, 4, source);
+	bind_time(s, 5, parsed_at);
+	return run(st, s);
+}
+
+int store_dag_paused(struct store *st, const char *dag_id, bool *paused)
+{
+	sqlite3_stmt *s = prep(st, "SELECT is_paused FROM dag WHERE dag_id = ?");
+	bind_text(s, 1, dag_id);
+	*paused = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+int store_dag_set_paused(struct store *st, const char *dag_id, bool paused)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE dag SET is_paused = ? WHERE dag_id = ?");
+	sqlite3_bind_int(s, 1, paused);
+	bind_text(s, 2, dag_id);
+	int rc = run(st, s);
+	if (rc == 0 && sqlite3_changes(st->db) == 0)
+		return -ENOENT;
+	return rc;
+}
+
+int store_import_error_set(struct store *st, const char *filename, int line, const char *msg, usec_t when)
+{
+	sqlite3_stmt *s = prep(st,
+		"INSERT INTO import_error (filename, line, message, timestamp) VALUES (?1, ?2, ?3, ?4) "
+		"ON CONFLICT (filename) DO UPDATE SET line = ?2, message = ?3, timestamp = ?4 "
+		"WHERE message IS NOT ?3");
+	bind_text(s, 1, filename);
+	sqlite3_bind_int(s, 2, line);
+	bind_text(s, 3, msg);
+	bind_time(s, 4, when);
+	return run(st, s);
+}
+
+int store_import_error_clear(struct store *st, const char *filename)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM import_error WHERE filename = ?");
+	bind_text(s, 1, filename);
+	return run(st, s);
+}
+
+/* Runs ------------------------------------------------------------------------------------- */
+
+void run_row_free(struct run_row *r)
+{
+	free(r->dag_id);
+	free(r->run_id);
+	free(r->run_type);
+	free(r->state);
+	free(r->conf);
+	free(r->note);
+	free(r->dag_version);
+	memset(r, 0, sizeof(*r));
+}
+
+#define RUN_COLS "id, dag_id, run_id, run_type, logical_date, data_interval_start, " \
+		 "data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, " \
+		 "external_trigger"
+
+static void read_run(sqlite3_stmt *s, struct run_row *r)
+{
+	r->pk = sqlite3_column_int64(s, 0);
+	r->dag_id = col_text(s, 1);
+	r->run_id = col_text(s, 2);
+	r->run_type = col_text(s, 3);
+	r->logical_date = col_time(s, 4);
+	r->data_interval_start = col_time(s, 5);
+	r->data_interval_end = col_time(s, 6);
+	r->state = col_text(s, 7);
+	r->conf = col_text(s, 8);
+	r->queued_at = col_time(s, 9);
+	r->start_date = col_time(s, 10);
+	r->end_date = col_time(s, 11);
+	r->note = col_text(s, 12);
+	r->dag_version = col_text(s, 13);
+	r->external_trigger = sqlite3_column_int(s, 14);
+}
+
+int store_run_insert(struct store *st, struct run_row *r)
+{
+	sqlite3_stmt *s = prep(st,
+		"INSERT INTO dag_run (dag_id, run_id, run_type, logical_date, data_interval_start, "
+		"data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, "
+		"external_trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	bind_text(s, 1, r->dag_id);
+	bind_text(s, 2, r->run_id);
+	bind_text(s, 3, r->run_type);
+	bind_time(s, 4, r->logical_date);
+	bind_time(s, 5, r->data_interval_start);
+	bind_time(s, 6, r->data_interval_end);
+	bind_text(s, 7, r->state);
+	bind_text(s, 8, r->conf ? r->conf : "{}");
+	bind_time(s, 9, r->queued_at);
+	bind_time(s, 10, r->start_date);
+	bind_time(s, 11, r->end_date);
+	bind_text(s, 12, r->note);
+	bind_text(s, 13, r->dag_version);
+	sqlite3_bind_int(s, 14, r->external_trigger);
+	int rc = run(st, s);
+	if (rc == 0)
+		r->pk = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+int store_run_update(struct store *st, const struct run_row *r)
+{
+	sqlite3_stmt *s = prep(st,
+		"UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = ? WHERE id = ?");
+	bind_text(s, 1, r->state);
+	bind_time(s, 2, r->start_date);
+	bind_time(s, 3, r->end_date);
+	bind_text(s, 4, r->note);
+	sqlite3_bind_int64(s, 5, r->pk);
+	return run(st, s);
+}
+
+int store_run_delete(struct store *st, int64_t pk)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM dag_run WHERE id = ?");
+	sqlite3_bind_int64(s, 1, pk);
+	int rc = run(st, s);
+	if (rc == 0 && sqlite3_changes(st->db) == 0)
+		return -ENOENT;
+	return rc;
+}
+
+int store_run_get(struct store *st, const char *dag_id, const char *run_id, usec_t logical_date,
+		  struct run_row *out)
+{
+	sqlite3_stmt *s;
+	if (run_id) {
+		s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE dag_id = ? AND run_id = ?");
+		bind_text(s, 2, run_id);
+	} else {
+		s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE dag_id = ? AND logical_date = ?");
+		bind_time(s, 2, logical_date);
+	}
+	bind_text(s, 1, dag_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		read_run(s, out);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "run get");
+}
+
+int store_run_list(struct store *st, const char *dag_id, struct run_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE ?1 IS NULL OR dag_id = ?1 "
+				   "ORDER BY logical_date DESC, id DESC");
+	size_t n = 0, cap = 16;
+	int rc;
+	*out = xcalloc(cap, sizeof(struct run_row));
+	bind_text(s, 1, dag_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap *= 2;
+			*out = xrealloc(*out, cap * sizeof(struct run_row));
+		}
+		read_run(s, &(*out)[n++]);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "run list");
+}
+
+/* Task instances ------------------------------------------------------------------------------ */
+
+void ti_row_init(struct ti_row *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->map_index = -1;
+	t->pool_slots = 1;
+	t->priority_weight = 1;
+	t->queued_when = t->start_date = t->end_date = t->next_retry_at = t->first_poke_at = USEC_NONE;
+	t->duration = -1;
+	t->exit_code = TI_NO_EXIT;
+}
+
+void ti_row_free(struct ti_row *t)
+{
+	free(t->dag_id);
+	free(t->run_id);
+	free(t->task_id);
+	free(t->state);
+	free(t->operator_name);
+	free(t->executor);
+	free(t->hostname);
+	free(t->external_id);
+	free(t->pool);
+	free(t->note);
+	ti_row_init(t);
+}
+
+#define TI_COLS "id, run_pk, dag_id, run_id, task_id, map_index, state, try_number, max_tries, " \
+		"operator, executor, hostname, pid, external_id, pool, pool_slots, priority_weight, " \
+		"queued_when, start_date, end_date, duration, exit_code, next_retry_at, first_poke_at, note"
+
+static void read_ti(sqlite3_stmt *s, struct ti_row *t)
+{
+	ti_row_init(t);
+	t->pk = sqlite3_column_int64(s, 0);
+	t->run_pk = sqlite3_column_int64(s, 1);
+	t->dag_id = col_text(s, 2);
+	t->run_id = col_text(s, 3);
+	t->task_id = col_text(s, 4);
+	t->map_index = sqlite3_column_int(s, 5);
+	t->state = col_text(s, 6);
+	t->try_number = sqlite3_column_int(s, 7);
+	t->max_tries = sqlite3_column_int(s, 8);
+	t->operator_name = col_text(s, 9);
+	t->executor = col_text(s, 10);
+	t->hostname = col_text(s, 11);
+	t->pid = sqlite3_column_int(s, 12);
+	t->external_id = col_text(s, 13);
+	t->pool = col_text(s, 14);
+	t->pool_slots = sqlite3_column_int(s, 15);
+	t->priority_weight = sqlite3_column_int(s, 16);
+	t->queued_when = col_time(s, 17);
+	t->start_date = col_time(s, 18);
+	t->end_date = col_time(s, 19);
+	t->duration = sqlite3_column_type(s, 20) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 20);
+	t->exit_code = sqlite3_column_type(s, 21) == SQLITE_NULL ? TI_NO_EXIT : sqlite3_column_int(s, 21);
+	t->next_retry_at = col_time(s, 22);
+	t->first_poke_at = col_time(s, 23);
+	t->note = col_text(s, 24);
+}
+
+/* Binds the mutable columns of a task instance at positions 1..17 (shared by insert/update). */
+static void bind_ti_mutable(sqlite3_stmt *s, const struct ti_row *t)
+{
+	bind_text(s, 1, t->state);
+	sqlite3_bind_int(s, 2, t->try_number);
+	sqlite3_bind_int(s, 3, t->max_tries);
+	bind_text(s, 4, t->executor);
+	bind_text(s, 5, t->hostname);
+	if (t->pid > 0)
+		sqlite3_bind_int(s, 6, t->pid);
+	else
+		sqlite3_bind_null(s, 6);
+	bind_text(s, 7, t->external_id);
+	bind_text(s, 8, t->pool ? t->pool : "default_pool");
+	sqlite3_bind_int(s, 9, t->pool_slots);
+	sqlite3_bind_int(s, 10, t->priority_weight);
+	bind_time(s, 11, t->queued_when);
+	bind_time(s, 12, t->start_date);
+	bind_time(s, 13, t->end_date);
+	if (t->duration >= 0)
+		sqlite3_bind_double(s, 14, t->duration);
+	else
+		sqlite3_bind_null(s, 14);
+	if (t->exit_code != TI_NO_EXIT)
+		sqlite3_bind_int(s, 15, t->exit_code);
+	else
+		sqlite3_bind_null(s, 15);
+	bind_time(s, 16, t->next_retry_at);
+	bind_time(s, 17, t->first_poke_at);
+}
+
+int store_ti_insert(struct store *st, struct ti_row *t)
+{
+	sqlite3_stmt *s = prep(st,
+		"INSERT INTO task_instance (state, try_number, max_tries, executor, hostname, pid, "
+		"external_id, pool, pool_slots, priority_weight, queued_when, start_date, end_date, "
+		"duration, exit_code, next_retry_at, first_poke_at, run_pk, dag_id, run_id, task_id, "
+		"map_index, operator) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+		"?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)");
+	bind_ti_mutable(s, t);
+	sqlite3_bind_int64(s, 18, t->run_pk);
+	bind_text(s, 19, t->dag_id);
+	bind_text(s, 20, t->run_id);
+	bind_text(s, 21, t->task_id);
+	sqlite3_bind_int(s, 22, t->map_index);
+	bind_text(s, 23, t->operator_name);
+	int rc = run(st, s);
+	if (rc == 0)
+		t->pk = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+int store_ti_update(struct store *st, const struct ti_row *t)
+{
+	sqlite3_stmt *s = prep(st,
+		"UPDATE task_instance SET state = ?1, try_number = ?2, max_tries = ?3, executor = ?4, "
+		"hostname = ?5, pid = ?6, external_id = ?7, pool = ?8, pool_slots = ?9, "
+		"priority_weight = ?10, queued_when = ?11, start_date = ?12, end_date = ?13, "
+		"duration = ?14, exit_code = ?15, next_retry_at = ?16, first_poke_at = ?17, map_index = ?18 "
+		"WHERE id = ?19");
+	bind_ti_mutable(s, t);
+	sqlite3_bind_int(s, 18, t->map_index);
+	sqlite3_bind_int64(s, 19, t->pk);
+	return run(st, s);
+}
+
+int store_ti_list(struct store *st, int64_t run_pk, struct ti_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " TI_COLS " FROM task_instance WHERE run_pk = ? "
+				   "ORDER BY task_id, map_index");
+	size_t n = 0, cap = 16;
+	int rc;
+	*out = xcalloc(cap, sizeof(struct ti_row));
+	sqlite3_bind_int64(s, 1, run_pk);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap *= 2;
+			*out = xrealloc(*out, cap * sizeof(struct ti_row));
+		}
+		read_ti(s, &(*out)[n++]);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "ti list");
+}
+
+int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_index, struct ti_row *out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " TI_COLS " FROM task_instance WHERE run_pk = ? AND "
+				   "task_id = ? AND map_index = ?");
+	sqlite3_bind_int64(s, 1, run_pk);
+	bind_text(s, 2, task_id);
+	sqlite3_bind_int(s, 3, map_index);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		read_ti(s, out);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "ti get");
+}
+
+/* Tries --------------------------------------------------------------------------------------- */
+
+void try_row_free(struct try_row *t)
+{
+	free(t->state);
+	free(t->executor);
+	free(t->hostname);
+	free(t->external_id);
+	free(t->log_path);
+	free(t->message);
+	memset(t, 0, sizeof(*t));
+}
+
+int store_try_put(struct store *st, const struct try_row *t)
+{
+	sqlite3_stmt *s = prep(st,
+		"INSERT OR REPLACE INTO task_try (ti_id, try_number, state, executor, hostname, pid, "
+		"external_id, queued_when, start_date, end_date, duration, exit_code, log_path, message) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_bind_int64(s, 1, t->ti_pk);
+	sqlite3_bind_int(s, 2, t->try_number);
+	bind_text(s, 3, t->state);
+	bind_text(s, 4, t->executor);
+	bind_text(s, 5, t->hostname);
+	if (t->pid > 0)
+		sqlite3_bind_int(s, 6, t->pid);
+	else
+		sqlite3_bind_null(s, 6);
+	bind_text(s, 7, t->external_id);
+	bind_time(s, 8, t->queued_when);
+	bind_time(s, 9, t->start_date);
+	bind_time(s, 10, t->end_date);
+	if (t->duration >= 0)
+		sqlite3_bind_double(s, 11, t->duration);
+	else
+		sqlite3_bind_null(s, 11);
+	if (t->exit_code != TI_NO_EXIT)
+		sqlite3_bind_int(s, 12, t->exit_code);
+	else
+		sqlite3_bind_null(s, 12);
+	bind_text(s, 13, t->log_path);
+	bind_text(s, 14, t->message);
+	return run(st, s);
+}
+
+int store_try_list(struct store *st, int64_t ti_pk, struct try_row **out)
+{
+	sqlite3_stmt *s = prep(st,
+		"SELECT ti_id, try_number, state, executor, hostname, pid, external_id, queued_when, "
+		"start_date, end_date, duration, exit_code, log_path, message FROM task_try "
+		"WHERE ti_id = ? ORDER BY try_number");
+	size_t n = 0, cap = 4;
+	int rc;
+	*out = xcalloc(cap, sizeof(struct try_row));
+	sqlite3_bind_int64(s, 1, ti_pk);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap *= 2;
+			*out = xrealloc(*out, cap * sizeof(struct try_row));
+		}
+		struct try_row *t = &(*out)[n++];
+		t->ti_pk = sqlite3_column_int64(s, 0);
+		t->try_number = sqlite3_column_int(s, 1);
+		t->state = col_text(s, 2);
+		t->executor = col_text(s, 3);
+		t->hostname = col_text(s, 4);
+		t->pid = sqlite3_column_int(s, 5);
+		t->external_id = col_text(s, 6);
+		t->queued_when = col_time(s, 7);
+		t->start_date = col_time(s, 8);
+		t->end_date = col_time(s, 9);
+		t->duration = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 10);
+		t->exit_code = sqlite3_column_type(s, 11) == SQLITE_NULL ? TI_NO_EXIT : sqlite3_column_int(s, 11);
+		t->log_path = col_text(s, 12);
+		t->message = col_text(s, 13);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "try list");
+}
+
+/* Outputs ------------------------------------------------------------------------------------- */
+
+int store_output_put(struct store *st, int64_t ti_pk, const char *key, const char *value, usec_t when)
+{
+	sqlite3_stmt *s = prep(st, "INSERT OR REPLACE INTO task_output (ti_id, key, value, timestamp) "
+				   "VALUES (?, ?, ?, ?)");
+	sqlite3_bind_int64(s, 1, ti_pk);
+	bind_text(s, 2, key);
+	bind_text(s, 3, value);
+	bind_time(s, 4, when);
+	return run(st, s);
+}
+
+int store_output_clear(struct store *st, int64_t ti_pk)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM task_output WHERE ti_id = ?");
+	sqlite3_bind_int64(s, 1, ti_pk);
+	return run(st, s);
+}
+
+int store_output_each(struct store *st, int64_t ti_pk,
+		      int (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	sqlite3_stmt *s = prep(st, "SELECT key, value FROM task_output WHERE ti_id = ? ORDER BY key");
+	int rc;
+	sqlite3_bind_int64(s, 1, ti_pk);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1)))
+			break;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "output list");
+}
+
+int store_pool_slots(struct store *st, const char *name, int *slots)
+{
+	sqlite3_stmt *s = prep(st, "SELECT slots FROM pool WHERE name = ?");
+	bind_text(s, 1, name);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*slots = sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : -ENOENT;
+}

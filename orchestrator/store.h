@@ -1,0 +1,143 @@
+/* The store: the only code that speaks SQL. SQLite in WAL mode with synchronous=NORMAL.
+ *
+ * Connections: the process that runs DAGs (the daemon, or `dags test`) owns the one writer
+ * connection and groups state changes into short transactions (store_begin/store_commit);
+ * readers (CLI listings, later the API) open their own connections with STORE_READONLY.
+ * Every connection has a busy timeout and writers take the write lock up front (BEGIN
+ * IMMEDIATE), so "database is locked" is waited out rather than shown to a user.
+ *
+ * Times are usec_t (microseconds since the epoch, UTC); USEC_NONE is stored as NULL.
+ * Rows returned to callers are owned by the caller and freed with the matching *_free. */
+#ifndef SLUICE_STORE_H
+#define SLUICE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dag.h"
+#include "util.h"
+
+struct store;
+
+enum store_flags {
+	STORE_READONLY = 1 << 0,   /* open read-only; fails if the database does not exist */
+	STORE_NO_MIGRATE = 1 << 1, /* do not apply migrations (db check, db migrate) */
+};
+
+/* Number of migrations compiled into this binary = the schema level it expects. */
+int store_schema_target(void);
+
+/* Opens (creating if needed, unless read-only) the database at path and applies pending
+ * migrations. A database whose level is newer than this binary is refused. Returns 0 or
+ * -errno with *err set (malloc'd). */
+int store_open(const char *path, int flags, struct store **out, char **err);
+void store_close(struct store *st);
+
+/* Applies pending migrations, each in its own transaction. from and to get the levels.
+ * Returns 0 or a negative error with *err set. */
+int store_migrate(struct store *st, int *from, int *to, char **err);
+/* Current PRAGMA user_version. */
+int store_schema_level(struct store *st);
+/* Runs PRAGMA integrity_check and foreign_key_check; appends findings to report.
+ * Returns 0 when everything is ok, 1 when problems were found, negative on error. */
+int store_integrity(struct store *st, struct strbuf *report);
+
+/* Transactions: begin takes the write lock at once. Nested calls are counted; only the
+ * outermost commit commits. Return 0 or a negative error. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+/* Microseconds the last commit took (for metrics). */
+usec_t store_last_commit_usec(const struct store *st);
+
+/* DAGs and import errors ------------------------------------------------------------------ */
+
+/* Records a successfully parsed DAG: upserts its row (keeping is_paused) and its version. */
+int store_dag_sync(struct store *st, const struct dag *d, const char *source, usec_t parsed_at);
+/* Whether the DAG is paused; false when it has no row. */
+int store_dag_paused(struct store *st, const char *dag_id, bool *paused);
+int store_dag_set_paused(struct store *st, const char *dag_id, bool paused);
+/* Records (replaces) the import error of a file / removes it. */
+int store_import_error_set(struct store *st, const char *filename, int line, const char *msg, usec_t when);
+int store_import_error_clear(struct store *st, const char *filename);
+
+/* DAG runs ---------------------------------------------------------------------------------- */
+
+struct run_row {
+	int64_t pk;
+	char *dag_id, *run_id, *run_type, *state;
+	usec_t logical_date, data_interval_start, data_interval_end;
+	char *conf;            /* JSON object text */
+	usec_t queued_at, start_date, end_date;
+	char *note, *dag_version;
+	bool external_trigger;
+};
+void run_row_free(struct run_row *r);
+
+/* Inserts r (pk is set). Returns -EEXIST when the run_id or logical date is taken. */
+int store_run_insert(struct store *st, struct run_row *r);
+/* Writes state, start_date, end_date and note of r. */
+int store_run_update(struct store *st, const struct run_row *r);
+/* Deletes a run with its task instances, tries and outputs. -ENOENT when missing. */
+int store_run_delete(struct store *st, int64_t pk);
+/* Finds a run by run_id, or by logical date when run_id is NULL. -ENOENT when missing. */
+int store_run_get(struct store *st, const char *dag_id, const char *run_id, usec_t logical_date,
+		  struct run_row *out);
+/* Lists the runs of a DAG (all DAGs when dag_id is NULL), newest logical date first.
+ * Returns the count or a negative error; *out is a malloc'd array (free each with run_row_free). */
+int store_run_list(struct store *st, const char *dag_id, struct run_row **out);
+
+/* Task instances ------------------------------------------------------------------------------ */
+
+struct ti_row {
+	int64_t pk, run_pk;
+	char *dag_id, *run_id, *task_id;
+	int map_index;
+	char *state;           /* Airflow state name; "none" for null */
+	int try_number, max_tries;
+	char *operator_name, *executor, *hostname, *external_id, *pool;
+	int pid, pool_slots, priority_weight;
+	usec_t queued_when, start_date, end_date, next_retry_at, first_poke_at;
+	double duration;       /* seconds; < 0 = unknown */
+	int exit_code;         /* INT32_MIN = none */
+	char *note;
+};
+#define TI_NO_EXIT INT32_MIN
+void ti_row_init(struct ti_row *t);
+void ti_row_free(struct ti_row *t);
+
+int store_ti_insert(struct store *st, struct ti_row *t);
+/* Writes every mutable field of t (state, tries, times, pid, exit code, ...). */
+int store_ti_update(struct store *st, const struct ti_row *t);
+/* Task instances of a run ordered by task_id, map_index. Returns the count or negative. */
+int store_ti_list(struct store *st, int64_t run_pk, struct ti_row **out);
+/* One task instance; map_index -1 for unmapped. -ENOENT when missing. */
+int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_index, struct ti_row *out);
+
+/* One try of a task instance (history). */
+struct try_row {
+	int64_t ti_pk;
+	int try_number;
+	char *state, *executor, *hostname, *external_id, *log_path, *message;
+	int pid, exit_code;
+	usec_t queued_when, start_date, end_date;
+	double duration;
+};
+void try_row_free(struct try_row *t);
+/* Inserts or replaces the try (ti_pk, try_number). */
+int store_try_put(struct store *st, const struct try_row *t);
+/* Tries of a task instance, oldest first. Returns the count or negative. */
+int store_try_list(struct store *st, int64_t ti_pk, struct try_row **out);
+
+/* Outputs ($SLUICE_OUTPUT, sluice's XCom). */
+int store_output_put(struct store *st, int64_t ti_pk, const char *key, const char *value, usec_t when);
+/* Removes all outputs of a task instance (before a new try). */
+int store_output_clear(struct store *st, int64_t ti_pk);
+/* Calls fn for each output of ti_pk in key order; stops early when fn returns non-zero. */
+int store_output_each(struct store *st, int64_t ti_pk,
+		      int (*fn)(void *arg, const char *key, const char *value), void *arg);
+
+/* Pools. */
+int store_pool_slots(struct store *st, const char *name, int *slots);
+
+#endif

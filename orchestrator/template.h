@@ -1,0 +1,21 @@
+/* Templating of task fields: "{{ name }}" is replaced by the value of name; "{{ 'text' }}" by the
+ * literal text (the way to write a literal "{{"). Names are [A-Za-z0-9_.-]+ (e.g. ds,
+ * params.region, outputs.extract.rows). An unknown name is an error, never an empty string. */
+#ifndef SLUICE_TEMPLATE_H
+#define SLUICE_TEMPLATE_H
+
+#include "util.h"
+
+/* Appends the value of name to out and returns 0, or returns -ENOENT for an unknown name (then
+ * *err may be set to a specific message, malloc'd). */
+typedef int (*tmpl_lookup_fn)(void *ctx, const char *name, struct strbuf *out, char **err);
+
+/* Renders s into a new string (*out, caller frees). Returns 0, or -EINVAL with *err set
+ * (malloc'd), e.g. "unknown template name 'foo' in \"echo {{ foo }}\"". */
+int tmpl_render(const char *s, tmpl_lookup_fn lookup, void *ctx, char **out, char **err);
+
+/* Calls fn for every name used in s (not literals); stops at the first non-zero return and
+ * returns it. Returns -EINVAL for a malformed template. */
+int tmpl_names(const char *s, int (*fn)(void *arg, const char *name), void *arg);
+
+#endif

@@ -1,0 +1,148 @@
+"""The example DAGs of dags/ through the CLI: check, list, show, test, logs, runs, db."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ROOT, Home, check, eq, expect, finish, tis  # noqa: E402
+
+home = Home(dags=os.path.join(ROOT, "dags"))
+
+
+def t_check():
+    p = home.run("dags", "check")
+    eq(p.returncode, 0, "dags check exit code\n" + p.stdout + p.stderr)
+    expect("0 import errors" in p.stdout, p.stdout)
+
+
+def t_list():
+    out = home.json("dags", "list", "--json")
+    ids = sorted(d["dag_id"] for d in out["dags"])
+    eq(ids, ["etl_chain", "fanout", "sensor_params", "trigger_rules"], "dag ids")
+    eq(out["total_entries"], 4, "total_entries")
+    etl = next(d for d in out["dags"] if d["dag_id"] == "etl_chain")
+    eq(etl["schedule_interval"], {"__type": "CronExpression", "value": "0 3 * * *"}, "schedule")
+    eq(etl["owners"], ["data-eng"], "owners")
+    eq(etl["tags"], [{"name": "example"}, {"name": "etl"}], "tags")
+    eq(etl["is_paused"], False, "is_paused")
+    expect(etl["fileloc"].endswith("dags/etl_chain.lua"), etl["fileloc"])
+
+
+def t_show():
+    out = home.json("dags", "show", "etl_chain", "--json")
+    tasks = {t["task_id"]: t for t in out["tasks"]}
+    eq(tasks["extract"]["downstream_task_ids"], ["validate"], "downstream")
+    eq(tasks["report"]["trigger_rule"], "all_done", "trigger rule")
+    eq(tasks["validate"]["retries"], 2, "retries from default_args")
+    eq(out["timezone"], "Europe/Berlin", "timezone")
+    p = home.run("dags", "show", "fanout", "--dot")
+    eq(p.returncode, 0, "show --dot")
+    expect('"list_shards" -> "per_shard"' in p.stdout, p.stdout)
+    p = home.run("dags", "show", "nope")
+    eq(p.returncode, 1, "unknown dag")
+    expect("not found" in p.stderr, p.stderr)
+
+
+def t_etl():
+    run = home.test_run("etl_chain", "--logical-date", "2026-11-05", expect_state="success")
+    ti = tis(run)
+    for t in ("extract", "validate", "transform", "load", "report"):
+        eq(ti[t]["state"], "success", t)
+    eq(ti["validate"]["try_number"], 2, "validate retried once")
+    eq(ti["extract"]["try_number"], 1, "extract tries")
+    eq(run["run_id"], "manual__2026-11-05T00:00:00+00:00", "run_id")
+    log = home.log("etl_chain", run["run_id"], "report")
+    expect("loaded 3 rows" in log and "2026-11-05" in log, log)
+    first = home.log("etl_chain", run["run_id"], "validate", try_number=1)
+    expect("source not ready yet" in first, first)
+    expect("retrying in 1s" in first, first)
+    path = os.path.join(home.home, "logs", "etl_chain", run["run_id"], "transform", "-1", "1.log")
+    with open(path) as f:
+        body = f.read()
+    expect("eu=42" in body and "us=7" in body, body)
+
+
+def t_fanout():
+    run = home.test_run("fanout", expect_state="success")
+    ti = tis(run)
+    for i in range(4):
+        eq(ti[("per_shard", i)]["state"], "success", f"per_shard {i}")
+    eq(ti[("per_format", 1)]["state"], "success", "per_format 1")
+    log = home.log("fanout", run["run_id"], "combine")
+    expect("sizes: 10,11,12,13" in log, log)
+    log = home.log("fanout", run["run_id"], "per_shard", map_index=2)
+    expect("shard east (2)" in log, log)
+
+
+def t_trigger_rules():
+    run = home.test_run("trigger_rules", expect_state="success")
+    ti = tis(run)
+    eq(ti["check_source"]["state"], "skipped", "exit 99")
+    eq(ti["load_if_present"]["state"], "skipped", "all_success after skip")
+    eq(ti["carry_on"]["state"], "success", "none_failed")
+    eq(ti["flaky"]["state"], "failed", "flaky")
+    eq(ti["flaky"]["try_number"], 1, "no retry for code 3")
+    eq(ti["flaky"]["exit_code"], 3, "exit code")
+    eq(ti["handle_failure"]["state"], "success", "one_failed")
+    eq(ti["finalize"]["state"], "success", "all_done")
+
+
+def t_sensor_params():
+    run = home.test_run("sensor_params", "--conf", '{"greeting": "hallo"}', expect_state="success")
+    log = home.log("sensor_params", run["run_id"], "greet")
+    expect("hallo, world!" in log, log)
+
+
+def t_runs_and_tasks():
+    out = home.json("runs", "list", "etl_chain", "--json")
+    eq(out["total_entries"], 1, "runs")
+    r = out["dag_runs"][0]
+    eq(r["state"], "success", "run state")
+    eq(r["run_type"], "manual", "run_type")
+    eq(r["logical_date"], "2026-11-05T00:00:00+00:00", "logical_date")
+    # Europe/Berlin 03:00 daily: the interval that ends before the logical date
+    eq(r["data_interval_end"], "2026-11-04T02:00:00+00:00", "interval end")
+    out = home.json("tasks", "list", "etl_chain", r["dag_run_id"], "--json")
+    eq(out["total_entries"], 5, "tis")
+    eq({t["task_id"] for t in out["task_instances"]},
+       {"extract", "validate", "transform", "load", "report"}, "task ids")
+
+
+def t_rerun_replaces():
+    home.test_run("etl_chain", "--logical-date", "2026-11-05", expect_state="success")
+    out = home.json("runs", "list", "etl_chain", "--json")
+    eq(out["total_entries"], 1, "the same logical date replaces the earlier run")
+
+
+def t_db():
+    p = home.run("db", "check")
+    eq(p.returncode, 0, p.stdout + p.stderr)
+    expect("integrity:    ok" in p.stdout, p.stdout)
+    p = home.run("db", "migrate")
+    eq(p.returncode, 0, p.stderr)
+    expect("up to date" in p.stdout, p.stdout)
+
+
+def t_help():
+    for args in (["--help"], ["dags", "--help"], ["dags", "test", "--help"], ["db", "--help"],
+                 ["tasks", "--help"], ["runs", "--help"], ["cron", "--help"], ["config", "--help"]):
+        p = home.run(*args)
+        eq(p.returncode, 0, f"{args} exit code: {p.stderr}")
+        expect("usage" in p.stdout.lower(), f"{args}: {p.stdout}")
+    p = home.run("bogus")
+    eq(p.returncode, 2, "unknown command")
+
+
+check("dags check passes on the examples", t_check)
+check("dags list --json", t_list)
+check("dags show --json/--dot", t_show)
+check("etl_chain runs green with a retry and outputs", t_etl)
+check("fanout maps over outputs and fans in", t_fanout)
+check("trigger_rules: skips, no-retry codes, one_failed, all_done", t_trigger_rules)
+check("sensor_params: sensor and conf overriding params", t_sensor_params)
+check("runs list / tasks list --json", t_runs_and_tasks)
+check("dags test replaces a run at the same logical date", t_rerun_replaces)
+check("db check and migrate", t_db)
+check("--help everywhere", t_help)
+home.cleanup()
+finish()

@@ -1,0 +1,112 @@
+"""Shared helpers for the integration tests: run the real sluice binary in a fresh home.
+
+Each test script calls check(name, fn) for its cases and finish() at the end, which prints
+"N passed, N failed" and exits non-zero on any failure."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SLUICE = os.environ.get("SLUICE_BIN") or os.path.abspath("build/sluice")
+ROOT = os.environ.get("SLUICE_SOURCE_ROOT") or os.path.abspath(".")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+
+_passed = 0
+_failed = 0
+
+
+class Home:
+    """A temporary SLUICE_HOME with an optional DAG folder."""
+
+    def __init__(self, dags=None):
+        self.dir = tempfile.mkdtemp(prefix="sluice-it-")
+        self.home = os.path.join(self.dir, "home")
+        self.dags = dags or os.path.join(self.dir, "dags")
+        os.makedirs(self.dags, exist_ok=True)
+
+    def write_dag(self, name, text):
+        path = os.path.join(self.dags, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def run(self, *args, timeout=120, input=None, env=None):
+        e = dict(os.environ)
+        e.pop("SLUICE_HOME", None)
+        e.pop("SLUICE_DAGS", None)
+        e["TMPDIR"] = self.dir
+        if env:
+            e.update(env)
+        cmd = [SLUICE, "--home", self.home, "--dags", self.dags] + [str(a) for a in args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input, env=e)
+
+    def json(self, *args, ok_codes=(0,), **kw):
+        p = self.run(*args, **kw)
+        if p.returncode not in ok_codes:
+            raise AssertionError(f"sluice {' '.join(map(str, args))} exited {p.returncode}\n"
+                                 f"stdout: {p.stdout}\nstderr: {p.stderr}")
+        try:
+            return json.loads(p.stdout)
+        except json.JSONDecodeError as e:
+            raise AssertionError(f"not JSON ({e}): {p.stdout!r}\nstderr: {p.stderr}")
+
+    def test_run(self, dag_id, *extra, expect_state=None):
+        out = self.json("dags", "test", dag_id, "--json", *extra, ok_codes=(0, 1))
+        if expect_state is not None and out["state"] != expect_state:
+            raise AssertionError(f"{dag_id}: run state {out['state']}, wanted {expect_state}\n"
+                                 + json.dumps(out, indent=1))
+        return out
+
+    def log(self, dag_id, run_id, task, map_index=-1, try_number=None):
+        args = ["tasks", "logs", dag_id, run_id, task, "--map-index", map_index]
+        if try_number:
+            args += ["--try", try_number]
+        p = self.run(*args)
+        if p.returncode != 0:
+            raise AssertionError(f"tasks logs failed: {p.stderr}")
+        return p.stdout
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tis(run):
+    """task_id (or (task_id, map_index) for mapped) -> task instance."""
+    out = {}
+    for t in run["task_instances"]:
+        key = t["task_id"] if t["map_index"] < 0 else (t["task_id"], t["map_index"])
+        out[key] = t
+    return out
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(got, want, what=""):
+    if got != want:
+        raise AssertionError(f"{what}: got {got!r}, wanted {want!r}")
+
+
+def check(name, fn):
+    global _passed, _failed
+    t0 = time.monotonic()
+    try:
+        fn()
+    except Exception:
+        _failed += 1
+        print(f"FAIL {name} ({time.monotonic() - t0:.1f}s)")
+        traceback.print_exc(file=sys.stdout)
+        return
+    _passed += 1
+    print(f"ok   {name} ({time.monotonic() - t0:.1f}s)")
+
+
+def finish():
+    print(f"{_passed} passed, {_failed} failed")
+    sys.exit(1 if _failed else 0)

@@ -1,0 +1,102 @@
+/* Durations, ISO-8601 dates, SHA-256, ids. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util.h"
+
+static void test_durations(void **state)
+{
+	usec_t d;
+	assert_int_equal(parse_duration("30s", &d), 0);
+	assert_int_equal(d, 30 * USEC_PER_SEC);
+	assert_int_equal(parse_duration("1h30m", &d), 0);
+	assert_int_equal(d, 5400 * USEC_PER_SEC);
+	assert_int_equal(parse_duration("2d", &d), 0);
+	assert_int_equal(d, 172800 * USEC_PER_SEC);
+	assert_int_equal(parse_duration("500ms", &d), 0);
+	assert_int_equal(d, 500000);
+	assert_int_equal(parse_duration("1.5", &d), 0);
+	assert_int_equal(d, 1500000);
+	assert_int_equal(parse_duration("10m 5s", &d), 0);
+	assert_int_equal(d, 605 * USEC_PER_SEC);
+	assert_int_equal(parse_duration("", &d), -EINVAL);
+	assert_int_equal(parse_duration("abc", &d), -EINVAL);
+	assert_int_equal(parse_duration("5 parsecs", &d), -EINVAL);
+	assert_int_equal(parse_duration("-5s", &d), -EINVAL);
+	assert_int_equal(parse_duration("5s10", &d), -EINVAL);
+	char buf[32];
+	format_duration(5400 * USEC_PER_SEC, buf, sizeof(buf));
+	assert_string_equal(buf, "1h30m");
+	format_duration(250000, buf, sizeof(buf));
+	assert_string_equal(buf, "250ms");
+	(void)state;
+}
+
+static void test_iso8601(void **state)
+{
+	usec_t t;
+	char buf[ISO_BUFSZ];
+	assert_int_equal(parse_iso8601("2026-11-01", &t), 0);
+	format_iso8601(t, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-01T00:00:00+00:00");
+	assert_int_equal(parse_iso8601("2026-11-20T17:00:00.25+01:00", &t), 0);
+	format_iso8601(t, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-20T16:00:00.250000+00:00");
+	format_iso8601_z(t, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-20T16:00:00Z");
+	assert_int_equal(parse_iso8601("2024-02-29 23:59:59Z", &t), 0);
+	assert_int_equal(parse_iso8601("2025-02-29", &t), -EINVAL);
+	assert_int_equal(parse_iso8601("2026-13-01", &t), -EINVAL);
+	assert_int_equal(parse_iso8601("2026-11-01T25:00", &t), -EINVAL);
+	assert_int_equal(parse_iso8601("yesterday", &t), -EINVAL);
+	assert_int_equal(parse_iso8601("1969-12-31T23:59:59Z", &t), 0);
+	assert_int_equal(t, -USEC_PER_SEC);
+	format_iso8601(t, buf, sizeof(buf));
+	assert_string_equal(buf, "1969-12-31T23:59:59+00:00");
+	(void)state;
+}
+
+static void test_sha256(void **state)
+{
+	char h[65];
+	sha256_hex("abc", 3, h);
+	assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	sha256_hex("", 0, h);
+	assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	/* 56 bytes: the padding spills into a second block */
+	sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, h);
+	assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	(void)state;
+}
+
+static void test_ids_and_strbuf(void **state)
+{
+	assert_true(valid_id("sales_daily.v2-x"));
+	assert_false(valid_id("a b"));
+	assert_false(valid_id(""));
+	assert_false(valid_id("a/b"));
+	struct strbuf sb = {0};
+	for (int i = 0; i < 1000; i++)
+		sb_printf(&sb, "%d,", i);
+	assert_int_equal(strlen(sb_str(&sb)), sb.len);
+	assert_memory_equal(sb.buf, "0,1,2,", 6);
+	sb_free(&sb);
+	(void)state;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_iso8601),
+		cmocka_unit_test(test_sha256),
+		cmocka_unit_test(test_ids_and_strbuf),
+	};
+	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
