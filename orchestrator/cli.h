@@ -22,7 +22,7 @@ struct dagbag;
 struct store;
 
 /* Initialises / loads the DAG bag of the configured folder with the configured limits.
- * cli_load_bag prints the error and returns -1 when the folder cannot be read. */
+ * cli_load_bag prints the error, frees the bag and returns -1 when the folder cannot be read. */
 void cli_bag_init(struct cli_ctx *cli, struct dagbag *bag);
 int cli_load_bag(struct cli_ctx *cli, struct dagbag *bag);
 /* $SLUICE_HOME/sluice.db (malloc'd). */

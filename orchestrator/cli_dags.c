@@ -40,6 +40,7 @@ int cli_load_bag(struct cli_ctx *cli, struct dagbag *bag)
 	if (dagbag_refresh(bag, &err) < 0) {
 		fprintf(stderr, "sluice: %s\n", err);
 		free(err);
+		dagbag_free(bag);
 		return -1;
 	}
 	return 0;

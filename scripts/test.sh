@@ -12,9 +12,9 @@ meson test -C "$build" --print-errorlogs --num-processes 2 || status=1
 
 echo "== tests under ASan+UBSan ($asan)"
 if [[ ! -f $asan/build.ninja ]]; then
-	meson setup "$asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug >/dev/null || exit 1
+	meson setup "$asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
 fi
-ninja -C "$asan" >/dev/null || exit 1
+ninja -C "$asan" || exit 1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 meson test -C "$asan" --print-errorlogs --num-processes 2 || status=1
