@@ -36,5 +36,9 @@ int cli_db(struct cli_ctx *cli, int argc, char **argv);
 int cli_tasks(struct cli_ctx *cli, int argc, char **argv);
 int cli_cron(struct cli_ctx *cli, int argc, char **argv);
 int cli_runs(struct cli_ctx *cli, int argc, char **argv);
+int cli_serve(struct cli_ctx *cli, int argc, char **argv);
+int cli_pools(struct cli_ctx *cli, int argc, char **argv);
+/* sluice dags trigger (argv[0] == "trigger"). */
+int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv);
 
 #endif

@@ -549,7 +549,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 	struct evloop *loop = NULL;
 	struct engine *eng = NULL;
 	struct test_state ts = {.sigfd = -1};
-	char *err = NULL, *shim = NULL;
+	char *err = NULL, *shim = NULL, owner[32];
 	if (cli_load_bag(cli, &bag) < 0)
 		return 1;
 	struct dag *d = dagbag_find(&bag, id);
@@ -572,6 +572,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 
 	loop = evloop_new();
 	shim = xasprintf("%s/sluice-shim", cli->exe_dir);
+	snprintf(owner, sizeof(owner), "test:%d", (int)getpid());
 	struct engine_opts eo = {
 		.home = cli->home,
 		.shim_path = shim,
@@ -604,6 +605,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 		.data_interval_start = USEC_NONE,
 		.data_interval_end = USEC_NONE,
 		.conf = conf,
+		.owner = owner,
 	};
 	if (engine_create_run(eng, d, &spec, &ts.run, &err) < 0) {
 		fprintf(stderr, "sluice: cannot create the run: %s\n", err);
@@ -649,6 +651,8 @@ static void dags_usage(FILE *f)
 		   "  test DAG_ID [--logical-date D] [--conf JSON] [--json]\n"
 		   "                                         run one DAG run in the foreground;\n"
 		   "                                         exits 0 iff the run succeeded\n"
+		   "  trigger DAG_ID [--conf JSON] [--logical-date T] [--run-id ID] [--wait] [--json]\n"
+		   "                                         queue a manual run for the daemon\n"
 		   "  pause DAG_ID | unpause DAG_ID          stop / resume scheduled runs\n");
 }
 
@@ -661,7 +665,7 @@ int cli_dags(struct cli_ctx *cli, int argc, char **argv)
 	const char *sub = argv[1];
 	argc--;
 	argv++;
-	if (strcmp(sub, "test") && want_help(argc, argv)) {
+	if (strcmp(sub, "test") && strcmp(sub, "trigger") && want_help(argc, argv)) {
 		dags_usage(stdout);
 		return 0;
 	}
@@ -673,6 +677,8 @@ int cli_dags(struct cli_ctx *cli, int argc, char **argv)
 		return dags_check(cli, argc, argv);
 	if (!strcmp(sub, "test"))
 		return dags_test(cli, argc, argv);
+	if (!strcmp(sub, "trigger"))
+		return cli_dags_trigger(cli, argc, argv);
 	if (!strcmp(sub, "pause"))
 		return dags_pause(cli, argc, argv, true);
 	if (!strcmp(sub, "unpause"))

@@ -125,7 +125,13 @@ struct engine {
 
 static void commit_dirty(struct engine *e);
 static void finish_ti(struct eti *ti, enum ti_state st);
+static void finish_run(struct erun *r);
 static void process_evals(struct engine *e);
+static void fail_try(struct eti *ti, bool retryable);
+static void take_slots(struct engine *e, struct eti *ti, int sign);
+static void release_slots(struct engine *e, struct eti *ti);
+static int ti_lookup(void *ctx, const char *name, struct strbuf *out, char **err);
+static char **split_items(const char *s, size_t *n);
 
 /* Small helpers ------------------------------------------------------------------------------ */
 
@@ -358,7 +364,7 @@ static void free_eti(struct eti *ti)
 
 static void free_run(struct erun *r)
 {
-	for (size_t i = 0; i < r->dag->ntasks; i++) {
+	for (size_t i = 0; r->tasks && i < r->dag->ntasks; i++) {
 		for (size_t k = 0; k < r->tasks[i].ninst; k++)
 			free_eti(r->tasks[i].inst[k]);
 		free(r->tasks[i].inst);
@@ -414,100 +420,327 @@ static void enqueue_eval(struct engine *e, struct erun *r, int task);
 int engine_create_run(struct engine *e, struct dag *d, const struct run_spec *spec,
 		      struct erun **out, char **err)
 {
-	struct erun *r = xcalloc(1, sizeof(*r));
+	struct run_row row = {0};
 	usec_t now = now_usec();
+	int rc;
+
+	row.dag_id = xstrdup(d->dag_id);
+	row.run_type = xstrdup(spec->run_type ? spec->run_type : "manual");
+	row.logical_date = spec->logical_date != USEC_NONE ? spec->logical_date : now;
+	if (spec->run_id) {
+		row.run_id = xstrdup(spec->run_id);
+	} else {
+		char iso[ISO_BUFSZ];
+		format_iso8601(row.logical_date, iso, sizeof(iso));
+		row.run_id = xasprintf("%s__%s", row.run_type, iso);
+	}
+	if (spec->data_interval_start != USEC_NONE && spec->data_interval_end != USEC_NONE) {
+		row.data_interval_start = spec->data_interval_start;
+		row.data_interval_end = spec->data_interval_end;
+	} else {
+		engine_infer_interval(d, row.logical_date, &row.data_interval_start, &row.data_interval_end);
+	}
+	cJSON *conf = cJSON_Parse(spec->conf ? spec->conf : "{}");
+	if (!cJSON_IsObject(conf)) {
+		cJSON_Delete(conf);
+		*err = xstrdup("conf must be a JSON object");
+		rc = -EINVAL;
+		goto out;
+	}
+	row.conf = cJSON_PrintUnformatted(conf);
+	cJSON_Delete(conf);
+	row.state = xstrdup("queued");
+	row.queued_at = now;
+	row.start_date = row.end_date = USEC_NONE;
+	row.note = spec->note ? xstrdup(spec->note) : NULL;
+	row.dag_version = xstrdup(d->version);
+	row.external_trigger = strcmp(row.run_type, "scheduled") != 0;
+	row.owner = spec->owner ? xstrdup(spec->owner) : NULL;
+
+	if ((rc = store_begin(e->st)) < 0) {
+		*err = xstrdup("cannot start a database transaction");
+		goto out;
+	}
+	if ((rc = store_run_insert(e->st, &row)) < 0) {
+		store_rollback(e->st);
+		*err = rc == -EEXIST
+			       ? xasprintf("a run of '%s' with run_id '%s' or the same logical date already exists",
+					   d->dag_id, row.run_id)
+			       : xstrdup("cannot insert the run");
+		goto out;
+	}
+	if ((rc = store_commit(e->st)) < 0) {
+		*err = xstrdup("cannot commit the new run");
+		goto out;
+	}
+	rc = engine_start_run(e, d, &row, out, err);
+out:
+	run_row_free(&row);
+	return rc;
+}
+
+/* Recovery helpers ------------------------------------------------------------------------- */
+
+static void add_instance(struct etask *et, struct eti *ti)
+{
+	et->inst = xrealloc(et->inst, (et->ninst + 1) * sizeof(struct eti *));
+	et->inst[et->ninst++] = ti;
+}
+
+static int cmp_map_index(const void *a, const void *b)
+{
+	const struct eti *x = *(struct eti *const *)a, *y = *(struct eti *const *)b;
+	return (x->row.map_index > y->row.map_index) - (x->row.map_index < y->row.map_index);
+}
+
+static int load_output(void *arg, const char *key, const char *value)
+{
+	struct eti *ti = arg;
+	ti->outputs = xrealloc(ti->outputs, (ti->noutputs + 1) * sizeof(struct kv));
+	ti->outputs[ti->noutputs].key = xstrdup(key);
+	ti->outputs[ti->noutputs].value = xstrdup(value);
+	ti->noutputs++;
+	return 0;
+}
+
+/* Builds the instances of r from its stored rows (inserting rows for tasks that have none).
+ * Returns 0 or a negative error; runs inside a transaction. */
+static int load_instances(struct engine *e, struct erun *r)
+{
+	struct dag *d = r->dag;
+	struct ti_row *rows = NULL;
+	int n = store_ti_list(e->st, r->row.pk, &rows);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		int idx = dag_task_index(d, rows[i].task_id);
+		if (idx < 0) {
+			ti_row_free(&rows[i]);
+			continue; /* a task of another version; cannot happen for a run's own version */
+		}
+		struct eti *ti = xcalloc(1, sizeof(*ti));
+		ti->run = r;
+		ti->task = idx;
+		ti->heap_idx = -1;
+		ti->row = rows[i];
+		int stt = ti_state_parse(ti->row.state);
+		ti->state = stt < 0 ? TI_NONE : (enum ti_state)stt;
+		add_instance(&r->tasks[idx], ti);
+	}
+	free(rows);
+	for (size_t i = 0; i < d->ntasks; i++) {
+		struct etask *et = &r->tasks[i];
+		if (et->ninst == 0) {
+			struct eti *ti = new_eti(r, (int)i, -1);
+			int rc = store_ti_insert(e->st, &ti->row);
+			if (rc < 0) {
+				free_eti(ti);
+				return rc;
+			}
+			add_instance(et, ti);
+		}
+		qsort(et->inst, et->ninst, sizeof(struct eti *), cmp_map_index);
+		et->expanded = !d->tasks[i].mapped || et->inst[0]->row.map_index >= 0 ||
+			       ti_state_finished(et->inst[0]->state);
+		for (size_t k = 0; k < et->ninst; k++)
+			if (et->inst[k]->state == TI_SUCCESS)
+				store_output_each(e->st, et->inst[k]->row.pk, load_output, et->inst[k]);
+	}
+	return 0;
+}
+
+/* Mapped items are not stored: re-render them for instances that still have to run. */
+static void restore_items(struct erun *r, int task)
+{
+	struct task *t = &r->dag->tasks[task];
+	struct etask *et = &r->tasks[task];
+	char **items = t->over_items, **owned = NULL;
+	size_t n = t->n_over;
+	/* Nothing to do for unmapped tasks, maps not expanded yet, or maps that ended unexpanded. */
+	if (!t->mapped || !et->expanded || et->inst[0]->row.map_index < 0)
+		return;
+	if (t->over_template) {
+		char *s = NULL, *err = NULL;
+		if (tmpl_render(t->over_template, ti_lookup, et->inst[0], &s, &err) < 0) {
+			free(err);
+			return;
+		}
+		owned = items = split_items(s, &n);
+		free(s);
+	}
+	for (size_t k = 0; k < et->ninst; k++) {
+		int mi = et->inst[k]->row.map_index;
+		if (mi >= 0 && (size_t)mi < n && !et->inst[k]->item)
+			et->inst[k]->item = xstrdup(items[mi]);
+	}
+	if (owned) {
+		for (size_t i = 0; i < n; i++)
+			free(owned[i]);
+		free(owned);
+	}
+}
+
+static void count_upstream(struct erun *r)
+{
+	struct dag *d = r->dag;
+	for (size_t i = 0; i < d->ntasks; i++) {
+		struct etask *et = &r->tasks[i];
+		memset(&et->up, 0, sizeof(et->up));
+		for (size_t j = 0; j < d->tasks[i].n_up; j++)
+			et->up.total += (int)r->tasks[d->tasks[i].upstream[j]].ninst;
+	}
+	for (size_t i = 0; i < d->ntasks; i++) {
+		struct etask *et = &r->tasks[i];
+		for (size_t k = 0; k < et->ninst; k++) {
+			enum ti_state st = et->inst[k]->state;
+			if (!ti_state_finished(st))
+				r->unfinished++;
+			for (size_t j = 0; j < d->tasks[i].n_down && ti_state_finished(st); j++) {
+				struct up_counts *c = &r->tasks[d->tasks[i].downstream[j]].up;
+				switch (st) {
+				case TI_SUCCESS: c->success++; break;
+				case TI_FAILED: c->failed++; break;
+				case TI_SKIPPED: c->skipped++; break;
+				case TI_UPSTREAM_FAILED: c->upstream_failed++; break;
+				default: c->removed++; break;
+				}
+			}
+			if (st != TI_NONE)
+				et->decided = true;
+		}
+		if (et->expanded && r->dag->tasks[i].mapped)
+			et->decided = true;
+	}
+}
+
+static void reattach_ti(struct engine *e, struct eti *ti)
+{
+	struct task *t = ti_task(ti);
+	char *err = NULL;
+	struct exec_entry *x = get_executor(e, t->executor, &err);
+	char *log = try_file(ti, "log"), *status = try_file(ti, "status"), *pidf = try_file(ti, "pid");
+	struct stat sb;
+	bool started = ti->state == TI_RUNNING || stat(status, &sb) == 0 || stat(pidf, &sb) == 0;
+
+	take_slots(e, ti, +1);
+	if (!x) {
+		append_log(ti, "cannot re-attach: %s", err);
+		free(err);
+		release_slots(e, ti);
+		fail_try(ti, true);
+		goto out;
+	}
+	if (!started) {
+		/* queued, and its supervisor never got going: start it now (same try). */
+		pv_push(&e->to_spawn, ti);
+		goto out;
+	}
+	x->pending--;
+	struct exec_spec spec = {
+		.log_path = log, .status_path = status, .pid_path = pidf,
+		.dag_id = ti->row.dag_id, .run_id = ti->row.run_id, .task_id = ti->row.task_id,
+		.map_index = ti->row.map_index, .try_number = ti->row.try_number,
+	};
+	if (x->ex->ops->reattach(x->ex, (uint64_t)(uintptr_t)ti, &spec, ti->row.external_id) < 0) {
+		append_log(ti, "cannot re-attach to the running try; counting it as lost");
+		release_slots(e, ti);
+		fail_try(ti, true);
+		goto out;
+	}
+	ti->ex = x->ex;
+	ti->spawned = true;
+	if (ti->state != TI_RUNNING)
+		set_state(ti, TI_RUNNING);
+out:
+	free(log);
+	free(status);
+	free(pidf);
+}
+
+/* Puts every instance back where its stored state says it is. */
+static void resume_instances(struct engine *e, struct erun *r)
+{
+	usec_t now = now_usec();
+	for (size_t i = 0; i < r->dag->ntasks; i++) {
+		struct etask *et = &r->tasks[i];
+		restore_items(r, (int)i);
+		for (size_t k = 0; k < et->ninst; k++) {
+			struct eti *ti = et->inst[k];
+			usec_t delay;
+			switch (ti->state) {
+			case TI_SCHEDULED:
+				ti->seq = ++e->seq;
+				heap_push(e, ti);
+				break;
+			case TI_QUEUED:
+			case TI_RUNNING:
+				reattach_ti(e, ti);
+				break;
+			case TI_UP_FOR_RETRY:
+			case TI_UP_FOR_RESCHEDULE:
+				delay = ti->row.next_retry_at == USEC_NONE ? 0 : ti->row.next_retry_at - now;
+				ti->timer = evloop_timer_in(e->loop, delay > 0 ? delay : 0, retry_timer, ti);
+				break;
+			default:
+				break;
+			}
+		}
+		if (!et->decided)
+			enqueue_eval(e, r, (int)i);
+	}
+}
+
+int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
+		     struct erun **out, char **err)
+{
+	struct erun *r = xcalloc(1, sizeof(*r));
 	int rc;
 
 	r->e = e;
 	r->dag = dag_ref(d);
-	r->row.dag_id = xstrdup(d->dag_id);
-	r->row.run_type = xstrdup(spec->run_type ? spec->run_type : "manual");
-	r->row.logical_date = spec->logical_date != USEC_NONE ? spec->logical_date : now;
-	if (spec->run_id) {
-		r->row.run_id = xstrdup(spec->run_id);
-	} else {
-		char iso[ISO_BUFSZ];
-		format_iso8601(r->row.logical_date, iso, sizeof(iso));
-		r->row.run_id = xasprintf("%s__%s", r->row.run_type, iso);
-	}
-	if (spec->data_interval_start != USEC_NONE && spec->data_interval_end != USEC_NONE) {
-		r->row.data_interval_start = spec->data_interval_start;
-		r->row.data_interval_end = spec->data_interval_end;
-	} else {
-		engine_infer_interval(d, r->row.logical_date, &r->row.data_interval_start,
-				      &r->row.data_interval_end);
-	}
-	r->conf = cJSON_Parse(spec->conf ? spec->conf : "{}");
+	run_row_copy(&r->row, row);
+	r->conf = cJSON_Parse(r->row.conf ? r->row.conf : "{}");
 	if (!cJSON_IsObject(r->conf)) {
-		*err = xstrdup("conf must be a JSON object");
-		rc = -EINVAL;
-		goto fail;
+		cJSON_Delete(r->conf);
+		r->conf = cJSON_CreateObject();
 	}
-	r->row.conf = cJSON_PrintUnformatted(r->conf);
-	r->row.state = xstrdup("running");
-	r->row.queued_at = now;
-	r->row.start_date = now;
-	r->row.end_date = USEC_NONE;
-	r->row.note = spec->note ? xstrdup(spec->note) : NULL;
-	r->row.dag_version = xstrdup(d->version);
-	r->row.external_trigger = strcmp(r->row.run_type, "scheduled") != 0;
-
+	r->tasks = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(struct etask));
 	if ((rc = store_begin(e->st)) < 0) {
 		*err = xstrdup("cannot start a database transaction");
 		goto fail;
 	}
-	if ((rc = store_run_insert(e->st, &r->row)) < 0) {
+	if ((rc = load_instances(e, r)) < 0) {
 		store_rollback(e->st);
-		*err = rc == -EEXIST
-			       ? xasprintf("a run of '%s' with run_id '%s' or the same logical date already exists",
-					   d->dag_id, r->row.run_id)
-			       : xstrdup("cannot insert the run");
+		*err = xstrdup("cannot load or create the task instances");
 		goto fail;
 	}
-	r->tasks = xcalloc(d->ntasks, sizeof(struct etask));
-	for (size_t i = 0; i < d->ntasks; i++) {
-		struct etask *et = &r->tasks[i];
-		et->inst = xcalloc(1, sizeof(struct eti *));
-		et->inst[0] = new_eti(r, (int)i, -1);
-		et->ninst = 1;
-		et->expanded = !d->tasks[i].mapped;
-		et->up.total = (int)d->tasks[i].n_up;
-		if ((rc = store_ti_insert(e->st, &et->inst[0]->row)) < 0) {
-			store_rollback(e->st);
-			*err = xstrdup("cannot insert task instances");
-			goto fail;
-		}
-		r->unfinished++;
+	if (strcmp(r->row.state, "running")) {
+		free(r->row.state);
+		r->row.state = xstrdup("running");
+		r->row.start_date = now_usec();
+		store_run_update(e->st, &r->row);
 	}
 	if ((rc = store_commit(e->st)) < 0) {
-		*err = xstrdup("cannot commit the new run");
+		*err = xstrdup("cannot commit the run's task instances");
 		goto fail;
 	}
 	r->next = e->runs;
 	e->runs = r;
-	if (d->dagrun_timeout > 0)
-		r->timeout = evloop_timer_in(e->loop, d->dagrun_timeout, on_run_timeout, r);
-	for (size_t i = 0; i < d->ntasks; i++)
-		if (d->tasks[i].n_up == 0)
-			enqueue_eval(e, r, (int)i);
+	if (d->dagrun_timeout > 0) {
+		usec_t left = r->row.start_date + d->dagrun_timeout - now_usec();
+		r->timeout = evloop_timer_in(e->loop, left > 0 ? left : 0, on_run_timeout, r);
+	}
+	count_upstream(r);
+	resume_instances(e, r);
+	if (r->unfinished == 0 && !r->finished)
+		finish_run(r);
 	process_evals(e);
+	evloop_wake(e->loop);
 	if (out)
 		*out = r;
 	return 0;
 fail:
-	if (r->tasks) {
-		for (size_t i = 0; i < d->ntasks; i++) {
-			if (r->tasks[i].inst && r->tasks[i].inst[0])
-				free_eti(r->tasks[i].inst[0]);
-			free(r->tasks[i].inst);
-		}
-		free(r->tasks);
-		r->tasks = NULL;
-	}
-	cJSON_Delete(r->conf);
-	run_row_free(&r->row);
-	dag_unref(r->dag);
-	free(r);
+	free_run(r);
 	return rc;
 }
 
@@ -561,8 +794,6 @@ static void process_evals(struct engine *e)
 	}
 	e->nevalq = 0;
 }
-
-static void finish_run(struct erun *r);
 
 /* Moves ti to a finished state and tells its downstream tasks. */
 static void finish_ti(struct eti *ti, enum ti_state st)
@@ -1541,3 +1772,54 @@ void engine_cancel_run(struct engine *e, struct erun *r, const char *why)
 
 const struct run_row *erun_row(const struct erun *r) { return &r->row; }
 const struct dag *erun_dag(const struct erun *r) { return r->dag; }
+
+int engine_active_runs(const struct engine *e, const char *dag_id)
+{
+	int n = 0;
+	for (const struct erun *r = e->runs; r; r = r->next)
+		if (!r->finished && !strcmp(r->row.dag_id, dag_id))
+			n++;
+	return n;
+}
+
+bool engine_has_run(const struct engine *e, int64_t run_pk)
+{
+	for (const struct erun *r = e->runs; r; r = r->next)
+		if (r->row.pk == run_pk)
+			return true;
+	return false;
+}
+
+int engine_running_tries(const struct engine *e)
+{
+	int n = 0;
+	for (const struct erun *r = e->runs; r; r = r->next)
+		for (size_t i = 0; i < r->dag->ntasks; i++)
+			for (size_t k = 0; k < r->tasks[i].ninst; k++)
+				n += r->tasks[i].inst[k]->spawned;
+	return n;
+}
+
+void engine_kill_all(struct engine *e)
+{
+	for (struct erun *r = e->runs; r; r = r->next) {
+		for (size_t i = 0; i < r->dag->ntasks; i++) {
+			for (size_t k = 0; k < r->tasks[i].ninst; k++) {
+				struct eti *ti = r->tasks[i].inst[k];
+				if (!ti->spawned)
+					continue;
+				append_log(ti, "the daemon is stopping with --kill-tasks-on-exit: stopping this try");
+				ti->ex->ops->cancel(ti->ex, (uint64_t)(uintptr_t)ti);
+			}
+		}
+	}
+}
+
+void engine_reload_pools(struct engine *e)
+{
+	for (size_t i = 0; i < e->npools; i++) {
+		int slots;
+		if (store_pool_slots(e->st, e->pools[i].name, &slots) == 0)
+			e->pools[i].slots = slots;
+	}
+}

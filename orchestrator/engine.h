@@ -46,6 +46,7 @@ struct run_spec {
 	usec_t data_interval_start, data_interval_end; /* default: inferred from the schedule */
 	const char *conf;        /* JSON object text, default "{}" */
 	const char *note;
+	const char *owner;       /* NULL = the daemon; "test:<pid>" for `dags test` */
 };
 
 /* Creates and persists a run of d (state queued) and starts it. *err set on failure
@@ -53,6 +54,26 @@ struct run_spec {
  * *out (if not NULL) gets a borrowed pointer valid until the run-finished callback returns. */
 int engine_create_run(struct engine *e, struct dag *d, const struct run_spec *spec,
 		      struct erun **out, char **err);
+
+/* Starts a run whose row is in the database (state queued or running): loads its task
+ * instances, creating them when there are none, and carries on from the states it finds. This
+ * is also how a restarted daemon resumes: running tries are re-attached (never started again),
+ * queued tries whose supervisor never started are started, retry and poke timers are re-armed,
+ * and trigger rules are re-evaluated from the stored states. The row is copied. */
+int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
+		     struct erun **out, char **err);
+
+/* Runs of dag_id the engine is driving (not finished). */
+int engine_active_runs(const struct engine *e, const char *dag_id);
+/* Whether the engine drives the run with this primary key. */
+bool engine_has_run(const struct engine *e, int64_t run_pk);
+/* Number of tries an executor holds right now. */
+int engine_running_tries(const struct engine *e);
+/* Stops every running try (SIGTERM to its group, SIGKILL after the grace period); they end as
+ * failed tries that are retried when tries remain. For `serve --kill-tasks-on-exit`. */
+void engine_kill_all(struct engine *e);
+/* Forgets cached pool sizes so the next dispatch reads them from the database. */
+void engine_reload_pools(struct engine *e);
 
 /* Called when a run reaches success or failed (after its final state is committed). */
 typedef void (*engine_run_done_cb)(void *arg, struct erun *run);

@@ -21,10 +21,12 @@ static const struct cmd_entry {
 	int (*fn)(struct cli_ctx *cli, int argc, char **argv);
 	const char *summary;
 } cmd_table[] = {
-	{"dags", cli_dags, "list, show, check, test, pause and unpause DAGs"},
+	{"serve", cli_serve, "run the scheduler daemon"},
+	{"dags", cli_dags, "list, show, check, test, trigger, pause and unpause DAGs"},
 	{"runs", cli_runs, "list the runs of a DAG"},
 	{"tasks", cli_tasks, "list task instances and show their logs"},
 	{"cron", cli_cron, "print the next fire times of a cron expression"},
+	{"pools", cli_pools, "list, create, resize and delete pools"},
 	{"db", cli_db, "migrate and check the database"},
 	{"config", cli_config, "show the effective configuration"},
 	{NULL, NULL, NULL},

@@ -349,6 +349,19 @@ int store_dag_sync(struct store *st, const struct dag *d, const char *source, us
 	return run(st, s);
 }
 
+int store_dag_version_current(struct store *st, const char *dag_id, char **version)
+{
+	sqlite3_stmt *s = prep(st, "SELECT version FROM dag WHERE dag_id = ? AND is_active = 1 AND version IS NOT NULL");
+	bind_text(s, 1, dag_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*version = col_text(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "dag version");
+}
+
 int store_dag_paused(struct store *st, const char *dag_id, bool *paused)
 {
 	sqlite3_stmt *s = prep(st, "SELECT is_paused FROM dag WHERE dag_id = ?");
@@ -389,6 +402,28 @@ int store_import_error_clear(struct store *st, const char *filename)
 	return run(st, s);
 }
 
+/* A JSON array of strings, for "IN (SELECT value FROM json_each(?))". */
+static char *json_strings(const char *const *v, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+	char *s = cJSON_PrintUnformatted(a);
+	cJSON_Delete(a);
+	return s;
+}
+
+int store_import_error_retain(struct store *st, const char *const *files, size_t n)
+{
+	char *json = json_strings(files, n);
+	sqlite3_stmt *s = prep(st, "DELETE FROM import_error WHERE filename NOT IN "
+				   "(SELECT value FROM json_each(?))");
+	bind_text(s, 1, json);
+	int rc = run(st, s);
+	free(json);
+	return rc;
+}
+
 /* Runs ------------------------------------------------------------------------------------- */
 
 void run_row_free(struct run_row *r)
@@ -400,12 +435,28 @@ void run_row_free(struct run_row *r)
 	free(r->conf);
 	free(r->note);
 	free(r->dag_version);
+	free(r->owner);
 	memset(r, 0, sizeof(*r));
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+void run_row_copy(struct run_row *dst, const struct run_row *src)
+{
+	*dst = *src;
+	dst->dag_id = dup_or_null(src->dag_id);
+	dst->run_id = dup_or_null(src->run_id);
+	dst->run_type = dup_or_null(src->run_type);
+	dst->state = dup_or_null(src->state);
+	dst->conf = dup_or_null(src->conf);
+	dst->note = dup_or_null(src->note);
+	dst->dag_version = dup_or_null(src->dag_version);
+	dst->owner = dup_or_null(src->owner);
 }
 
 #define RUN_COLS "id, dag_id, run_id, run_type, logical_date, data_interval_start, " \
 		 "data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, " \
-		 "external_trigger"
+		 "external_trigger, owner"
 
 static void read_run(sqlite3_stmt *s, struct run_row *r)
 {
@@ -424,6 +475,7 @@ static void read_run(sqlite3_stmt *s, struct run_row *r)
 	r->note = col_text(s, 12);
 	r->dag_version = col_text(s, 13);
 	r->external_trigger = sqlite3_column_int(s, 14);
+	r->owner = col_text(s, 15);
 }
 
 int store_run_insert(struct store *st, struct run_row *r)
@@ -431,7 +483,7 @@ int store_run_insert(struct store *st, struct run_row *r)
 	sqlite3_stmt *s = prep(st,
 		"INSERT INTO dag_run (dag_id, run_id, run_type, logical_date, data_interval_start, "
 		"data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, "
-		"external_trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		"external_trigger, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	bind_text(s, 1, r->dag_id);
 	bind_text(s, 2, r->run_id);
 	bind_text(s, 3, r->run_type);
@@ -446,6 +498,7 @@ int store_run_insert(struct store *st, struct run_row *r)
 	bind_text(s, 12, r->note);
 	bind_text(s, 13, r->dag_version);
 	sqlite3_bind_int(s, 14, r->external_trigger);
+	bind_text(s, 15, r->owner);
 	int rc = run(st, s);
 	if (rc == 0)
 		r->pk = sqlite3_last_insert_rowid(st->db);
@@ -495,14 +548,21 @@ int store_run_get(struct store *st, const char *dag_id, const char *run_id, usec
 	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "run get");
 }
 
+static int collect_runs(struct store *st, sqlite3_stmt *s, struct run_row **out);
+
 int store_run_list(struct store *st, const char *dag_id, struct run_row **out)
 {
 	sqlite3_stmt *s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE ?1 IS NULL OR dag_id = ?1 "
 				   "ORDER BY logical_date DESC, id DESC");
+	bind_text(s, 1, dag_id);
+	return collect_runs(st, s, out);
+}
+
+static int collect_runs(struct store *st, sqlite3_stmt *s, struct run_row **out)
+{
 	size_t n = 0, cap = 16;
 	int rc;
 	*out = xcalloc(cap, sizeof(struct run_row));
-	bind_text(s, 1, dag_id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap *= 2;
@@ -512,6 +572,31 @@ int store_run_list(struct store *st, const char *dag_id, struct run_row **out)
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "run list");
+}
+
+int store_run_list_owned(struct store *st, const char *state, int64_t after_id, struct run_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE state = ? AND id > ? "
+				   "AND owner IS NULL ORDER BY id");
+	bind_text(s, 1, state);
+	sqlite3_bind_int64(s, 2, after_id);
+	return collect_runs(st, s, out);
+}
+
+int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *interval_end, bool *any)
+{
+	sqlite3_stmt *s = prep(st, "SELECT MAX(data_interval_end), COUNT(*) FROM dag_run "
+				   "WHERE dag_id = ? AND run_type = 'scheduled'");
+	bind_text(s, 1, dag_id);
+	int rc = sqlite3_step(s);
+	*interval_end = USEC_NONE;
+	*any = false;
+	if (rc == SQLITE_ROW) {
+		*interval_end = col_time(s, 0);
+		*any = sqlite3_column_int(s, 1) > 0;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : sql_err(st, NULL, "last scheduled");
 }
 
 /* Task instances ------------------------------------------------------------------------------ */
@@ -789,6 +874,96 @@ int store_output_each(struct store *st, int64_t ti_pk,
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "output list");
+}
+
+int store_dag_version_source(struct store *st, const char *dag_id, const char *version,
+			     char **source, char **fileloc)
+{
+	sqlite3_stmt *s = prep(st, "SELECT source, fileloc FROM dag_version WHERE dag_id = ? AND version = ?");
+	bind_text(s, 1, dag_id);
+	bind_text(s, 2, version);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*source = col_text(s, 0);
+		*fileloc = col_text(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "dag version");
+}
+
+int store_dag_each(struct store *st, void (*fn)(void *arg, const char *dag_id, bool paused, bool active),
+		   void *arg)
+{
+	sqlite3_stmt *s = prep(st, "SELECT dag_id, is_paused, is_active FROM dag ORDER BY dag_id");
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
+		   sqlite3_column_int(s, 2));
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "dag list");
+}
+
+int store_dags_set_active(struct store *st, const char *const *ids, size_t n)
+{
+	char *json = json_strings(ids, n);
+	sqlite3_stmt *s = prep(st, "UPDATE dag SET is_active = (dag_id IN (SELECT value FROM json_each(?1))) "
+				   "WHERE is_active != (dag_id IN (SELECT value FROM json_each(?1)))");
+	bind_text(s, 1, json);
+	int rc = run(st, s);
+	free(json);
+	return rc;
+}
+
+void pool_row_free(struct pool_row *p)
+{
+	free(p->name);
+	free(p->description);
+	memset(p, 0, sizeof(*p));
+}
+
+int store_pool_list(struct store *st, struct pool_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT name, slots, description FROM pool ORDER BY name");
+	size_t n = 0, cap = 8;
+	int rc;
+	*out = xcalloc(cap, sizeof(struct pool_row));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap *= 2;
+			*out = xrealloc(*out, cap * sizeof(struct pool_row));
+		}
+		(*out)[n].name = col_text(s, 0);
+		(*out)[n].slots = sqlite3_column_int(s, 1);
+		(*out)[n].description = col_text(s, 2);
+		n++;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "pool list");
+}
+
+int store_pool_set(struct store *st, const char *name, int slots, const char *description)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO pool (name, slots, description) VALUES (?1, ?2, ?3) "
+				   "ON CONFLICT (name) DO UPDATE SET slots = ?2, "
+				   "description = COALESCE(?3, description)");
+	bind_text(s, 1, name);
+	sqlite3_bind_int(s, 2, slots);
+	bind_text(s, 3, description);
+	return run(st, s);
+}
+
+int store_pool_delete(struct store *st, const char *name)
+{
+	if (!strcmp(name, "default_pool"))
+		return -EPERM;
+	sqlite3_stmt *s = prep(st, "DELETE FROM pool WHERE name = ?");
+	bind_text(s, 1, name);
+	int rc = run(st, s);
+	if (rc == 0 && sqlite3_changes(st->db) == 0)
+		return -ENOENT;
+	return rc;
 }
 
 int store_pool_slots(struct store *st, const char *name, int *slots)

@@ -54,12 +54,16 @@ usec_t store_last_commit_usec(const struct store *st);
 
 /* Records a successfully parsed DAG: upserts its row (keeping is_paused) and its version. */
 int store_dag_sync(struct store *st, const struct dag *d, const char *source, usec_t parsed_at);
+/* The latest good version of a DAG as recorded by the daemon (malloc'd), or -ENOENT. */
+int store_dag_version_current(struct store *st, const char *dag_id, char **version);
 /* Whether the DAG is paused; false when it has no row. */
 int store_dag_paused(struct store *st, const char *dag_id, bool *paused);
 int store_dag_set_paused(struct store *st, const char *dag_id, bool paused);
 /* Records (replaces) the import error of a file / removes it. */
 int store_import_error_set(struct store *st, const char *filename, int line, const char *msg, usec_t when);
 int store_import_error_clear(struct store *st, const char *filename);
+/* Removes the import errors of every file not in files[0..n). */
+int store_import_error_retain(struct store *st, const char *const *files, size_t n);
 
 /* DAG runs ---------------------------------------------------------------------------------- */
 
@@ -71,8 +75,11 @@ struct run_row {
 	usec_t queued_at, start_date, end_date;
 	char *note, *dag_version;
 	bool external_trigger;
+	char *owner;           /* NULL = the daemon; "test:<pid>" = a foreground `dags test` */
 };
 void run_row_free(struct run_row *r);
+/* Deep copy. */
+void run_row_copy(struct run_row *dst, const struct run_row *src);
 
 /* Inserts r (pk is set). Returns -EEXIST when the run_id or logical date is taken. */
 int store_run_insert(struct store *st, struct run_row *r);
@@ -86,6 +93,13 @@ int store_run_get(struct store *st, const char *dag_id, const char *run_id, usec
 /* Lists the runs of a DAG (all DAGs when dag_id is NULL), newest logical date first.
  * Returns the count or a negative error; *out is a malloc'd array (free each with run_row_free). */
 int store_run_list(struct store *st, const char *dag_id, struct run_row **out);
+
+/* Runs the daemon owns (owner IS NULL) in state `state` with id > after_id, oldest id first.
+ * Returns the count or negative; *out is malloc'd. */
+int store_run_list_owned(struct store *st, const char *state, int64_t after_id, struct run_row **out);
+/* The data_interval_end of the latest scheduled run of a DAG (USEC_NONE when none) and
+ * whether any scheduled run exists. */
+int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *interval_end, bool *any);
 
 /* Task instances ------------------------------------------------------------------------------ */
 
@@ -137,7 +151,27 @@ int store_output_clear(struct store *st, int64_t ti_pk);
 int store_output_each(struct store *st, int64_t ti_pk,
 		      int (*fn)(void *arg, const char *key, const char *value), void *arg);
 
+/* The source of a DAG version (malloc'd) and the file it came from (malloc'd). -ENOENT. */
+int store_dag_version_source(struct store *st, const char *dag_id, const char *version,
+			     char **source, char **fileloc);
+/* Calls fn for every DAG row: id, paused, active. */
+int store_dag_each(struct store *st, void (*fn)(void *arg, const char *dag_id, bool paused, bool active),
+		   void *arg);
+/* Marks the listed DAGs active and every other DAG inactive. */
+int store_dags_set_active(struct store *st, const char *const *ids, size_t n);
+
 /* Pools. */
 int store_pool_slots(struct store *st, const char *name, int *slots);
+struct pool_row {
+	char *name, *description;
+	int slots;
+};
+/* All pools by name; returns the count or negative. */
+int store_pool_list(struct store *st, struct pool_row **out);
+void pool_row_free(struct pool_row *p);
+/* Creates or updates a pool (slots -1 = unlimited). */
+int store_pool_set(struct store *st, const char *name, int slots, const char *description);
+/* Deletes a pool; -ENOENT when missing, -EPERM for default_pool. */
+int store_pool_delete(struct store *st, const char *name);
 
 #endif

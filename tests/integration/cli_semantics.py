@@ -110,8 +110,8 @@ d:flow(a >> b)''')
 
 def t_timeout():
     dag("timeout", '''
-d:task "slow" { cmd = "sleep 60 & sleep 60; echo never", execution_timeout = "0.5s", retries = 1, retry_delay = 0.1 }
-d:task "stubborn" { cmd = "trap '' TERM; sleep 60", execution_timeout = "0.3s" }''')
+d:task "slow" { cmd = "sleep 60.4711 & sleep 60.4711; echo never", execution_timeout = "0.5s", retries = 1, retry_delay = 0.1 }
+d:task "stubborn" { cmd = "trap '' TERM; sleep 60.4712", execution_timeout = "0.3s" }''')
     t0 = time.monotonic()
     run = home.test_run("timeout", expect_state="failed")
     took = time.monotonic() - t0
@@ -123,7 +123,7 @@ d:task "stubborn" { cmd = "trap '' TERM; sleep 60", execution_timeout = "0.3s" }
     expect("execution_timeout" in log and "never" not in log, log)
     # No sleep of the task group survives.
     ps = os.popen("ps -eo args").read()
-    expect("sleep 60" not in ps, "leftover processes:\n" + ps)
+    expect("sleep 60.471" not in ps, "leftover processes:\n" + ps)
 
 
 def t_fanout():

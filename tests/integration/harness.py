@@ -110,3 +110,58 @@ def check(name, fn):
 def finish():
     print(f"{_passed} passed, {_failed} failed")
     sys.exit(1 if _failed else 0)
+
+
+class Daemon:
+    """A real `sluice serve` on a Home; stop() sends SIGTERM, kill() SIGKILL."""
+
+    def __init__(self, home, *extra):
+        self.home = home
+        self.extra = extra
+        self.proc = None
+        self.logs = []
+
+    def start(self):
+        import subprocess as sp
+        e = dict(os.environ)
+        e.pop("SLUICE_HOME", None)
+        e.pop("SLUICE_DAGS", None)
+        e["TMPDIR"] = self.home.dir
+        log = open(os.path.join(self.home.dir, f"serve.{len(self.logs)}.log"), "w")
+        self.logs.append(log.name)
+        self.proc = sp.Popen([SLUICE, "--home", self.home.home, "--dags", self.home.dags, "serve", *self.extra],
+                             stdout=log, stderr=sp.STDOUT, env=e)
+        log.close()
+        wait_until(lambda: "serving DAGs" in self.output() or self.proc.poll() is not None, 15, "the daemon to start",
+                   interval=0.05)
+        return self
+
+    def stop(self, sig=15, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        code = self.proc.returncode if self.proc else None
+        self.proc = None
+        return code
+
+    def kill(self):
+        return self.stop(sig=9)
+
+    def output(self):
+        out = ""
+        for name in self.logs:
+            with open(name) as f:
+                out += f.read()
+        return out
+
+
+def wait_until(fn, timeout, what, interval=0.2):
+    """Polls fn() until it returns a true value (bounded); returns that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# bench/run.sh - sluice's per-task cost against ninja and a bare spawn loop, measured side by side.
+#
+#   bash bench/run.sh [BUILD_DIR]        # BUILD_DIR defaults to "build"; needs BUILD_DIR/sluice
+#                                        # and BUILD_DIR/sluice-shim (meson setup + ninja first)
+#
+# What it runs, all on the same machine in the same invocation (see bench/README.md):
+#   wide   N_WIDE (2000) independent tasks, each `/bin/true`
+#   chain  N_CHAIN (500) tasks in a line, each `/bin/true`, each waiting for the previous one
+# and for each shape:
+#   xargs       `xargs -P2 -n1 /bin/true` (wide) / `xargs -P1 -n1 /bin/true` (chain) over N lines:
+#               the floor, a fork+exec+wait per task and nothing else
+#   ninja -j2   a generated build.ninja: one rule `command = /bin/true`, N edges whose outputs are
+#               never created, so ninja runs every command on every invocation (no phony, no
+#               restat); the chain makes edge k take the output of edge k-1 as its input
+#   sluice      `sluice dags test` of a generated DAG (argv commands, no shell) with the real local
+#               executor: every try runs under sluice-shim and every state change goes to SQLite.
+#               Once with SLUICE__CORE__PARALLELISM=2 (the same concurrency as ninja -j2) and once
+#               with the default parallelism (32); the wide DAG sets max_active_tasks above N.
+#               Each timed run gets a fresh, already migrated SLUICE_HOME (prepared untimed).
+#   sluice, 1 task   the same command on a one-task DAG: sluice's fixed start-up cost
+#
+# Timing: hyperfine (Debian package `hyperfine`) when installed, else repeated runs timed with
+# `date +%s%N`. Missing Debian packages (ninja-build, hyperfine) are installed with apt-get when
+# running as root; otherwise ninja is required and hyperfine is optional.
+#
+# Output: a table of mean wall times (ms, +- standard deviation), the ratio to ninja -j2 and the
+# overhead per task in ms, (sluice - ninja) / N. Ratios, not absolute times, are the point.
+#
+# Knobs (environment): N_WIDE=2000 N_CHAIN=500 RUNS=5 (timed runs per command, plus 1 warm-up),
+# CMD_TIMEOUT=120 (seconds; a command taking longer fails the benchmark), KEEP=1 keeps the temp dir.
+# With the defaults the whole benchmark takes about two minutes on a 2-core machine.
+#
+# Not part of `make test`: run it by hand.
+set -euo pipefail
+
+BUILD=${1:-build}
+N_WIDE=${N_WIDE:-2000}
+N_CHAIN=${N_CHAIN:-500}
+RUNS=${RUNS:-5}
+CMD_TIMEOUT=${CMD_TIMEOUT:-120}
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+SLUICE=$(cd "$BUILD" 2>/dev/null && pwd)/sluice || die "no build directory '$BUILD'"
+[ -x "$SLUICE" ] || die "$SLUICE not found; build first: meson setup $BUILD -Dwerror=true && ninja -C $BUILD"
+[ -x "$(dirname "$SLUICE")/sluice-shim" ] || die "$(dirname "$SLUICE")/sluice-shim not found"
+
+# ---- tools -------------------------------------------------------------------------------------
+apt_install() {
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "bench: installing $*" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=900 "$@" >/dev/null
+	else
+		return 1
+	fi
+}
+command -v ninja >/dev/null || apt_install ninja-build || die "ninja is missing: apt-get install ninja-build"
+command -v hyperfine >/dev/null || apt_install hyperfine || echo "bench: hyperfine missing; timing with date +%s%N" >&2
+for t in xargs timeout python3; do command -v $t >/dev/null || die "$t is missing"; done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
+if [ "${KEEP:-0}" = 1 ]; then
+	echo "bench: keeping $TMP" >&2
+else
+	trap 'rm -rf "$TMP"' EXIT
+fi
+
+# ---- generated inputs --------------------------------------------------------------------------
+# Each DAG sits alone in its own folder, so `dags test` imports just that file.
+mkdir -p "$TMP/dags_wide" "$TMP/dags_chain" "$TMP/dags_one" "$TMP/ninja_wide" "$TMP/ninja_chain"
+
+{
+	echo "-- $N_WIDE independent tasks running /bin/true (argv form: no shell)"
+	echo "local d = dag { id = \"bench_wide\", max_active_tasks = $((N_WIDE * 2)) }"
+	for ((i = 1; i <= N_WIDE; i++)); do
+		printf 'd:task "t%05d" { cmd = { "/bin/true" } }\n' "$i"
+	done
+	echo "return d"
+} >"$TMP/dags_wide/bench_wide.lua"
+
+{
+	echo "-- a chain of $N_CHAIN tasks running /bin/true, each after the previous one"
+	echo "local d = dag { id = \"bench_chain\" }"
+	echo 'local prev = d:task "s00001" { cmd = { "/bin/true" } }'
+	for ((i = 2; i <= N_CHAIN; i++)); do
+		printf 'prev = d:task "s%05d" { cmd = { "/bin/true" }, after = { prev } }\n' "$i"
+	done
+	echo "return d"
+} >"$TMP/dags_chain/bench_chain.lua"
+
+cat >"$TMP/dags_one/bench_one.lua" <<'EOF'
+local d = dag { id = "bench_one" }
+d:task "t" { cmd = { "/bin/true" } }
+return d
+EOF
+
+# Outputs are never created, so every edge is dirty on every run; ninja still logs each command in
+# .ninja_log, as it would in real use.
+{
+	printf 'rule t\n  command = /bin/true\n  description = t $out\n\n'
+	for ((i = 1; i <= N_WIDE; i++)); do printf 'build w%05d: t\n' "$i"; done
+} >"$TMP/ninja_wide/build.ninja"
+{
+	printf 'rule t\n  command = /bin/true\n  description = t $out\n\n'
+	printf 'build s00001: t\n'
+	for ((i = 2; i <= N_CHAIN; i++)); do printf 'build s%05d: t s%05d\n' "$i" $((i - 1)); done
+} >"$TMP/ninja_chain/build.ninja"
+
+seq "$N_WIDE" >"$TMP/lines_wide"
+seq "$N_CHAIN" >"$TMP/lines_chain"
+
+# ---- sanity checks (untimed): every side really runs N commands ---------------------------------
+check_ninja() { # dir n
+	local last
+	last=$(ninja -C "$1" -j2 | tail -n 1)
+	case $last in "[$2/$2] "*) ;; *) die "ninja in $1 did not run $2 commands (last line: $last)" ;; esac
+}
+check_ninja "$TMP/ninja_wide" "$N_WIDE"
+check_ninja "$TMP/ninja_chain" "$N_CHAIN"
+
+prep_home() { rm -rf "$TMP/home" && "$SLUICE" db migrate --home "$TMP/home" --dags "$TMP/dags_one" >/dev/null; }
+check_sluice() { # dag-folder dag-id n
+	prep_home
+	local out ok
+	out=$("$SLUICE" dags test "$2" --home "$TMP/home" --dags "$1" --json) ||
+		die "sluice dags test $2 failed"
+	ok=$(printf '%s' "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(sum(1 for t in d["task_instances"] if t["state"] == "success"))') ||
+		die "cannot read the --json output of sluice dags test $2"
+	[ "$ok" = "$3" ] || die "sluice ran $ok successful tasks of $2, expected $3"
+}
+check_sluice "$TMP/dags_wide" bench_wide "$N_WIDE"
+check_sluice "$TMP/dags_chain" bench_chain "$N_CHAIN"
+
+# ---- timing -------------------------------------------------------------------------------------
+# measure NAME PREPARE COMMAND...: appends "NAME mean_ms sd_ms min_ms" to $TMP/results.
+# PREPARE is the path of a script run untimed before every run ("" for none).
+printf '#!/bin/sh\nrm -rf %q && exec %q db migrate --home %q --dags %q >/dev/null\n' \
+	"$TMP/home" "$SLUICE" "$TMP/home" "$TMP/dags_one" >"$TMP/prep_sluice.sh"
+PREP_SLUICE=$TMP/prep_sluice.sh
+: >"$TMP/results"
+measure() {
+	local name=$1 prep=$2
+	shift 2
+	echo "bench: $name" >&2
+	if command -v hyperfine >/dev/null; then
+		local args=(--style none --warmup 1 --runs "$RUNS" -N --export-json "$TMP/h.json")
+		[ -n "$prep" ] && args+=(--prepare "$(printf '%q ' sh "$prep")")
+		hyperfine "${args[@]}" "$(printf '%q ' timeout "$CMD_TIMEOUT" "$@")" >/dev/null
+		python3 - "$name" "$TMP/h.json" >>"$TMP/results" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[2]))["results"][0]
+print(sys.argv[1], "%.1f %.1f %.1f" % (r["mean"] * 1e3, (r["stddev"] or 0) * 1e3, r["min"] * 1e3))
+EOF
+	else
+		local times=() t0 t1 i
+		for ((i = 0; i <= RUNS; i++)); do # run 0 is the warm-up
+			[ -n "$prep" ] && sh "$prep"
+			t0=$(date +%s%N)
+			timeout "$CMD_TIMEOUT" "$@" >/dev/null 2>&1 || die "$name failed"
+			t1=$(date +%s%N)
+			((i > 0)) && times+=($(((t1 - t0) / 1000)))
+		done
+		printf '%s\n' "${times[@]}" | awk -v n="$name" '
+			{ s += $1; q += $1 * $1; if (NR == 1 || $1 < m) m = $1 }
+			END { mu = s / NR; v = q / NR - mu * mu; if (v < 0) v = 0;
+			      printf "%s %.1f %.1f %.1f\n", n, mu / 1e3, sqrt(v * NR / (NR > 1 ? NR - 1 : 1)) / 1e3, m / 1e3 }' >>"$TMP/results"
+	fi
+}
+
+W=$N_WIDE C=$N_CHAIN
+measure "wide/xargs-P2" "" xargs -a "$TMP/lines_wide" -P2 -n1 /bin/true
+measure "wide/ninja-j2" "" ninja -C "$TMP/ninja_wide" -j2
+measure "wide/sluice-p2" "$PREP_SLUICE" env SLUICE__CORE__PARALLELISM=2 "$SLUICE" dags test bench_wide --home "$TMP/home" --dags "$TMP/dags_wide"
+measure "wide/sluice-p32" "$PREP_SLUICE" "$SLUICE" dags test bench_wide --home "$TMP/home" --dags "$TMP/dags_wide"
+measure "chain/xargs-P1" "" xargs -a "$TMP/lines_chain" -P1 -n1 /bin/true
+measure "chain/ninja-j2" "" ninja -C "$TMP/ninja_chain" -j2
+measure "chain/sluice-p2" "$PREP_SLUICE" env SLUICE__CORE__PARALLELISM=2 "$SLUICE" dags test bench_chain --home "$TMP/home" --dags "$TMP/dags_chain"
+measure "chain/sluice-p32" "$PREP_SLUICE" "$SLUICE" dags test bench_chain --home "$TMP/home" --dags "$TMP/dags_chain"
+measure "one/sluice" "$PREP_SLUICE" "$SLUICE" dags test bench_one --home "$TMP/home" --dags "$TMP/dags_one"
+
+# ---- report -------------------------------------------------------------------------------------
+echo
+echo "sluice bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
+echo "$(uname -sr), ninja $(ninja --version), timer: $(command -v hyperfine >/dev/null && hyperfine --version || echo 'date +%s%N'), $RUNS runs each, mean +- sd"
+echo
+python3 - "$TMP/results" "$N_WIDE" "$N_CHAIN" <<'EOF'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+res = {r[0]: tuple(map(float, r[1:])) for r in rows}
+n = {"wide": int(sys.argv[2]), "chain": int(sys.argv[3]), "one": 1}
+label = {
+    "xargs-P2": "xargs -P2 -n1 /bin/true", "xargs-P1": "xargs -P1 -n1 /bin/true",
+    "ninja-j2": "ninja -j2", "sluice-p2": "sluice, parallelism 2",
+    "sluice-p32": "sluice, parallelism 32 (default)", "sluice": "sluice (start-up floor)",
+}
+print("| benchmark | tasks | runner | wall ms | / ninja | / xargs | overhead ms/task vs ninja |")
+print("|---|---:|---|---:|---:|---:|---:|")
+for key, (mean, sd, mn) in res.items():
+    shape, runner = key.split("/")
+    ninja = res.get(shape + "/ninja-j2")
+    xargs = res.get(shape + "/xargs-P2") or res.get(shape + "/xargs-P1")
+    ratio = "%.2f" % (mean / ninja[0]) if ninja else ""
+    xr = "%.2f" % (mean / xargs[0]) if xargs else ""
+    over = "%+.3f" % ((mean - ninja[0]) / n[shape]) if ninja and runner.startswith("sluice") else ""
+    print("| %s | %d | %s | %.0f +- %.0f | %s | %s | %s |" % (shape, n[shape], label[runner], mean, sd, ratio, xr, over))
+EOF

@@ -1,0 +1,618 @@
+#include "scheduler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cron.h"
+#include "dagbag.h"
+#include "engine.h"
+#include "evloop.h"
+#include "log.h"
+#include "store.h"
+#include "tz.h"
+
+#define TICK (500 * 1000)             /* poll the folder and the database twice a second */
+#define RESCAN_EVERY (1 * USEC_PER_SEC) /* the DAG folder: changes show within ~1 s */
+
+/* What the daemon knows about one DAG id. */
+struct dag_state {
+	char *dag_id;
+	struct dag *dag;          /* latest good version (reference) */
+	bool paused;
+	bool seen;                /* bookkeeping of a refresh */
+	struct cron *cron;        /* parsed schedule; NULL when manual-only */
+	const struct tz *zone;
+	bool have_marker;
+	usec_t marker;            /* start of the next interval to create */
+	char *marker_schedule;    /* the schedule the marker was computed for */
+};
+
+/* A parsed older version of a DAG that a run still uses. */
+struct version_entry {
+	char *dag_id, *version;
+	struct dag *dag;
+};
+
+struct sched {
+	const struct sched_opts *o;
+	struct store *st;
+	struct evloop *loop;
+	struct engine *eng;
+	struct dagbag bag;
+	struct dag_state *dags;
+	size_t ndags;
+	struct run_row *pending;  /* queued runs waiting to start, by id */
+	size_t npending;
+	int64_t max_seen_run;
+	struct version_entry *versions;
+	size_t nversions;
+	struct ev_timer *tick;
+	usec_t last_rescan;
+	int sigfd;
+	bool stopping;
+	usec_t stop_deadline;
+	int lockfd;
+};
+
+static void arm_tick(struct sched *s, usec_t delay);
+
+/* The lock ------------------------------------------------------------------------------------- */
+
+static char *lock_path(const char *home) { return xasprintf("%s/serve.lock", home); }
+
+bool sched_daemon_running(const char *home, int *pid)
+{
+	char *path = lock_path(home);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool running = false;
+	free(path);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+		running = true;
+		if (pid) {
+			char buf[32] = {0};
+			if (pread(fd, buf, sizeof(buf) - 1, 0) > 0)
+				*pid = atoi(buf);
+		}
+	}
+	close(fd);
+	return running;
+}
+
+static int take_lock(struct sched *s)
+{
+	char *path = lock_path(s->o->home);
+	s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->lockfd < 0) {
+		log_warn("cannot open %s", path);
+		free(path);
+		return -1;
+	}
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		char buf[32] = {0};
+		if (pread(s->lockfd, buf, sizeof(buf) - 1, 0) < 0)
+			buf[0] = '\0';
+		log_warnx("another sluice serve (pid %d) is running on %s", atoi(buf), s->o->home);
+		free(path);
+		return -1;
+	}
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, buf, (size_t)n, 0) < 0)
+		log_warn("cannot write %s", path);
+	free(path);
+	return 0;
+}
+
+/* DAG versions ------------------------------------------------------------------------------- */
+
+/* The DAG a run uses: its own version, else the current one. Borrowed reference. */
+static struct dag *dag_for_run(struct sched *s, const struct run_row *r)
+{
+	struct dag *cur = dagbag_find(&s->bag, r->dag_id);
+	if (!r->dag_version || (cur && !strcmp(cur->version, r->dag_version)))
+		return cur;
+	for (size_t i = 0; i < s->nversions; i++)
+		if (!strcmp(s->versions[i].dag_id, r->dag_id) && !strcmp(s->versions[i].version, r->dag_version))
+			return s->versions[i].dag;
+	char *source = NULL, *fileloc = NULL;
+	struct dag *found = NULL;
+	if (store_dag_version_source(s->st, r->dag_id, r->dag_version, &source, &fileloc) == 0) {
+		struct dag_load ld;
+		char *lib = xasprintf("%s/lib", s->bag.dir);
+		const char *base = strrchr(fileloc, '/') ? strrchr(fileloc, '/') + 1 : fileloc;
+		if (dag_lua_load(fileloc, base, source, strlen(source), lib, &s->bag.limits, &ld) == 0) {
+			for (size_t i = 0; i < ld.ndags; i++)
+				if (!strcmp(ld.dags[i]->dag_id, r->dag_id))
+					found = dag_ref(ld.dags[i]);
+		}
+		dag_load_clear(&ld);
+		free(lib);
+	}
+	free(source);
+	free(fileloc);
+	if (!found)
+		return cur; /* version unknown: the current one is the best we have */
+	s->versions = xrealloc(s->versions, (s->nversions + 1) * sizeof(*s->versions));
+	s->versions[s->nversions++] = (struct version_entry){xstrdup(r->dag_id), xstrdup(r->dag_version), found};
+	return found;
+}
+
+/* DAG folder -> database and dag states ------------------------------------------------------- */
+
+static struct dag_state *find_state(struct sched *s, const char *dag_id)
+{
+	for (size_t i = 0; i < s->ndags; i++)
+		if (!strcmp(s->dags[i].dag_id, dag_id))
+			return &s->dags[i];
+	return NULL;
+}
+
+static void state_free(struct dag_state *ds)
+{
+	dag_unref(ds->dag);
+	cron_free(ds->cron);
+	free(ds->dag_id);
+	free(ds->marker_schedule);
+}
+
+static void set_state_dag(struct dag_state *ds, struct dag *d)
+{
+	if (ds->dag == d)
+		return;
+	dag_unref(ds->dag);
+	ds->dag = dag_ref(d);
+	cron_free(ds->cron);
+	ds->cron = NULL;
+	ds->zone = NULL;
+	if (d->schedule) {
+		char err[256], *terr = NULL;
+		ds->cron = cron_parse(d->schedule, err, sizeof(err));
+		ds->zone = tz_get(d->timezone, &terr);
+		free(terr);
+		if (ds->cron && d->start_date != USEC_NONE)
+			cron_set_start(ds->cron, d->start_date / USEC_PER_SEC);
+	}
+	/* A changed schedule or start date recomputes where scheduling continues. */
+	if (!ds->marker_schedule || !d->schedule || strcmp(ds->marker_schedule, d->schedule))
+		ds->have_marker = false;
+}
+
+static void paused_cb(void *arg, const char *dag_id, bool paused, bool active)
+{
+	struct dag_state *ds = find_state(arg, dag_id);
+	if (ds)
+		ds->paused = paused;
+	(void)active;
+}
+
+/* Writes what changed in the folder to the database and rebuilds the dag states. */
+static void sync_dags(struct sched *s)
+{
+	usec_t now = now_usec();
+	bool changed = s->bag.any_removed;
+	for (size_t i = 0; i < s->bag.nfiles; i++)
+		changed |= s->bag.files[i].changed;
+	if (!changed && s->ndags)
+		return;
+	store_begin(s->st);
+	const char **ids = NULL;
+	size_t nids = 0;
+	for (size_t i = 0; i < s->ndags; i++)
+		s->dags[i].seen = false;
+	for (size_t i = 0; i < s->bag.nfiles; i++) {
+		struct dagbag_file *f = &s->bag.files[i];
+		if (f->changed) {
+			if (f->error) {
+				store_import_error_set(s->st, f->path, f->error_line, f->error, now);
+				log_warnx("import error: %s", f->error);
+			} else {
+				store_import_error_clear(s->st, f->path);
+			}
+		}
+		for (size_t k = 0; k < f->ndags; k++) {
+			struct dag *d = f->dags[k];
+			if (f->changed)
+				store_dag_sync(s->st, d, f->source, now);
+			ids = xrealloc(ids, (nids + 1) * sizeof(char *));
+			ids[nids++] = d->dag_id;
+			struct dag_state *ds = find_state(s, d->dag_id);
+			if (!ds) {
+				s->dags = xrealloc(s->dags, (s->ndags + 1) * sizeof(*s->dags));
+				ds = &s->dags[s->ndags++];
+				memset(ds, 0, sizeof(*ds));
+				ds->dag_id = xstrdup(d->dag_id);
+				log_info("DAG %s loaded from %s", d->dag_id, f->display);
+			}
+			set_state_dag(ds, d);
+			ds->seen = true;
+		}
+		f->changed = false;
+	}
+	/* Import errors of files that are gone (or fixed) go too. */
+	const char **paths = xcalloc(s->bag.nfiles + 1, sizeof(char *));
+	for (size_t i = 0; i < s->bag.nfiles; i++)
+		paths[i] = s->bag.files[i].path;
+	store_import_error_retain(s->st, paths, s->bag.nfiles);
+	free(paths);
+	store_dags_set_active(s->st, ids, nids);
+	store_commit(s->st);
+	free(ids);
+	s->bag.any_removed = false;
+	size_t out = 0;
+	for (size_t i = 0; i < s->ndags; i++) {
+		if (s->dags[i].seen) {
+			s->dags[out++] = s->dags[i];
+		} else {
+			log_info("DAG %s is gone from the folder", s->dags[i].dag_id);
+			state_free(&s->dags[i]);
+		}
+	}
+	s->ndags = out;
+	store_dag_each(s->st, paused_cb, s);
+}
+
+static void rescan(struct sched *s)
+{
+	char *err = NULL;
+	if (dagbag_refresh(&s->bag, &err) < 0) {
+		log_warnx("%s", err);
+		free(err);
+		return;
+	}
+	sync_dags(s);
+}
+
+/* Runs queued from the CLI ----------------------------------------------------------------------- */
+
+static void poll_queued(struct sched *s)
+{
+	struct run_row *rows = NULL;
+	int n = store_run_list_owned(s->st, "queued", s->max_seen_run, &rows);
+	for (int i = 0; i < n; i++) {
+		if (rows[i].pk > s->max_seen_run)
+			s->max_seen_run = rows[i].pk;
+		if (engine_has_run(s->eng, rows[i].pk)) {
+			run_row_free(&rows[i]);
+			continue;
+		}
+		s->pending = xrealloc(s->pending, (s->npending + 1) * sizeof(*s->pending));
+		s->pending[s->npending++] = rows[i];
+	}
+	free(rows);
+}
+
+static int pending_of(const struct sched *s, const char *dag_id)
+{
+	int n = 0;
+	for (size_t i = 0; i < s->npending; i++)
+		n += !strcmp(s->pending[i].dag_id, dag_id);
+	return n;
+}
+
+/* Starts queued runs while their DAG is unpaused and below max_active_runs. */
+static void admit(struct sched *s)
+{
+	size_t out = 0;
+	for (size_t i = 0; i < s->npending; i++) {
+		struct run_row *r = &s->pending[i];
+		struct dag_state *ds = find_state(s, r->dag_id);
+		struct dag *d = ds ? dag_for_run(s, r) : NULL;
+		bool start = d && !ds->paused && engine_active_runs(s->eng, r->dag_id) < d->max_active_runs;
+		if (start) {
+			char *err = NULL;
+			if (!r->dag_version)
+				r->dag_version = xstrdup(d->version);
+			if (engine_start_run(s->eng, d, r, NULL, &err) < 0) {
+				log_warnx("cannot start run %s of %s: %s", r->run_id, r->dag_id, err);
+				free(err);
+			} else {
+				log_info("run %s of %s started", r->run_id, r->dag_id);
+			}
+			run_row_free(r);
+			continue;
+		}
+		s->pending[out++] = *r;
+	}
+	s->npending = out;
+}
+
+/* Schedules ----------------------------------------------------------------------------------------- */
+
+/* The first interval start to consider for a DAG that has no marker yet. */
+static void init_marker(struct sched *s, struct dag_state *ds)
+{
+	struct dag *d = ds->dag;
+	usec_t last_end;
+	bool any;
+	int64_t t;
+	ds->have_marker = true;
+	free(ds->marker_schedule);
+	ds->marker_schedule = xstrdup(d->schedule);
+	if (store_run_last_scheduled(s->st, d->dag_id, &last_end, &any) == 0 && any && last_end != USEC_NONE) {
+		ds->marker = last_end; /* intervals are contiguous: the next one starts here */
+		return;
+	}
+	if (d->start_date != USEC_NONE && cron_next(ds->cron, ds->zone, d->start_date / USEC_PER_SEC - 1, &t) == 0) {
+		ds->marker = t * USEC_PER_SEC;
+		return;
+	}
+	/* No start_date: begin with the latest complete interval. */
+	int64_t e1, s1;
+	if (cron_prev(ds->cron, ds->zone, now_usec() / USEC_PER_SEC, &e1) == 0 &&
+	    cron_prev(ds->cron, ds->zone, e1 - 1, &s1) == 0)
+		ds->marker = s1 * USEC_PER_SEC;
+	else
+		ds->marker = now_usec();
+}
+
+static int create_scheduled(struct sched *s, struct dag_state *ds, usec_t start, usec_t end)
+{
+	char iso[ISO_BUFSZ], *err = NULL;
+	format_iso8601(start, iso, sizeof(iso));
+	char *run_id = xasprintf("scheduled__%s", iso);
+	struct run_spec spec = {
+		.run_type = "scheduled",
+		.run_id = run_id,
+		.logical_date = start,
+		.data_interval_start = start,
+		.data_interval_end = end,
+	};
+	int rc = engine_create_run(s->eng, ds->dag, &spec, NULL, &err);
+	if (rc == -EEXIST)
+		log_warnx("DAG %s: a run at %s already exists; not scheduling another", ds->dag_id, iso);
+	else if (rc < 0)
+		log_warnx("DAG %s: cannot create the run for %s: %s", ds->dag_id, iso, err);
+	else
+		log_info("run %s of %s created", run_id, ds->dag_id);
+	free(err);
+	free(run_id);
+	return rc;
+}
+
+/* @once: one run, at start_date (or when first seen). */
+static void schedule_once(struct sched *s, struct dag_state *ds)
+{
+	usec_t last_end;
+	bool any;
+	if (store_run_last_scheduled(s->st, ds->dag_id, &last_end, &any) < 0 || any)
+		return;
+	usec_t at = ds->dag->start_date != USEC_NONE ? ds->dag->start_date : now_usec() / USEC_PER_SEC * USEC_PER_SEC;
+	if (at <= now_usec())
+		create_scheduled(s, ds, at, at);
+}
+
+/* Creates the runs that are due for one DAG; returns when the next one is due (USEC_NONE: never). */
+static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
+{
+	struct dag *d = ds->dag;
+	usec_t now = now_usec();
+	int64_t t;
+
+	if (!ds->cron || !ds->zone || ds->paused)
+		return USEC_NONE;
+	if (cron_kind(ds->cron) == CRON_ONCE) {
+		schedule_once(s, ds);
+		return USEC_NONE;
+	}
+	if (!ds->have_marker)
+		init_marker(s, ds);
+	for (int guard = 0; guard < 1000; guard++) {
+		/* The interval [start, end) that starts at the first fire time >= marker. */
+		if (cron_next(ds->cron, ds->zone, ds->marker / USEC_PER_SEC - 1, &t) < 0)
+			return USEC_NONE;
+		usec_t start = t * USEC_PER_SEC;
+		if (cron_next(ds->cron, ds->zone, t, &t) < 0)
+			return USEC_NONE;
+		usec_t end = t * USEC_PER_SEC;
+		if (d->end_date != USEC_NONE && start > d->end_date)
+			return USEC_NONE;
+		if (end > now)
+			return end;
+		if (!d->catchup) {
+			/* Only the latest complete interval. */
+			int64_t e1, s1;
+			if (cron_prev(ds->cron, ds->zone, now / USEC_PER_SEC, &e1) == 0 &&
+			    cron_prev(ds->cron, ds->zone, e1 - 1, &s1) == 0 && s1 * USEC_PER_SEC > start &&
+			    (d->end_date == USEC_NONE || s1 * USEC_PER_SEC <= d->end_date)) {
+				start = s1 * USEC_PER_SEC;
+				end = e1 * USEC_PER_SEC;
+			}
+		}
+		if (engine_active_runs(s->eng, d->dag_id) + pending_of(s, d->dag_id) >= d->max_active_runs)
+			return now + TICK; /* a slot frees when a run ends */
+		create_scheduled(s, ds, start, end);
+		ds->marker = end;
+	}
+	return now;
+}
+
+/* The tick ------------------------------------------------------------------------------------------ */
+
+static void on_tick(struct evloop *loop, void *arg)
+{
+	struct sched *s = arg;
+	usec_t now = now_usec(), next = now + TICK;
+	s->tick = NULL;
+	if (s->stopping) {
+		if (engine_running_tries(s->eng) == 0 || now >= s->stop_deadline) {
+			evloop_stop(loop);
+			return;
+		}
+		arm_tick(s, 100 * 1000);
+		return;
+	}
+	if (now - s->last_rescan >= RESCAN_EVERY) {
+		s->last_rescan = now;
+		rescan(s);
+	}
+	store_dag_each(s->st, paused_cb, s);
+	engine_reload_pools(s->eng);
+	poll_queued(s);
+	for (size_t i = 0; i < s->ndags; i++) {
+		usec_t due = schedule_dag(s, &s->dags[i]);
+		if (due != USEC_NONE && due < next)
+			next = due;
+	}
+	admit(s);
+	usec_t delay = next - now_usec();
+	arm_tick(s, delay > 0 ? delay : 0);
+}
+
+static void arm_tick(struct sched *s, usec_t delay)
+{
+	if (s->tick)
+		evloop_timer_cancel(s->loop, s->tick);
+	s->tick = evloop_timer_in(s->loop, delay, on_tick, s);
+}
+
+/* A run ended: a slot may be free for a queued or scheduled run. */
+static void on_run_done(void *arg, struct erun *r)
+{
+	struct sched *s = arg;
+	log_info("run %s of %s: %s", erun_row(r)->run_id, erun_row(r)->dag_id, erun_row(r)->state);
+	if (!s->stopping)
+		arm_tick(s, 0);
+}
+
+static void on_signal(struct evloop *loop, int fd, uint32_t events, void *arg)
+{
+	struct sched *s = arg;
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (s->stopping) {
+		evloop_stop(loop);
+		return;
+	}
+	s->stopping = true;
+	if (s->o->kill_tasks_on_exit) {
+		log_info("stopping: stopping the running tries first (--kill-tasks-on-exit)");
+		engine_kill_all(s->eng);
+		s->stop_deadline = now_usec() + s->o->cfg->kill_grace + 3 * USEC_PER_SEC;
+		arm_tick(s, 0);
+	} else {
+		log_info("stopping; running tries keep running under their supervisors");
+		evloop_stop(loop);
+	}
+	(void)events;
+}
+
+/* Start-up ------------------------------------------------------------------------------------------ */
+
+/* Resumes every run the daemon owned when it stopped; queued ones wait for admission. */
+static void recover(struct sched *s)
+{
+	struct run_row *rows = NULL;
+	int n = store_run_list_owned(s->st, "running", 0, &rows);
+	for (int i = 0; i < n; i++) {
+		struct run_row *r = &rows[i];
+		struct dag *d = dag_for_run(s, r);
+		char *err = NULL;
+		if (r->pk > s->max_seen_run)
+			s->max_seen_run = r->pk;
+		if (!d) {
+			log_warnx("run %s of %s: its DAG is gone; the run stays as it is", r->run_id, r->dag_id);
+		} else if (engine_start_run(s->eng, d, r, NULL, &err) < 0) {
+			log_warnx("cannot resume run %s of %s: %s", r->run_id, r->dag_id, err);
+			free(err);
+		} else {
+			log_info("resumed run %s of %s", r->run_id, r->dag_id);
+		}
+		run_row_free(r);
+	}
+	free(rows);
+	poll_queued(s);
+}
+
+static int setup_signals(struct sched *s)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->sigfd < 0)
+		return -errno;
+	return evloop_add_fd(s->loop, s->sigfd, EPOLLIN, on_signal, s);
+}
+
+int sched_serve(const struct sched_opts *o)
+{
+	struct sched s = {.o = o, .sigfd = -1, .lockfd = -1};
+	char *db = xasprintf("%s/sluice.db", o->home), *err = NULL;
+	int rc = 1;
+
+	log_set_timestamps(true);
+	if (mkdir_p(o->home, 0755) < 0) {
+		log_warn("cannot create %s", o->home);
+		goto out;
+	}
+	if (take_lock(&s) < 0)
+		goto out;
+	if (store_open(db, 0, &s.st, &err) < 0) {
+		log_warnx("%s", err);
+		goto out;
+	}
+	struct dag_lua_limits lim = {o->cfg->dag_memory_limit, o->cfg->dag_instruction_limit, o->cfg->dag_time_limit};
+	dagbag_init(&s.bag, o->cfg->dags_folder, &lim);
+	s.loop = evloop_new();
+	struct engine_opts eo = {
+		.home = o->home,
+		.shim_path = o->shim_path,
+		.parallelism = o->cfg->parallelism,
+		.kill_grace = o->cfg->kill_grace,
+	};
+	if (!s.loop || !(s.eng = engine_new(s.st, s.loop, &eo, &err)) || setup_signals(&s) < 0) {
+		log_warnx("cannot start: %s", err ? err : strerror(errno));
+		goto out;
+	}
+	engine_on_run_done(s.eng, on_run_done, &s);
+	s.last_rescan = now_usec();
+	rescan(&s);
+	recover(&s);
+	log_info("sluice %s serving DAGs from %s (state in %s, pid %d)", SLUICE_VERSION, s.bag.dir, o->home,
+		 (int)getpid());
+	arm_tick(&s, 0);
+	rc = evloop_run(s.loop) < 0 ? 1 : 0;
+	log_info("stopped");
+out:
+	free(err);
+	engine_free(s.eng);
+	if (s.sigfd >= 0) {
+		evloop_del_fd(s.loop, s.sigfd);
+		close(s.sigfd);
+	}
+	if (s.tick)
+		evloop_timer_cancel(s.loop, s.tick);
+	evloop_free(s.loop);
+	for (size_t i = 0; i < s.ndags; i++)
+		state_free(&s.dags[i]);
+	free(s.dags);
+	for (size_t i = 0; i < s.npending; i++)
+		run_row_free(&s.pending[i]);
+	free(s.pending);
+	for (size_t i = 0; i < s.nversions; i++) {
+		free(s.versions[i].dag_id);
+		free(s.versions[i].version);
+		dag_unref(s.versions[i].dag);
+	}
+	free(s.versions);
+	dagbag_free(&s.bag);
+	store_close(s.st);
+	if (s.lockfd >= 0)
+		close(s.lockfd);
+	free(db);
+	return rc;
+}

@@ -1,0 +1,28 @@
+/* The scheduler daemon (`sluice serve`): watches the DAG folder, keeps the database's view of
+ * DAGs and import errors current, creates runs from schedules (Airflow 2 data intervals, catchup,
+ * start/end dates, max_active_runs), starts runs queued from the CLI, and drives them all through
+ * the run engine. It resumes the runs it owns after a restart, crash or not.
+ *
+ * One process at a time: the daemon holds an exclusive lock on $SLUICE_HOME/serve.lock for its
+ * whole life; sched_daemon_running() tells other commands whether it is up. */
+#ifndef SLUICE_SCHEDULER_H
+#define SLUICE_SCHEDULER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+
+struct sched_opts {
+	const struct config *cfg;
+	const char *home;          /* absolute state directory */
+	const char *shim_path;     /* sluice-shim */
+	bool kill_tasks_on_exit;   /* SIGTERM/SIGINT also stop running tries */
+};
+
+/* Runs the daemon until SIGTERM or SIGINT. Returns the process exit status. */
+int sched_serve(const struct sched_opts *o);
+
+/* True when a `sluice serve` holds the lock of home; *pid gets its pid when known. */
+bool sched_daemon_running(const char *home, int *pid);
+
+#endif

@@ -1,0 +1,293 @@
+"""The scheduler daemon, for real: schedules, catchup, triggers, pause, folder watching, pools,
+concurrent CLI writers, and kill -9 in the middle of a run."""
+import concurrent.futures
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Daemon, Home, check, eq, expect, finish, wait_until  # noqa: E402
+
+
+def runs(home, dag_id):
+    return home.json("runs", "list", dag_id, "--json")["dag_runs"]
+
+
+def finished(home, dag_id, n):
+    rs = runs(home, dag_id)
+    done = [r for r in rs if r["state"] in ("success", "failed")]
+    return rs if len(done) >= n else None
+
+
+def t_every_schedule():
+    home = Home()
+    home.write_dag("every.lua", 'local d = dag { id = "every", schedule = "@every 2s" }\n'
+                                'd:task "a" { cmd = "echo {{ data_interval_start }} {{ data_interval_end }}" }\nreturn d\n')
+    dm = Daemon(home).start()
+    try:
+        rs = wait_until(lambda: finished(home, "every", 3), 15, "three scheduled runs")
+    finally:
+        eq(dm.stop(), 0, "clean exit on SIGTERM")
+    rs = sorted((r for r in rs if r["state"] == "success"), key=lambda r: r["logical_date"])
+    for a, b in zip(rs, rs[1:]):
+        eq(a["data_interval_end"], b["data_interval_start"], "intervals are contiguous")
+    for r in rs:
+        eq(r["run_type"], "scheduled", "run_type")
+        eq(r["logical_date"], r["data_interval_start"], "logical date = interval start")
+        expect(r["dag_run_id"] == "scheduled__" + r["logical_date"], r["dag_run_id"])
+    home.cleanup()
+
+
+def t_catchup():
+    home = Home()
+    # ten days ago, daily: catchup creates every day (oldest first), at most 2 at a time
+    start = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 10 * 86400))
+    home.write_dag("c.lua", f'local d = dag {{ id = "catch", schedule = "@daily", start_date = "{start}", '
+                            f'catchup = true, max_active_runs = 2 }}\n'
+                            'd:task "a" { cmd = "sleep 0.2; echo {{ ds }}" }\nreturn d\n')
+    home.write_dag("n.lua", f'local d = dag {{ id = "nocatch", schedule = "@daily", start_date = "{start}", catchup = false }}\n'
+                            'd:task "a" { cmd = "true" }\nreturn d\n')
+    dm = Daemon(home).start()
+    try:
+        rs = wait_until(lambda: finished(home, "catch", 10), 30, "ten catchup runs")
+        nrs = wait_until(lambda: finished(home, "nocatch", 1), 10, "the latest run")
+        time.sleep(1)
+        nrs = runs(home, "nocatch")
+    finally:
+        dm.stop()
+    dates = sorted(r["logical_date"][:10] for r in rs)
+    eq(len(dates), 10, "one run per missed day")
+    eq(len(set(dates)), 10, "no duplicates")
+    eq(dates[0], start, "starts at start_date")
+    eq(len(nrs), 1, "catchup = false creates only the latest interval")
+    yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+    eq(nrs[0]["logical_date"][:10], yesterday, "latest complete interval")
+    # max_active_runs = 2: never more than two runs overlapped
+    spans = sorted((r["start_date"], r["end_date"]) for r in rs)
+    for i, (s, _) in enumerate(spans):
+        overlapping = sum(1 for (s2, e2) in spans if s2 <= s < e2)
+        expect(overlapping <= 2, f"{overlapping} runs overlapped at {s}")
+    # a restart does not create the same intervals again
+    dm = Daemon(home).start()
+    time.sleep(2)
+    dm.stop()
+    eq(len(runs(home, "catch")), 10, "no new runs after restart")
+    home.cleanup()
+
+
+def t_trigger_and_pause():
+    home = Home()
+    home.write_dag("m.lua", 'local d = dag { id = "m", params = { x = 1 } }\n'
+                            'd:task "a" { cmd = "echo x={{ params.x }}" }\nreturn d\n')
+    # queued while no daemon runs
+    p = home.run("dags", "trigger", "m", "--conf", '{"x": 7}', "--run-id", "early")
+    eq(p.returncode, 0, p.stderr)
+    expect("is queued and starts when it runs" in p.stderr, p.stderr)
+    p = home.run("dags", "trigger", "m", "--wait")
+    eq(p.returncode, 1, "--wait needs a daemon")
+    eq(runs(home, "m")[0]["state"], "queued", "queued")
+    dm = Daemon(home).start()
+    try:
+        wait_until(lambda: finished(home, "m", 1), 10, "the queued run")
+        expect("x=7" in home.log("m", "early", "a"), "conf applied")
+        out = home.json("dags", "trigger", "m", "--wait", "--json", timeout=30)
+        eq(out["state"], "success", "trigger --wait")
+        # paused: triggered runs stay queued
+        eq(home.run("dags", "pause", "m").returncode, 0, "pause")
+        home.run("dags", "trigger", "m", "--run-id", "while_paused")
+        time.sleep(2)
+        st = {r["dag_run_id"]: r["state"] for r in runs(home, "m")}
+        eq(st["while_paused"], "queued", "a paused DAG's triggered run waits")
+        eq(home.run("dags", "unpause", "m").returncode, 0, "unpause")
+        wait_until(lambda: {r["dag_run_id"]: r["state"] for r in runs(home, "m")}["while_paused"] == "success",
+                   10, "the run after unpause")
+    finally:
+        dm.stop()
+    home.cleanup()
+
+
+def t_folder_watch():
+    home = Home()
+    home.write_dag("a.lua", 'local d = dag { id = "a" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    dm = Daemon(home).start()
+    try:
+        time.sleep(1)
+        # a new file is picked up within 2 s
+        home.write_dag("b.lua", 'local d = dag { id = "b" }\nd:task "t" { cmd = "echo v1" }\nreturn d\n')
+        time.sleep(2)
+        out = home.json("dags", "trigger", "b", "--wait", "--json", timeout=30)
+        eq(out["state"], "success", "new DAG runs")
+        # a run keeps the version it started with
+        home.write_dag("v.lua", 'local d = dag { id = "v" }\nlocal a = d:task "a" { cmd = "sleep 2" }\n'
+                                'local b = d:task "b" { cmd = "echo version=1" }\nd:flow(a >> b)\nreturn d\n')
+        time.sleep(2)
+        home.run("dags", "trigger", "v", "--run-id", "old")
+        wait_until(lambda: any(r["state"] == "running" for r in runs(home, "v")), 10, "run v started")
+        home.write_dag("v.lua", 'local d = dag { id = "v" }\nlocal a = d:task "a" { cmd = "sleep 2" }\n'
+                                'local b = d:task "b" { cmd = "echo version=2" }\nd:flow(a >> b)\nreturn d\n')
+        wait_until(lambda: finished(home, "v", 1), 15, "run old")
+        expect("version=1" in home.log("v", "old", "b"), "the run kept its version")
+        # a broken new version keeps the last good one and records the import error
+        home.write_dag("v.lua", "this is broken\n")
+        time.sleep(2)
+        out = home.json("dags", "trigger", "v", "--run-id", "after_break", "--wait", "--json", timeout=30)
+        eq(out["state"], "success", "last good version still runs")
+        expect("version=2" in home.log("v", "after_break", "b"), "the last good version is v2")
+    finally:
+        dm.stop()
+    expect("import error: v.lua:1:" in dm.output(), dm.output())
+    home.cleanup()
+
+
+def t_pools():
+    home = Home()
+    stamps = os.path.join(home.dir, "stamps")
+    home.write_dag("p.lua", 'local d = dag { id = "p" }\nfor i = 1, 4 do\n'
+                            f'  d:task("t" .. i) {{ pool = "one", cmd = "echo start $(date +%s.%N) >> {stamps}; sleep 0.3; echo end $(date +%s.%N) >> {stamps}" }}\n'
+                            'end\nreturn d\n')
+    eq(home.run("pools", "set", "one", "1").returncode, 0, "pools set")
+    out = home.json("pools", "list", "--json")
+    eq({p["name"]: p["slots"] for p in out["pools"]}, {"default_pool": 128, "one": 1}, "pools")
+    dm = Daemon(home).start()
+    try:
+        out = home.json("dags", "trigger", "p", "--wait", "--json", timeout=60)
+        eq(out["state"], "success", "run")
+    finally:
+        dm.stop()
+    events = []
+    with open(stamps) as f:
+        for line in f:
+            kind, t = line.split()
+            events.append((float(t), kind))
+    depth = peak = 0
+    for _, kind in sorted(events):
+        depth += 1 if kind == "start" else -1
+        peak = max(peak, depth)
+    eq(peak, 1, "a pool of one slot runs one task at a time")
+    home.cleanup()
+
+
+def t_concurrent_cli():
+    home = Home()
+    home.write_dag("big.lua", 'local d = dag { id = "big", max_active_tasks = 32 }\n'
+                              'for i = 1, 300 do d:task("t" .. i) { cmd = "true" } end\nreturn d\n')
+    home.write_dag("small.lua", 'local d = dag { id = "small", max_active_runs = 16 }\nd:task "a" { cmd = "true" }\nreturn d\n')
+    dm = Daemon(home).start()
+    try:
+        time.sleep(1)
+        home.run("dags", "trigger", "big")
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            procs = list(ex.map(lambda i: home.run("dags", "trigger", "small", "--run-id", f"r{i}", "--json"),
+                                range(24)))
+        for p in procs:
+            eq(p.returncode, 0, p.stderr)
+            expect("locked" not in p.stderr, p.stderr)
+        wait_until(lambda: finished(home, "small", 24), 60, "24 small runs")
+        wait_until(lambda: finished(home, "big", 1), 60, "the big run")
+    finally:
+        dm.stop()
+    expect("locked" not in dm.output(), dm.output())
+    eq([r["state"] for r in runs(home, "big")], ["success"], "big run")
+    home.cleanup()
+
+
+def t_kill9_exactly_once():
+    home = Home()
+    counts = os.path.join(home.dir, "counts")
+    n = 300
+    # 100 chains of 3 tasks of 0.2-0.5 s, 16 at a time: several seconds of work to interrupt
+    home.write_dag("k.lua", f'local d = dag {{ id = "k", max_active_tasks = 16 }}\nlocal prev = nil\n'
+                            f'for i = 1, {n} do\n'
+                            f'  local t = d:task("t" .. i) {{ cmd = "echo {{{{ task_id }}}} >> {counts}; sleep 0.$((2 + RANDOM % 4))" }}\n'
+                            '  if prev and i % 3 ~= 1 then d:flow(prev >> t) end\n  prev = t\nend\nreturn d\n')
+    p = home.run("dags", "trigger", "k", "--run-id", "crashy")
+    eq(p.returncode, 0, p.stderr)
+    kills = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        dm = Daemon(home).start()
+        time.sleep(0.4 + (kills % 4) * 0.2)
+        st = runs(home, "k")[0]["state"]
+        dm.kill()
+        kills += 1
+        if st in ("success", "failed"):
+            break
+    dm = Daemon(home).start()
+    try:
+        r = wait_until(lambda: finished(home, "k", 1), 60, "the run to finish")
+    finally:
+        dm.stop()
+    eq(r[0]["state"], "success", "run state")
+    with open(counts) as f:
+        seen = [line.strip() for line in f]
+    dup = {t for t in seen if seen.count(t) > 1}
+    eq(dup, set(), f"tasks that ran twice (after {kills} kills)")
+    eq(len(set(seen)), n, "every task ran")
+    p = home.run("db", "check")
+    eq(p.returncode, 0, p.stdout)
+    expect(kills >= 3, f"only {kills} kills happened")
+    print(f"     ({kills} kill -9 during the run)")
+    home.cleanup()
+
+
+def t_sigterm_keeps_tasks():
+    home = Home()
+    marker = os.path.join(home.dir, "done")
+    home.write_dag("s.lua", f'local d = dag {{ id = "s" }}\nlocal a = d:task "slow" {{ cmd = "sleep 2; touch {marker}; echo out=1 >> $SLUICE_OUTPUT" }}\n'
+                            'local b = d:task "after" { cmd = "echo {{ outputs.slow.out }}" }\nd:flow(a >> b)\nreturn d\n')
+    home.run("dags", "trigger", "s", "--run-id", "r")
+    dm = Daemon(home).start()
+    wait_until(lambda: any(t["state"] == "running" for t in home.json("tasks", "list", "s", "r", "--json")["task_instances"]),
+               10, "slow running")
+    eq(dm.stop(), 0, "SIGTERM exit code")
+    wait_until(lambda: os.path.exists(marker), 10, "the task finishing without the daemon")
+    dm = Daemon(home).start()
+    try:
+        rs = wait_until(lambda: finished(home, "s", 1), 15, "the run after restart")
+    finally:
+        dm.stop()
+    eq(rs[0]["state"], "success", "run")
+    tis = {t["task_id"]: t for t in home.json("tasks", "list", "s", "r", "--json")["task_instances"]}
+    eq(tis["slow"]["try_number"], 1, "slow was re-attached, not re-run")
+    home.cleanup()
+
+
+def t_kill_tasks_on_exit():
+    home = Home()
+    home.write_dag("s.lua", 'local d = dag { id = "s" }\nd:task "slow" { cmd = "sleep 30.4711" }\nreturn d\n')
+    home.run("dags", "trigger", "s", "--run-id", "r")
+    dm = Daemon(home, "--kill-tasks-on-exit").start()
+    wait_until(lambda: any(t["state"] == "running" for t in home.json("tasks", "list", "s", "r", "--json")["task_instances"]),
+               10, "slow running")
+    t0 = time.monotonic()
+    eq(dm.stop(), 0, "exit code")
+    expect(time.monotonic() - t0 < 10, "stopped within the grace period")
+    ti = home.json("tasks", "list", "s", "r", "--json")["task_instances"][0]
+    eq(ti["state"], "failed", "the killed try failed")
+    expect("sleep 30.4711" not in os.popen("ps -eo args").read(), "the task is gone")
+    home.cleanup()
+
+
+def t_one_daemon():
+    home = Home()
+    home.write_dag("a.lua", 'local d = dag { id = "a" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    dm = Daemon(home).start()
+    time.sleep(0.5)
+    p = home.run("serve", timeout=10)
+    dm.stop()
+    eq(p.returncode, 1, "second daemon refused")
+    expect("another sluice serve" in p.stdout + p.stderr, p.stdout + p.stderr)
+    home.cleanup()
+
+
+check("@every 2s creates contiguous scheduled runs", t_every_schedule)
+check("catchup, catchup = false, max_active_runs, restart", t_catchup)
+check("trigger (queued without a daemon), --wait, pause/unpause", t_trigger_and_pause)
+check("folder watching: new files, versions kept by runs, broken updates", t_folder_watch)
+check("pools limit concurrency", t_pools)
+check("concurrent CLI triggers during a 300-task run", t_concurrent_cli)
+check("kill -9 during a run: every task runs exactly once", t_kill9_exactly_once)
+check("SIGTERM leaves tries running; restart re-attaches", t_sigterm_keeps_tasks)
+check("--kill-tasks-on-exit", t_kill_tasks_on_exit)
+check("one daemon per home", t_one_daemon)
+finish()
