@@ -12,7 +12,10 @@
 
 #include "apijson.h"
 #include "cli.h"
+#include "dagbag.h"
 #include "engine.h"
+#include "ops.h"
+#include "scheduler.h"
 #include "store.h"
 
 /* Finds a run by run_id, or by logical date when the argument parses as one. */
@@ -258,6 +261,118 @@ out:
 	return rc;
 }
 
+/* tasks clear / tasks mark --------------------------------------------------------------------- */
+
+static void change_usage(bool mark)
+{
+	if (mark)
+		printf("usage: sluice tasks mark DAG_ID RUN_ID TASK_ID... --state success|failed|skipped\n"
+		       "                         [--downstream] [--upstream] [--map-index N] [--dry-run] [--json]\n\n"
+		       "Sets task instances of a run that is not running. When every instance is then\n"
+		       "finished, the run's state follows from its leaves; otherwise the run is queued\n"
+		       "again so that the rest runs.\n");
+	else
+		printf("usage: sluice tasks clear DAG_ID RUN_ID TASK_ID... [--downstream] [--upstream]\n"
+		       "                          [--only-failed] [--map-index N] [--dry-run] [--json]\n\n"
+		       "Clears task instances of a run that is not running so that they run again: their\n"
+		       "state goes back to none (their tries and logs are kept; retries are available\n"
+		       "again) and the run is queued; `sluice serve` runs what was cleared. --dry-run\n"
+		       "lists what would be cleared.\n");
+}
+
+static void print_changed(const char *dag_id, const struct run_row *run, struct ti_row *rows, int n,
+			  bool mark, bool dry, bool json)
+{
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *arr = cJSON_AddArrayToObject(o, "task_instances");
+		for (int i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr, api_task_instance(&rows[i], run));
+		cJSON_AddNumberToObject(o, "total_entries", n);
+		cli_print_json(o);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		printf("%s%s %s.%s[%d] (was %s)\n", dry ? "would " : "", mark ? "mark" : "clear", dag_id,
+		       rows[i].task_id, rows[i].map_index, rows[i].state);
+	printf("%d task instance%s %s%s\n", n, n == 1 ? "" : "s", dry ? "would be " : "", mark ? "marked" : "cleared");
+}
+
+static int tasks_change(struct cli_ctx *cli, int argc, char **argv, bool mark)
+{
+	static const struct option longopts[] = {
+		{"downstream", no_argument, NULL, 'd'},
+		{"upstream", no_argument, NULL, 'u'},
+		{"only-failed", no_argument, NULL, 'f'},
+		{"map-index", required_argument, NULL, 'm'},
+		{"state", required_argument, NULL, 's'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ops_selection sel = {.map_index = -2};
+	const char *state = NULL;
+	bool dry = false, json = false;
+	int opt, rc = 1;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': sel.downstream = true; break;
+		case 'u': sel.upstream = true; break;
+		case 'f': sel.only_failed = true; break;
+		case 'm': sel.map_index = atoi(optarg); break;
+		case 's': state = optarg; break;
+		case 'n': dry = true; break;
+		case 'j': json = true; break;
+		case 'h': change_usage(mark); return 0;
+		default: return 2;
+		}
+	}
+	if (argc - optind < 3 || (mark && !state)) {
+		fprintf(stderr, "usage: sluice tasks %s DAG_ID RUN_ID TASK_ID... %s(see --help)\n",
+			mark ? "mark" : "clear", mark ? "--state STATE " : "");
+		return 2;
+	}
+	const char *dag_id = argv[optind];
+	sel.task_ids = (const char *const *)argv + optind + 2;
+	sel.ntasks = (size_t)(argc - optind - 2);
+	struct dagbag bag;
+	struct store *st = NULL;
+	struct run_row run = {0};
+	struct ti_row *rows = NULL;
+	char *err = NULL;
+	int n = 0;
+	if (cli_load_bag(cli, &bag) < 0)
+		return 1;
+	struct dag *d = dagbag_find(&bag, dag_id);
+	if (!d) {
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", dag_id, cli->dags);
+		goto out;
+	}
+	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, dag_id, argv[optind + 1], &run) < 0)
+		goto out;
+	n = mark ? ops_mark(st, d, &run, &sel, state, dry, &rows, &err) : ops_clear(st, d, &run, &sel, dry, &rows, &err);
+	if (n < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		n = 0;
+		goto out;
+	}
+	print_changed(dag_id, &run, rows, n, mark, dry, json);
+	if (!dry && n && !json && !sched_daemon_running(cli->home, NULL))
+		fprintf(stderr, "no `sluice serve` is running: the run continues when it starts\n");
+	rc = 0;
+out:
+	for (int i = 0; i < n; i++)
+		ti_row_free(&rows[i]);
+	free(rows);
+	free(err);
+	run_row_free(&run);
+	store_close(st);
+	dagbag_free(&bag);
+	return rc;
+}
+
 int cli_tasks(struct cli_ctx *cli, int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -265,13 +380,21 @@ int cli_tasks(struct cli_ctx *cli, int argc, char **argv)
 			"usage: sluice tasks COMMAND ...\n\n"
 			"  list DAG_ID RUN_ID [--json]                     task instances of a run\n"
 			"  logs DAG_ID RUN_ID TASK_ID [--try N] [--map-index N] [--follow]\n"
-			"                                                  the log of a try\n");
+			"                                                  the log of a try\n"
+			"  clear DAG_ID RUN_ID TASK_ID... [--downstream] [--upstream] [--only-failed]\n"
+			"        [--map-index N] [--dry-run]               run task instances again\n"
+			"  mark DAG_ID RUN_ID TASK_ID... --state success|failed|skipped [--downstream]\n"
+			"        [--upstream] [--map-index N] [--dry-run]  set task instances' state\n");
 		return argc < 2 ? 2 : 0;
 	}
 	if (!strcmp(argv[1], "list"))
 		return tasks_list(cli, argc - 1, argv + 1);
 	if (!strcmp(argv[1], "logs"))
 		return tasks_logs(cli, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "clear"))
+		return tasks_change(cli, argc - 1, argv + 1, false);
+	if (!strcmp(argv[1], "mark"))
+		return tasks_change(cli, argc - 1, argv + 1, true);
 	fprintf(stderr, "sluice tasks: unknown command '%s'\n", argv[1]);
 	return 2;
 }

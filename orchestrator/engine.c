@@ -768,18 +768,21 @@ static void evaluate(struct erun *r, int task)
 		return;
 	case TR_RUN:
 		et->decided = true;
-		if (!et->expanded)
+		if (!et->expanded) {
 			expand_mapped(r, task);
-		else
-			schedule_ti(et->inst[0]);
+			return;
+		}
+		/* Every instance that has not run (all of them after a clear of a mapped task). */
+		for (size_t k = 0; k < et->ninst; k++)
+			if (et->inst[k]->state == TI_NONE)
+				schedule_ti(et->inst[k]);
 		return;
 	case TR_SKIP:
-		et->decided = true;
-		finish_ti(et->inst[0], TI_SKIPPED);
-		return;
 	case TR_UPSTREAM_FAILED:
 		et->decided = true;
-		finish_ti(et->inst[0], TI_UPSTREAM_FAILED);
+		for (size_t k = 0; k < et->ninst; k++)
+			if (et->inst[k]->state == TI_NONE)
+				finish_ti(et->inst[k], dec == TR_SKIP ? TI_SKIPPED : TI_UPSTREAM_FAILED);
 		return;
 	}
 }
@@ -1240,7 +1243,7 @@ static void fail_try(struct eti *ti, bool retryable)
 	if (ti->row.start_date != USEC_NONE)
 		ti->row.duration = (double)(ti->row.end_date - ti->row.start_date) / 1e6;
 	bool retry = retryable && !ti->cancel_requested && !ti->run->cancelled &&
-		     ti->row.try_number <= t->retries;
+		     ti->row.try_number <= ti->row.max_tries;
 	record_try(e, ti, retry ? "up_for_retry" : "failed");
 	if (!retry) {
 		finish_ti(ti, TI_FAILED);
@@ -1251,7 +1254,7 @@ static void fail_try(struct eti *ti, bool retryable)
 	char d[32];
 	format_duration(delay, d, sizeof(d));
 	append_log(ti, "try %d failed; retrying in %s (try %d of %d)", ti->row.try_number, d,
-		   ti->row.try_number + 1, t->retries + 1);
+		   ti->row.try_number + 1, ti->row.max_tries + 1);
 	set_state(ti, TI_UP_FOR_RETRY);
 	ti->timer = evloop_timer_in(e->loop, delay, retry_timer, ti);
 }

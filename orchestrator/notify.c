@@ -341,8 +341,19 @@ static void proc_wait(struct notify *n, struct proc *p, const struct notify_limi
 		} else if (p->sent == SIGTERM && now >= p->kill_at) {
 			proc_signal(p, SIGKILL, 0);
 		}
-		proc_sleep(p, p->sent == SIGTERM ? p->kill_at : p->sent ? now + WAIT_SLICE : p->term_at);
+		if (p->sent == SIGTERM)
+			proc_sleep(p, p->kill_at);
+		else
+			proc_sleep(p, p->sent ? now + WAIT_SLICE : p->term_at);
 	}
+}
+
+/* sigabbrev_np() rather than strsignal(), which is not thread-safe. */
+static const char *sig_name(int sig)
+{
+	const char *name = sigabbrev_np(sig);
+
+	return name ? name : "?";
 }
 
 static void cmd_report(const struct job *j, const struct proc *p, const struct notify_limits *lim)
@@ -363,8 +374,8 @@ static void cmd_report(const struct job *j, const struct proc *p, const struct n
 		job_log(j, WEXITSTATUS(p->wstatus) != 0, "command (pid %d) exited with status %d",
 			pid, WEXITSTATUS(p->wstatus));
 	else
-		job_log(j, true, "command (pid %d) killed by signal %d (%s)", pid,
-			WTERMSIG(p->wstatus), strsignal(WTERMSIG(p->wstatus)));
+		job_log(j, true, "command (pid %d) killed by signal %d (SIG%s)", pid,
+			WTERMSIG(p->wstatus), sig_name(WTERMSIG(p->wstatus)));
 }
 
 static void cmd_run(struct notify *n, const struct job *j, const struct notify_limits *lim)
@@ -414,8 +425,8 @@ static void hook_where(const char *url, char *buf, size_t len)
 	curl_url_get(u, CURLUPART_PORT, &port, 0);
 	curl_url_get(u, CURLUPART_PATH, &path, 0);
 	curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	snprintf(buf, len, "%s://%s%s%s%s", scheme, host ? host : "", port ? ":" : "", port ? port : "",
-		 (path && strcmp(path, "/")) || query ? "/..." : "/");
+	snprintf(buf, len, "%s://%s%s%s%s", scheme, host ? host : "", port ? ":" : "",
+		 port ? port : "", (path && strcmp(path, "/")) || query ? "/..." : "/");
 out:
 	curl_free(query);
 	curl_free(path);
@@ -468,10 +479,10 @@ static CURLcode hook_protocols(CURL *c)
 		rc = curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	return rc;
 #else
-	CURLcode rc = curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	long protos = CURLPROTO_HTTP | CURLPROTO_HTTPS;
+	CURLcode rc = curl_easy_setopt(c, CURLOPT_PROTOCOLS, protos);
 	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS,
-				      (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+		rc = curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS, protos);
 	return rc;
 #endif
 }
@@ -678,8 +689,13 @@ struct notify *notify_new(const char *home, char **err)
 	n = xcalloc(1, sizeof(*n));
 	notify_init_sync(n);
 	atomic_init(&n->aborting, false);
-	n->lim = (struct notify_limits){DEFAULT_CMD_TIMEOUT, DEFAULT_KILL_GRACE, DEFAULT_RETRY_PAUSE,
-					DEFAULT_DRAIN, DEFAULT_QUEUE_MAX};
+	n->lim = (struct notify_limits){
+		.cmd_timeout = DEFAULT_CMD_TIMEOUT,
+		.kill_grace = DEFAULT_KILL_GRACE,
+		.retry_pause = DEFAULT_RETRY_PAUSE,
+		.drain = DEFAULT_DRAIN,
+		.queue_max = DEFAULT_QUEUE_MAX,
+	};
 	n->env = env_snapshot(&n->n_env);
 	if (home)
 		n->default_log = xasprintf("%s/logs/callbacks.log", home);
@@ -718,6 +734,7 @@ int notify_fire(struct notify *n, const char *event, const char *cmd, const char
 	struct job *j;
 	size_t max = 0;
 	unsigned long dropped = 0;
+	bool stopping = false;
 
 	if (!event)
 		return -EINVAL;
@@ -733,6 +750,7 @@ int notify_fire(struct notify *n, const char *event, const char *cmd, const char
 	if (n->queued >= n->lim.queue_max || n->stopping) {
 		max = n->lim.queue_max;
 		dropped = ++n->dropped;
+		stopping = n->stopping;
 	} else {
 		if (n->tail)
 			n->tail->next = j;
@@ -746,8 +764,11 @@ int notify_fire(struct notify *n, const char *event, const char *cmd, const char
 	pthread_mutex_unlock(&n->lock);
 	if (!j)
 		return 0;
-	log_warnx("callback %s dropped: %zu callbacks are already waiting (%lu dropped so far)",
-		  event, max, dropped);
+	if (stopping)
+		log_warnx("callback %s dropped: callbacks are shutting down", event);
+	else
+		log_warnx("callback %s dropped: %zu callbacks are already waiting (%lu dropped so "
+			  "far)", event, max, dropped);
 	job_free(j);
 	return -ENOBUFS;
 }

@@ -25,7 +25,7 @@
 /* Limits of a notifier. notify_set_limits() ignores fields that are 0, so a caller changes only
  * the ones it names. */
 struct notify_limits {
-	usec_t cmd_timeout;   /* a command running longer gets SIGTERM to its group (default 60 s) */
+	usec_t cmd_timeout;   /* longer-running commands get SIGTERM to the group (default 60 s) */
 	usec_t kill_grace;    /* then SIGKILL to the group after this long (default 5 s) */
 	usec_t retry_pause;   /* pause before the second webhook attempt; doubles (default 1 s) */
 	usec_t drain;         /* notify_free() waits this long for queued work (default 18 s) */

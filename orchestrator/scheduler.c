@@ -51,7 +51,6 @@ struct sched {
 	size_t ndags;
 	struct run_row *pending;  /* queued runs waiting to start, by id */
 	size_t npending;
-	int64_t max_seen_run;
 	struct version_entry *versions;
 	size_t nversions;
 	struct ev_timer *tick;
@@ -274,14 +273,22 @@ static void rescan(struct sched *s)
 
 /* Runs queued from the CLI ----------------------------------------------------------------------- */
 
+static bool is_pending(const struct sched *s, int64_t pk)
+{
+	for (size_t i = 0; i < s->npending; i++)
+		if (s->pending[i].pk == pk)
+			return true;
+	return false;
+}
+
+/* Picks up runs queued behind the daemon's back: triggered from the CLI, or cleared (an old run
+ * requeued, hence no id filter: the queued set is small and indexed). */
 static void poll_queued(struct sched *s)
 {
 	struct run_row *rows = NULL;
-	int n = store_run_list_owned(s->st, "queued", s->max_seen_run, &rows);
+	int n = store_run_list_owned(s->st, "queued", 0, &rows);
 	for (int i = 0; i < n; i++) {
-		if (rows[i].pk > s->max_seen_run)
-			s->max_seen_run = rows[i].pk;
-		if (engine_has_run(s->eng, rows[i].pk)) {
+		if (engine_has_run(s->eng, rows[i].pk) || is_pending(s, rows[i].pk)) {
 			run_row_free(&rows[i]);
 			continue;
 		}
@@ -518,8 +525,6 @@ static void recover(struct sched *s)
 		struct run_row *r = &rows[i];
 		struct dag *d = dag_for_run(s, r);
 		char *err = NULL;
-		if (r->pk > s->max_seen_run)
-			s->max_seen_run = r->pk;
 		if (!d) {
 			log_warnx("run %s of %s: its DAG is gone; the run stays as it is", r->run_id, r->dag_id);
 		} else if (engine_start_run(s->eng, d, r, NULL, &err) < 0) {

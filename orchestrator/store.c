@@ -762,6 +762,38 @@ int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_
 	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "ti get");
 }
 
+int store_ti_clear(struct store *st, int64_t ti_pk, int retries)
+{
+	sqlite3_stmt *s = prep(st,
+		"UPDATE task_instance SET state = 'none', max_tries = try_number + ?1, hostname = NULL, "
+		"pid = NULL, external_id = NULL, queued_when = NULL, start_date = NULL, end_date = NULL, "
+		"duration = NULL, exit_code = NULL, next_retry_at = NULL, first_poke_at = NULL WHERE id = ?2");
+	sqlite3_bind_int(s, 1, retries);
+	sqlite3_bind_int64(s, 2, ti_pk);
+	int rc = run(st, s);
+	return rc ? rc : store_output_clear(st, ti_pk);
+}
+
+int store_ti_set_state(struct store *st, int64_t ti_pk, const char *state, usec_t when)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE task_instance SET state = ?1, end_date = COALESCE(end_date, ?2), "
+				   "next_retry_at = NULL WHERE id = ?3");
+	bind_text(s, 1, state);
+	bind_time(s, 2, when);
+	sqlite3_bind_int64(s, 3, ti_pk);
+	return run(st, s);
+}
+
+int store_run_requeue(struct store *st, int64_t pk)
+{
+	/* The daemon drives it from now on, whoever ran it before (a `dags test`, say). */
+	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET state = 'queued', end_date = NULL, owner = NULL, "
+				   "queued_at = ?1 WHERE id = ?2");
+	bind_time(s, 1, now_usec());
+	sqlite3_bind_int64(s, 2, pk);
+	return run(st, s);
+}
+
 /* Tries --------------------------------------------------------------------------------------- */
 
 void try_row_free(struct try_row *t)

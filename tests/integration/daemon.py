@@ -280,6 +280,66 @@ def t_one_daemon():
     home.cleanup()
 
 
+def t_clear_and_mark():
+    home = Home()
+    flag = os.path.join(home.dir, "fixed")
+    home.write_dag("c.lua", 'local d = dag { id = "c" }\n'
+                            f'local a = d:task "a" {{ cmd = "test -e {flag}" }}\n'
+                            'local b = d:task "b" { cmd = "echo b ran" }\n'
+                            'local m = d:map "m" { over = { "x", "y" }, cmd = "echo {{ item }}" }\n'
+                            'd:flow(a >> b >> m)\nreturn d\n')
+    run = home.test_run("c", "--logical-date", "2026-11-01", expect_state="failed")
+    rid = run["run_id"]
+    # dry run lists, changes nothing
+    out = home.json("tasks", "clear", "c", rid, "a", "--downstream", "--dry-run", "--json")
+    eq(sorted((t["task_id"], t["map_index"]) for t in out["task_instances"]),
+       [("a", -1), ("b", -1), ("m", -1)], "dry run selection")
+    eq(runs(home, "c")[0]["state"], "failed", "dry run changed nothing")
+    with open(flag, "w"):
+        pass
+    p = home.run("tasks", "clear", "c", rid, "a", "--downstream")
+    eq(p.returncode, 0, p.stderr)
+    expect("3 task instances cleared" in p.stdout, p.stdout)
+    eq(runs(home, "c")[0]["state"], "queued", "a cleared run is queued")
+    dm = Daemon(home).start()
+    try:
+        rs = wait_until(lambda: finished(home, "c", 1), 15, "the cleared run")
+    finally:
+        dm.stop()
+    eq(rs[0]["state"], "success", "cleared run succeeds")
+    tis = {(t["task_id"], t["map_index"]): t for t in home.json("tasks", "list", "c", rid, "--json")["task_instances"]}
+    eq(tis[("a", -1)]["try_number"], 2, "a ran again as try 2")
+    eq(tis[("a", -1)]["max_tries"], 1, "retries available again after a clear")
+    eq(tis[("m", 1)]["state"], "success", "the mapped task expanded")
+    home.log("c", rid, "a", try_number=1)  # the first try's log is still there
+
+    # mark: a failed leaf marked success makes the run succeed
+    home.write_dag("f.lua", 'local d = dag { id = "f" }\nlocal a = d:task "a" { cmd = "true" }\n'
+                            'local b = d:task "b" { cmd = "false" }\nd:flow(a >> b)\nreturn d\n')
+    run = home.test_run("f", expect_state="failed")
+    p = home.run("tasks", "mark", "f", run["run_id"], "b", "--state", "success")
+    eq(p.returncode, 0, p.stderr)
+    eq(runs(home, "f")[0]["state"], "success", "run state follows the leaves")
+    p = home.run("tasks", "mark", "f", run["run_id"], "b", "--state", "bogus")
+    eq(p.returncode, 1, "bad state")
+    p = home.run("tasks", "clear", "f", run["run_id"], "nope")
+    eq(p.returncode, 1, "unknown task")
+    expect("has no task 'nope'" in p.stderr, p.stderr)
+
+    # a running run is refused
+    home.write_dag("s.lua", 'local d = dag { id = "s" }\nd:task "a" { cmd = "sleep 3" }\nreturn d\n')
+    home.run("dags", "trigger", "s", "--run-id", "r")
+    dm = Daemon(home).start()
+    try:
+        wait_until(lambda: runs(home, "s")[0]["state"] == "running", 10, "s running")
+        p = home.run("tasks", "clear", "s", "r", "a")
+        eq(p.returncode, 1, "clearing a running run")
+        expect("is running" in p.stderr, p.stderr)
+    finally:
+        dm.stop()
+    home.cleanup()
+
+
 check("@every 2s creates contiguous scheduled runs", t_every_schedule)
 check("catchup, catchup = false, max_active_runs, restart", t_catchup)
 check("trigger (queued without a daemon), --wait, pause/unpause", t_trigger_and_pause)
@@ -290,4 +350,5 @@ check("kill -9 during a run: every task runs exactly once", t_kill9_exactly_once
 check("SIGTERM leaves tries running; restart re-attaches", t_sigterm_keeps_tasks)
 check("--kill-tasks-on-exit", t_kill_tasks_on_exit)
 check("one daemon per home", t_one_daemon)
+check("tasks clear (dry run, downstream, mapped) and mark", t_clear_and_mark)
 finish()

@@ -206,7 +206,8 @@ static void srv_read(int c, struct req *r)
 	size_t len = 0, want;
 	ssize_t got;
 
-	while (!end && len < sizeof(buf) - 1 && (got = read(c, buf + len, sizeof(buf) - 1 - len)) > 0) {
+	while (!end && len < sizeof(buf) - 1 &&
+	       (got = read(c, buf + len, sizeof(buf) - 1 - len)) > 0) {
 		len += (size_t)got;
 		buf[len] = '\0';
 		end = strstr(buf, "\r\n\r\n");
@@ -222,7 +223,8 @@ static void srv_read(int c, struct req *r)
 	}
 	r->clen = (size_t)atol(num);
 	want = (size_t)(end + 4 - buf) + r->clen;
-	while (len < want && len < sizeof(buf) - 1 && (got = read(c, buf + len, sizeof(buf) - 1 - len)) > 0)
+	while (len < want && len < sizeof(buf) - 1 &&
+	       (got = read(c, buf + len, sizeof(buf) - 1 - len)) > 0)
 		len += (size_t)got;
 	buf[len] = '\0';
 	snprintf(r->body, sizeof(r->body), "%s", end + 4);
@@ -357,7 +359,7 @@ static int teardown(void **state)
 static void test_command_env_and_log(void **state)
 {
 	struct fx *f = *state;
-	char cmd[512], *log;
+	char cmd[640], *log;
 	int leak = open("/dev/null", O_RDONLY); /* not close-on-exec: must not reach the command */
 
 	assert_true(leak > 2);
@@ -366,6 +368,7 @@ static void test_command_env_and_log(void **state)
 		 "if read x; then echo stdin-data; else echo stdin-eof; fi; "
 		 "set -- $(cat /proc/$$/stat); [ \"$5\" = \"$$\" ] && echo own-group; "
 		 "[ -e /proc/$$/fd/%d ] && echo fd-leaked; "
+		 "echo \"events=$(tr '\\0' '\\n' < /proc/$$/environ | grep -c ^SLUICE_EVENT=)\"; "
 		 "echo to-stderr >&2; exit 3", leak);
 	assert_int_equal(notify_fire(f->n, "on_failure", cmd, NULL, JSON, f->log), 0);
 	assert_int_equal(notify_fire(f->n, "on_success", "echo fine", NULL, NULL, f->log), 0);
@@ -378,6 +381,7 @@ static void test_command_env_and_log(void **state)
 	log = slurp(f->log);
 	assert_true(has_line(log, "event=on_failure json=" JSON " mark=mark-42"));
 	assert_true(has_line(log, "stdin-eof"));
+	assert_true(has_line(log, "events=1")); /* replaced, not added next to the stale one */
 	assert_true(has_line(log, "own-group"));
 	assert_true(has_line(log, "to-stderr"));
 	assert_false(has_line(log, "fd-leaked"));
@@ -413,8 +417,8 @@ static void test_command_timeout_kills_group(void **state)
 	snprintf(pb, sizeof(pb), "%s/b.pid", f->dir);
 	/* a ends on SIGTERM; b and its background child ignore SIGTERM and need SIGKILL. */
 	snprintf(cmd_a, sizeof(cmd_a), "echo $$ > %s; exec sleep 30", pa);
-	snprintf(cmd_b, sizeof(cmd_b), "trap '' TERM; sleep 30 & echo $! > %s; wait; wait; echo survived",
-		 pb);
+	snprintf(cmd_b, sizeof(cmd_b),
+		 "trap '' TERM; sleep 30 & echo $! > %s; wait; wait; echo survived", pb);
 	t0 = mono_usec();
 	assert_int_equal(notify_fire(f->n, "on_failure", cmd_a, NULL, NULL, f->log), 0);
 	assert_int_equal(notify_fire(f->n, "on_retry", cmd_b, NULL, NULL, f->log), 0);
@@ -497,7 +501,8 @@ static void test_webhook_retries(void **state)
 		assert_string_equal(s.reqs[i].body, JSON);
 
 	log = slurp(f->log);
-	assert_cb_line(log, "on_failure", "HTTP 500: try later; retrying in 100ms (attempt 1 of 3)");
+	assert_cb_line(log, "on_failure",
+		       "HTTP 500: try later; retrying in 100ms (attempt 1 of 3)");
 	assert_cb_line(log, "on_failure", "HTTP 429: ok; retrying in 200ms (attempt 2 of 3)");
 	assert_cb_line(log, "on_failure", "HTTP 200");
 	assert_cb_line(log, "on_retry", "failed after 3 attempts: HTTP 503: try later");
@@ -522,7 +527,8 @@ static void test_webhook_no_retry(void **state)
 	assert_int_equal(notify_fire(f->n, "on_success", NULL, url, JSON, f->log), 0);
 	snprintf(url, sizeof(url), "ftp://127.0.0.1:%d/x", s.port);
 	assert_int_equal(notify_fire(f->n, "on_retry", NULL, url, JSON, f->log), 0);
-	assert_int_equal(notify_fire(f->n, "on_retry", NULL, "file:///etc/passwd", JSON, f->log), 0);
+	assert_int_equal(notify_fire(f->n, "on_retry", NULL, "file:///etc/passwd", JSON, f->log),
+			 0);
 	assert_int_equal(notify_flush(f->n, 10 * USEC_PER_SEC), 0);
 	err = capture_end(&cap);
 	usleep(100 * 1000); /* a retry would arrive now */
@@ -635,7 +641,8 @@ static void test_free_is_bounded(void **state)
 	snprintf(cmd, sizeof(cmd), "echo $$ > %s; exec sleep 30", pidf);
 	assert_int_equal(notify_fire(f->n, "on_failure", cmd, NULL, NULL, f->log), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(notify_fire(f->n, "on_failure", "echo never", NULL, NULL, f->log), 0);
+		assert_int_equal(notify_fire(f->n, "on_failure", "echo never", NULL, NULL, f->log),
+				 0);
 	pid = wait_pid_file(pidf);
 	assert_int_equal(notify_flush(f->n, 100 * MS), -ETIMEDOUT);
 

@@ -1,0 +1,200 @@
+#include "ops.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Marks t and, when asked, everything up- or downstream of it. */
+static void closure(const struct dag *d, int t, bool up, bool down, bool *sel)
+{
+	int *stack = xmalloc(d->ntasks * sizeof(int) + sizeof(int));
+	size_t sp = 0;
+	if (sel[t])
+		goto out;
+	sel[t] = true;
+	stack[sp++] = t;
+	while (sp > 0) {
+		const struct task *x = &d->tasks[stack[--sp]];
+		for (int dir = 0; dir < 2; dir++) {
+			if ((dir == 0 && !down) || (dir == 1 && !up))
+				continue;
+			const int *next = dir == 0 ? x->downstream : x->upstream;
+			size_t n = dir == 0 ? x->n_down : x->n_up;
+			for (size_t i = 0; i < n; i++) {
+				if (!sel[next[i]]) {
+					sel[next[i]] = true;
+					stack[sp++] = next[i];
+				}
+			}
+		}
+	}
+out:
+	free(stack);
+}
+
+int ops_select(struct store *st, const struct dag *d, const struct run_row *run,
+	       const struct ops_selection *sel, struct ti_row **out, char **err)
+{
+	bool *want = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(bool));
+	struct ti_row *rows = NULL;
+	int n, kept = 0;
+	*out = NULL;
+	for (size_t i = 0; i < sel->ntasks; i++) {
+		int t = dag_task_index(d, sel->task_ids[i]);
+		if (t < 0) {
+			*err = xasprintf("DAG '%s' has no task '%s'", d->dag_id, sel->task_ids[i]);
+			free(want);
+			return -ENOENT;
+		}
+		/* The named tasks themselves, then their closures (which include them). */
+		bool *one = xcalloc(d->ntasks, sizeof(bool));
+		closure(d, t, sel->upstream, sel->downstream, one);
+		for (size_t k = 0; k < d->ntasks; k++)
+			want[k] |= one[k];
+		free(one);
+	}
+	n = store_ti_list(st, run->pk, &rows);
+	for (int i = 0; i < n; i++) {
+		int t = dag_task_index(d, rows[i].task_id);
+		bool named = false;
+		for (size_t k = 0; k < sel->ntasks; k++)
+			named |= !strcmp(sel->task_ids[k], rows[i].task_id);
+		bool ok = t >= 0 && want[t];
+		if (ok && named && sel->map_index != -2 && rows[i].map_index != sel->map_index)
+			ok = false;
+		if (ok && sel->only_failed && strcmp(rows[i].state, "failed") && strcmp(rows[i].state, "upstream_failed"))
+			ok = false;
+		if (ok)
+			rows[kept++] = rows[i];
+		else
+			ti_row_free(&rows[i]);
+	}
+	free(want);
+	*out = rows;
+	return n < 0 ? n : kept;
+}
+
+/* Checks inside the transaction that no engine drives the run right now. */
+static int check_idle(struct store *st, const struct run_row *run, char **err)
+{
+	struct run_row now = {0};
+	int rc = store_run_get(st, run->dag_id, run->run_id, 0, &now);
+	if (rc < 0) {
+		*err = xasprintf("run %s of %s is gone", run->run_id, run->dag_id);
+		return rc;
+	}
+	rc = strcmp(now.state, "running") ? 0 : -EBUSY;
+	if (rc)
+		*err = xasprintf("run %s of %s is running; change its task instances once it has ended",
+				 run->run_id, run->dag_id);
+	run_row_free(&now);
+	return rc;
+}
+
+static void free_rows(struct ti_row *rows, int n)
+{
+	for (int i = 0; i < n; i++)
+		ti_row_free(&rows[i]);
+	free(rows);
+}
+
+int ops_clear(struct store *st, const struct dag *d, const struct run_row *run,
+	      const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err)
+{
+	int rc = store_begin(st);
+	if (rc < 0) {
+		*err = xstrdup("cannot start a transaction");
+		return rc;
+	}
+	int n = ops_select(st, d, run, sel, out, err);
+	if (n < 0 || (rc = check_idle(st, run, err)) < 0 || dry_run) {
+		store_rollback(st);
+		if (n >= 0 && rc < 0) {
+			free_rows(*out, n);
+			*out = NULL;
+			return rc;
+		}
+		return n;
+	}
+	for (int i = 0; i < n && rc == 0; i++) {
+		int t = dag_task_index(d, (*out)[i].task_id);
+		rc = store_ti_clear(st, (*out)[i].pk, d->tasks[t].retries);
+	}
+	if (rc == 0 && n > 0)
+		rc = store_run_requeue(st, run->pk);
+	if (rc < 0 || (rc = store_commit(st)) < 0) {
+		store_rollback(st);
+		*err = xstrdup("cannot write the cleared task instances");
+		free_rows(*out, n);
+		*out = NULL;
+		return rc;
+	}
+	return n;
+}
+
+/* The state of a run whose instances are all finished: failed when a leaf failed. */
+static const char *final_state(struct store *st, const struct dag *d, const struct run_row *run, bool *all_done)
+{
+	struct ti_row *rows = NULL;
+	int n = store_ti_list(st, run->pk, &rows);
+	bool failed = false;
+	*all_done = true;
+	for (int i = 0; i < n; i++) {
+		int s = ti_state_parse(rows[i].state);
+		int t = dag_task_index(d, rows[i].task_id);
+		if (s < 0 || !ti_state_finished((enum ti_state)s))
+			*all_done = false;
+		else if (t >= 0 && d->tasks[t].n_down == 0 && (s == TI_FAILED || s == TI_UPSTREAM_FAILED))
+			failed = true;
+	}
+	free_rows(rows, n < 0 ? 0 : n);
+	return failed ? "failed" : "success";
+}
+
+int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,
+	     const struct ops_selection *sel, const char *state, bool dry_run, struct ti_row **out, char **err)
+{
+	if (strcmp(state, "success") && strcmp(state, "failed") && strcmp(state, "skipped")) {
+		*err = xasprintf("cannot mark a task instance '%s' (use success, failed or skipped)", state);
+		return -EINVAL;
+	}
+	int rc = store_begin(st);
+	if (rc < 0) {
+		*err = xstrdup("cannot start a transaction");
+		return rc;
+	}
+	int n = ops_select(st, d, run, sel, out, err);
+	if (n < 0 || (rc = check_idle(st, run, err)) < 0 || dry_run) {
+		store_rollback(st);
+		if (n >= 0 && rc < 0) {
+			free_rows(*out, n);
+			*out = NULL;
+			return rc;
+		}
+		return n;
+	}
+	usec_t now = now_usec();
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = store_ti_set_state(st, (*out)[i].pk, state, now);
+	bool all_done;
+	const char *fin = final_state(st, d, run, &all_done);
+	if (rc == 0 && !all_done) {
+		rc = store_run_requeue(st, run->pk);
+	} else if (rc == 0) {
+		struct run_row r = {0};
+		run_row_copy(&r, run);
+		free(r.state);
+		r.state = xstrdup(fin);
+		r.end_date = now;
+		rc = store_run_update(st, &r);
+		run_row_free(&r);
+	}
+	if (rc < 0 || (rc = store_commit(st)) < 0) {
+		store_rollback(st);
+		*err = xstrdup("cannot write the marked task instances");
+		free_rows(*out, n);
+		*out = NULL;
+		return rc;
+	}
+	return n;
+}
