@@ -1,35 +1,43 @@
 #!/usr/bin/env bash
-# bench/run.sh - sluice's per-task cost against ninja and a bare spawn loop, measured side by side.
+# bench/run.sh - sluice's per-task cost next to ninja and a bare spawn loop, measured side by side.
 #
-#   bash bench/run.sh [BUILD_DIR]        # BUILD_DIR defaults to "build"; needs BUILD_DIR/sluice
-#                                        # and BUILD_DIR/sluice-shim (meson setup + ninja first)
+#   bash bench/run.sh [BUILD_DIR]        # BUILD_DIR defaults to "build"; it must hold sluice and
+#                                        # sluice-shim (meson setup BUILD_DIR -Dwerror=true &&
+#                                        # ninja -C BUILD_DIR)
 #
-# What it runs, all on the same machine in the same invocation (see bench/README.md):
-#   wide   N_WIDE (2000) independent tasks, each `/bin/true`
-#   chain  N_CHAIN (500) tasks in a line, each `/bin/true`, each waiting for the previous one
-# and for each shape:
-#   xargs       `xargs -P2 -n1 /bin/true` (wide) / `xargs -P1 -n1 /bin/true` (chain) over N lines:
-#               the floor, a fork+exec+wait per task and nothing else
+# Two shapes, each task being `/bin/true`:
+#   wide   N_WIDE (2000) independent tasks
+#   chain  N_CHAIN (500) tasks in a line, each waiting for the previous one
+# Runners, all timed in the same invocation on the same machine:
+#   xargs       `xargs -P2 -n1 /bin/true` (wide) or `xargs -P1 -n1 /bin/true` (chain) over N lines:
+#               the floor, one fork+exec+wait per task and nothing else
 #   ninja -j2   a generated build.ninja: one rule `command = /bin/true`, N edges whose outputs are
 #               never created, so ninja runs every command on every invocation (no phony, no
-#               restat); the chain makes edge k take the output of edge k-1 as its input
+#               restat); in the chain edge k has the output of edge k-1 as its input. ninja runs
+#               each command through /bin/sh -c, as it always does.
 #   sluice      `sluice dags test` of a generated DAG (argv commands, no shell) with the real local
-#               executor: every try runs under sluice-shim and every state change goes to SQLite.
-#               Once with SLUICE__CORE__PARALLELISM=2 (the same concurrency as ninja -j2) and once
-#               with the default parallelism (32); the wide DAG sets max_active_tasks above N.
-#               Each timed run gets a fresh, already migrated SLUICE_HOME (prepared untimed).
-#   sluice, 1 task   the same command on a one-task DAG: sluice's fixed start-up cost
+#               executor: each try runs under sluice-shim and every state change goes to SQLite.
+#               With SLUICE__CORE__PARALLELISM=2 (ninja -j2's concurrency) and with the default
+#               (32); the wide DAG sets max_active_tasks above N. One more sluice row puts
+#               SLUICE_HOME on tmpfs (TMPFS_DIR, default /dev/shm; skipped when not writable) to
+#               separate the file-system cost (per-try log directories and files) from the rest.
+#               Every timed run gets a fresh, already migrated SLUICE_HOME, prepared untimed; old
+#               homes are moved aside, not deleted, until the end (deleting them between runs makes
+#               inode allocation slower on some file systems and would bill that to sluice).
+#   sluice, 1-task DAG   the fixed start-up cost of `sluice dags test` (Lua import, database open)
 #
 # Timing: hyperfine (Debian package `hyperfine`) when installed, else repeated runs timed with
 # `date +%s%N`. Missing Debian packages (ninja-build, hyperfine) are installed with apt-get when
 # running as root; otherwise ninja is required and hyperfine is optional.
 #
-# Output: a table of mean wall times (ms, +- standard deviation), the ratio to ninja -j2 and the
-# overhead per task in ms, (sluice - ninja) / N. Ratios, not absolute times, are the point.
+# Output: a markdown table of mean wall times (ms, +- standard deviation), the ratios to ninja -j2
+# and to xargs, and the overhead per task in ms, (sluice - ninja -j2) / N. Ratios, not absolute
+# times, are the point: absolute times move a lot with the machine and its load.
 #
-# Knobs (environment): N_WIDE=2000 N_CHAIN=500 RUNS=5 (timed runs per command, plus 1 warm-up),
-# CMD_TIMEOUT=120 (seconds; a command taking longer fails the benchmark), KEEP=1 keeps the temp dir.
-# With the defaults the whole benchmark takes about two minutes on a 2-core machine.
+# Knobs (environment): N_WIDE=2000 N_CHAIN=500 RUNS=5 (timed runs per row, after 1 warm-up),
+# CMD_TIMEOUT=120 (seconds; a run taking longer fails the benchmark), TMPFS_DIR=/dev/shm
+# (empty: no tmpfs rows), KEEP=1 keeps the temporary directory.
+# With the defaults it takes about three minutes on a 2-core machine.
 #
 # Not part of `make test`: run it by hand.
 set -euo pipefail
@@ -39,12 +47,14 @@ N_WIDE=${N_WIDE:-2000}
 N_CHAIN=${N_CHAIN:-500}
 RUNS=${RUNS:-5}
 CMD_TIMEOUT=${CMD_TIMEOUT:-120}
+TMPFS_DIR=${TMPFS_DIR-/dev/shm}
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-SLUICE=$(cd "$BUILD" 2>/dev/null && pwd)/sluice || die "no build directory '$BUILD'"
+BUILD_ABS=$(cd "$BUILD" 2>/dev/null && pwd) || die "no build directory '$BUILD'"
+SLUICE=$BUILD_ABS/sluice
 [ -x "$SLUICE" ] || die "$SLUICE not found; build first: meson setup $BUILD -Dwerror=true && ninja -C $BUILD"
-[ -x "$(dirname "$SLUICE")/sluice-shim" ] || die "$(dirname "$SLUICE")/sluice-shim not found"
+[ -x "$BUILD_ABS/sluice-shim" ] || die "$BUILD_ABS/sluice-shim not found"
 
 # ---- tools -------------------------------------------------------------------------------------
 apt_install() {
@@ -56,15 +66,23 @@ apt_install() {
 	fi
 }
 command -v ninja >/dev/null || apt_install ninja-build || die "ninja is missing: apt-get install ninja-build"
-command -v hyperfine >/dev/null || apt_install hyperfine || echo "bench: hyperfine missing; timing with date +%s%N" >&2
-for t in xargs timeout python3; do command -v $t >/dev/null || die "$t is missing"; done
+command -v hyperfine >/dev/null || apt_install hyperfine ||
+	echo "bench: hyperfine is missing (apt-get install hyperfine); timing with date +%s%N" >&2
+for t in xargs timeout python3 seq; do command -v $t >/dev/null || die "$t is missing"; done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
-if [ "${KEEP:-0}" = 1 ]; then
-	echo "bench: keeping $TMP" >&2
-else
-	trap 'rm -rf "$TMP"' EXIT
+SHM=""
+if [ -n "$TMPFS_DIR" ] && [ -d "$TMPFS_DIR" ] && [ -w "$TMPFS_DIR" ]; then
+	SHM=$(mktemp -d "$TMPFS_DIR/sluice-bench.XXXXXX")
 fi
+cleanup() {
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "bench: kept $TMP ${SHM:+and $SHM}" >&2
+	else
+		rm -rf "$TMP" ${SHM:+"$SHM"}
+	fi
+}
+trap cleanup EXIT
 
 # ---- generated inputs --------------------------------------------------------------------------
 # Each DAG sits alone in its own folder, so `dags test` imports just that file.
@@ -95,8 +113,8 @@ d:task "t" { cmd = { "/bin/true" } }
 return d
 EOF
 
-# Outputs are never created, so every edge is dirty on every run; ninja still logs each command in
-# .ninja_log, as it would in real use.
+# The outputs are never created, so every edge is dirty on every run; ninja still records each
+# command in .ninja_log, as in real use.
 {
 	printf 'rule t\n  command = /bin/true\n  description = t $out\n\n'
 	for ((i = 1; i <= N_WIDE; i++)); do printf 'build w%05d: t\n' "$i"; done
@@ -110,7 +128,21 @@ EOF
 seq "$N_WIDE" >"$TMP/lines_wide"
 seq "$N_CHAIN" >"$TMP/lines_chain"
 
-# ---- sanity checks (untimed): every side really runs N commands ---------------------------------
+# A fresh migrated home for every run: prep_SUFFIX.sh moves the previous home aside (rename only:
+# no inode is freed while the benchmark runs) and migrates a new one.
+make_prep() { # script home
+	mkdir -p "$2.old"
+	printf '#!/bin/sh\nset -e\n[ ! -e %q ] || mv %q %q/$(date +%%s%%N)\nexec %q db migrate --home %q --dags %q >/dev/null\n' \
+		"$2" "$2" "$2.old" "$SLUICE" "$2" "$TMP/dags_one" >"$1"
+}
+make_prep "$TMP/prep_disk.sh" "$TMP/home"
+HOME_DISK=$TMP/home
+if [ -n "$SHM" ]; then
+	make_prep "$TMP/prep_shm.sh" "$SHM/home"
+	HOME_SHM=$SHM/home
+fi
+
+# ---- sanity checks (untimed): every runner really runs N commands -------------------------------
 check_ninja() { # dir n
 	local last
 	last=$(ninja -C "$1" -j2 | tail -n 1)
@@ -119,11 +151,10 @@ check_ninja() { # dir n
 check_ninja "$TMP/ninja_wide" "$N_WIDE"
 check_ninja "$TMP/ninja_chain" "$N_CHAIN"
 
-prep_home() { rm -rf "$TMP/home" && "$SLUICE" db migrate --home "$TMP/home" --dags "$TMP/dags_one" >/dev/null; }
 check_sluice() { # dag-folder dag-id n
-	prep_home
+	bash "$TMP/prep_disk.sh"
 	local out ok
-	out=$("$SLUICE" dags test "$2" --home "$TMP/home" --dags "$1" --json) ||
+	out=$("$SLUICE" dags test "$2" --home "$HOME_DISK" --dags "$1" --json 2>/dev/null) ||
 		die "sluice dags test $2 failed"
 	ok=$(printf '%s' "$out" | python3 -c '
 import json, sys
@@ -137,10 +168,8 @@ check_sluice "$TMP/dags_chain" bench_chain "$N_CHAIN"
 
 # ---- timing -------------------------------------------------------------------------------------
 # measure NAME PREPARE COMMAND...: appends "NAME mean_ms sd_ms min_ms" to $TMP/results.
-# PREPARE is the path of a script run untimed before every run ("" for none).
-printf '#!/bin/sh\nrm -rf %q && exec %q db migrate --home %q --dags %q >/dev/null\n' \
-	"$TMP/home" "$SLUICE" "$TMP/home" "$TMP/dags_one" >"$TMP/prep_sluice.sh"
-PREP_SLUICE=$TMP/prep_sluice.sh
+# PREPARE is a script run untimed before every run ("" for none). Every command runs under
+# `timeout`, the baselines too, so that the wrapper costs every row the same.
 : >"$TMP/results"
 measure() {
 	local name=$1 prep=$2
@@ -148,8 +177,9 @@ measure() {
 	echo "bench: $name" >&2
 	if command -v hyperfine >/dev/null; then
 		local args=(--style none --warmup 1 --runs "$RUNS" -N --export-json "$TMP/h.json")
-		[ -n "$prep" ] && args+=(--prepare "$(printf '%q ' sh "$prep")")
-		hyperfine "${args[@]}" "$(printf '%q ' timeout "$CMD_TIMEOUT" "$@")" >/dev/null
+		[ -n "$prep" ] && args+=(--prepare "bash $prep")
+		hyperfine "${args[@]}" "$(printf '%q ' timeout "$CMD_TIMEOUT" "$@")" >/dev/null ||
+			die "$name failed"
 		python3 - "$name" "$TMP/h.json" >>"$TMP/results" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[2]))["results"][0]
@@ -158,46 +188,56 @@ EOF
 	else
 		local times=() t0 t1 i
 		for ((i = 0; i <= RUNS; i++)); do # run 0 is the warm-up
-			[ -n "$prep" ] && sh "$prep"
+			[ -z "$prep" ] || bash "$prep"
 			t0=$(date +%s%N)
 			timeout "$CMD_TIMEOUT" "$@" >/dev/null 2>&1 || die "$name failed"
 			t1=$(date +%s%N)
-			((i > 0)) && times+=($(((t1 - t0) / 1000)))
+			((i == 0)) || times+=($(((t1 - t0) / 1000)))
 		done
 		printf '%s\n' "${times[@]}" | awk -v n="$name" '
 			{ s += $1; q += $1 * $1; if (NR == 1 || $1 < m) m = $1 }
-			END { mu = s / NR; v = q / NR - mu * mu; if (v < 0) v = 0;
-			      printf "%s %.1f %.1f %.1f\n", n, mu / 1e3, sqrt(v * NR / (NR > 1 ? NR - 1 : 1)) / 1e3, m / 1e3 }' >>"$TMP/results"
+			END { mu = s / NR; v = (q - NR * mu * mu) / (NR > 1 ? NR - 1 : 1); if (v < 0) v = 0
+			      printf "%s %.1f %.1f %.1f\n", n, mu / 1e3, sqrt(v) / 1e3, m / 1e3 }' >>"$TMP/results"
 	fi
 }
 
-W=$N_WIDE C=$N_CHAIN
+P2=(env SLUICE__CORE__PARALLELISM=2)
 measure "wide/xargs-P2" "" xargs -a "$TMP/lines_wide" -P2 -n1 /bin/true
 measure "wide/ninja-j2" "" ninja -C "$TMP/ninja_wide" -j2
-measure "wide/sluice-p2" "$PREP_SLUICE" env SLUICE__CORE__PARALLELISM=2 "$SLUICE" dags test bench_wide --home "$TMP/home" --dags "$TMP/dags_wide"
-measure "wide/sluice-p32" "$PREP_SLUICE" "$SLUICE" dags test bench_wide --home "$TMP/home" --dags "$TMP/dags_wide"
+measure "wide/sluice-p2" "$TMP/prep_disk.sh" "${P2[@]}" "$SLUICE" dags test bench_wide --home "$HOME_DISK" --dags "$TMP/dags_wide"
+measure "wide/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_wide --home "$HOME_DISK" --dags "$TMP/dags_wide"
+[ -z "$SHM" ] ||
+	measure "wide/sluice-p2-tmpfs" "$TMP/prep_shm.sh" "${P2[@]}" "$SLUICE" dags test bench_wide --home "$HOME_SHM" --dags "$TMP/dags_wide"
 measure "chain/xargs-P1" "" xargs -a "$TMP/lines_chain" -P1 -n1 /bin/true
 measure "chain/ninja-j2" "" ninja -C "$TMP/ninja_chain" -j2
-measure "chain/sluice-p2" "$PREP_SLUICE" env SLUICE__CORE__PARALLELISM=2 "$SLUICE" dags test bench_chain --home "$TMP/home" --dags "$TMP/dags_chain"
-measure "chain/sluice-p32" "$PREP_SLUICE" "$SLUICE" dags test bench_chain --home "$TMP/home" --dags "$TMP/dags_chain"
-measure "one/sluice" "$PREP_SLUICE" "$SLUICE" dags test bench_one --home "$TMP/home" --dags "$TMP/dags_one"
+measure "chain/sluice-p2" "$TMP/prep_disk.sh" "${P2[@]}" "$SLUICE" dags test bench_chain --home "$HOME_DISK" --dags "$TMP/dags_chain"
+measure "chain/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_chain --home "$HOME_DISK" --dags "$TMP/dags_chain"
+[ -z "$SHM" ] ||
+	measure "chain/sluice-p2-tmpfs" "$TMP/prep_shm.sh" "${P2[@]}" "$SLUICE" dags test bench_chain --home "$HOME_SHM" --dags "$TMP/dags_chain"
+measure "one/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_one --home "$HOME_DISK" --dags "$TMP/dags_one"
 
 # ---- report -------------------------------------------------------------------------------------
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+fs=$(df -T "$TMP" | awk 'NR == 2 { print $2 }')
+timer=$(command -v hyperfine >/dev/null && hyperfine --version || echo 'date +%s%N')
 echo
-echo "sluice bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
-echo "$(uname -sr), ninja $(ninja --version), timer: $(command -v hyperfine >/dev/null && hyperfine --version || echo 'date +%s%N'), $RUNS runs each, mean +- sd"
+echo "sluice bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($cpu), $(uname -sr),"
+echo "ninja $(ninja --version), $timer, $RUNS runs per row after a warm-up, home on $fs (tmpfs rows: $TMPFS_DIR)"
 echo
 python3 - "$TMP/results" "$N_WIDE" "$N_CHAIN" <<'EOF'
 import sys
-rows = [l.split() for l in open(sys.argv[1])]
-res = {r[0]: tuple(map(float, r[1:])) for r in rows}
+res = {}
+for line in open(sys.argv[1]):
+    k, *v = line.split()
+    res[k] = tuple(map(float, v))
 n = {"wide": int(sys.argv[2]), "chain": int(sys.argv[3]), "one": 1}
 label = {
     "xargs-P2": "xargs -P2 -n1 /bin/true", "xargs-P1": "xargs -P1 -n1 /bin/true",
     "ninja-j2": "ninja -j2", "sluice-p2": "sluice, parallelism 2",
-    "sluice-p32": "sluice, parallelism 32 (default)", "sluice": "sluice (start-up floor)",
+    "sluice-p32": "sluice, parallelism 32 (default)",
+    "sluice-p2-tmpfs": "sluice, parallelism 2, home on tmpfs",
 }
-print("| benchmark | tasks | runner | wall ms | / ninja | / xargs | overhead ms/task vs ninja |")
+print("| shape | tasks | runner | wall ms (mean +- sd) | / ninja | / xargs | ms per task over ninja |")
 print("|---|---:|---|---:|---:|---:|---:|")
 for key, (mean, sd, mn) in res.items():
     shape, runner = key.split("/")
@@ -205,6 +245,7 @@ for key, (mean, sd, mn) in res.items():
     xargs = res.get(shape + "/xargs-P2") or res.get(shape + "/xargs-P1")
     ratio = "%.2f" % (mean / ninja[0]) if ninja else ""
     xr = "%.2f" % (mean / xargs[0]) if xargs else ""
-    over = "%+.3f" % ((mean - ninja[0]) / n[shape]) if ninja and runner.startswith("sluice") else ""
-    print("| %s | %d | %s | %.0f +- %.0f | %s | %s | %s |" % (shape, n[shape], label[runner], mean, sd, ratio, xr, over))
+    over = "%+.2f" % ((mean - ninja[0]) / n[shape]) if ninja and runner.startswith("sluice") else ""
+    name = label.get(runner, runner) if shape != "one" else "sluice, 1-task DAG (start-up)"
+    print("| %s | %d | %s | %.0f +- %.0f | %s | %s | %s |" % (shape, n[shape], name, mean, sd, ratio, xr, over))
 EOF

@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "evloop.h"
 #include "log.h"
+#include "notify.h"
 #include "store.h"
 
 /* Shared CLI helpers ------------------------------------------------------------------------- */
@@ -549,6 +550,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 	struct evloop *loop = NULL;
 	struct engine *eng = NULL;
 	struct test_state ts = {.sigfd = -1};
+	struct notify *notify = NULL;
 	char *err = NULL, *shim = NULL, owner[32];
 	if (cli_load_bag(cli, &bag) < 0)
 		return 1;
@@ -571,6 +573,11 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 	replace_old_run(cli, st, d->dag_id, run_id, logical);
 
 	loop = evloop_new();
+	if (!(notify = notify_new(cli->home, &err))) {
+		fprintf(stderr, "sluice: cannot start the callback worker: %s\n", err);
+		free(run_id);
+		goto out;
+	}
 	shim = xasprintf("%s/sluice-shim", cli->exe_dir);
 	snprintf(owner, sizeof(owner), "test:%d", (int)getpid());
 	struct engine_opts eo = {
@@ -579,6 +586,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 		.parallelism = cli->cfg->parallelism,
 		.kill_grace = cli->cfg->kill_grace,
 		.ignore_unknown_pools = true,
+		.notify = notify,
 	};
 	if (!loop || !(eng = engine_new(st, loop, &eo, &err))) {
 		fprintf(stderr, "sluice: cannot start the engine: %s\n", err ? err : strerror(errno));
@@ -619,6 +627,8 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 	if (!ts.run_done)
 		evloop_run(loop);
 	if (ts.run_done) {
+		if (notify_flush(notify, 60 * USEC_PER_SEC) < 0)
+			fprintf(stderr, "sluice: callbacks still running after 60 s; giving up on them\n");
 		print_test_result(st, d, ts.run_pk, json);
 		rc = strcmp(ts.state, "success") ? 1 : 0;
 	} else {
@@ -632,6 +642,7 @@ out:
 		close(ts.sigfd);
 	}
 	engine_free(eng);
+	notify_free(notify);
 	evloop_free(loop);
 	free(shim);
 	store_close(st);

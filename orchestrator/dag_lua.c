@@ -660,7 +660,7 @@ static void read_task(lua_State *L, int t, struct task *task)
 /* Parses an ISO date; one without an offset ("2026-11-01", "2026-11-01T03:00") is a wall-clock
  * time in zone: a time in a DST gap means the first instant after the gap, a time in an overlap
  * the first occurrence (as for cron). */
-static int parse_local_iso(const char *s, const char *zone, usec_t *out, char **err)
+int dag_parse_date(const char *s, const char *zone, usec_t *out, char **err)
 {
 	usec_t t;
 	if (parse_iso8601(s, &t) < 0) {
@@ -689,7 +689,7 @@ static int read_date(struct conv *cv, int v, const char *k, const char *zone, us
 	if (!s)
 		return 0;
 	char *err = NULL;
-	int rc = parse_local_iso(s, zone, out, &err);
+	int rc = dag_parse_date(s, zone, out, &err);
 	if (rc < 0)
 		snprintf(cv->err, sizeof(cv->err), "dag: %s \"%s\": %s", k, s, err ? err : "invalid");
 	free(err);

@@ -32,6 +32,11 @@ struct dag_load {
  * (NULL disables require). Returns 0 on success, -EINVAL with out->error set otherwise. */
 int dag_lua_load(const char *path, const char *display, const char *content, size_t len,
 		 const char *lib_dir, const struct dag_lua_limits *limits, struct dag_load *out);
+/* Parses a date as DAG files and the CLI write them: with an offset or "Z" it is absolute;
+ * without ("2026-11-01", "2026-11-01T03:00") it is a wall-clock time in zone (a time in a DST gap
+ * is the first instant after the gap, one in an overlap the first occurrence). 0 or -EINVAL with
+ * *err (malloc'd). */
+int dag_parse_date(const char *s, const char *zone, usec_t *out, char **err);
 /* Frees what dag_lua_load put in *ld (drops the DAG references). */
 void dag_load_clear(struct dag_load *ld);
 

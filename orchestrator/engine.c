@@ -8,9 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apijson.h"
 #include "cron.h"
 #include "executor.h"
 #include "log.h"
+#include "notify.h"
 #include "template.h"
 #include "tz.h"
 
@@ -101,6 +103,7 @@ struct engine {
 	int parallelism;
 	usec_t kill_grace;
 	bool ignore_unknown_pools;
+	struct notify *notify;
 	char hostname[256];
 	char **base_env;           /* the daemon's environment minus SLUICE_* */
 	size_t n_base_env;
@@ -828,6 +831,76 @@ static void finish_ti(struct eti *ti, enum ti_state st)
 		finish_run(r);
 }
 
+/* Callbacks --------------------------------------------------------------------------------------- */
+
+struct cb_ctx {
+	struct eti *ti;          /* the task for on_retry; a stand-in for run-level events */
+	bool task_level;
+};
+
+/* Task-level names only exist in task-level callbacks. */
+static int cb_lookup(void *arg, const char *name, struct strbuf *out, char **err)
+{
+	struct cb_ctx *c = arg;
+	if (!c->task_level && (!strcmp(name, "task_id") || !strcmp(name, "try_number") ||
+			       !strcmp(name, "map_index") || !strcmp(name, "item"))) {
+		*err = xasprintf("'%s' is not defined in a run's callback", name);
+		return -ENOENT;
+	}
+	return ti_lookup(c->ti, name, out, err);
+}
+
+static cJSON *cb_body(const char *event, const struct erun *r, const struct eti *ti, const char *reason)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "event", event);
+	cJSON_AddStringToObject(o, "dag_id", r->row.dag_id);
+	cJSON_AddStringToObject(o, "run_id", r->row.run_id);
+	cJSON_AddStringToObject(o, "run_type", r->row.run_type);
+	cJSON_AddStringToObject(o, "state", ti ? ti_state_name(ti->state) : r->row.state);
+	json_add_time(o, "logical_date", r->row.logical_date);
+	json_add_time(o, "data_interval_start", r->row.data_interval_start);
+	json_add_time(o, "data_interval_end", r->row.data_interval_end);
+	if (ti) {
+		cJSON_AddStringToObject(o, "task_id", ti->row.task_id);
+		cJSON_AddNumberToObject(o, "map_index", ti->row.map_index);
+		cJSON_AddNumberToObject(o, "try_number", ti->row.try_number);
+	}
+	if (reason)
+		cJSON_AddStringToObject(o, "reason", reason);
+	return o;
+}
+
+/* Queues a DAG callback (command and/or webhook) with the notifier; never blocks. */
+static void fire_callback(struct erun *r, struct eti *ti, const char *event, const struct callback *cb,
+			  const char *reason)
+{
+	struct engine *e = r->e;
+	if (!e->notify || (!cb->cmd && !cb->webhook))
+		return;
+	char *log = xasprintf("%s/logs/%s/%s/callbacks.log", e->home, r->row.dag_id, r->row.run_id);
+	char *cmd = NULL, *err = NULL;
+	struct eti stand_in = {.run = r, .heap_idx = -1};
+	struct cb_ctx ctx = {ti ? ti : &stand_in, ti != NULL};
+	if (!ti)
+		ti_row_init(&stand_in.row);
+	if (cb->cmd && tmpl_render(cb->cmd, cb_lookup, &ctx, &cmd, &err) < 0) {
+		log_warnx("%s callback of %s: %s", event, r->row.dag_id, err);
+		notify_fire(e->notify, event, NULL, NULL, NULL, log); /* nothing to run */
+		free(err);
+		free(log);
+		return;
+	}
+	cJSON *body = cb_body(event, r, ti, reason);
+	char *json = cJSON_PrintUnformatted(body);
+	cJSON_Delete(body);
+	if (notify_fire(e->notify, event, cmd, cb->webhook, json, log) < 0)
+		log_warnx("%s callback of %s run %s dropped", event, r->row.dag_id, r->row.run_id);
+	free(json);
+	free(cmd);
+	free(log);
+}
+
 static void finish_run(struct erun *r)
 {
 	bool failed = r->cancelled;
@@ -845,6 +918,10 @@ static void finish_run(struct erun *r)
 	r->row.end_date = now_usec();
 	r->finished = true;
 	r->notify = true;
+	if (failed)
+		fire_callback(r, NULL, "on_failure", &r->dag->on_failure, r->cancelled ? r->row.note : NULL);
+	else
+		fire_callback(r, NULL, "on_success", &r->dag->on_success, NULL);
 	if (r->timeout) {
 		evloop_timer_cancel(r->e->loop, r->timeout);
 		r->timeout = NULL;
@@ -1257,6 +1334,7 @@ static void fail_try(struct eti *ti, bool retryable)
 		   ti->row.try_number + 1, ti->row.max_tries + 1);
 	set_state(ti, TI_UP_FOR_RETRY);
 	ti->timer = evloop_timer_in(e->loop, delay, retry_timer, ti);
+	fire_callback(ti->run, ti, "on_retry", &ti->run->dag->on_retry, ti->message);
 }
 
 /* A retry delay or a sensor's poke interval has passed: the instance is ready again. */
@@ -1675,6 +1753,7 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 	e->parallelism = o->parallelism > 0 ? o->parallelism : 32;
 	e->kill_grace = o->kill_grace > 0 ? o->kill_grace : 5 * USEC_PER_SEC;
 	e->ignore_unknown_pools = o->ignore_unknown_pools;
+	e->notify = o->notify;
 	if (gethostname(e->hostname, sizeof(e->hostname) - 1) < 0)
 		snprintf(e->hostname, sizeof(e->hostname), "localhost");
 	size_t n = 0;

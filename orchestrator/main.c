@@ -23,6 +23,7 @@ static const struct cmd_entry {
 } cmd_table[] = {
 	{"serve", cli_serve, "run the scheduler daemon"},
 	{"dags", cli_dags, "list, show, check, test, trigger, pause and unpause DAGs"},
+	{"backfill", cli_backfill, "create, list, pause, resume and cancel backfills"},
 	{"runs", cli_runs, "list the runs of a DAG"},
 	{"tasks", cli_tasks, "list task instances and show their logs"},
 	{"cron", cli_cron, "print the next fire times of a cron expression"},

@@ -358,11 +358,10 @@ static const char *sig_name(int sig)
 
 static void cmd_report(const struct job *j, const struct proc *p, const struct notify_limits *lim)
 {
+	int pid = (int)p->pid;
 	char dur[32];
 
 	format_duration(lim->cmd_timeout, dur, sizeof(dur));
-	int pid = (int)p->pid;
-
 	if (p->aborted)
 		job_log(j, true, "command (pid %d) killed: the daemon is shutting down", pid);
 	else if (p->timed_out)

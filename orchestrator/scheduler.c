@@ -11,11 +11,14 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "backfill.h"
 #include "cron.h"
 #include "dagbag.h"
 #include "engine.h"
 #include "evloop.h"
 #include "log.h"
+#include "notify.h"
+#include "ops.h"
 #include "store.h"
 #include "tz.h"
 
@@ -41,11 +44,20 @@ struct version_entry {
 	struct dag *dag;
 };
 
+/* The daemon's progress through one backfill's dates. */
+struct bf_state {
+	int64_t id;
+	usec_t *dates;
+	size_t ndates, cursor;
+	bool seen;
+};
+
 struct sched {
 	const struct sched_opts *o;
 	struct store *st;
 	struct evloop *loop;
 	struct engine *eng;
+	struct notify *notify;
 	struct dagbag bag;
 	struct dag_state *dags;
 	size_t ndags;
@@ -53,6 +65,8 @@ struct sched {
 	size_t npending;
 	struct version_entry *versions;
 	size_t nversions;
+	struct bf_state *bfs;
+	size_t nbfs;
 	struct ev_timer *tick;
 	usec_t last_rescan;
 	int sigfd;
@@ -306,12 +320,17 @@ static int pending_of(const struct sched *s, const char *dag_id)
 	return n;
 }
 
-/* Starts queued runs while their DAG is unpaused and below max_active_runs. */
-static void admit(struct sched *s)
+/* Starts queued runs while their DAG is unpaused and below max_active_runs. Backfill runs go
+ * last: they yield slots to scheduled and triggered runs. */
+static void admit_pass(struct sched *s, bool backfills)
 {
 	size_t out = 0;
 	for (size_t i = 0; i < s->npending; i++) {
 		struct run_row *r = &s->pending[i];
+		if ((r->backfill_id > 0) != backfills) {
+			s->pending[out++] = *r;
+			continue;
+		}
 		struct dag_state *ds = find_state(s, r->dag_id);
 		struct dag *d = ds ? dag_for_run(s, r) : NULL;
 		bool start = d && !ds->paused && engine_active_runs(s->eng, r->dag_id) < d->max_active_runs;
@@ -331,6 +350,12 @@ static void admit(struct sched *s)
 		s->pending[out++] = *r;
 	}
 	s->npending = out;
+}
+
+static void admit(struct sched *s)
+{
+	admit_pass(s, false);
+	admit_pass(s, true);
 }
 
 /* Schedules ----------------------------------------------------------------------------------------- */
@@ -426,13 +451,18 @@ static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
 		if (end > now)
 			return end;
 		if (!d->catchup) {
-			/* Only the latest complete interval. */
+			/* Only the latest complete interval (that starts by end_date). */
 			int64_t e1, s1;
 			if (cron_prev(ds->cron, ds->zone, now / USEC_PER_SEC, &e1) == 0 &&
-			    cron_prev(ds->cron, ds->zone, e1 - 1, &s1) == 0 && s1 * USEC_PER_SEC > start &&
-			    (d->end_date == USEC_NONE || s1 * USEC_PER_SEC <= d->end_date)) {
-				start = s1 * USEC_PER_SEC;
-				end = e1 * USEC_PER_SEC;
+			    cron_prev(ds->cron, ds->zone, e1 - 1, &s1) == 0) {
+				if (d->end_date != USEC_NONE && s1 * USEC_PER_SEC > d->end_date &&
+				    (cron_prev(ds->cron, ds->zone, d->end_date / USEC_PER_SEC, &s1) < 0 ||
+				     cron_next(ds->cron, ds->zone, s1, &e1) < 0))
+					return USEC_NONE;
+				if (s1 * USEC_PER_SEC > start) {
+					start = s1 * USEC_PER_SEC;
+					end = e1 * USEC_PER_SEC;
+				}
 			}
 		}
 		if (engine_active_runs(s->eng, d->dag_id) + pending_of(s, d->dag_id) >= d->max_active_runs)
@@ -441,6 +471,136 @@ static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
 		ds->marker = end;
 	}
 	return now;
+}
+
+/* Backfills ------------------------------------------------------------------------------------- */
+
+static struct bf_state *bf_state_for(struct sched *s, const struct backfill_row *b, const struct dag *d)
+{
+	for (size_t i = 0; i < s->nbfs; i++)
+		if (s->bfs[i].id == b->id)
+			return &s->bfs[i];
+	char *err = NULL;
+	usec_t *dates = NULL;
+	size_t n = 0;
+	if (backfill_dates(d, b->from_date, b->to_date, b->run_backwards, &dates, &n, &err) < 0) {
+		log_warnx("backfill %lld of %s: %s", (long long)b->id, b->dag_id, err);
+		free(err);
+	}
+	s->bfs = xrealloc(s->bfs, (s->nbfs + 1) * sizeof(*s->bfs));
+	s->bfs[s->nbfs] = (struct bf_state){b->id, dates, n, 0, false};
+	return &s->bfs[s->nbfs++];
+}
+
+/* Clears every task instance of an existing run and hands it to the backfill. */
+static int bf_reprocess(struct sched *s, const struct dag *d, const struct run_row *r, int64_t bf_id)
+{
+	const char **ids = xcalloc(d->ntasks, sizeof(char *));
+	for (size_t i = 0; i < d->ntasks; i++)
+		ids[i] = d->tasks[i].id;
+	struct ops_selection sel = {.task_ids = ids, .ntasks = d->ntasks, .map_index = -2};
+	struct ti_row *rows = NULL;
+	char *err = NULL;
+	int n = ops_clear(s->st, d, r, &sel, false, &rows, &err);
+	for (int i = 0; i < n; i++)
+		ti_row_free(&rows[i]);
+	free(rows);
+	free(ids);
+	if (n < 0) {
+		log_warnx("backfill %lld: cannot reprocess run %s: %s", (long long)bf_id, r->run_id, err);
+		free(err);
+		return n;
+	}
+	return store_run_set_backfill(s->st, r->pk, bf_id);
+}
+
+static void bf_create(struct sched *s, const struct dag *d, const struct backfill_row *b, usec_t date)
+{
+	struct run_row r = {0};
+	char iso[ISO_BUFSZ];
+	int64_t t;
+	format_iso8601(date, iso, sizeof(iso));
+	r.dag_id = xstrdup(d->dag_id);
+	r.run_id = xasprintf("backfill__%s", iso);
+	r.run_type = xstrdup("backfill");
+	r.state = xstrdup("queued");
+	r.logical_date = r.data_interval_start = date;
+	struct dag_state *ds = find_state(s, d->dag_id);
+	r.data_interval_end = ds && ds->cron && cron_next(ds->cron, ds->zone, date / USEC_PER_SEC, &t) == 0
+				      ? t * USEC_PER_SEC : date;
+	r.conf = xstrdup(b->dag_run_conf ? b->dag_run_conf : "{}");
+	r.queued_at = now_usec();
+	r.start_date = r.end_date = USEC_NONE;
+	r.external_trigger = true;
+	r.backfill_id = b->id;
+	if (store_begin(s->st) == 0 && store_run_insert(s->st, &r) == 0 && store_commit(s->st) == 0) {
+		s->pending = xrealloc(s->pending, (s->npending + 1) * sizeof(*s->pending));
+		s->pending[s->npending++] = r;
+		return;
+	}
+	store_rollback(s->st);
+	log_warnx("backfill %lld: cannot create the run for %s", (long long)b->id, iso);
+	run_row_free(&r);
+}
+
+/* Advances one backfill as far as its and its DAG's free run slots allow. */
+static void drive_backfill(struct sched *s, const struct backfill_row *b)
+{
+	struct dag_state *ds = find_state(s, b->dag_id);
+	if (!ds || ds->paused)
+		return;
+	struct bf_state *bs = bf_state_for(s, b, ds->dag);
+	bs->seen = true;
+	if (b->is_paused)
+		return;
+	int active = store_backfill_runs(s->st, b->id, "queued") + store_backfill_runs(s->st, b->id, "running");
+	int room = b->max_active_runs - active;
+	int dag_room = ds->dag->max_active_runs - engine_active_runs(s->eng, b->dag_id) - pending_of(s, b->dag_id);
+	if (dag_room < room)
+		room = dag_room;
+	while (room > 0 && bs->cursor < bs->ndates) {
+		usec_t date = bs->dates[bs->cursor];
+		struct run_row existing = {0};
+		bool have = store_run_get(s->st, b->dag_id, NULL, date, &existing) == 0;
+		enum bf_action a = backfill_action(b->reprocess_behavior, b->id, have ? &existing : NULL);
+		if (a == BF_REPROCESS && !strcmp(existing.state, "running"))
+			a = BF_SKIP;
+		if (a == BF_CREATE) {
+			bf_create(s, ds->dag, b, date);
+			room--;
+		} else if (a == BF_REPROCESS && bf_reprocess(s, ds->dag, &existing, b->id) == 0) {
+			room--;
+		}
+		run_row_free(&existing);
+		bs->cursor++;
+	}
+	if (bs->cursor >= bs->ndates &&
+	    store_backfill_runs(s->st, b->id, "queued") + store_backfill_runs(s->st, b->id, "running") == 0) {
+		store_backfill_update(s->st, b->id, b->is_paused, now_usec());
+		log_info("backfill %lld of %s completed", (long long)b->id, b->dag_id);
+	}
+}
+
+static void drive_backfills(struct sched *s)
+{
+	struct backfill_row *bfs = NULL;
+	int n = store_backfill_list(s->st, NULL, true, &bfs);
+	for (size_t i = 0; i < s->nbfs; i++)
+		s->bfs[i].seen = false;
+	for (int i = 0; i < n; i++) {
+		drive_backfill(s, &bfs[i]);
+		backfill_row_free(&bfs[i]);
+	}
+	free(bfs);
+	/* Forget backfills that completed or were cancelled. */
+	size_t out = 0;
+	for (size_t i = 0; i < s->nbfs; i++) {
+		if (s->bfs[i].seen)
+			s->bfs[out++] = s->bfs[i];
+		else
+			free(s->bfs[i].dates);
+	}
+	s->nbfs = out;
 }
 
 /* The tick ------------------------------------------------------------------------------------------ */
@@ -470,6 +630,7 @@ static void on_tick(struct evloop *loop, void *arg)
 		if (due != USEC_NONE && due < next)
 			next = due;
 	}
+	drive_backfills(s);
 	admit(s);
 	usec_t delay = next - now_usec();
 	arm_tick(s, delay > 0 ? delay : 0);
@@ -573,11 +734,16 @@ int sched_serve(const struct sched_opts *o)
 	struct dag_lua_limits lim = {o->cfg->dag_memory_limit, o->cfg->dag_instruction_limit, o->cfg->dag_time_limit};
 	dagbag_init(&s.bag, o->cfg->dags_folder, &lim);
 	s.loop = evloop_new();
+	if (!(s.notify = notify_new(o->home, &err))) {
+		log_warnx("cannot start the callback worker: %s", err);
+		goto out;
+	}
 	struct engine_opts eo = {
 		.home = o->home,
 		.shim_path = o->shim_path,
 		.parallelism = o->cfg->parallelism,
 		.kill_grace = o->cfg->kill_grace,
+		.notify = s.notify,
 	};
 	if (!s.loop || !(s.eng = engine_new(s.st, s.loop, &eo, &err)) || setup_signals(&s) < 0) {
 		log_warnx("cannot start: %s", err ? err : strerror(errno));
@@ -595,6 +761,7 @@ int sched_serve(const struct sched_opts *o)
 out:
 	free(err);
 	engine_free(s.eng);
+	notify_free(s.notify); /* waits a bounded time for queued callbacks */
 	if (s.sigfd >= 0) {
 		evloop_del_fd(s.loop, s.sigfd);
 		close(s.sigfd);
@@ -614,6 +781,9 @@ out:
 		dag_unref(s.versions[i].dag);
 	}
 	free(s.versions);
+	for (size_t i = 0; i < s.nbfs; i++)
+		free(s.bfs[i].dates);
+	free(s.bfs);
 	dagbag_free(&s.bag);
 	store_close(s.st);
 	if (s.lockfd >= 0)

@@ -456,7 +456,7 @@ void run_row_copy(struct run_row *dst, const struct run_row *src)
 
 #define RUN_COLS "id, dag_id, run_id, run_type, logical_date, data_interval_start, " \
 		 "data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, " \
-		 "external_trigger, owner"
+		 "external_trigger, owner, backfill_id"
 
 static void read_run(sqlite3_stmt *s, struct run_row *r)
 {
@@ -476,6 +476,7 @@ static void read_run(sqlite3_stmt *s, struct run_row *r)
 	r->dag_version = col_text(s, 13);
 	r->external_trigger = sqlite3_column_int(s, 14);
 	r->owner = col_text(s, 15);
+	r->backfill_id = sqlite3_column_type(s, 16) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 16);
 }
 
 int store_run_insert(struct store *st, struct run_row *r)
@@ -483,7 +484,7 @@ int store_run_insert(struct store *st, struct run_row *r)
 	sqlite3_stmt *s = prep(st,
 		"INSERT INTO dag_run (dag_id, run_id, run_type, logical_date, data_interval_start, "
 		"data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, "
-		"external_trigger, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		"external_trigger, owner, backfill_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	bind_text(s, 1, r->dag_id);
 	bind_text(s, 2, r->run_id);
 	bind_text(s, 3, r->run_type);
@@ -499,6 +500,10 @@ int store_run_insert(struct store *st, struct run_row *r)
 	bind_text(s, 13, r->dag_version);
 	sqlite3_bind_int(s, 14, r->external_trigger);
 	bind_text(s, 15, r->owner);
+	if (r->backfill_id > 0)
+		sqlite3_bind_int64(s, 16, r->backfill_id);
+	else
+		sqlite3_bind_null(s, 16);
 	int rc = run(st, s);
 	if (rc == 0)
 		r->pk = sqlite3_last_insert_rowid(st->db);
@@ -597,6 +602,128 @@ int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *inter
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 0 : sql_err(st, NULL, "last scheduled");
+}
+
+int store_run_set_backfill(struct store *st, int64_t run_pk, int64_t backfill_id)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET backfill_id = ? WHERE id = ?");
+	sqlite3_bind_int64(s, 1, backfill_id);
+	sqlite3_bind_int64(s, 2, run_pk);
+	return run(st, s);
+}
+
+int store_backfill_runs(struct store *st, int64_t backfill_id, const char *state)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM dag_run WHERE backfill_id = ? AND state = ?");
+	sqlite3_bind_int64(s, 1, backfill_id);
+	bind_text(s, 2, state);
+	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_reset(s);
+	return n;
+}
+
+int store_backfill_fail_queued(struct store *st, int64_t backfill_id, usec_t when)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET state = 'failed', end_date = ?, "
+				   "note = 'backfill cancelled' WHERE backfill_id = ? AND state = 'queued'");
+	bind_time(s, 1, when);
+	sqlite3_bind_int64(s, 2, backfill_id);
+	return run(st, s);
+}
+
+void backfill_row_free(struct backfill_row *b)
+{
+	free(b->dag_id);
+	free(b->dag_run_conf);
+	free(b->reprocess_behavior);
+	memset(b, 0, sizeof(*b));
+}
+
+#define BF_COLS "id, dag_id, from_date, to_date, dag_run_conf, reprocess_behavior, max_active_runs, " \
+		"run_backwards, is_paused, created_at, completed_at, updated_at"
+
+static void read_backfill(sqlite3_stmt *s, struct backfill_row *b)
+{
+	b->id = sqlite3_column_int64(s, 0);
+	b->dag_id = col_text(s, 1);
+	b->from_date = col_time(s, 2);
+	b->to_date = col_time(s, 3);
+	b->dag_run_conf = col_text(s, 4);
+	b->reprocess_behavior = col_text(s, 5);
+	b->max_active_runs = sqlite3_column_int(s, 6);
+	b->run_backwards = sqlite3_column_int(s, 7);
+	b->is_paused = sqlite3_column_int(s, 8);
+	b->created_at = col_time(s, 9);
+	b->completed_at = col_time(s, 10);
+	b->updated_at = col_time(s, 11);
+}
+
+int store_backfill_insert(struct store *st, struct backfill_row *b)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO backfill (dag_id, from_date, to_date, dag_run_conf, "
+				   "reprocess_behavior, max_active_runs, run_backwards, is_paused, created_at, "
+				   "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	bind_text(s, 1, b->dag_id);
+	bind_time(s, 2, b->from_date);
+	bind_time(s, 3, b->to_date);
+	bind_text(s, 4, b->dag_run_conf ? b->dag_run_conf : "{}");
+	bind_text(s, 5, b->reprocess_behavior);
+	sqlite3_bind_int(s, 6, b->max_active_runs);
+	sqlite3_bind_int(s, 7, b->run_backwards);
+	sqlite3_bind_int(s, 8, b->is_paused);
+	bind_time(s, 9, b->created_at);
+	bind_time(s, 10, b->updated_at);
+	int rc = run(st, s);
+	if (rc == 0)
+		b->id = sqlite3_last_insert_rowid(st->db);
+	return rc;
+}
+
+int store_backfill_list(struct store *st, const char *dag_id, bool active_only, struct backfill_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " BF_COLS " FROM backfill WHERE (?1 IS NULL OR dag_id = ?1) "
+				   "AND (?2 = 0 OR completed_at IS NULL) ORDER BY id");
+	size_t n = 0, cap = 8;
+	int rc;
+	bind_text(s, 1, dag_id);
+	sqlite3_bind_int(s, 2, active_only);
+	*out = xcalloc(cap, sizeof(struct backfill_row));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap *= 2;
+			*out = xrealloc(*out, cap * sizeof(struct backfill_row));
+		}
+		read_backfill(s, &(*out)[n++]);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "backfill list");
+}
+
+int store_backfill_get(struct store *st, int64_t id, struct backfill_row *out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " BF_COLS " FROM backfill WHERE id = ?");
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		read_backfill(s, out);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "backfill get");
+}
+
+int store_backfill_update(struct store *st, int64_t id, bool paused, usec_t completed_at)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE backfill SET is_paused = ?1, completed_at = COALESCE(completed_at, ?2), "
+				   "updated_at = ?3 WHERE id = ?4");
+	sqlite3_bind_int(s, 1, paused);
+	bind_time(s, 2, completed_at);
+	bind_time(s, 3, now_usec());
+	sqlite3_bind_int64(s, 4, id);
+	int rc = run(st, s);
+	if (rc == 0 && sqlite3_changes(st->db) == 0)
+		return -ENOENT;
+	return rc;
 }
 
 /* Task instances ------------------------------------------------------------------------------ */

@@ -76,6 +76,7 @@ struct run_row {
 	char *note, *dag_version;
 	bool external_trigger;
 	char *owner;           /* NULL = the daemon; "test:<pid>" = a foreground `dags test` */
+	int64_t backfill_id;   /* 0 = not part of a backfill */
 };
 void run_row_free(struct run_row *r);
 /* Deep copy. */
@@ -100,6 +101,30 @@ int store_run_list_owned(struct store *st, const char *state, int64_t after_id, 
 /* The data_interval_end of the latest scheduled run of a DAG (USEC_NONE when none) and
  * whether any scheduled run exists. */
 int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *interval_end, bool *any);
+
+/* Hands a run to a backfill (reprocessing an existing run). */
+int store_run_set_backfill(struct store *st, int64_t run_pk, int64_t backfill_id);
+/* Number of runs of a backfill in state (e.g. "queued", "running"). */
+int store_backfill_runs(struct store *st, int64_t backfill_id, const char *state);
+/* Fails the runs of a backfill that have not started (a cancel). */
+int store_backfill_fail_queued(struct store *st, int64_t backfill_id, usec_t when);
+
+/* Backfills (Airflow 3 shape). */
+struct backfill_row {
+	int64_t id;
+	char *dag_id, *dag_run_conf, *reprocess_behavior;
+	usec_t from_date, to_date, created_at, completed_at, updated_at;
+	int max_active_runs;
+	bool run_backwards, is_paused;
+};
+void backfill_row_free(struct backfill_row *b);
+/* Inserts b (id is set). */
+int store_backfill_insert(struct store *st, struct backfill_row *b);
+/* Backfills of dag_id (all when NULL), optionally only those not completed. */
+int store_backfill_list(struct store *st, const char *dag_id, bool active_only, struct backfill_row **out);
+int store_backfill_get(struct store *st, int64_t id, struct backfill_row *out);
+/* Sets is_paused / completed_at (USEC_NONE leaves completed_at as is). */
+int store_backfill_update(struct store *st, int64_t id, bool paused, usec_t completed_at);
 
 /* Task instances ------------------------------------------------------------------------------ */
 

@@ -266,6 +266,51 @@ end''', ", max_active_tasks = 16")
     expect(time.monotonic() - t0 < 30, "100 tasks in under 30s")
 
 
+def t_callbacks():
+    import http.server
+    import json as js
+    import threading
+    bodies = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", 0))
+            bodies.append((self.path, self.headers.get("Content-Type"), js.loads(self.rfile.read(n))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
+    out = os.path.join(home.dir, "callbacks.out")
+    dag("cb_ok", 'd:task "a" { cmd = "test $SLUICE_TRY_NUMBER -ge 2", retries = 1, retry_delay = 0.1 }',
+        f', on_success = {{ cmd = "echo ok {{{{ dag_id }}}} {{{{ ds }}}} $SLUICE_EVENT >> {out}", webhook = "{url}" }}'
+        f', on_retry = "echo retry {{{{ task_id }}}} {{{{ try_number }}}} >> {out}"')
+    dag("cb_fail", 'd:task "a" { cmd = "false" }',
+        f', on_failure = {{ cmd = "echo failed {{{{ run_id }}}} >> {out}; echo $SLUICE_CALLBACK_JSON >> {out}" }}'
+        ', on_success = "echo never"')
+    home.test_run("cb_ok", "--logical-date", "2026-11-07", expect_state="success")
+    run = home.test_run("cb_fail", expect_state="failed")
+    srv.shutdown()
+    with open(out) as f:
+        lines = f.read()
+    expect("retry a 1" in lines, lines)
+    expect("ok cb_ok 2026-11-07 on_success" in lines, lines)
+    expect(f"failed {run['run_id']}" in lines, lines)
+    expect('"event":"on_failure"' in lines and '"state":"failed"' in lines, lines)
+    eq(len(bodies), 1, "one webhook call")
+    path, ctype, body = bodies[0]
+    eq((path, ctype), ("/hook", "application/json"), "webhook request")
+    eq((body["event"], body["dag_id"], body["state"]), ("on_success", "cb_ok", "success"), "webhook body")
+    log = os.path.join(home.home, "logs", "cb_ok", "manual__2026-11-07T00:00:00+00:00", "callbacks.log")
+    with open(log) as f:
+        text = f.read()
+    expect("callback on_success" in text, text)
+
+
 check("outputs flow downstream; a missing output fails the task", t_outputs)
 check("retries, exhausted retries, no_retry_exit_codes", t_retries)
 check("exponential backoff waits", t_backoff)
@@ -281,5 +326,6 @@ check("SLUICE_* environment, env and argv commands", t_environment)
 check("path and cmd sensors, sensor timeout", t_sensors)
 check("a command that cannot be executed", t_exec_failure)
 check("100 tasks with max_active_tasks", t_parallel_and_chain)
+check("on_success / on_failure / on_retry callbacks: commands and webhooks", t_callbacks)
 home.cleanup()
 finish()

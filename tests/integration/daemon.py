@@ -340,6 +340,68 @@ def t_clear_and_mark():
     home.cleanup()
 
 
+def t_backfill():
+    home = Home()
+    # start_date in the future: the schedule itself creates nothing, only the backfill runs
+    bad = os.path.join(home.dir, "bad")
+    home.write_dag("b.lua", 'local d = dag { id = "b", schedule = "@daily", start_date = "2030-01-01", '
+                            'max_active_runs = 8 }\n'
+                            f'd:task "a" {{ cmd = "sleep 0.3; test ! -e {bad}-{{{{ ds }}}}" }}\nreturn d\n')
+    with open(bad + "-2026-11-03", "w"):
+        pass
+    run = home.test_run("b", "--logical-date", "2026-11-03", expect_state="failed")
+    os.unlink(bad + "-2026-11-03")
+    out = home.json("backfill", "create", "b", "--from", "2026-11-01", "--to", "2026-11-05", "--reprocess",
+                    "failed", "--dry-run", "--json")
+    eq([(x["logical_date"][:10], x["action"]) for x in out["backfills"]],
+       [("2026-11-01", "create"), ("2026-11-02", "create"), ("2026-11-03", "reprocess"),
+        ("2026-11-04", "create"), ("2026-11-05", "create")], "dry run")
+    eq(home.json("backfill", "list", "--json")["total_entries"], 0, "dry run creates nothing")
+    out = home.json("backfill", "create", "b", "--from", "2026-11-01", "--to", "2026-11-05", "--reprocess",
+                    "failed", "--max-active-runs", "2", "--json")
+    bf = out["id"]
+    eq(out["reprocess_behavior"], "failed", "reprocess")
+    p = home.run("backfill", "create", "b", "--from", "2026-11-01", "--to", "2026-11-02")
+    eq(p.returncode, 1, "one backfill per DAG at a time")
+    dm = Daemon(home).start()
+    try:
+        wait_until(lambda: home.json("backfill", "list", "--json")["backfills"][0]["completed_at"], 40,
+                   "the backfill to complete")
+    finally:
+        dm.stop()
+    rs = {r["logical_date"][:10]: r for r in runs(home, "b")}
+    eq(sorted(rs), ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05"], "dates")
+    eq({d: r["state"] for d, r in rs.items()}, {d: "success" for d in rs}, "states")
+    eq(rs["2026-11-03"]["dag_run_id"], run["run_id"], "the failed run was reprocessed, not replaced")
+    eq(rs["2026-11-01"]["run_type"], "backfill", "run_type")
+    spans = sorted((r["start_date"], r["end_date"]) for r in rs.values())
+    for s0, _ in spans:
+        expect(sum(1 for (s2, e2) in spans if s2 <= s0 < e2) <= 2, "max_active_runs of the backfill")
+
+    # pause and cancel
+    out = home.json("backfill", "create", "b", "--from", "2026-10-10", "--to", "2026-10-20",
+                    "--max-active-runs", "1", "--json")
+    bf2 = out["id"]
+    eq(home.run("backfill", "pause", str(bf2)).returncode, 0, "pause")
+    dm = Daemon(home).start()
+    try:
+        time.sleep(1.5)
+        eq([r for r in runs(home, "b") if r["logical_date"].startswith("2026-10-1")], [], "paused: nothing created")
+        eq(home.run("backfill", "resume", str(bf2)).returncode, 0, "resume")
+        wait_until(lambda: any(r["logical_date"].startswith("2026-10-1") for r in runs(home, "b")), 10, "a run")
+        p = home.run("backfill", "cancel", str(bf2))
+        eq(p.returncode, 0, p.stderr)
+        time.sleep(1.5)
+    finally:
+        dm.stop()
+    oct_runs = [r for r in runs(home, "b") if r["logical_date"][:7] == "2026-10"]
+    expect(1 <= len(oct_runs) <= 3, f"cancel stopped the backfill ({len(oct_runs)} runs)")
+    b2 = [b for b in home.json("backfill", "list", "--json")["backfills"] if b["id"] == bf2][0]
+    expect(b2["completed_at"], "cancelled backfill is completed")
+    eq(home.run("backfill", "cancel", str(bf2)).returncode, 1, "cancel twice")
+    home.cleanup()
+
+
 check("@every 2s creates contiguous scheduled runs", t_every_schedule)
 check("catchup, catchup = false, max_active_runs, restart", t_catchup)
 check("trigger (queued without a daemon), --wait, pause/unpause", t_trigger_and_pause)
@@ -351,4 +413,5 @@ check("SIGTERM leaves tries running; restart re-attaches", t_sigterm_keeps_tasks
 check("--kill-tasks-on-exit", t_kill_tasks_on_exit)
 check("one daemon per home", t_one_daemon)
 check("tasks clear (dry run, downstream, mapped) and mark", t_clear_and_mark)
+check("backfill: dry run, reprocess failed, max_active_runs, pause, resume, cancel", t_backfill)
 finish()

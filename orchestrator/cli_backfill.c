@@ -1,0 +1,318 @@
+/* sluice backfill create | list | pause | resume | cancel */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "apijson.h"
+#include "backfill.h"
+#include "cli.h"
+#include "dagbag.h"
+#include "dag_lua.h"
+#include "scheduler.h"
+#include "store.h"
+
+static void backfill_usage(FILE *f)
+{
+	fprintf(f, "usage: sluice backfill COMMAND\n\n"
+		   "  create DAG_ID --from DATE --to DATE [--reprocess none|failed|completed]\n"
+		   "         [--max-active-runs N] [--run-backwards] [--conf JSON] [--dry-run] [--json]\n"
+		   "      one run per logical date of the DAG's schedule in [--from, --to] (inclusive;\n"
+		   "      dates without an offset are read in the DAG's time zone). none (default): only\n"
+		   "      dates with no run; failed: also re-run failed runs; completed: re-run all.\n"
+		   "      --dry-run prints what would happen. The daemon (sluice serve) runs it, at most\n"
+		   "      --max-active-runs (default 10) runs at a time, after scheduled runs.\n"
+		   "  list [DAG_ID] [--json]\n"
+		   "  pause ID | resume ID        stop / resume creating runs (running ones go on)\n"
+		   "  cancel ID                   stop for good; its runs that have not started fail\n");
+}
+
+/* Airflow 3's Backfill shape. */
+static cJSON *backfill_json(const struct backfill_row *b)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "id", (double)b->id);
+	cJSON_AddStringToObject(o, "dag_id", b->dag_id);
+	json_add_time(o, "from_date", b->from_date);
+	json_add_time(o, "to_date", b->to_date);
+	cJSON *conf = cJSON_Parse(b->dag_run_conf ? b->dag_run_conf : "{}");
+	cJSON_AddItemToObject(o, "dag_run_conf", conf ? conf : cJSON_CreateObject());
+	cJSON_AddBoolToObject(o, "is_paused", b->is_paused);
+	cJSON_AddStringToObject(o, "reprocess_behavior", b->reprocess_behavior);
+	cJSON_AddNumberToObject(o, "max_active_runs", b->max_active_runs);
+	cJSON_AddBoolToObject(o, "run_backwards", b->run_backwards);
+	json_add_time(o, "created_at", b->created_at);
+	json_add_time(o, "completed_at", b->completed_at);
+	json_add_time(o, "updated_at", b->updated_at);
+	return o;
+}
+
+static void print_backfill(const struct backfill_row *b)
+{
+	char f[ISO_BUFSZ], t[ISO_BUFSZ];
+	format_iso8601(b->from_date, f, sizeof(f));
+	format_iso8601(b->to_date, t, sizeof(t));
+	printf("backfill %lld of %s: %s .. %s, reprocess %s, max %d active runs%s, %s\n", (long long)b->id,
+	       b->dag_id, f, t, b->reprocess_behavior, b->max_active_runs, b->run_backwards ? ", backwards" : "",
+	       b->completed_at != USEC_NONE ? "completed" : b->is_paused ? "paused" : "running");
+}
+
+/* --dry-run: what the backfill would do at each date. */
+static void dry_run(struct store *st, const struct dag *d, const struct backfill_row *b, const usec_t *dates,
+		    size_t n, bool json)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++) {
+		struct run_row existing = {0};
+		bool have = st && store_run_get(st, d->dag_id, NULL, dates[i], &existing) == 0;
+		enum bf_action a = backfill_action(b->reprocess_behavior, -1, have ? &existing : NULL);
+		char iso[ISO_BUFSZ];
+		format_iso8601(dates[i], iso, sizeof(iso));
+		if (json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "logical_date", iso);
+			cJSON_AddStringToObject(o, "action", backfill_action_name(a));
+			if (have)
+				cJSON_AddStringToObject(o, "existing_state", existing.state);
+			cJSON_AddItemToArray(arr, o);
+		} else if (have) {
+			printf("%-10s %s  (existing run: %s)\n", backfill_action_name(a), iso, existing.state);
+		} else {
+			printf("%-10s %s\n", backfill_action_name(a), iso);
+		}
+		run_row_free(&existing);
+	}
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "backfills", arr);
+		cJSON_AddNumberToObject(o, "total_entries", (double)n);
+		cli_print_json(o);
+	} else {
+		cJSON_Delete(arr);
+		printf("%zu logical date%s (dry run: nothing was created)\n", n, n == 1 ? "" : "s");
+	}
+}
+
+static int backfill_create(struct cli_ctx *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},
+		{"reprocess", required_argument, NULL, 'r'},
+		{"max-active-runs", required_argument, NULL, 'm'},
+		{"run-backwards", no_argument, NULL, 'b'},
+		{"conf", required_argument, NULL, 'c'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct backfill_row b = {.max_active_runs = 10};
+	const char *from = NULL, *to = NULL, *reprocess = "none", *conf = "{}";
+	bool dry = false, json = false;
+	int opt, rc = 1;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'r': reprocess = optarg; break;
+		case 'm': b.max_active_runs = atoi(optarg); break;
+		case 'b': b.run_backwards = true; break;
+		case 'c': conf = optarg; break;
+		case 'n': dry = true; break;
+		case 'j': json = true; break;
+		case 'h': backfill_usage(stdout); return 0;
+		default: return 2;
+		}
+	}
+	if (optind != argc - 1 || !from || !to) {
+		fprintf(stderr, "usage: sluice backfill create DAG_ID --from DATE --to DATE [...] (see --help)\n");
+		return 2;
+	}
+	if (!backfill_reprocess_valid(reprocess) || b.max_active_runs < 1) {
+		fprintf(stderr, "sluice: --reprocess is none, failed or completed; --max-active-runs at least 1\n");
+		return 2;
+	}
+	cJSON *c = cJSON_Parse(conf);
+	bool conf_ok = cJSON_IsObject(c);
+	cJSON_Delete(c);
+	if (!conf_ok) {
+		fprintf(stderr, "sluice: --conf must be a JSON object\n");
+		return 2;
+	}
+	struct dagbag bag;
+	struct store *st = NULL;
+	usec_t *dates = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	if (cli_load_bag(cli, &bag) < 0)
+		return 1;
+	struct dag *d = dagbag_find(&bag, argv[optind]);
+	if (!d) {
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", argv[optind], cli->dags);
+		goto out;
+	}
+	if (dag_parse_date(from, d->timezone, &b.from_date, &err) < 0 ||
+	    dag_parse_date(to, d->timezone, &b.to_date, &err) < 0) {
+		fprintf(stderr, "sluice: --from/--to: %s\n", err);
+		goto out;
+	}
+	b.dag_id = xstrdup(d->dag_id);
+	b.reprocess_behavior = xstrdup(reprocess);
+	b.dag_run_conf = xstrdup(conf);
+	if (backfill_dates(d, b.from_date, b.to_date, b.run_backwards, &dates, &n, &err) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		goto out;
+	}
+	if (dry) {
+		cli_open_store(cli, STORE_READONLY, &st);
+		dry_run(st, d, &b, dates, n, json);
+		rc = 0;
+		goto out;
+	}
+	if (cli_open_store(cli, 0, &st) < 0)
+		goto out;
+	struct backfill_row *active = NULL;
+	int na = store_backfill_list(st, d->dag_id, true, &active);
+	for (int i = 0; i < na; i++)
+		backfill_row_free(&active[i]);
+	free(active);
+	if (na > 0) {
+		fprintf(stderr, "sluice: DAG '%s' already has a backfill in progress (see `sluice backfill list %s`)\n",
+			d->dag_id, d->dag_id);
+		goto out;
+	}
+	b.created_at = b.updated_at = now_usec();
+	b.completed_at = USEC_NONE;
+	store_begin(st);
+	for (size_t i = 0; i < bag.nfiles; i++)
+		for (size_t k = 0; k < bag.files[i].ndags; k++)
+			if (bag.files[i].dags[k] == d)
+				store_dag_sync(st, d, bag.files[i].source, now_usec());
+	if (store_backfill_insert(st, &b) < 0 || store_commit(st) < 0) {
+		store_rollback(st);
+		fprintf(stderr, "sluice: cannot record the backfill\n");
+		goto out;
+	}
+	if (json)
+		cli_print_json(backfill_json(&b));
+	else
+		print_backfill(&b);
+	if (!sched_daemon_running(cli->home, NULL))
+		fprintf(stderr, "no `sluice serve` is running: the backfill starts when it runs\n");
+	rc = 0;
+out:
+	free(err);
+	free(dates);
+	backfill_row_free(&b);
+	store_close(st);
+	dagbag_free(&bag);
+	return rc;
+}
+
+static int backfill_list(struct cli_ctx *cli, int argc, char **argv)
+{
+	const char *dag_id = NULL;
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (argv[i][0] != '-' && !dag_id)
+			dag_id = argv[i];
+		else {
+			fprintf(stderr, "sluice backfill list: unexpected argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	struct store *st = NULL;
+	struct backfill_row *bfs = NULL;
+	int n = 0;
+	if (cli_open_store(cli, STORE_READONLY, &st) == 0)
+		n = store_backfill_list(st, dag_id, false, &bfs);
+	if (n < 0)
+		n = 0;
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *arr = cJSON_AddArrayToObject(o, "backfills");
+		for (int i = 0; i < n; i++)
+			cJSON_AddItemToArray(arr, backfill_json(&bfs[i]));
+		cJSON_AddNumberToObject(o, "total_entries", n);
+		cli_print_json(o);
+	}
+	for (int i = 0; i < n; i++) {
+		if (!json)
+			print_backfill(&bfs[i]);
+		backfill_row_free(&bfs[i]);
+	}
+	free(bfs);
+	store_close(st);
+	return 0;
+}
+
+static int backfill_change(struct cli_ctx *cli, int argc, char **argv, const char *what)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: sluice backfill %s ID\n", what);
+		return 2;
+	}
+	struct store *st = NULL;
+	struct backfill_row b = {0};
+	int rc = 1;
+	char *end;
+	long long id = strtoll(argv[1], &end, 10);
+	if (*end || id <= 0) {
+		fprintf(stderr, "sluice: backfill ids are numbers (see `sluice backfill list`)\n");
+		return 2;
+	}
+	if (cli_open_store(cli, 0, &st) < 0)
+		return 1;
+	if (store_backfill_get(st, id, &b) < 0) {
+		fprintf(stderr, "sluice: no backfill %lld\n", id);
+		goto out;
+	}
+	if (b.completed_at != USEC_NONE) {
+		fprintf(stderr, "sluice: backfill %lld has already completed\n", id);
+		goto out;
+	}
+	store_begin(st);
+	if (!strcmp(what, "cancel")) {
+		store_backfill_update(st, id, b.is_paused, now_usec());
+		store_backfill_fail_queued(st, id, now_usec());
+	} else {
+		store_backfill_update(st, id, !strcmp(what, "pause"), USEC_NONE);
+	}
+	if (store_commit(st) < 0) {
+		fprintf(stderr, "sluice: cannot update the backfill\n");
+		goto out;
+	}
+	backfill_row_free(&b);
+	store_backfill_get(st, id, &b);
+	print_backfill(&b);
+	rc = 0;
+out:
+	backfill_row_free(&b);
+	store_close(st);
+	return rc;
+}
+
+int cli_backfill(struct cli_ctx *cli, int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		backfill_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *sub = argv[1];
+	if (!strcmp(sub, "create"))
+		return backfill_create(cli, argc - 1, argv + 1);
+	if (!strcmp(sub, "list"))
+		return backfill_list(cli, argc - 1, argv + 1);
+	if (!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "cancel"))
+		return backfill_change(cli, argc - 1, argv + 1, sub);
+	fprintf(stderr, "sluice backfill: unknown command '%s'\n", sub);
+	backfill_usage(stderr);
+	return 2;
+}
