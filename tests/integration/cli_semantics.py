@@ -311,6 +311,22 @@ def t_callbacks():
     expect("callback on_success" in text, text)
 
 
+def t_dagrun_timeout():
+    dag("runto", """
+local a = d:task "slow" { cmd = "sleep 30.4713" }
+local b = d:task "after" { cmd = "true" }
+d:task "quick" { cmd = "true" }
+d:flow(a >> b)""", ', dagrun_timeout = "1s"')
+    t0 = time.monotonic()
+    run = home.test_run("runto", expect_state="failed")
+    expect(time.monotonic() - t0 < 10, "the run timed out")
+    ti = tis(run)
+    eq(ti["slow"]["state"], "failed", "the running try was stopped")
+    eq(ti["after"]["state"], "skipped", "what had not started is skipped")
+    eq(ti["quick"]["state"], "success", "what finished stays")
+    expect("sleep 30.4713" not in os.popen("ps -eo args").read(), "the task is gone")
+
+
 check("outputs flow downstream; a missing output fails the task", t_outputs)
 check("retries, exhausted retries, no_retry_exit_codes", t_retries)
 check("exponential backoff waits", t_backoff)
@@ -327,5 +343,6 @@ check("path and cmd sensors, sensor timeout", t_sensors)
 check("a command that cannot be executed", t_exec_failure)
 check("100 tasks with max_active_tasks", t_parallel_and_chain)
 check("on_success / on_failure / on_retry callbacks: commands and webhooks", t_callbacks)
+check("dagrun_timeout stops the run", t_dagrun_timeout)
 home.cleanup()
 finish()

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "embedded.h"
 #include "store.h"
 
 static char dir[64], path[128];
@@ -234,6 +235,37 @@ static void test_readers_while_writing(void **state)
 	(void)state;
 }
 
+/* A database written by the first release is upgraded in place, keeping its rows. */
+static void test_upgrade_from_level_1(void **state)
+{
+	sqlite3 *db;
+	const struct embedded_file *m1 = embedded_find("0001_init.sql");
+	assert_non_null(m1);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, m1->data, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1; INSERT INTO dag_run (dag_id, run_id, run_type, "
+				      "logical_date, state) VALUES ('old', 'manual__x', 'manual', 5, 'success')",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct store *st = open_ok(0);
+	assert_int_equal(store_schema_level(st), store_schema_target());
+	struct run_row r = {0};
+	assert_int_equal(store_run_get(st, "old", "manual__x", 0, &r), 0);
+	assert_string_equal(r.state, "success");
+	assert_null(r.owner);
+	assert_int_equal(r.backfill_id, 0);
+	run_row_free(&r);
+	struct backfill_row *bfs;
+	assert_int_equal(store_backfill_list(st, NULL, false, &bfs), 0);
+	free(bfs);
+	struct strbuf report = {0};
+	assert_int_equal(store_integrity(st, &report), 0);
+	sb_free(&report);
+	store_close(st);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +273,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_older_readonly_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_while_writing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_level_1, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
