@@ -23,23 +23,35 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"kill-tasks-on-exit", no_argument, NULL, 'k'},
+		{"bind", required_argument, NULL, 'b'},
+		{"port", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	bool kill_on_exit = false;
 	int opt;
+	char *err = NULL;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'k': kill_on_exit = true; break;
+		case 'b':
+		case 'p':
+			if (config_set(cli->cfg, opt == 'b' ? "webserver.bind" : "webserver.port", optarg, &err) < 0) {
+				fprintf(stderr, "sluice serve: %s\n", err);
+				free(err);
+				return 2;
+			}
+			break;
 		case 'h':
-			printf("usage: sluice serve [--dags DIR] [--home DIR] [--kill-tasks-on-exit]\n\n"
+			printf("usage: sluice serve [--dags DIR] [--home DIR] [--bind ADDR] [--port N] [--kill-tasks-on-exit]\n\n"
 			       "Runs the scheduler daemon in the foreground: watches the DAG folder (changes are\n"
 			       "picked up within about a second), creates runs from schedules, starts runs queued\n"
 			       "with `sluice dags trigger`, and resumes the runs it owned when it last stopped,\n"
 			       "re-attaching to tries that kept running. SIGTERM or SIGINT stop it; running tries\n"
 			       "keep running under their supervisors unless --kill-tasks-on-exit is given.\n"
-			       "One daemon per SLUICE_HOME.\n");
+			       "One daemon per SLUICE_HOME. --bind and --port (config webserver.bind/port) are\n"
+			       "for the web server, which this version does not include yet.\n");
 			return 0;
 		default:
 			return 2;

@@ -74,6 +74,13 @@ int ops_select(struct store *st, const struct dag *d, const struct run_row *run,
 	return n < 0 ? n : kept;
 }
 
+static void free_rows(struct ti_row *rows, int n)
+{
+	for (int i = 0; i < n; i++)
+		ti_row_free(&rows[i]);
+	free(rows);
+}
+
 /* Checks inside the transaction that no engine drives the run right now. */
 static int check_idle(struct store *st, const struct run_row *run, char **err)
 {
@@ -91,45 +98,64 @@ static int check_idle(struct store *st, const struct run_row *run, char **err)
 	return rc;
 }
 
-static void free_rows(struct ti_row *rows, int n)
+/* The common start of a change: a transaction, the selection, the check that the run is idle.
+ * Returns 1 to go on (transaction open, *n rows in *out), 0 when done already (a dry run: *n
+ * rows, transaction closed) or a negative error (nothing to free, transaction closed). */
+static int begin_change(struct store *st, const struct dag *d, const struct run_row *run,
+			const struct ops_selection *sel, bool dry_run, struct ti_row **out, int *n, char **err)
 {
-	for (int i = 0; i < n; i++)
-		ti_row_free(&rows[i]);
-	free(rows);
+	int rc = store_begin(st);
+	*n = 0;
+	if (rc < 0) {
+		*err = xstrdup("cannot start a transaction");
+		return rc;
+	}
+	*n = ops_select(st, d, run, sel, out, err);
+	if (*n < 0) {
+		store_rollback(st);
+		return *n;
+	}
+	if ((rc = check_idle(st, run, err)) < 0) {
+		store_rollback(st);
+		free_rows(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	if (dry_run) {
+		store_rollback(st);
+		return 0;
+	}
+	return 1;
+}
+
+/* Commits a change, or rolls it back and frees the rows. Returns n or a negative error. */
+static int end_change(struct store *st, int rc, struct ti_row **out, int n, char **err)
+{
+	if (rc < 0 || (rc = store_commit(st)) < 0) {
+		store_rollback(st);
+		*err = xstrdup("cannot write the changed task instances");
+		free_rows(*out, n);
+		*out = NULL;
+		return rc;
+	}
+	return n;
 }
 
 int ops_clear(struct store *st, const struct dag *d, const struct run_row *run,
 	      const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err)
 {
-	int rc = store_begin(st);
-	if (rc < 0) {
-		*err = xstrdup("cannot start a transaction");
-		return rc;
-	}
-	int n = ops_select(st, d, run, sel, out, err);
-	if (n < 0 || (rc = check_idle(st, run, err)) < 0 || dry_run) {
-		store_rollback(st);
-		if (n >= 0 && rc < 0) {
-			free_rows(*out, n);
-			*out = NULL;
-			return rc;
-		}
-		return n;
-	}
+	int n, rc = begin_change(st, d, run, sel, dry_run, out, &n, err);
+	if (rc <= 0)
+		return rc < 0 ? rc : n;
+	rc = 0;
 	for (int i = 0; i < n && rc == 0; i++) {
 		int t = dag_task_index(d, (*out)[i].task_id);
 		rc = store_ti_clear(st, (*out)[i].pk, d->tasks[t].retries);
 	}
 	if (rc == 0 && n > 0)
 		rc = store_run_requeue(st, run->pk);
-	if (rc < 0 || (rc = store_commit(st)) < 0) {
-		store_rollback(st);
-		*err = xstrdup("cannot write the cleared task instances");
-		free_rows(*out, n);
-		*out = NULL;
-		return rc;
-	}
-	return n;
+	return end_change(st, rc, out, n, err);
 }
 
 /* The state of a run whose instances are all finished: failed when a leaf failed. */
@@ -158,21 +184,10 @@ int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,
 		*err = xasprintf("cannot mark a task instance '%s' (use success, failed or skipped)", state);
 		return -EINVAL;
 	}
-	int rc = store_begin(st);
-	if (rc < 0) {
-		*err = xstrdup("cannot start a transaction");
-		return rc;
-	}
-	int n = ops_select(st, d, run, sel, out, err);
-	if (n < 0 || (rc = check_idle(st, run, err)) < 0 || dry_run) {
-		store_rollback(st);
-		if (n >= 0 && rc < 0) {
-			free_rows(*out, n);
-			*out = NULL;
-			return rc;
-		}
-		return n;
-	}
+	int n, rc = begin_change(st, d, run, sel, dry_run, out, &n, err);
+	if (rc <= 0)
+		return rc < 0 ? rc : n;
+	rc = 0;
 	usec_t now = now_usec();
 	for (int i = 0; i < n && rc == 0; i++)
 		rc = store_ti_set_state(st, (*out)[i].pk, state, now);
@@ -189,12 +204,5 @@ int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,
 		rc = store_run_update(st, &r);
 		run_row_free(&r);
 	}
-	if (rc < 0 || (rc = store_commit(st)) < 0) {
-		store_rollback(st);
-		*err = xstrdup("cannot write the marked task instances");
-		free_rows(*out, n);
-		*out = NULL;
-		return rc;
-	}
-	return n;
+	return end_change(st, rc, out, n, err);
 }

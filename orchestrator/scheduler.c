@@ -755,6 +755,8 @@ int sched_serve(const struct sched_opts *o)
 	recover(&s);
 	log_info("sluice %s serving DAGs from %s (state in %s, pid %d)", SLUICE_VERSION, s.bag.dir, o->home,
 		 (int)getpid());
+	log_info("no web server in this version (webserver.bind %s, port %d are not used yet)", o->cfg->bind,
+		 o->cfg->port);
 	arm_tick(&s, 0);
 	rc = evloop_run(s.loop) < 0 ? 1 : 0;
 	log_info("stopped");

@@ -125,6 +125,27 @@ static int run(struct store *st, sqlite3_stmt *s)
 	return sql_err(st, NULL, "step");
 }
 
+/* Steps s to its end, reading each row with rd into a growing array of elements of size bytes
+ * (*out, malloc'd, zeroed beyond what was read). Returns the count or a negative error. */
+static int collect(struct store *st, sqlite3_stmt *s, size_t size, void (*rd)(sqlite3_stmt *, void *),
+		   void **out, const char *what)
+{
+	size_t n = 0, cap = 16;
+	char *arr = xcalloc(cap, size);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			arr = xrealloc(arr, 2 * cap * size);
+			memset(arr + cap * size, 0, cap * size);
+			cap *= 2;
+		}
+		rd(s, arr + n++ * size);
+	}
+	sqlite3_reset(s);
+	*out = arr;
+	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, what);
+}
+
 static int exec_sql(struct store *st, const char *sql, char **err)
 {
 	char *msg = NULL;
@@ -563,20 +584,11 @@ int store_run_list(struct store *st, const char *dag_id, struct run_row **out)
 	return collect_runs(st, s, out);
 }
 
+static void rd_run(sqlite3_stmt *s, void *row) { read_run(s, row); }
+
 static int collect_runs(struct store *st, sqlite3_stmt *s, struct run_row **out)
 {
-	size_t n = 0, cap = 16;
-	int rc;
-	*out = xcalloc(cap, sizeof(struct run_row));
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap *= 2;
-			*out = xrealloc(*out, cap * sizeof(struct run_row));
-		}
-		read_run(s, &(*out)[n++]);
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "run list");
+	return collect(st, s, sizeof(**out), rd_run, (void **)out, "run list");
 }
 
 int store_run_list_owned(struct store *st, const char *state, int64_t after_id, struct run_row **out)
@@ -658,6 +670,8 @@ static void read_backfill(sqlite3_stmt *s, struct backfill_row *b)
 	b->updated_at = col_time(s, 11);
 }
 
+static void rd_backfill(sqlite3_stmt *s, void *row) { read_backfill(s, row); }
+
 int store_backfill_insert(struct store *st, struct backfill_row *b)
 {
 	sqlite3_stmt *s = prep(st, "INSERT INTO backfill (dag_id, from_date, to_date, dag_run_conf, "
@@ -683,20 +697,9 @@ int store_backfill_list(struct store *st, const char *dag_id, bool active_only, 
 {
 	sqlite3_stmt *s = prep(st, "SELECT " BF_COLS " FROM backfill WHERE (?1 IS NULL OR dag_id = ?1) "
 				   "AND (?2 = 0 OR completed_at IS NULL) ORDER BY id");
-	size_t n = 0, cap = 8;
-	int rc;
 	bind_text(s, 1, dag_id);
 	sqlite3_bind_int(s, 2, active_only);
-	*out = xcalloc(cap, sizeof(struct backfill_row));
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap *= 2;
-			*out = xrealloc(*out, cap * sizeof(struct backfill_row));
-		}
-		read_backfill(s, &(*out)[n++]);
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "backfill list");
+	return collect(st, s, sizeof(**out), rd_backfill, (void **)out, "backfill list");
 }
 
 int store_backfill_get(struct store *st, int64_t id, struct backfill_row *out)
@@ -819,6 +822,8 @@ static void bind_ti_mutable(sqlite3_stmt *s, const struct ti_row *t)
 	bind_time(s, 17, t->first_poke_at);
 }
 
+static void rd_ti(sqlite3_stmt *s, void *row) { read_ti(s, row); }
+
 int store_ti_insert(struct store *st, struct ti_row *t)
 {
 	sqlite3_stmt *s = prep(st,
@@ -858,19 +863,8 @@ int store_ti_list(struct store *st, int64_t run_pk, struct ti_row **out)
 {
 	sqlite3_stmt *s = prep(st, "SELECT " TI_COLS " FROM task_instance WHERE run_pk = ? "
 				   "ORDER BY task_id, map_index");
-	size_t n = 0, cap = 16;
-	int rc;
-	*out = xcalloc(cap, sizeof(struct ti_row));
 	sqlite3_bind_int64(s, 1, run_pk);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap *= 2;
-			*out = xrealloc(*out, cap * sizeof(struct ti_row));
-		}
-		read_ti(s, &(*out)[n++]);
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "ti list");
+	return collect(st, s, sizeof(**out), rd_ti, (void **)out, "ti list");
 }
 
 int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_index, struct ti_row *out)
@@ -966,39 +960,33 @@ int store_try_put(struct store *st, const struct try_row *t)
 	return run(st, s);
 }
 
+static void read_try(sqlite3_stmt *s, void *row)
+{
+	struct try_row *t = row;
+	t->ti_pk = sqlite3_column_int64(s, 0);
+	t->try_number = sqlite3_column_int(s, 1);
+	t->state = col_text(s, 2);
+	t->executor = col_text(s, 3);
+	t->hostname = col_text(s, 4);
+	t->pid = sqlite3_column_int(s, 5);
+	t->external_id = col_text(s, 6);
+	t->queued_when = col_time(s, 7);
+	t->start_date = col_time(s, 8);
+	t->end_date = col_time(s, 9);
+	t->duration = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 10);
+	t->exit_code = sqlite3_column_type(s, 11) == SQLITE_NULL ? TI_NO_EXIT : sqlite3_column_int(s, 11);
+	t->log_path = col_text(s, 12);
+	t->message = col_text(s, 13);
+}
+
 int store_try_list(struct store *st, int64_t ti_pk, struct try_row **out)
 {
 	sqlite3_stmt *s = prep(st,
 		"SELECT ti_id, try_number, state, executor, hostname, pid, external_id, queued_when, "
 		"start_date, end_date, duration, exit_code, log_path, message FROM task_try "
 		"WHERE ti_id = ? ORDER BY try_number");
-	size_t n = 0, cap = 4;
-	int rc;
-	*out = xcalloc(cap, sizeof(struct try_row));
 	sqlite3_bind_int64(s, 1, ti_pk);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap *= 2;
-			*out = xrealloc(*out, cap * sizeof(struct try_row));
-		}
-		struct try_row *t = &(*out)[n++];
-		t->ti_pk = sqlite3_column_int64(s, 0);
-		t->try_number = sqlite3_column_int(s, 1);
-		t->state = col_text(s, 2);
-		t->executor = col_text(s, 3);
-		t->hostname = col_text(s, 4);
-		t->pid = sqlite3_column_int(s, 5);
-		t->external_id = col_text(s, 6);
-		t->queued_when = col_time(s, 7);
-		t->start_date = col_time(s, 8);
-		t->end_date = col_time(s, 9);
-		t->duration = sqlite3_column_type(s, 10) == SQLITE_NULL ? -1 : sqlite3_column_double(s, 10);
-		t->exit_code = sqlite3_column_type(s, 11) == SQLITE_NULL ? TI_NO_EXIT : sqlite3_column_int(s, 11);
-		t->log_path = col_text(s, 12);
-		t->message = col_text(s, 13);
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "try list");
+	return collect(st, s, sizeof(**out), read_try, (void **)out, "try list");
 }
 
 /* Outputs ------------------------------------------------------------------------------------- */
@@ -1082,24 +1070,18 @@ void pool_row_free(struct pool_row *p)
 	memset(p, 0, sizeof(*p));
 }
 
+static void read_pool(sqlite3_stmt *s, void *row)
+{
+	struct pool_row *p = row;
+	p->name = col_text(s, 0);
+	p->slots = sqlite3_column_int(s, 1);
+	p->description = col_text(s, 2);
+}
+
 int store_pool_list(struct store *st, struct pool_row **out)
 {
 	sqlite3_stmt *s = prep(st, "SELECT name, slots, description FROM pool ORDER BY name");
-	size_t n = 0, cap = 8;
-	int rc;
-	*out = xcalloc(cap, sizeof(struct pool_row));
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap *= 2;
-			*out = xrealloc(*out, cap * sizeof(struct pool_row));
-		}
-		(*out)[n].name = col_text(s, 0);
-		(*out)[n].slots = sqlite3_column_int(s, 1);
-		(*out)[n].description = col_text(s, 2);
-		n++;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, "pool list");
+	return collect(st, s, sizeof(**out), read_pool, (void **)out, "pool list");
 }
 
 int store_pool_set(struct store *st, const char *name, int slots, const char *description)
