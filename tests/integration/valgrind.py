@@ -1,0 +1,54 @@
+"""The daemon and `dags test` under valgrind: no memory errors, no definite or indirect leaks.
+(Only on the plain build: valgrind cannot run ASan binaries.)"""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ROOT, SLUICE, Home, check, eq, expect, finish, wait_until  # noqa: E402
+
+VG = ["valgrind", "--error-exitcode=97", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+      "--errors-for-leak-kinds=definite,indirect", "-q"]
+
+home = Home()
+for name in ("etl_chain.lua", "fanout.lua", "trigger_rules.lua"):
+    with open(os.path.join(ROOT, "dags", name)) as f:
+        home.write_dag(name, f.read())
+
+
+def env():
+    e = dict(os.environ)
+    e["TMPDIR"] = home.dir
+    return e
+
+
+def t_dags_test():
+    p = subprocess.run(VG + [SLUICE, "--home", home.home, "--dags", home.dags, "dags", "test", "etl_chain"],
+                       capture_output=True, text=True, timeout=300, env=env())
+    eq(p.returncode, 0, "valgrind exit code\n" + p.stderr[-3000:])
+
+
+def t_daemon():
+    log = open(os.path.join(home.dir, "vg-serve.log"), "w")
+    proc = subprocess.Popen(VG + [SLUICE, "--home", home.home, "--dags", home.dags, "serve"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env())
+    try:
+        wait_until(lambda: "serving DAGs" in open(log.name).read(), 60, "the daemon under valgrind")
+        for dag_id in ("fanout", "trigger_rules"):
+            out = home.json("dags", "trigger", dag_id, "--wait", "--json", timeout=120)
+            eq(out["state"], "success", dag_id)
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=120)
+        log.close()
+    with open(log.name) as f:
+        text = f.read()
+    eq(code, 0, "valgrind exit code\n" + text[-3000:])
+    expect("==" not in text.replace("===", ""), text[-3000:])
+
+
+check("dags test under valgrind", t_dags_test)
+check("the daemon under valgrind: runs, then SIGTERM", t_daemon)
+home.cleanup()
+finish()
