@@ -30,11 +30,11 @@
 # `date +%s%N`. Missing Debian packages (ninja-build, hyperfine) are installed with apt-get when
 # running as root; otherwise ninja is required and hyperfine is optional.
 #
-# Output: a markdown table of mean wall times (ms, +- standard deviation), the ratios to ninja -j2
+# Output: a markdown table of median wall times (ms, with min and max), the ratios to ninja -j2
 # and to xargs, and the overhead per task in ms, (sluice - ninja -j2) / N. Ratios, not absolute
 # times, are the point: absolute times move a lot with the machine and its load.
 #
-# Knobs (environment): N_WIDE=2000 N_CHAIN=500 RUNS=5 (timed runs per row, after 1 warm-up),
+# Knobs (environment): N_WIDE=2000 N_CHAIN=500 RUNS=5 (timed rounds after 1 warm-up round),
 # CMD_TIMEOUT=120 (seconds; a run taking longer fails the benchmark), TMPFS_DIR=/dev/shm
 # (empty: no tmpfs rows), KEEP=1 keeps the temporary directory.
 # With the defaults it takes about three minutes on a 2-core machine.
@@ -167,54 +167,60 @@ check_sluice "$TMP/dags_wide" bench_wide "$N_WIDE"
 check_sluice "$TMP/dags_chain" bench_chain "$N_CHAIN"
 
 # ---- timing -------------------------------------------------------------------------------------
-# measure NAME PREPARE COMMAND...: appends "NAME mean_ms sd_ms min_ms" to $TMP/results.
-# PREPARE is a script run untimed before every run ("" for none). Every command runs under
-# `timeout`, the baselines too, so that the wrapper costs every row the same.
-: >"$TMP/results"
-measure() {
-	local name=$1 prep=$2
+# Rows are timed interleaved: a warm-up round runs every row once, then each of RUNS rounds times
+# every row once, so that a change in the machine's load during the benchmark hits all rows alike
+# instead of whichever row happened to be running. Every command runs under `timeout`, the
+# baselines too, so the wrapper costs every row the same. A row's PREPARE script (a fresh sluice
+# home) runs untimed before each of its runs.
+ROWS=()
+declare -A ROW_PREP ROW_CMD
+row() { # NAME PREPARE COMMAND...
+	local name=$1
+	ROWS+=("$name")
+	ROW_PREP[$name]=$2
 	shift 2
-	echo "bench: $name" >&2
+	ROW_CMD[$name]=$(printf '%q ' timeout "$CMD_TIMEOUT" "$@")
+}
+time_once() { # NAME: prints the wall time in seconds
+	local name=$1 prep=${ROW_PREP[$1]} cmd=${ROW_CMD[$1]} t0 t1
 	if command -v hyperfine >/dev/null; then
-		local args=(--style none --warmup 1 --runs "$RUNS" -N --export-json "$TMP/h.json")
-		[ -n "$prep" ] && args+=(--prepare "bash $prep")
-		hyperfine "${args[@]}" "$(printf '%q ' timeout "$CMD_TIMEOUT" "$@")" >/dev/null ||
-			die "$name failed"
-		python3 - "$name" "$TMP/h.json" >>"$TMP/results" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[2]))["results"][0]
-print(sys.argv[1], "%.1f %.1f %.1f" % (r["mean"] * 1e3, (r["stddev"] or 0) * 1e3, r["min"] * 1e3))
-EOF
+		local args=(--style none --runs 1 -N --export-json "$TMP/h.json")
+		[ -z "$prep" ] || args+=(--prepare "bash $prep")
+		hyperfine "${args[@]}" "$cmd" >/dev/null 2>"$TMP/h.err" ||
+			{ cat "$TMP/h.err" >&2; die "$name failed"; }
+		python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' "$TMP/h.json"
 	else
-		local times=() t0 t1 i
-		for ((i = 0; i <= RUNS; i++)); do # run 0 is the warm-up
-			[ -z "$prep" ] || bash "$prep"
-			t0=$(date +%s%N)
-			timeout "$CMD_TIMEOUT" "$@" >/dev/null 2>&1 || die "$name failed"
-			t1=$(date +%s%N)
-			((i == 0)) || times+=($(((t1 - t0) / 1000)))
-		done
-		printf '%s\n' "${times[@]}" | awk -v n="$name" '
-			{ s += $1; q += $1 * $1; if (NR == 1 || $1 < m) m = $1 }
-			END { mu = s / NR; v = (q - NR * mu * mu) / (NR > 1 ? NR - 1 : 1); if (v < 0) v = 0
-			      printf "%s %.1f %.1f %.1f\n", n, mu / 1e3, sqrt(v) / 1e3, m / 1e3 }' >>"$TMP/results"
+		[ -z "$prep" ] || bash "$prep"
+		t0=$(date +%s%N)
+		eval "$cmd" >/dev/null 2>&1 || die "$name failed"
+		t1=$(date +%s%N)
+		echo "$(((t1 - t0) / 1000))e-6"
 	fi
 }
 
 P2=(env SLUICE__CORE__PARALLELISM=2)
-measure "wide/xargs-P2" "" xargs -a "$TMP/lines_wide" -P2 -n1 /bin/true
-measure "wide/ninja-j2" "" ninja -C "$TMP/ninja_wide" -j2
-measure "wide/sluice-p2" "$TMP/prep_disk.sh" "${P2[@]}" "$SLUICE" dags test bench_wide --home "$HOME_DISK" --dags "$TMP/dags_wide"
-measure "wide/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_wide --home "$HOME_DISK" --dags "$TMP/dags_wide"
+row "wide/xargs-P2" "" xargs -a "$TMP/lines_wide" -P2 -n1 /bin/true
+row "wide/ninja-j2" "" ninja -C "$TMP/ninja_wide" -j2
+row "wide/sluice-p2" "$TMP/prep_disk.sh" "${P2[@]}" "$SLUICE" dags test bench_wide --home "$HOME_DISK" --dags "$TMP/dags_wide"
+row "wide/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_wide --home "$HOME_DISK" --dags "$TMP/dags_wide"
 [ -z "$SHM" ] ||
-	measure "wide/sluice-p2-tmpfs" "$TMP/prep_shm.sh" "${P2[@]}" "$SLUICE" dags test bench_wide --home "$HOME_SHM" --dags "$TMP/dags_wide"
-measure "chain/xargs-P1" "" xargs -a "$TMP/lines_chain" -P1 -n1 /bin/true
-measure "chain/ninja-j2" "" ninja -C "$TMP/ninja_chain" -j2
-measure "chain/sluice-p2" "$TMP/prep_disk.sh" "${P2[@]}" "$SLUICE" dags test bench_chain --home "$HOME_DISK" --dags "$TMP/dags_chain"
-measure "chain/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_chain --home "$HOME_DISK" --dags "$TMP/dags_chain"
+	row "wide/sluice-p2-tmpfs" "$TMP/prep_shm.sh" "${P2[@]}" "$SLUICE" dags test bench_wide --home "$HOME_SHM" --dags "$TMP/dags_wide"
+row "chain/xargs-P1" "" xargs -a "$TMP/lines_chain" -P1 -n1 /bin/true
+row "chain/ninja-j2" "" ninja -C "$TMP/ninja_chain" -j2
+row "chain/sluice-p2" "$TMP/prep_disk.sh" "${P2[@]}" "$SLUICE" dags test bench_chain --home "$HOME_DISK" --dags "$TMP/dags_chain"
+row "chain/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_chain --home "$HOME_DISK" --dags "$TMP/dags_chain"
 [ -z "$SHM" ] ||
-	measure "chain/sluice-p2-tmpfs" "$TMP/prep_shm.sh" "${P2[@]}" "$SLUICE" dags test bench_chain --home "$HOME_SHM" --dags "$TMP/dags_chain"
-measure "one/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_one --home "$HOME_DISK" --dags "$TMP/dags_one"
+	row "chain/sluice-p2-tmpfs" "$TMP/prep_shm.sh" "${P2[@]}" "$SLUICE" dags test bench_chain --home "$HOME_SHM" --dags "$TMP/dags_chain"
+row "one/sluice-p32" "$TMP/prep_disk.sh" "$SLUICE" dags test bench_one --home "$HOME_DISK" --dags "$TMP/dags_one"
+
+: >"$TMP/times"
+for ((round = 0; round <= RUNS; round++)); do
+	if ((round == 0)); then echo "bench: warm-up round" >&2; else echo "bench: round $round of $RUNS" >&2; fi
+	for name in "${ROWS[@]}"; do
+		t=$(time_once "$name")
+		((round == 0)) || echo "$name $t" >>"$TMP/times"
+	done
+done
 
 # ---- report -------------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -222,14 +228,15 @@ fs=$(df -T "$TMP" | awk 'NR == 2 { print $2 }')
 timer=$(command -v hyperfine >/dev/null && hyperfine --version || echo 'date +%s%N')
 echo
 echo "sluice bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($cpu), $(uname -sr),"
-echo "ninja $(ninja --version), $timer, $RUNS runs per row after a warm-up, home on $fs (tmpfs rows: $TMPFS_DIR)"
+echo "ninja $(ninja --version), timer: $timer, $RUNS interleaved rounds after a warm-up round,"
+echo "sluice home on $fs${SHM:+ (tmpfs rows: $TMPFS_DIR)}"
 echo
-python3 - "$TMP/results" "$N_WIDE" "$N_CHAIN" <<'EOF'
-import sys
-res = {}
+python3 - "$TMP/times" "$N_WIDE" "$N_CHAIN" <<'EOF'
+import statistics, sys
+times = {}
 for line in open(sys.argv[1]):
-    k, *v = line.split()
-    res[k] = tuple(map(float, v))
+    k, v = line.split()
+    times.setdefault(k, []).append(float(v) * 1e3)
 n = {"wide": int(sys.argv[2]), "chain": int(sys.argv[3]), "one": 1}
 label = {
     "xargs-P2": "xargs -P2 -n1 /bin/true", "xargs-P1": "xargs -P1 -n1 /bin/true",
@@ -237,15 +244,18 @@ label = {
     "sluice-p32": "sluice, parallelism 32 (default)",
     "sluice-p2-tmpfs": "sluice, parallelism 2, home on tmpfs",
 }
-print("| shape | tasks | runner | wall ms (mean +- sd) | / ninja | / xargs | ms per task over ninja |")
+med = {k: statistics.median(v) for k, v in times.items()}
+print("| shape | tasks | runner | wall ms: median (min-max) | / ninja | / xargs | ms per task over ninja |")
 print("|---|---:|---|---:|---:|---:|---:|")
-for key, (mean, sd, mn) in res.items():
+for key, v in times.items():
     shape, runner = key.split("/")
-    ninja = res.get(shape + "/ninja-j2")
-    xargs = res.get(shape + "/xargs-P2") or res.get(shape + "/xargs-P1")
-    ratio = "%.2f" % (mean / ninja[0]) if ninja else ""
-    xr = "%.2f" % (mean / xargs[0]) if xargs else ""
-    over = "%+.2f" % ((mean - ninja[0]) / n[shape]) if ninja and runner.startswith("sluice") else ""
-    name = label.get(runner, runner) if shape != "one" else "sluice, 1-task DAG (start-up)"
-    print("| %s | %d | %s | %.0f +- %.0f | %s | %s | %s |" % (shape, n[shape], name, mean, sd, ratio, xr, over))
+    m = med[key]
+    ninja = med.get(shape + "/ninja-j2")
+    xargs = med.get(shape + "/xargs-P2") or med.get(shape + "/xargs-P1")
+    ratio = "%.2f" % (m / ninja) if ninja else ""
+    xr = "%.2f" % (m / xargs) if xargs else ""
+    over = "%+.2f" % ((m - ninja) / n[shape]) if ninja and runner.startswith("sluice") else ""
+    name = "sluice, 1-task DAG (start-up)" if shape == "one" else label.get(runner, runner)
+    print("| %s | %d | %s | %.0f (%.0f-%.0f) | %s | %s | %s |"
+          % (shape, n[shape], name, m, min(v), max(v), ratio, xr, over))
 EOF

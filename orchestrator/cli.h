@@ -39,6 +39,8 @@ int cli_runs(struct cli_ctx *cli, int argc, char **argv);
 int cli_serve(struct cli_ctx *cli, int argc, char **argv);
 int cli_pools(struct cli_ctx *cli, int argc, char **argv);
 int cli_backfill(struct cli_ctx *cli, int argc, char **argv);
+int cli_users(struct cli_ctx *cli, int argc, char **argv);
+int cli_tokens(struct cli_ctx *cli, int argc, char **argv);
 /* sluice dags trigger (argv[0] == "trigger"). */
 int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv);
 

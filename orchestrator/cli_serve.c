@@ -4,20 +4,60 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "apijson.h"
+#include "auth.h"
 #include "cli.h"
 #include "config.h"
 #include "dagbag.h"
 #include "engine.h"
 #include "scheduler.h"
+#include "server.h"
 #include "store.h"
 
 /* serve ---------------------------------------------------------------------------------------- */
+
+static usec_t heartbeat_cb(void *arg)
+{
+	(void)arg;
+	return sched_heartbeat();
+}
+
+/* Migrates the database and, on the first start, creates the admin user and shows its password
+ * once (also kept, readable by the owner only, in $SLUICE_HOME/admin_password.txt). */
+static int prepare_auth(struct cli_ctx *cli, bool no_auth)
+{
+	struct store *st = NULL;
+	char *pw = NULL;
+	if (cli_open_store(cli, 0, &st) < 0)
+		return -1;
+	int rc = auth_ensure_admin(st, &pw);
+	store_close(st);
+	if (rc < 0) {
+		fprintf(stderr, "sluice serve: cannot create the admin user\n");
+		return -1;
+	}
+	char *path = xasprintf("%s/admin_password.txt", cli->home);
+	if (rc == 1) {
+		char *line = xasprintf("%s\n", pw);
+		mode_t old = umask(077);
+		if (write_file_atomic(path, line, strlen(line), true) < 0)
+			fprintf(stderr, "sluice serve: cannot write %s\n", path);
+		umask(old);
+		printf("Created user admin with password %s (also in %s)\n", pw, path);
+		free(line);
+	} else if (!no_auth) {
+		printf("Log in as admin with the password in %s (if it is still there)\n", path);
+	}
+	free(path);
+	free(pw);
+	return 0;
+}
 
 int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 {
@@ -25,16 +65,18 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 		{"kill-tasks-on-exit", no_argument, NULL, 'k'},
 		{"bind", required_argument, NULL, 'b'},
 		{"port", required_argument, NULL, 'p'},
+		{"no-auth", no_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	bool kill_on_exit = false;
+	bool kill_on_exit = false, no_auth = false;
 	int opt;
 	char *err = NULL;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'k': kill_on_exit = true; break;
+		case 'a': no_auth = true; break;
 		case 'b':
 		case 'p':
 			if (config_set(cli->cfg, opt == 'b' ? "webserver.bind" : "webserver.port", optarg, &err) < 0) {
@@ -44,14 +86,19 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 			}
 			break;
 		case 'h':
-			printf("usage: sluice serve [--dags DIR] [--home DIR] [--bind ADDR] [--port N] [--kill-tasks-on-exit]\n\n"
+			printf("usage: sluice serve [--dags DIR] [--home DIR] [--bind ADDR] [--port N] [--no-auth]\n"
+			       "                    [--kill-tasks-on-exit]\n\n"
 			       "Runs the scheduler daemon in the foreground: watches the DAG folder (changes are\n"
 			       "picked up within about a second), creates runs from schedules, starts runs queued\n"
 			       "with `sluice dags trigger`, and resumes the runs it owned when it last stopped,\n"
 			       "re-attaching to tries that kept running. SIGTERM or SIGINT stop it; running tries\n"
 			       "keep running under their supervisors unless --kill-tasks-on-exit is given.\n"
-			       "One daemon per SLUICE_HOME. --bind and --port (config webserver.bind/port) are\n"
-			       "for the web server, which this version does not include yet.\n");
+			       "One daemon per SLUICE_HOME.\n\n"
+			       "It also serves the REST API on --bind:--port (config webserver.bind and\n"
+			       "webserver.port, default 127.0.0.1:8080; port 0 picks a free one). On the first\n"
+			       "start it creates the user admin with a random password, prints it and keeps it in\n"
+			       "$SLUICE_HOME/admin_password.txt. --no-auth turns authentication off; it is refused\n"
+			       "unless the address is a loopback one.\n");
 			return 0;
 		default:
 			return 2;
@@ -61,6 +108,31 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 		fprintf(stderr, "sluice serve: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	int pid = 0;
+	if (sched_daemon_running(cli->home, &pid)) {
+		fprintf(stderr, "sluice serve: another sluice serve (pid %d) is running on %s\n", pid, cli->home);
+		return 1;
+	}
+	if (prepare_auth(cli, no_auth) < 0)
+		return 1;
+	char *db = cli_db_path(cli);
+	struct web *web = NULL;
+	struct web_opts wo = {
+		.bind = cli->cfg->bind,
+		.port = cli->cfg->port,
+		.db_path = db,
+		.no_auth = no_auth,
+		.heartbeat = heartbeat_cb,
+	};
+	if (web_start(&wo, &web, &err) < 0) {
+		fprintf(stderr, "sluice serve: %s\n", err);
+		free(err);
+		free(db);
+		return 1;
+	}
+	printf("REST API at http://%s:%d/api/v1 (%s)\n", cli->cfg->bind, web_port(web),
+	       no_auth ? "authentication off" : "HTTP Basic or Bearer token");
+	fflush(stdout);
 	char *shim = xasprintf("%s/sluice-shim", cli->exe_dir);
 	struct sched_opts o = {
 		.cfg = cli->cfg,
@@ -69,7 +141,9 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 		.kill_tasks_on_exit = kill_on_exit,
 	};
 	int rc = sched_serve(&o);
+	web_stop(web);
 	free(shim);
+	free(db);
 	return rc;
 }
 

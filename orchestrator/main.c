@@ -28,6 +28,8 @@ static const struct cmd_entry {
 	{"tasks", cli_tasks, "list task instances and show their logs"},
 	{"cron", cli_cron, "print the next fire times of a cron expression"},
 	{"pools", cli_pools, "list, create, resize and delete pools"},
+	{"users", cli_users, "create users of the REST API"},
+	{"tokens", cli_tokens, "create API tokens"},
 	{"db", cli_db, "migrate and check the database"},
 	{"config", cli_config, "show the effective configuration"},
 	{NULL, NULL, NULL},

@@ -77,6 +77,10 @@ struct sched {
 
 static void arm_tick(struct sched *s, usec_t delay);
 
+static _Atomic usec_t heartbeat = USEC_NONE;
+
+usec_t sched_heartbeat(void) { return heartbeat; }
+
 /* The lock ------------------------------------------------------------------------------------- */
 
 static char *lock_path(const char *home) { return xasprintf("%s/serve.lock", home); }
@@ -618,6 +622,7 @@ static void on_tick(struct evloop *loop, void *arg)
 		arm_tick(s, 100 * 1000);
 		return;
 	}
+	heartbeat = now;
 	if (now - s->last_rescan >= RESCAN_EVERY) {
 		s->last_rescan = now;
 		rescan(s);
@@ -755,8 +760,6 @@ int sched_serve(const struct sched_opts *o)
 	recover(&s);
 	log_info("sluice %s serving DAGs from %s (state in %s, pid %d)", SLUICE_VERSION, s.bag.dir, o->home,
 		 (int)getpid());
-	log_info("no web server in this version (webserver.bind %s, port %d are not used yet)", o->cfg->bind,
-		 o->cfg->port);
 	arm_tick(&s, 0);
 	rc = evloop_run(s.loop) < 0 ? 1 : 0;
 	log_info("stopped");

@@ -22,6 +22,10 @@ struct sched_opts {
 /* Runs the daemon until SIGTERM or SIGINT. Returns the process exit status. */
 int sched_serve(const struct sched_opts *o);
 
+/* The wall-clock time of the daemon's latest scheduling pass in this process (USEC_NONE before
+ * the first). Thread-safe: the web server reads it for /health. */
+usec_t sched_heartbeat(void);
+
 /* True when a `sluice serve` holds the lock of home; *pid gets its pid when known. */
 bool sched_daemon_running(const char *home, int *pid);
 

@@ -1107,6 +1107,107 @@ int store_pool_delete(struct store *st, const char *name)
 	return rc;
 }
 
+void import_error_row_free(struct import_error_row *e)
+{
+	free(e->filename);
+	free(e->message);
+	memset(e, 0, sizeof(*e));
+}
+
+static void read_import_error(sqlite3_stmt *s, void *row)
+{
+	struct import_error_row *e = row;
+	e->id = sqlite3_column_int64(s, 0);
+	e->filename = col_text(s, 1);
+	e->message = col_text(s, 2);
+	e->timestamp = col_time(s, 3);
+}
+
+int store_import_error_list(struct store *st, struct import_error_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT id, filename, message, timestamp FROM import_error ORDER BY id");
+	return collect(st, s, sizeof(**out), read_import_error, (void **)out, "import errors");
+}
+
+int store_pool_usage(struct store *st, const char *pool, int *running, int *queued, int *scheduled)
+{
+	sqlite3_stmt *s = prep(st, "SELECT state, SUM(pool_slots) FROM task_instance WHERE pool = ? AND "
+				   "state IN ('running', 'queued', 'scheduled') GROUP BY state");
+	int rc;
+	*running = *queued = *scheduled = 0;
+	bind_text(s, 1, pool);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(s, 0);
+		int n = sqlite3_column_int(s, 1);
+		if (!strcmp(state, "running"))
+			*running = n;
+		else if (!strcmp(state, "queued"))
+			*queued = n;
+		else
+			*scheduled = n;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "pool usage");
+}
+
+int store_user_count(struct store *st)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM user");
+	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+	sqlite3_reset(s);
+	return n;
+}
+
+int store_user_put(struct store *st, const char *username, const char *role, const char *password_hash)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO user (username, role, password_hash, created_at, updated_at) "
+				   "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (username) DO UPDATE SET role = ?2, "
+				   "password_hash = ?3, updated_at = ?4");
+	bind_text(s, 1, username);
+	bind_text(s, 2, role);
+	bind_text(s, 3, password_hash);
+	bind_time(s, 4, now_usec());
+	return run(st, s);
+}
+
+int store_user_get(struct store *st, const char *username, char **password_hash, char **role)
+{
+	sqlite3_stmt *s = prep(st, "SELECT password_hash, role FROM user WHERE username = ?");
+	bind_text(s, 1, username);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*password_hash = col_text(s, 0);
+		*role = col_text(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "user get");
+}
+
+int store_token_add(struct store *st, const char *name, const char *token_hash, const char *role)
+{
+	sqlite3_stmt *s = prep(st, "INSERT INTO api_token (name, token_hash, role, created_at) VALUES (?, ?, ?, ?)");
+	bind_text(s, 1, name);
+	bind_text(s, 2, token_hash);
+	bind_text(s, 3, role);
+	bind_time(s, 4, now_usec());
+	return run(st, s);
+}
+
+int store_token_role(struct store *st, const char *token_hash, char **role)
+{
+	sqlite3_stmt *s = prep(st, "SELECT role FROM api_token WHERE token_hash = ?");
+	bind_text(s, 1, token_hash);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*role = col_text(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "token get");
+}
+
 int store_pool_slots(struct store *st, const char *name, int *slots)
 {
 	sqlite3_stmt *s = prep(st, "SELECT slots FROM pool WHERE name = ?");

@@ -193,6 +193,30 @@ int store_dag_each(struct store *st, void (*fn)(void *arg, const char *dag_id, b
 /* Marks the listed DAGs active and every other DAG inactive. */
 int store_dags_set_active(struct store *st, const char *const *ids, size_t n);
 
+/* Import errors, for the API. */
+struct import_error_row {
+	int64_t id;
+	char *filename, *message;
+	usec_t timestamp;
+};
+void import_error_row_free(struct import_error_row *e);
+/* All import errors by id; returns the count or negative. */
+int store_import_error_list(struct store *st, struct import_error_row **out);
+
+/* Slots a pool's task instances hold, by state. */
+int store_pool_usage(struct store *st, const char *pool, int *running, int *queued, int *scheduled);
+
+/* Users and API tokens. Roles are "admin", "op", "viewer". */
+int store_user_count(struct store *st);
+/* Creates or updates (password and role) a user. */
+int store_user_put(struct store *st, const char *username, const char *role, const char *password_hash);
+/* The password hash (malloc'd) and role (malloc'd) of a user; -ENOENT when unknown. */
+int store_user_get(struct store *st, const char *username, char **password_hash, char **role);
+/* Stores a token's hash under a unique name; -EEXIST when the name is taken. */
+int store_token_add(struct store *st, const char *name, const char *token_hash, const char *role);
+/* The role (malloc'd) of the token with this hash; -ENOENT when unknown. */
+int store_token_role(struct store *st, const char *token_hash, char **role);
+
 /* Pools. */
 int store_pool_slots(struct store *st, const char *name, int *slots);
 struct pool_row {

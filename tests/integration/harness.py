@@ -121,7 +121,7 @@ class Daemon:
 
     def __init__(self, home, *extra):
         self.home = home
-        self.extra = extra
+        self.extra = ("--port", "0") + extra  # any free port: tests never collide
         self.proc = None
         self.logs = []
 

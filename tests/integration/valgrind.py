@@ -31,7 +31,7 @@ def t_dags_test():
 
 def t_daemon():
     log = open(os.path.join(home.dir, "vg-serve.log"), "w")
-    proc = subprocess.Popen(VG + [SLUICE, "--home", home.home, "--dags", home.dags, "serve"],
+    proc = subprocess.Popen(VG + [SLUICE, "--home", home.home, "--dags", home.dags, "serve", "--port", "0"],
                             stdout=log, stderr=subprocess.STDOUT, env=env())
     try:
         wait_until(lambda: "serving DAGs" in open(log.name).read(), 60, "the daemon under valgrind")

@@ -1,0 +1,148 @@
+"""The REST API of a real daemon on an ephemeral port: auth (none, wrong, Basic, Bearer, viewer),
+RFC 7807 errors, pagination, and every response body validated against the schemas of Airflow's
+REST API v1 (../shared/reference/airflow-v1.yaml) with ajv."""
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ROOT, Daemon, Home, check, eq, expect, finish, wait_until  # noqa: E402
+
+SPEC = os.environ.get("SLUICE_AIRFLOW_SPEC") or os.path.join(ROOT, "..", "shared", "reference", "airflow-v1.yaml")
+recorded = []   # responses to validate against the spec
+home = Home()
+home.write_dag("d.lua", 'local d = dag { id = "d" }\nlocal a = d:task "a" { cmd = "true" }\n'
+                        'local m = d:map "m" { over = { "x", "y" }, cmd = "echo {{ item }}" }\nd:flow(a >> m)\nreturn d\n')
+home.write_dag("broken.lua", "this is not lua\n")
+run = home.test_run("d", "--logical-date", "2026-11-01", expect_state="success")
+RUN = run["run_id"]
+dm = Daemon(home).start()
+PORT = int(re.search(r"127\.0\.0\.1:(\d+)", dm.output()).group(1))
+with open(os.path.join(home.home, "admin_password.txt")) as f:
+    ADMIN = "admin:" + f.read().strip()
+
+
+def call(method, path, auth=ADMIN, body=None, bearer=None):
+    url = f"http://127.0.0.1:{PORT}/api/v1{path}"
+    req = urllib.request.Request(url, method=method, data=body)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    if bearer:
+        req.add_header("Authorization", "Bearer " + bearer)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.headers.get("Content-Type"), json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), json.loads(e.read() or b"null")
+
+
+def get_ok(path, schema, **kw):
+    status, ctype, body = call("GET", path, **kw)
+    eq(status, 200, f"GET {path}: {body}")
+    eq(ctype, "application/json", "content type")
+    recorded.append({"name": f"GET {path}", "schema": schema, "body": body})
+    return body
+
+
+def problem(path, status, **kw):
+    st, ctype, body = call("GET", path, **kw)
+    eq(st, status, f"GET {path}: {body}")
+    eq(ctype, "application/problem+json", "problem content type")
+    recorded.append({"name": f"GET {path} ({status})", "schema": "Error", "body": body})
+    return body
+
+
+def t_public():
+    h = get_ok("/health", "HealthInfo", auth=None)
+    eq(h["metadatabase"]["status"], "healthy", "db")
+    eq(h["scheduler"]["status"], "healthy", "scheduler heartbeat")
+    v = get_ok("/version", "VersionInfo", auth=None)
+    expect(v["version"], "version")
+
+
+def t_auth():
+    problem("/pools", 401, auth=None)
+    problem("/pools", 401, auth="admin:wrong-password")
+    problem("/pools", 401, bearer="slc_not_a_token")
+    get_ok("/pools", "PoolCollection")
+    token = home.run("tokens", "create", "ci", "--role", "viewer").stdout.strip()
+    expect(token.startswith("slc_"), token)
+    get_ok("/pools", "PoolCollection", auth=None, bearer=token)
+    p = home.run("users", "create", "vera", "--role", "viewer", "--password-stdin", input="s3cret-pass\n")
+    eq(p.returncode, 0, p.stderr)
+    get_ok("/pools", "PoolCollection", auth="vera:s3cret-pass")
+    problem("/pools", 401, auth="vera:wrong")
+
+
+def t_resources():
+    pools = get_ok("/pools", "PoolCollection")
+    eq(pools["total_entries"], 1, "pools")
+    eq(pools["pools"][0]["name"], "default_pool", "default pool")
+    get_ok("/pools/default_pool", "Pool")
+    problem("/pools/nope", 404)
+    wait_until(lambda: call("GET", "/importErrors")[2]["total_entries"] == 1, 10, "the import error")
+    errs = get_ok("/importErrors", "ImportErrorCollection")
+    expect(errs["import_errors"][0]["filename"].endswith("broken.lua"), errs)
+    get_ok(f"/importErrors/{errs['import_errors'][0]['import_error_id']}", "ImportError")
+    problem("/importErrors/999", 404)
+    runs = get_ok("/dags/d/dagRuns", "DAGRunCollection")
+    eq([r["dag_run_id"] for r in runs["dag_runs"]], [RUN], "runs")
+    get_ok("/dags/~/dagRuns", "DAGRunCollection")
+    quoted = urllib.request.quote(RUN, safe="")
+    r = get_ok(f"/dags/d/dagRuns/{quoted}", "DAGRun")
+    eq(r["state"], "success", "run state")
+    problem("/dags/d/dagRuns/nope", 404)
+    tis = get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances", "TaskInstanceCollection")
+    eq(tis["total_entries"], 3, "task instances")
+    ti = get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances/a", "TaskInstance")
+    eq(ti["state"], "success", "ti")
+    ti = get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances/m/1", "TaskInstance")
+    eq(ti["map_index"], 1, "mapped ti")
+    problem(f"/dags/d/dagRuns/{quoted}/taskInstances/zz", 404)
+
+
+def t_pagination_and_errors():
+    page = get_ok(f"/dags/d/dagRuns/{urllib.request.quote(RUN, safe='')}/taskInstances?limit=1&offset=1",
+                  "TaskInstanceCollection")
+    eq((len(page["task_instances"]), page["total_entries"]), (1, 3), "page")
+    problem("/pools?limit=-1", 400)
+    problem("/no/such/thing", 404)
+    st, _, body = call("POST", "/health", body=b"{}")
+    eq(st, 405, f"method not allowed: {body}")
+    st, _, body = call("GET", "/pools", body=b"x" * (2 << 20))
+    eq(st, 413, "body cap")
+
+
+def t_validate():
+    path = os.path.join(home.dir, "responses.json")
+    with open(path, "w") as f:
+        json.dump(recorded, f)
+    p = subprocess.run(["node", os.path.join(ROOT, "tests", "api", "validate.mjs"), SPEC, path],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    print("     " + p.stdout.strip().replace("\n", "\n     "))
+    eq(p.returncode, 0, "responses valid against the Airflow spec")
+    expect(len(recorded) >= 20, f"only {len(recorded)} responses recorded")
+
+
+def t_no_auth_only_on_loopback():
+    p = home.run("serve", "--bind", "0.0.0.0", "--port", "0", "--no-auth", timeout=20)
+    eq(p.returncode, 1, "refused")
+    expect("loopback" in p.stderr, p.stderr)
+
+
+try:
+    check("health and version are public", t_public)
+    check("auth: none, wrong, Basic, Bearer token, viewer user", t_auth)
+    check("pools, import errors, dag runs, task instances", t_resources)
+    check("pagination, 400, 404, 405, 413", t_pagination_and_errors)
+    check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
+finally:
+    dm.stop()
+check("--no-auth is refused off loopback", t_no_auth_only_on_loopback)
+home.cleanup()
+finish()

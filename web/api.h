@@ -1,0 +1,53 @@
+/* What REST handlers see: the request, its path parameters and query, the caller's role, a
+ * read-only database connection, and the reply helpers. One file per resource registers its
+ * routes in its own table (api_*_routes), which server.c walks in order. */
+#ifndef SLUICE_API_H
+#define SLUICE_API_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "auth.h"
+#include "store.h"
+
+#define API_MAX_PARAMS 4
+
+struct req;
+
+typedef void (*api_handler)(struct req *r);
+
+struct route {
+	const char *method;
+	const char *path;          /* under /api/v1; "{name}" matches one path segment */
+	enum role min_role;        /* ROLE_NONE = public */
+	api_handler fn;
+};
+
+/* The value of path parameter `name` (URL-decoded), or NULL. */
+const char *api_param(struct req *r, const char *name);
+/* A query-string value, or NULL. */
+const char *api_query(struct req *r, const char *name);
+/* The request body (NUL-terminated, maybe empty). */
+const char *api_body(struct req *r, size_t *len);
+/* This worker thread's read-only connection (NULL when the database cannot be opened). */
+struct store *api_store(struct req *r);
+
+/* Replies with a JSON document (takes ownership of j). */
+void api_reply(struct req *r, unsigned status, cJSON *j);
+/* Replies with an RFC 7807 problem in Airflow's shape. */
+void api_problem(struct req *r, unsigned status, const char *title, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Airflow's pagination: ?limit= (default 100) and ?offset= (default 0). Returns false after
+ * replying 400 when they are not non-negative integers. */
+bool api_page(struct req *r, int *limit, int *offset);
+/* Wraps items [offset, offset+limit) of a JSON array into {key: [...], "total_entries": n}
+ * and replies 200. Takes ownership of all. */
+void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int offset);
+
+extern const struct route api_import_error_routes[];
+extern const struct route api_pool_routes[];
+extern const struct route api_dag_run_routes[];
+
+#endif

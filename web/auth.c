@@ -1,0 +1,246 @@
+#include "auth.h"
+
+#include <crypt.h>
+#include <stdio.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "log.h"
+
+#define CACHE_SLOTS 64
+#define CACHE_TTL (60 * USEC_PER_SEC)
+
+static const char *const role_names[] = {"none", "viewer", "op", "admin"};
+
+int auth_role_parse(const char *s)
+{
+	for (int i = ROLE_VIEWER; i <= ROLE_ADMIN; i++)
+		if (s && !strcmp(s, role_names[i]))
+			return i;
+	return -1;
+}
+
+const char *auth_role_name(enum role r) { return role_names[r <= ROLE_ADMIN ? r : ROLE_NONE]; }
+
+static void random_bytes(void *buf, size_t n)
+{
+	char *p = buf;
+	while (n > 0) {
+		ssize_t got = getrandom(p, n, 0);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal("getrandom");
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+}
+
+char *auth_hash_password(const char *password, char **err)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	char *out = NULL;
+	if (!crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt))) {
+		*err = xasprintf("cannot make a salt: %s", strerror(errno));
+		goto done;
+	}
+	const char *h = crypt_rn(password, salt, cd, sizeof(*cd));
+	if (!h || h[0] == '*') {
+		*err = xstrdup("cannot hash the password (yescrypt unavailable?)");
+		goto done;
+	}
+	out = xstrdup(h);
+done:
+	free(cd);
+	return out;
+}
+
+bool auth_check_password(const char *password, const char *hash)
+{
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	const char *h = crypt_rn(password, hash, cd, sizeof(*cd));
+	bool ok = false;
+	if (h && h[0] != '*' && strlen(h) == strlen(hash)) {
+		unsigned char diff = 0;
+		for (size_t i = 0; hash[i]; i++)
+			diff |= (unsigned char)(h[i] ^ hash[i]);
+		ok = diff == 0;
+	}
+	free(cd);
+	return ok;
+}
+
+char *auth_new_password(size_t n)
+{
+	static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	char *p = xmalloc(n + 1);
+	unsigned char r;
+	for (size_t i = 0; i < n;) {
+		random_bytes(&r, 1);
+		if (r < 256 - 256 % (sizeof(alphabet) - 1)) /* no modulo bias */
+			p[i++] = alphabet[r % (sizeof(alphabet) - 1)];
+	}
+	p[n] = '\0';
+	return p;
+}
+
+char *auth_new_token(void)
+{
+	unsigned char raw[20];
+	char *t = xmalloc(4 + 40 + 1);
+	random_bytes(raw, sizeof(raw));
+	memcpy(t, "slc_", 4);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(t + 4 + 2 * i, 3, "%02x", raw[i]);
+	return t;
+}
+
+void auth_token_hash(const char *token, char out[65])
+{
+	sha256_hex(token, strlen(token), out);
+}
+
+/* A tiny cache of successful checks: SHA-256 of the header -> role, for CACHE_TTL. */
+static struct {
+	char key[65];
+	enum role role;
+	usec_t until;
+} cache[CACHE_SLOTS];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum role cache_get(const char *key)
+{
+	enum role r = ROLE_NONE;
+	usec_t now = mono_usec();
+	pthread_mutex_lock(&cache_lock);
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		if (cache[i].until > now && !strcmp(cache[i].key, key))
+			r = cache[i].role;
+	pthread_mutex_unlock(&cache_lock);
+	return r;
+}
+
+static void cache_put(const char *key, enum role role)
+{
+	usec_t now = mono_usec();
+	int slot = 0;
+	pthread_mutex_lock(&cache_lock);
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		if (cache[i].until < cache[slot].until)
+			slot = i;
+	memcpy(cache[slot].key, key, 65);
+	cache[slot].role = role;
+	cache[slot].until = now + CACHE_TTL;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decodes standard base64 into a NUL-terminated string (malloc'd), or NULL. */
+static char *b64decode(const char *in)
+{
+	size_t n = strlen(in);
+	char *out = xmalloc(n / 4 * 3 + 4);
+	size_t o = 0;
+	int acc = 0, bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (in[i] == '=')
+			break;
+		int v = b64val((unsigned char)in[i]);
+		if (v < 0) {
+			free(out);
+			return NULL;
+		}
+		acc = (acc << 6) | v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static enum role check_basic(struct store *st, const char *b64)
+{
+	char *pair = b64decode(b64), *hash = NULL, *role = NULL;
+	enum role r = ROLE_NONE;
+	if (!pair)
+		return ROLE_NONE;
+	char *colon = strchr(pair, ':');
+	if (colon) {
+		*colon = '\0';
+		if (store_user_get(st, pair, &hash, &role) == 0 && auth_check_password(colon + 1, hash))
+			r = (enum role)auth_role_parse(role);
+	}
+	free(pair);
+	free(hash);
+	free(role);
+	return r;
+}
+
+enum role auth_check_header(struct store *st, const char *authorization)
+{
+	char key[65];
+	enum role r = ROLE_NONE;
+	if (!authorization)
+		return ROLE_NONE;
+	sha256_hex(authorization, strlen(authorization), key);
+	if ((r = cache_get(key)) != ROLE_NONE)
+		return r;
+	if (!strncasecmp(authorization, "Basic ", 6)) {
+		r = check_basic(st, authorization + 6);
+	} else if (!strncasecmp(authorization, "Bearer ", 7)) {
+		char h[65], *role = NULL;
+		auth_token_hash(authorization + 7, h);
+		if (store_token_role(st, h, &role) == 0)
+			r = (enum role)auth_role_parse(role);
+		free(role);
+	}
+	if ((int)r < 0)
+		r = ROLE_NONE;
+	if (r != ROLE_NONE)
+		cache_put(key, r);
+	return r;
+}
+
+int auth_ensure_admin(struct store *st, char **password)
+{
+	char *err = NULL;
+	*password = NULL;
+	int n = store_user_count(st);
+	if (n != 0)
+		return n < 0 ? -EIO : 0;
+	char *pw = auth_new_password(16);
+	char *hash = auth_hash_password(pw, &err);
+	if (!hash) {
+		log_warnx("%s", err);
+		free(err);
+		free(pw);
+		return -EIO;
+	}
+	int rc = store_user_put(st, "admin", "admin", hash);
+	free(hash);
+	if (rc < 0) {
+		free(pw);
+		return rc;
+	}
+	*password = pw;
+	return 1;
+}

@@ -1,0 +1,405 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "api.h"
+#include "apijson.h"
+#include "auth.h"
+#include "log.h"
+#include "store.h"
+
+#define DEFAULT_MAX_BODY (1u << 20)
+#define WORKERS 4
+
+struct web {
+	struct web_opts o;
+	char *db_path, *bind;
+	struct MHD_Daemon *mhd;
+	int port;
+	pthread_key_t store_key;
+};
+
+/* One request as the handlers see it. */
+struct req {
+	struct web *w;
+	struct MHD_Connection *conn;
+	const char *method, *url;
+	struct strbuf body;
+	bool too_large;
+	enum role role;
+	struct store *st;          /* this worker thread's read-only connection */
+	char *param_name[API_MAX_PARAMS], *param_value[API_MAX_PARAMS];
+	int nparams;
+	/* The response. */
+	unsigned status;
+	char *payload;
+	const char *content_type;
+};
+
+/* Responses and accessors ------------------------------------------------------------------------ */
+
+void api_reply(struct req *r, unsigned status, cJSON *j)
+{
+	free(r->payload);
+	r->status = status;
+	r->payload = cJSON_PrintUnformatted(j);
+	r->content_type = "application/json";
+	cJSON_Delete(j);
+}
+
+static const char *problem_type(unsigned status)
+{
+	switch (status) {
+	case 400: return "BadRequest";
+	case 401: return "Unauthenticated";
+	case 403: return "PermissionDenied";
+	case 404: return "NotFound";
+	case 405: return "MethodNotAllowed";
+	case 409: return "AlreadyExists";
+	case 413: return "RequestTooLarge";
+	default: return "Unknown";
+	}
+}
+
+void api_problem(struct req *r, unsigned status, const char *title, const char *fmt, ...)
+{
+	cJSON *j = cJSON_CreateObject();
+	char type[160];
+	struct strbuf detail = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vprintf(&detail, fmt, ap);
+	va_end(ap);
+	snprintf(type, sizeof(type), "https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html#section/Errors/%s",
+		 problem_type(status));
+	cJSON_AddStringToObject(j, "type", type);
+	cJSON_AddStringToObject(j, "title", title);
+	cJSON_AddNumberToObject(j, "status", status);
+	cJSON_AddStringToObject(j, "detail", sb_str(&detail));
+	cJSON_AddStringToObject(j, "instance", r->url);
+	sb_free(&detail);
+	api_reply(r, status, j);
+	r->content_type = "application/problem+json";
+}
+
+const char *api_param(struct req *r, const char *name)
+{
+	for (int i = 0; i < r->nparams; i++)
+		if (!strcmp(r->param_name[i], name))
+			return r->param_value[i];
+	return NULL;
+}
+
+const char *api_query(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *api_body(struct req *r, size_t *len)
+{
+	if (len)
+		*len = r->body.len;
+	return sb_str(&r->body);
+}
+
+struct store *api_store(struct req *r) { return r->st; }
+
+static bool nonneg_int(const char *s, int *out)
+{
+	char *end;
+	long v;
+	if (!s)
+		return true;
+	v = strtol(s, &end, 10);
+	if (!*s || *end || v < 0 || v > 1000000000)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+bool api_page(struct req *r, int *limit, int *offset)
+{
+	*limit = 100;
+	*offset = 0;
+	if (!nonneg_int(api_query(r, "limit"), limit) || !nonneg_int(api_query(r, "offset"), offset)) {
+		api_problem(r, 400, "Bad Request", "limit and offset must be non-negative integers");
+		return false;
+	}
+	return true;
+}
+
+void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int offset)
+{
+	int total = cJSON_GetArraySize(all);
+	cJSON *page = cJSON_CreateArray();
+	for (int i = offset; i < total && i < offset + limit; i++)
+		cJSON_AddItemToArray(page, cJSON_Duplicate(cJSON_GetArrayItem(all, i), true));
+	cJSON_Delete(all);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, key, page);
+	cJSON_AddNumberToObject(o, "total_entries", total);
+	api_reply(r, 200, o);
+}
+
+static void reply_problem(struct req *r, unsigned status, const char *title, const char *detail)
+{
+	api_problem(r, status, title, "%s", detail);
+}
+
+/* Handlers --------------------------------------------------------------------------------------- */
+
+static void h_health(struct req *r)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON *db = cJSON_AddObjectToObject(j, "metadatabase");
+	bool db_ok = r->st && store_schema_level(r->st) == store_schema_target();
+	cJSON_AddStringToObject(db, "status", db_ok ? "healthy" : "unhealthy");
+	cJSON *sc = cJSON_AddObjectToObject(j, "scheduler");
+	usec_t hb = r->w->o.heartbeat ? r->w->o.heartbeat(r->w->o.heartbeat_arg) : USEC_NONE;
+	bool sc_ok = hb != USEC_NONE && now_usec() - hb < 30 * USEC_PER_SEC;
+	cJSON_AddStringToObject(sc, "status", sc_ok ? "healthy" : "unhealthy");
+	json_add_time(sc, "latest_scheduler_heartbeat", hb);
+	api_reply(r, 200, j);
+}
+
+static void h_version(struct req *r)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "version", SLUICE_VERSION);
+	cJSON_AddNullToObject(j, "git_version");
+	api_reply(r, 200, j);
+}
+
+static const struct route base_routes[] = {
+	{"GET", "/health", ROLE_NONE, h_health},
+	{"GET", "/version", ROLE_NONE, h_version},
+	{NULL, NULL, ROLE_NONE, NULL},
+};
+
+static const struct route *const route_tables[] = {
+	base_routes, api_import_error_routes, api_pool_routes, api_dag_run_routes, NULL,
+};
+
+/* Matches path against a pattern, filling r's parameters. */
+static bool match_path(struct req *r, const char *pattern, const char *path)
+{
+	r->nparams = 0;
+	while (*pattern && *path) {
+		if (*pattern != '/' || *path != '/')
+			return false;
+		pattern++;
+		path++;
+		const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+		size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+		size_t sl = se ? (size_t)(se - path) : strlen(path);
+		if (pattern[0] == '{') {
+			if (sl == 0 || r->nparams == API_MAX_PARAMS)
+				return false;
+			free(r->param_name[r->nparams]);
+			free(r->param_value[r->nparams]);
+			r->param_name[r->nparams] = xstrndup(pattern + 1, pl - 2);
+			r->param_value[r->nparams] = xstrndup(path, sl);
+			r->nparams++;
+		} else if (pl != sl || strncmp(pattern, path, pl)) {
+			return false;
+		}
+		pattern += pl;
+		path += sl;
+	}
+	return !*pattern && !*path;
+}
+
+/* Dispatch --------------------------------------------------------------------------------------- */
+
+static struct store *thread_store(struct web *w)
+{
+	struct store *st = pthread_getspecific(w->store_key);
+	char *err = NULL;
+	if (!st && store_open(w->db_path, STORE_READONLY, &st, &err) == 0)
+		pthread_setspecific(w->store_key, st);
+	free(err);
+	return st;
+}
+
+static void dispatch(struct req *r)
+{
+	const char *prefix = "/api/v1";
+	size_t pl = strlen(prefix);
+	if (strncmp(r->url, prefix, pl) || (r->url[pl] && r->url[pl] != '/')) {
+		reply_problem(r, 404, "Not Found", "no such page");
+		return;
+	}
+	const char *path = r->url + pl;
+	const struct route *match = NULL;
+	bool path_known = false;
+	for (size_t t = 0; route_tables[t] && !match; t++) {
+		for (const struct route *rt = route_tables[t]; rt->method && !match; rt++) {
+			if (!match_path(r, rt->path, path))
+				continue;
+			path_known = true;
+			if (!strcmp(rt->method, r->method))
+				match = rt;
+		}
+	}
+	if (match)
+		match_path(r, match->path, path);
+	if (!match) {
+		if (path_known)
+			reply_problem(r, 405, "Method Not Allowed", "this resource does not support that method");
+		else
+			reply_problem(r, 404, "Not Found", "no such resource");
+		return;
+	}
+	r->st = thread_store(r->w);
+	if (match->min_role != ROLE_NONE && !r->w->o.no_auth) {
+		const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		r->role = r->st ? auth_check_header(r->st, auth) : ROLE_NONE;
+		if (r->role == ROLE_NONE) {
+			reply_problem(r, 401, "Unauthorized", "credentials are missing or invalid (HTTP Basic or Bearer token)");
+			return;
+		}
+		if (r->role < match->min_role) {
+			reply_problem(r, 403, "Forbidden", "your role may not do this");
+			return;
+		}
+	} else {
+		r->role = ROLE_ADMIN;
+	}
+	match->fn(r);
+}
+
+static enum MHD_Result send_reply(struct req *r)
+{
+	size_t len = r->payload ? strlen(r->payload) : 0;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, r->payload, MHD_RESPMEM_MUST_FREE);
+	r->payload = NULL;
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");
+	if (r->status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"sluice\"");
+	enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct web *w = cls;
+	struct req *r = *con_cls;
+	(void)version;
+	if (!r) {
+		r = xcalloc(1, sizeof(*r));
+		r->w = w;
+		r->conn = conn;
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (r->body.len + *upload_size > w->o.max_body)
+			r->too_large = true;
+		else
+			sb_add(&r->body, upload_data, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	r->method = method;
+	r->url = url;
+	if (r->too_large)
+		reply_problem(r, 413, "Payload Too Large", "the request body is larger than the server accepts");
+	else
+		dispatch(r);
+	return send_reply(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	sb_free(&r->body);
+	free(r->payload);
+	for (int i = 0; i < API_MAX_PARAMS; i++) {
+		free(r->param_name[i]);
+		free(r->param_value[i]);
+	}
+	free(r);
+	*con_cls = NULL;
+}
+
+static void close_store(void *p) { store_close(p); }
+
+static bool loopback(const char *addr)
+{
+	struct in_addr a;
+	return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+int web_start(const struct web_opts *o, struct web **out, char **err)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+	*out = NULL;
+	if (inet_pton(AF_INET, o->bind, &sa.sin_addr) != 1) {
+		*err = xasprintf("webserver.bind: '%s' is not an IPv4 address", o->bind);
+		return -EINVAL;
+	}
+	if (o->no_auth && !loopback(o->bind)) {
+		*err = xasprintf("--no-auth is only allowed on a loopback address, not %s", o->bind);
+		return -EPERM;
+	}
+	struct web *w = xcalloc(1, sizeof(*w));
+	w->o = *o;
+	w->db_path = xstrdup(o->db_path);
+	w->bind = xstrdup(o->bind);
+	w->o.db_path = w->db_path;
+	w->o.bind = w->bind;
+	if (!w->o.max_body)
+		w->o.max_body = DEFAULT_MAX_BODY;
+	pthread_key_create(&w->store_key, close_store);
+	w->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+				  (uint16_t)o->port, NULL, NULL, on_request, w,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WORKERS,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+				  MHD_OPTION_END);
+	if (!w->mhd) {
+		*err = xasprintf("cannot listen on %s:%d: %s", o->bind, o->port, strerror(errno ? errno : EADDRINUSE));
+		pthread_key_delete(w->store_key);
+		free(w->db_path);
+		free(w->bind);
+		free(w);
+		return -EADDRINUSE;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	w->port = info ? info->port : o->port;
+	*out = w;
+	return 0;
+}
+
+int web_port(const struct web *w) { return w->port; }
+
+void web_stop(struct web *w)
+{
+	if (!w)
+		return;
+	MHD_stop_daemon(w->mhd);
+	pthread_key_delete(w->store_key);
+	free(w->db_path);
+	free(w->bind);
+	free(w);
+}
