@@ -1,6 +1,7 @@
 /* sluice serve | dags trigger | pools */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,14 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 	}
 	if (prepare_auth(cli, no_auth) < 0)
 		return 1;
+	/* SIGTERM and SIGINT are read by the scheduler through a signalfd: block them before any
+	 * thread (the web server's) starts, so that no thread inherits them unblocked and dies of
+	 * them by default. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	char *db = cli_db_path(cli);
 	struct web *web = NULL;
 	struct web_opts wo = {
