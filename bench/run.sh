@@ -36,7 +36,8 @@
 #
 # Knobs (environment): N_WIDE=2000 N_CHAIN=500 RUNS=5 (timed rounds after 1 warm-up round),
 # CMD_TIMEOUT=120 (seconds; a run taking longer fails the benchmark), TMPFS_DIR=/dev/shm
-# (empty: no tmpfs rows), KEEP=1 keeps the temporary directory.
+# (empty: no tmpfs rows), BENCH_TIMER=date (time with date +%s%N even when hyperfine is there),
+# KEEP=1 keeps the temporary directories.
 # With the defaults it takes about three minutes on a 2-core machine.
 #
 # Not part of `make test`: run it by hand.
@@ -66,8 +67,14 @@ apt_install() {
 	fi
 }
 command -v ninja >/dev/null || apt_install ninja-build || die "ninja is missing: apt-get install ninja-build"
-command -v hyperfine >/dev/null || apt_install hyperfine ||
-	echo "bench: hyperfine is missing (apt-get install hyperfine); timing with date +%s%N" >&2
+HYPERFINE=0
+if [ "${BENCH_TIMER:-}" != date ]; then
+	if command -v hyperfine >/dev/null || apt_install hyperfine; then
+		HYPERFINE=1
+	else
+		echo "bench: hyperfine is missing (apt-get install hyperfine); timing with date +%s%N" >&2
+	fi
+fi
 for t in xargs timeout python3 seq; do command -v $t >/dev/null || die "$t is missing"; done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
@@ -183,7 +190,7 @@ row() { # NAME PREPARE COMMAND...
 }
 time_once() { # NAME: prints the wall time in seconds
 	local name=$1 prep=${ROW_PREP[$1]} cmd=${ROW_CMD[$1]} t0 t1
-	if command -v hyperfine >/dev/null; then
+	if ((HYPERFINE)); then
 		local args=(--style none --runs 1 -N --export-json "$TMP/h.json")
 		[ -z "$prep" ] || args+=(--prepare "bash $prep")
 		hyperfine "${args[@]}" "$cmd" >/dev/null 2>"$TMP/h.err" ||
@@ -225,10 +232,10 @@ done
 # ---- report -------------------------------------------------------------------------------------
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 fs=$(df -T "$TMP" | awk 'NR == 2 { print $2 }')
-timer=$(command -v hyperfine >/dev/null && hyperfine --version || echo 'date +%s%N')
+timer=$( ((HYPERFINE)) && hyperfine --version || echo 'date +%s%N')
 echo
 echo "sluice bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($cpu), $(uname -sr),"
-echo "ninja $(ninja --version), timer: $timer, $RUNS interleaved rounds after a warm-up round,"
+echo "ninja $(ninja --version), timer: $timer, $RUNS interleaved round(s) after a warm-up round,"
 echo "sluice home on $fs${SHM:+ (tmpfs rows: $TMPFS_DIR)}"
 echo
 python3 - "$TMP/times" "$N_WIDE" "$N_CHAIN" <<'EOF'

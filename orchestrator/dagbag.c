@@ -168,7 +168,8 @@ static int scan(struct dagbag *bag, const char *dir, const char *rel, int depth)
 		names[n++] = xstrdup(e->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(char *), cmp_names);
+	if (n > 1)
+		qsort(names, n, sizeof(char *), cmp_names);
 	for (size_t i = 0; i < n; i++) {
 		char *path = xasprintf("%s/%s", dir, names[i]);
 		char *disp = rel[0] ? xasprintf("%s/%s", rel, names[i]) : xstrdup(names[i]);

@@ -157,7 +157,8 @@ static char *b64decode(const char *in)
 	size_t n = strlen(in);
 	char *out = xmalloc(n / 4 * 3 + 4);
 	size_t o = 0;
-	int acc = 0, bits = 0;
+	unsigned acc = 0;
+	int bits = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (in[i] == '=')
 			break;
@@ -166,7 +167,7 @@ static char *b64decode(const char *in)
 			free(out);
 			return NULL;
 		}
-		acc = (acc << 6) | v;
+		acc = ((acc << 6) | (unsigned)v) & 0xffffffu; /* at most 24 bits are pending */
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
