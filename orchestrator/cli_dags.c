@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,21 +385,48 @@ static void test_signal(struct evloop *loop, int fd, uint32_t events, void *arg)
 	(void)events;
 }
 
-static int ti_order_cmp(const void *a, const void *b, void *arg)
+/* Task instances in the DAG's topological order, then by map index. Each row's position is
+ * looked up once (bsearch over the task ids), so the sort is O(n log n). */
+struct id_pos {
+	const char *id;
+	int pos;
+};
+
+static int cmp_id_pos(const void *a, const void *b)
 {
-	const struct ti_row *x = a, *y = b;
-	const struct dag *d = arg;
-	int ix = dag_task_index(d, x->task_id), iy = dag_task_index(d, y->task_id);
-	int px = 0, py = 0;
-	for (size_t k = 0; k < d->ntasks; k++) {
-		if (d->topo[k] == ix)
-			px = (int)k;
-		if (d->topo[k] == iy)
-			py = (int)k;
+	return strcmp(((const struct id_pos *)a)->id, ((const struct id_pos *)b)->id);
+}
+
+struct keyed_ti {
+	int pos;
+	struct ti_row row;
+};
+
+static int cmp_keyed_ti(const void *a, const void *b)
+{
+	const struct keyed_ti *x = a, *y = b;
+	if (x->pos != y->pos)
+		return x->pos - y->pos;
+	return x->row.map_index - y->row.map_index;
+}
+
+static void sort_tis(const struct dag *d, struct ti_row *tis, int n)
+{
+	struct id_pos *ix = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(*ix));
+	struct keyed_ti *k = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*k));
+	for (size_t i = 0; i < d->ntasks; i++)
+		ix[i] = (struct id_pos){d->tasks[d->topo[i]].id, (int)i};
+	qsort(ix, d->ntasks, sizeof(*ix), cmp_id_pos);
+	for (int i = 0; i < n; i++) {
+		struct id_pos key = {tis[i].task_id, 0};
+		struct id_pos *hit = bsearch(&key, ix, d->ntasks, sizeof(*ix), cmp_id_pos);
+		k[i] = (struct keyed_ti){hit ? hit->pos : INT32_MAX, tis[i]};
 	}
-	if (px != py)
-		return px - py;
-	return x->map_index - y->map_index;
+	qsort(k, (size_t)n, sizeof(*k), cmp_keyed_ti);
+	for (int i = 0; i < n; i++)
+		tis[i] = k[i].row;
+	free(k);
+	free(ix);
 }
 
 static void print_test_result(struct store *st, const struct dag *d, int64_t run_pk, bool json)
@@ -418,7 +446,7 @@ static void print_test_result(struct store *st, const struct dag *d, int64_t run
 	int nti = store_ti_list(st, run_pk, &tis);
 	if (nti < 0)
 		nti = 0;
-	qsort_r(tis, (size_t)nti, sizeof(*tis), ti_order_cmp, (void *)d);
+	sort_tis(d, tis, nti);
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "dag_id", r.dag_id);

@@ -113,6 +113,7 @@ struct engine {
 	struct ptrvec dirty;       /* struct eti * with dirty set */
 	struct ptrvec dirty_runs;  /* struct erun * with dirty set */
 	struct ptrvec to_spawn;    /* struct eti * queued in this iteration */
+	struct ptrvec tries;       /* struct try_row * to write at the next commit (owned) */
 	struct eval_item *evalq;   /* tasks whose trigger rule must be evaluated */
 	size_t nevalq, capevalq;
 	struct exec_entry execs[8];
@@ -1194,9 +1195,16 @@ out:
 
 /* Dispatch: scheduled -> queued ----------------------------------------------------------------- */
 
-/* Returns true when ti may take its slots now; false when a limit holds it back. A task whose
- * pool or executor does not exist fails (sets *fatal_msg). */
-static bool can_start(struct engine *e, struct eti *ti, char **fatal_msg)
+enum start_check {
+	START_OK,
+	START_EXECUTOR_FULL,  /* the executor has no free slot: nothing else of it can start either */
+	START_HELD,           /* a pool or the DAG's max_active_tasks holds this one back */
+	START_FATAL,          /* the task can never start (*fatal_msg says why) */
+};
+
+/* Whether ti may take its slots now. A task whose pool or executor does not exist can never
+ * start (START_FATAL with *fatal_msg set). */
+static enum start_check can_start(struct engine *e, struct eti *ti, char **fatal_msg)
 {
 	struct task *t = ti_task(ti);
 	char *err = NULL;
@@ -1204,22 +1212,22 @@ static bool can_start(struct engine *e, struct eti *ti, char **fatal_msg)
 	if (!x) {
 		*fatal_msg = xasprintf("executor '%s' is not available: %s", t->executor, err);
 		free(err);
-		return false;
+		return START_FATAL;
 	}
 	if (x->ex->ops->free_slots(x->ex) - x->pending <= 0)
-		return false;
+		return START_EXECUTOR_FULL;
 	struct pool_entry *p = get_pool(e, t->pool);
 	if (!p) {
 		*fatal_msg = xasprintf("pool '%s' does not exist (create it with `sluice pools set %s SLOTS`)",
 				       t->pool, t->pool);
-		return false;
+		return START_FATAL;
 	}
 	if (p->slots >= 0 && p->used + t->pool_slots > p->slots)
-		return false;
+		return START_HELD;
 	struct dag_entry *de = get_dag_entry(e, ti->row.dag_id);
 	if (de->active >= ti->run->dag->max_active_tasks)
-		return false;
-	return true;
+		return START_HELD;
+	return START_OK;
 }
 
 static void take_slots(struct engine *e, struct eti *ti, int sign)
@@ -1243,16 +1251,21 @@ static void dispatch(struct engine *e)
 	while (e->heap.n > 0) {
 		struct eti *ti = heap_pop(e);
 		char *fatal_msg = NULL;
-		if (!can_start(e, ti, &fatal_msg)) {
-			if (fatal_msg) {
-				ti->row.try_number++;
-				append_log(ti, "%s", fatal_msg);
-				free(ti->message);
-				ti->message = fatal_msg;
-				finish_ti(ti, TI_FAILED);
-			} else {
-				pv_push(&held, ti);
-			}
+		enum start_check chk = can_start(e, ti, &fatal_msg);
+		if (chk == START_FATAL) {
+			ti->row.try_number++;
+			append_log(ti, "%s", fatal_msg);
+			free(ti->message);
+			ti->message = fatal_msg;
+			finish_ti(ti, TI_FAILED);
+			continue;
+		}
+		if (chk != START_OK) {
+			pv_push(&held, ti);
+			/* With a single executor and no slot left, nothing further can start: stop here
+			 * instead of popping every ready instance on every loop iteration. */
+			if (chk == START_EXECUTOR_FULL && e->nexecs == 1)
+				break;
 			continue;
 		}
 		take_slots(e, ti, +1);
@@ -1286,18 +1299,23 @@ static void release_slots(struct engine *e, struct eti *ti)
 	get_dag_entry(e, ti->row.dag_id)->active--;
 }
 
+static char *dup_opt(const char *s) { return s ? xstrdup(s) : NULL; }
+
+/* Queues the history row of ti's current try; written with the next commit. */
 static void record_try(struct engine *e, struct eti *ti, const char *state)
 {
-	char *log = try_file(ti, "log");
-	struct try_row tr = {
+	if (!ti->row.pk)
+		return;
+	struct try_row *tr = xcalloc(1, sizeof(*tr));
+	*tr = (struct try_row){
 		.ti_pk = ti->row.pk,
 		.try_number = ti->row.try_number,
-		.state = (char *)state,
-		.executor = ti->row.executor,
-		.hostname = ti->row.hostname,
-		.external_id = ti->row.external_id,
-		.log_path = log,
-		.message = ti->message,
+		.state = xstrdup(state),
+		.executor = dup_opt(ti->row.executor),
+		.hostname = dup_opt(ti->row.hostname),
+		.external_id = dup_opt(ti->row.external_id),
+		.log_path = try_file(ti, "log"),
+		.message = dup_opt(ti->message),
 		.pid = ti->row.pid,
 		.exit_code = ti->row.exit_code,
 		.queued_when = ti->row.queued_when,
@@ -1305,9 +1323,7 @@ static void record_try(struct engine *e, struct eti *ti, const char *state)
 		.end_date = ti->row.end_date,
 		.duration = ti->row.duration,
 	};
-	if (ti->row.pk && store_try_put(e->st, &tr) < 0)
-		log_warnx("cannot record try %d of %s.%s", ti->row.try_number, ti->row.dag_id, ti->row.task_id);
-	free(log);
+	pv_push(&e->tries, tr);
 }
 
 /* Ends the current try as failed: retried when allowed, failed otherwise. */
@@ -1680,7 +1696,7 @@ static void write_outputs(struct engine *e, struct eti *ti)
 /* Writes every dirty row in one transaction. */
 static void commit_dirty(struct engine *e)
 {
-	if (e->dirty.n == 0 && e->dirty_runs.n == 0)
+	if (e->dirty.n == 0 && e->dirty_runs.n == 0 && e->tries.n == 0)
 		return;
 	if (store_begin(e->st) < 0) {
 		log_warnx("cannot begin a transaction; state changes stay pending");
@@ -1705,6 +1721,14 @@ static void commit_dirty(struct engine *e)
 		store_run_update(e->st, &r->row);
 	}
 	e->dirty_runs.n = 0;
+	for (size_t i = 0; i < e->tries.n; i++) {
+		struct try_row *tr = e->tries.v[i];
+		if (store_try_put(e->st, tr) < 0)
+			log_warnx("cannot record try %d of task instance %lld", tr->try_number, (long long)tr->ti_pk);
+		try_row_free(tr);
+		free(tr);
+	}
+	e->tries.n = 0;
 	if (store_commit(e->st) < 0)
 		log_warnx("commit failed; state changes were lost from the database");
 }
@@ -1795,6 +1819,11 @@ void engine_free(struct engine *e)
 	free(e->dirty.v);
 	free(e->dirty_runs.v);
 	free(e->to_spawn.v);
+	for (size_t i = 0; i < e->tries.n; i++) {
+		try_row_free(e->tries.v[i]);
+		free(e->tries.v[i]);
+	}
+	free(e->tries.v);
 	free(e->evalq);
 	free(e->home);
 	free(e->shim_path);
