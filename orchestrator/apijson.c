@@ -1,6 +1,7 @@
 #include "apijson.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cron.h"
@@ -42,30 +43,38 @@ void api_file_token(const char *fileloc, char out[33])
 	out[32] = '\0';
 }
 
-static cJSON *schedule_interval(const struct dag *d)
+static cJSON *schedule_interval(const char *schedule)
 {
-	if (!d->schedule)
+	if (!schedule)
 		return cJSON_CreateNull();
 	char err[128];
-	struct cron *c = cron_parse(d->schedule, err, sizeof(err));
+	struct cron *c = cron_parse(schedule, err, sizeof(err));
 	cJSON *o;
 	if (c && cron_kind(c) == CRON_EVERY) {
 		o = json_timedelta(cron_every_period(c) * USEC_PER_SEC);
 	} else {
 		o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "__type", "CronExpression");
-		cJSON_AddStringToObject(o, "value", d->schedule);
+		cJSON_AddStringToObject(o, "value", schedule);
 	}
 	cron_free(c);
 	return o;
 }
 
-static void add_dag_fields(cJSON *o, const struct dag *d, const struct dag_status *s)
+/* The fields of Airflow's DAG schema, from whichever source describes the DAG. */
+struct dag_fields {
+	const char *dag_id, *fileloc, *owner, *description, *schedule;
+	const char *const *tags;
+	size_t ntags;
+	int max_active_tasks, max_active_runs;
+};
+
+static void add_dag_common(cJSON *o, const struct dag_fields *f, const struct dag_status *s)
 {
 	char token[33];
-	api_file_token(d->fileloc, token);
-	cJSON_AddStringToObject(o, "dag_id", d->dag_id);
-	cJSON_AddStringToObject(o, "dag_display_name", d->dag_id);
+	api_file_token(f->fileloc, token);
+	cJSON_AddStringToObject(o, "dag_id", f->dag_id);
+	cJSON_AddStringToObject(o, "dag_display_name", f->dag_id);
 	cJSON_AddNullToObject(o, "root_dag_id");
 	cJSON_AddBoolToObject(o, "is_paused", s->is_paused);
 	cJSON_AddBoolToObject(o, "is_active", s->is_active);
@@ -76,21 +85,21 @@ static void add_dag_fields(cJSON *o, const struct dag *d, const struct dag_statu
 	cJSON_AddNullToObject(o, "scheduler_lock");
 	cJSON_AddNullToObject(o, "pickle_id");
 	cJSON_AddStringToObject(o, "default_view", "grid");
-	cJSON_AddStringToObject(o, "fileloc", d->fileloc);
+	cJSON_AddStringToObject(o, "fileloc", f->fileloc);
 	cJSON_AddStringToObject(o, "file_token", token);
 	cJSON *owners = cJSON_AddArrayToObject(o, "owners");
-	cJSON_AddItemToArray(owners, cJSON_CreateString(d->owner ? d->owner : "airflow"));
-	add_str_or_null(o, "description", d->description);
-	cJSON_AddItemToObject(o, "schedule_interval", schedule_interval(d));
-	add_str_or_null(o, "timetable_description", d->schedule);
+	cJSON_AddItemToArray(owners, cJSON_CreateString(f->owner ? f->owner : "airflow"));
+	add_str_or_null(o, "description", f->description);
+	cJSON_AddItemToObject(o, "schedule_interval", schedule_interval(f->schedule));
+	add_str_or_null(o, "timetable_description", f->schedule);
 	cJSON *tags = cJSON_AddArrayToObject(o, "tags");
-	for (size_t i = 0; i < d->n_tags; i++) {
+	for (size_t i = 0; i < f->ntags; i++) {
 		cJSON *t = cJSON_CreateObject();
-		cJSON_AddStringToObject(t, "name", d->tags[i]);
+		cJSON_AddStringToObject(t, "name", f->tags[i]);
 		cJSON_AddItemToArray(tags, t);
 	}
-	cJSON_AddNumberToObject(o, "max_active_tasks", d->max_active_tasks);
-	cJSON_AddNumberToObject(o, "max_active_runs", d->max_active_runs);
+	cJSON_AddNumberToObject(o, "max_active_tasks", f->max_active_tasks);
+	cJSON_AddNumberToObject(o, "max_active_runs", f->max_active_runs);
 	cJSON_AddNullToObject(o, "max_consecutive_failed_dag_runs");
 	cJSON_AddBoolToObject(o, "has_task_concurrency_limits", false);
 	cJSON_AddBoolToObject(o, "has_import_errors", s->has_import_errors);
@@ -98,6 +107,38 @@ static void add_dag_fields(cJSON *o, const struct dag *d, const struct dag_statu
 	cJSON_AddNullToObject(o, "next_dagrun_data_interval_start");
 	cJSON_AddNullToObject(o, "next_dagrun_data_interval_end");
 	cJSON_AddNullToObject(o, "next_dagrun_create_after");
+}
+
+static void add_dag_fields(cJSON *o, const struct dag *d, const struct dag_status *s)
+{
+	struct dag_fields f = {
+		.dag_id = d->dag_id, .fileloc = d->fileloc, .owner = d->owner, .description = d->description,
+		.schedule = d->schedule, .tags = (const char *const *)d->tags, .ntags = d->n_tags,
+		.max_active_tasks = d->max_active_tasks, .max_active_runs = d->max_active_runs,
+	};
+	add_dag_common(o, &f, s);
+}
+
+cJSON *api_dag_from_row(const struct dag_row *r)
+{
+	cJSON *tags = r->tags ? cJSON_Parse(r->tags) : NULL;
+	int n = cJSON_IsArray(tags) ? cJSON_GetArraySize(tags) : 0;
+	const char **names = xcalloc((size_t)n + 1, sizeof(char *));
+	for (int i = 0; i < n; i++) {
+		const cJSON *t = cJSON_GetArrayItem(tags, i);
+		names[i] = cJSON_IsString(t) ? t->valuestring : "";
+	}
+	struct dag_fields f = {
+		.dag_id = r->dag_id, .fileloc = r->fileloc, .owner = r->owners, .description = r->description,
+		.schedule = r->schedule, .tags = names, .ntags = (size_t)n,
+		.max_active_tasks = r->max_active_tasks, .max_active_runs = r->max_active_runs,
+	};
+	struct dag_status st = {r->is_paused, r->is_active, r->has_import_errors, r->last_parsed_time};
+	cJSON *o = cJSON_CreateObject();
+	add_dag_common(o, &f, &st);
+	free(names);
+	cJSON_Delete(tags);
+	return o;
 }
 
 cJSON *api_dag(const struct dag *d, const struct dag_status *s)
@@ -164,7 +205,6 @@ cJSON *api_task(const struct dag *d, const struct task *t)
 	cJSON_AddStringToObject(o, "ui_fgcolor", "#000");
 	cJSON *tf = cJSON_AddArrayToObject(o, "template_fields");
 	cJSON_AddItemToArray(tf, cJSON_CreateString("cmd"));
-	cJSON_AddNullToObject(o, "sub_dag");
 	cJSON *down = cJSON_AddArrayToObject(o, "downstream_task_ids");
 	for (size_t i = 0; i < t->n_down; i++)
 		cJSON_AddItemToArray(down, cJSON_CreateString(d->tasks[t->downstream[i]].id));

@@ -25,6 +25,8 @@ struct dag_status {
 
 /* Airflow "DAG". */
 cJSON *api_dag(const struct dag *d, const struct dag_status *s);
+/* Airflow "DAG" from the daemon's record of it (same fields as api_dag). */
+cJSON *api_dag_from_row(const struct dag_row *r);
 /* Airflow "DAGDetail" (DAG plus catchup, params, start_date, timezone, ...). */
 cJSON *api_dag_detail(const struct dag *d, const struct dag_status *s);
 /* Airflow "Task". */

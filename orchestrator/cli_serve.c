@@ -124,12 +124,13 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	char *db = cli_db_path(cli);
+	char *db = cli_db_path(cli), *lib = xasprintf("%s/lib", cli->dags);
 	struct web *web = NULL;
 	struct web_opts wo = {
 		.bind = cli->cfg->bind,
 		.port = cli->cfg->port,
 		.db_path = db,
+		.lib_dir = lib,
 		.no_auth = no_auth,
 		.heartbeat = heartbeat_cb,
 	};
@@ -137,6 +138,7 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 		fprintf(stderr, "sluice serve: %s\n", err);
 		free(err);
 		free(db);
+		free(lib);
 		return 1;
 	}
 	printf("REST API at http://%s:%d/api/v1 (%s)\n", cli->cfg->bind, web_port(web),
@@ -153,6 +155,7 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 	web_stop(web);
 	free(shim);
 	free(db);
+	free(lib);
 	return rc;
 }
 

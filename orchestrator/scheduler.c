@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,76 @@ static void arm_tick(struct sched *s, usec_t delay);
 static _Atomic usec_t heartbeat = USEC_NONE;
 
 usec_t sched_heartbeat(void) { return heartbeat; }
+
+/* Writes from other threads: a queue drained on the loop thread. `current` is the running
+ * daemon (one per process); all of this is guarded by wq_lock. */
+struct write_call {
+	int (*fn)(struct store *st, void *ctx);
+	void *ctx;
+	int rc;
+	bool done;
+	struct write_call *next;
+};
+static pthread_mutex_t wq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wq_done = PTHREAD_COND_INITIALIZER;
+static struct write_call *wq_head;
+static struct sched *current;
+
+int sched_write(int (*fn)(struct store *writer, void *ctx), void *ctx)
+{
+	struct write_call c = {.fn = fn, .ctx = ctx};
+	pthread_mutex_lock(&wq_lock);
+	if (!current) {
+		pthread_mutex_unlock(&wq_lock);
+		return -ESRCH;
+	}
+	struct write_call **tail = &wq_head;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = &c;
+	evloop_wake(current->loop);
+	while (!c.done)
+		pthread_cond_wait(&wq_done, &wq_lock);
+	pthread_mutex_unlock(&wq_lock);
+	return c.rc;
+}
+
+/* On the loop thread: runs every queued write, then schedules at once. */
+static void drain_writes(struct evloop *loop, void *arg)
+{
+	struct sched *s = arg;
+	bool any = false;
+	pthread_mutex_lock(&wq_lock);
+	while (wq_head) {
+		struct write_call *c = wq_head;
+		wq_head = c->next;
+		pthread_mutex_unlock(&wq_lock);
+		int rc = c->fn(s->st, c->ctx);
+		pthread_mutex_lock(&wq_lock);
+		c->rc = rc;
+		c->done = true;
+		any = true;
+	}
+	pthread_cond_broadcast(&wq_done);
+	pthread_mutex_unlock(&wq_lock);
+	if (any && !s->stopping)
+		arm_tick(s, 0);
+	(void)loop;
+}
+
+/* At shutdown: no more writes; waiting callers get -ESHUTDOWN. */
+static void close_writes(void)
+{
+	pthread_mutex_lock(&wq_lock);
+	current = NULL;
+	for (struct write_call *c = wq_head; c; c = c->next) {
+		c->rc = -ESHUTDOWN;
+		c->done = true;
+	}
+	wq_head = NULL;
+	pthread_cond_broadcast(&wq_done);
+	pthread_mutex_unlock(&wq_lock);
+}
 
 /* The lock ------------------------------------------------------------------------------------- */
 
@@ -761,7 +832,12 @@ int sched_serve(const struct sched_opts *o)
 	log_info("sluice %s serving DAGs from %s (state in %s, pid %d)", SLUICE_VERSION, s.bag.dir, o->home,
 		 (int)getpid());
 	arm_tick(&s, 0);
+	evloop_set_wake(s.loop, drain_writes, &s);
+	pthread_mutex_lock(&wq_lock);
+	current = &s;
+	pthread_mutex_unlock(&wq_lock);
 	rc = evloop_run(s.loop) < 0 ? 1 : 0;
+	close_writes();
 	log_info("stopped");
 out:
 	free(err);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "store.h"
 
 struct sched_opts {
 	const struct config *cfg;
@@ -25,6 +26,13 @@ int sched_serve(const struct sched_opts *o);
 /* The wall-clock time of the daemon's latest scheduling pass in this process (USEC_NONE before
  * the first). Thread-safe: the web server reads it for /health. */
 usec_t sched_heartbeat(void);
+
+/* Runs fn(writer, ctx) on the daemon's loop thread with its single writer connection, waits for
+ * it and returns its result; the next scheduling pass follows at once, so a queued run or a
+ * changed flag takes effect without waiting for the tick. Thread-safe (the web server's writes
+ * go through here). Returns -ESRCH when no daemon runs in this process, -ESHUTDOWN when it
+ * stopped before running fn. */
+int sched_write(int (*fn)(struct store *writer, void *ctx), void *ctx);
 
 /* True when a `sluice serve` holds the lock of home; *pid gets its pid when known. */
 bool sched_daemon_running(const char *home, int *pid);

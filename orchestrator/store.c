@@ -1107,6 +1107,49 @@ int store_pool_delete(struct store *st, const char *name)
 	return rc;
 }
 
+void dag_row_free(struct dag_row *d)
+{
+	free(d->dag_id);
+	free(d->fileloc);
+	free(d->version);
+	free(d->description);
+	free(d->schedule);
+	free(d->timezone);
+	free(d->owners);
+	free(d->tags);
+	memset(d, 0, sizeof(*d));
+}
+
+static void read_dag_row(sqlite3_stmt *s, void *row)
+{
+	struct dag_row *d = row;
+	d->dag_id = col_text(s, 0);
+	d->fileloc = col_text(s, 1);
+	d->is_paused = sqlite3_column_int(s, 2);
+	d->is_active = sqlite3_column_int(s, 3);
+	d->version = col_text(s, 4);
+	d->description = col_text(s, 5);
+	d->schedule = col_text(s, 6);
+	d->timezone = col_text(s, 7);
+	d->owners = col_text(s, 8);
+	d->tags = col_text(s, 9);
+	d->max_active_runs = sqlite3_column_int(s, 10);
+	d->max_active_tasks = sqlite3_column_int(s, 11);
+	d->last_parsed_time = col_time(s, 12);
+	d->has_import_errors = sqlite3_column_int(s, 13);
+}
+
+int store_dag_rows(struct store *st, bool all, struct dag_row **out)
+{
+	sqlite3_stmt *s = prep(st,
+		"SELECT dag_id, fileloc, is_paused, is_active, version, description, schedule, timezone, "
+		"owners, tags, max_active_runs, max_active_tasks, last_parsed_time, "
+		"EXISTS (SELECT 1 FROM import_error e WHERE e.filename = dag.fileloc) "
+		"FROM dag WHERE ?1 OR is_active = 1 ORDER BY dag_id");
+	sqlite3_bind_int(s, 1, all);
+	return collect(st, s, sizeof(**out), read_dag_row, (void **)out, "dag rows");
+}
+
 void import_error_row_free(struct import_error_row *e)
 {
 	free(e->filename);

@@ -193,6 +193,17 @@ int store_dag_each(struct store *st, void (*fn)(void *arg, const char *dag_id, b
 /* Marks the listed DAGs active and every other DAG inactive. */
 int store_dags_set_active(struct store *st, const char *const *ids, size_t n);
 
+/* DAG rows as the daemon recorded them (for the API). */
+struct dag_row {
+	char *dag_id, *fileloc, *version, *description, *schedule, *timezone, *owners, *tags;
+	bool is_paused, is_active, has_import_errors;
+	int max_active_runs, max_active_tasks;
+	usec_t last_parsed_time;
+};
+void dag_row_free(struct dag_row *d);
+/* DAGs by id (only active ones unless all); returns the count or negative. */
+int store_dag_rows(struct store *st, bool all, struct dag_row **out);
+
 /* Import errors, for the API. */
 struct import_error_row {
 	int64_t id;

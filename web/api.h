@@ -28,6 +28,12 @@ struct route {
 const char *api_param(struct req *r, const char *name);
 /* A query-string value, or NULL. */
 const char *api_query(struct req *r, const char *name);
+/* Up to max values of a repeated query parameter (?tags=a&tags=b); returns how many. */
+int api_query_values(struct req *r, const char *name, const char **out, int max);
+/* The DAG folder's lib/ (for loading stored DAG versions that `require` modules). */
+const char *api_lib_dir(struct req *r);
+/* The caller's role. */
+enum role api_role(struct req *r);
 /* The request body (NUL-terminated, maybe empty). */
 const char *api_body(struct req *r, size_t *len);
 /* This worker thread's read-only connection (NULL when the database cannot be opened). */
@@ -46,8 +52,17 @@ bool api_page(struct req *r, int *limit, int *offset);
  * and replies 200. Takes ownership of all. */
 void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int offset);
 
+struct dag_row;
+struct dag;
+/* The daemon's record of a DAG (caller frees with dag_row_free); replies 404 and returns false
+ * when there is none. */
+bool api_dag_row(struct req *r, const char *dag_id, struct dag_row *out);
+/* The DAG of its current stored version (a new reference; dag_unref it), or NULL after replying. */
+struct dag *api_load_dag(struct req *r, const struct dag_row *row);
+
 extern const struct route api_import_error_routes[];
 extern const struct route api_pool_routes[];
 extern const struct route api_dag_run_routes[];
+extern const struct route api_dag_routes[];
 
 #endif

@@ -2,8 +2,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "api.h"
 #include "apijson.h"
+#include "engine.h"
+#include "scheduler.h"
 
 /* Looks the run up, replying 404 when it does not exist. */
 static bool find_run(struct req *r, struct run_row *run)
@@ -83,7 +87,92 @@ static void get_ti(struct req *r)
 	run_row_free(&run);
 }
 
+static int write_run(struct store *st, void *arg)
+{
+	struct run_row *run = arg;
+	int rc = store_begin(st);
+	if (rc == 0 && (rc = store_run_insert(st, run)) == 0)
+		rc = store_commit(st);
+	else
+		store_rollback(st);
+	return rc;
+}
+
+/* Reads an optional ISO time field; false after replying 400 when it is malformed. */
+static bool body_time(struct req *r, const cJSON *body, const char *key, usec_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+	if (!v || cJSON_IsNull(v))
+		return true;
+	if (!cJSON_IsString(v) || parse_iso8601(v->valuestring, out) < 0) {
+		api_problem(r, 400, "Bad Request", "%s must be an ISO 8601 date-time", key);
+		return false;
+	}
+	return true;
+}
+
+/* POST /dags/{dag_id}/dagRuns: queues a manual run; the scheduler starts it at once. */
+static void trigger(struct req *r)
+{
+	struct dag_row row;
+	struct run_row run = {0};
+	struct dag *d = NULL;
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	usec_t ld = USEC_NONE, ds = USEC_NONE, de = USEC_NONE;
+	if (!cJSON_IsObject(body)) {
+		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
+		goto out;
+	}
+	const cJSON *conf = cJSON_GetObjectItemCaseSensitive(body, "conf");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "dag_run_id");
+	const cJSON *note = cJSON_GetObjectItemCaseSensitive(body, "note");
+	if ((conf && !cJSON_IsNull(conf) && !cJSON_IsObject(conf)) || (id && !cJSON_IsNull(id) && !cJSON_IsString(id))) {
+		api_problem(r, 400, "Bad Request", "conf must be an object and dag_run_id a string");
+		goto out;
+	}
+	if (!body_time(r, body, "logical_date", &ld) || !body_time(r, body, "execution_date", &ld) ||
+	    !body_time(r, body, "data_interval_start", &ds) || !body_time(r, body, "data_interval_end", &de))
+		goto out;
+	if (!api_dag_row(r, api_param(r, "dag_id"), &row))
+		goto out;
+	d = api_load_dag(r, &row);
+	dag_row_free(&row);
+	if (!d)
+		goto out;
+	char iso[ISO_BUFSZ];
+	run.logical_date = ld != USEC_NONE ? ld : now_usec();
+	format_iso8601(run.logical_date, iso, sizeof(iso));
+	run.dag_id = xstrdup(d->dag_id);
+	run.run_id = cJSON_IsString(id) ? xstrdup(id->valuestring) : xasprintf("manual__%s", iso);
+	run.run_type = xstrdup("manual");
+	run.state = xstrdup("queued");
+	if (ds != USEC_NONE && de != USEC_NONE) {
+		run.data_interval_start = ds;
+		run.data_interval_end = de;
+	} else {
+		engine_infer_interval(d, run.logical_date, &run.data_interval_start, &run.data_interval_end);
+	}
+	run.conf = conf && cJSON_IsObject(conf) ? cJSON_PrintUnformatted(conf) : xstrdup("{}");
+	run.note = cJSON_IsString(note) ? xstrdup(note->valuestring) : NULL;
+	run.queued_at = now_usec();
+	run.start_date = run.end_date = USEC_NONE;
+	run.external_trigger = true;
+	int rc = sched_write(write_run, &run);
+	if (rc == -EEXIST)
+		api_problem(r, 409, "Conflict", "DAGRun with DAG ID: '%s' and DAGRun ID or logical date '%s' already exists",
+			    run.dag_id, run.run_id);
+	else if (rc < 0)
+		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the run (%s)", strerror(-rc));
+	else
+		api_reply(r, 200, api_dag_run(&run));
+out:
+	run_row_free(&run);
+	dag_unref(d);
+	cJSON_Delete(body);
+}
+
 const struct route api_dag_run_routes[] = {
+	{"POST", "/dags/{dag_id}/dagRuns", ROLE_OP, trigger},
 	{"GET", "/dags/{dag_id}/dagRuns", ROLE_VIEWER, list_runs},
 	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_VIEWER, get_run},
 	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", ROLE_VIEWER, list_tis},

@@ -23,7 +23,7 @@
 
 struct web {
 	struct web_opts o;
-	char *db_path, *bind;
+	char *db_path, *bind, *lib_dir;
 	struct MHD_Daemon *mhd;
 	int port;
 	pthread_key_t store_key;
@@ -114,6 +114,32 @@ const char *api_body(struct req *r, size_t *len)
 
 struct store *api_store(struct req *r) { return r->st; }
 
+const char *api_lib_dir(struct req *r) { return r->w->lib_dir; }
+
+enum role api_role(struct req *r) { return r->role; }
+
+struct values_ctx {
+	const char *name;
+	const char **out;
+	int max, n;
+};
+
+static enum MHD_Result collect_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct values_ctx *c = cls;
+	(void)kind;
+	if (value && !strcmp(key, c->name) && c->n < c->max)
+		c->out[c->n++] = value;
+	return MHD_YES;
+}
+
+int api_query_values(struct req *r, const char *name, const char **out, int max)
+{
+	struct values_ctx c = {name, out, max, 0};
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_value, &c);
+	return c.n;
+}
+
 static bool nonneg_int(const char *s, int *out)
 {
 	char *end;
@@ -187,7 +213,7 @@ static const struct route base_routes[] = {
 };
 
 static const struct route *const route_tables[] = {
-	base_routes, api_import_error_routes, api_pool_routes, api_dag_run_routes, NULL,
+	base_routes, api_import_error_routes, api_pool_routes, api_dag_routes, api_dag_run_routes, NULL,
 };
 
 /* Matches path against a pattern, filling r's parameters. */
@@ -365,6 +391,8 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 	w->o = *o;
 	w->db_path = xstrdup(o->db_path);
 	w->bind = xstrdup(o->bind);
+	w->lib_dir = o->lib_dir ? xstrdup(o->lib_dir) : NULL;
+	w->o.lib_dir = w->lib_dir;
 	w->o.db_path = w->db_path;
 	w->o.bind = w->bind;
 	if (!w->o.max_body)
@@ -382,6 +410,7 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 		pthread_key_delete(w->store_key);
 		free(w->db_path);
 		free(w->bind);
+		free(w->lib_dir);
 		free(w);
 		return -EADDRINUSE;
 	}
@@ -401,5 +430,6 @@ void web_stop(struct web *w)
 	pthread_key_delete(w->store_key);
 	free(w->db_path);
 	free(w->bind);
+	free(w->lib_dir);
 	free(w);
 }

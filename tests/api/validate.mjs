@@ -14,7 +14,23 @@ if (!specPath || !responsesPath) {
 	console.error('usage: node validate.mjs SPEC.yaml RESPONSES.json');
 	process.exit(2);
 }
-const spec = YAML.parse(readFileSync(specPath, 'utf8'));
+// OpenAPI 3.0 `nullable: true` next to a $ref/allOf (no `type`) is not something Ajv accepts;
+// it means "this schema, or null", which is what the rewrite below says in JSON Schema terms.
+function fixNullable(node) {
+	if (Array.isArray(node))
+		return node.map(fixNullable);
+	if (!node || typeof node !== 'object')
+		return node;
+	const out = {};
+	for (const [k, v] of Object.entries(node))
+		out[k] = fixNullable(v);
+	if (out.nullable === true && out.type === undefined) {
+		delete out.nullable;
+		return { anyOf: [out, { type: 'null' }] };
+	}
+	return out;
+}
+const spec = fixNullable(YAML.parse(readFileSync(specPath, 'utf8')));
 // OpenAPI 3.0 schemas: `nullable` is understood by Ajv; `discriminator`, `readOnly` and the
 // documentation keywords are not validation rules here.
 const ajv = new Ajv({ strict: false, allErrors: true, discriminator: false });

@@ -16,7 +16,7 @@ from harness import ROOT, Daemon, Home, check, eq, expect, finish, wait_until  #
 SPEC = os.environ.get("SLUICE_AIRFLOW_SPEC") or os.path.join(ROOT, "..", "shared", "reference", "airflow-v1.yaml")
 recorded = []   # responses to validate against the spec
 home = Home()
-home.write_dag("d.lua", 'local d = dag { id = "d" }\nlocal a = d:task "a" { cmd = "true" }\n'
+home.write_dag("d.lua", 'local d = dag { id = "d", tags = { "t1" }, params = { p = 1 } }\nlocal a = d:task "a" { cmd = "true" }\n'
                         'local m = d:map "m" { over = { "x", "y" }, cmd = "echo {{ item }}" }\nd:flow(a >> m)\nreturn d\n')
 home.write_dag("broken.lua", "this is not lua\n")
 run = home.test_run("d", "--logical-date", "2026-11-01", expect_state="success")
@@ -118,6 +118,67 @@ def t_pagination_and_errors():
     eq(st, 413, "body cap")
 
 
+def send(method, path, payload, auth=ADMIN):
+    return call(method, path, auth=auth, body=json.dumps(payload).encode())
+
+
+def t_dags():
+    out = get_ok("/dags", "DAGCollection")
+    eq([d["dag_id"] for d in out["dags"]], ["d"], "dags")
+    eq(out["dags"][0]["is_paused"], False, "not paused")
+    get_ok("/dags?dag_id_pattern=d&paused=false", "DAGCollection")
+    eq(get_ok("/dags?tags=nope", "DAGCollection")["total_entries"], 0, "tag filter")
+    eq(get_ok("/dags?tags=t1", "DAGCollection")["total_entries"], 1, "tag filter hit")
+    get_ok("/dags/d", "DAG")
+    problem("/dags/nope", 404)
+    det = get_ok("/dags/d/details", "DAGDetail")
+    eq(det["params"], {"p": 1}, "params")
+    tasks = get_ok("/dags/d/tasks", "TaskCollection")
+    eq(sorted(t["task_id"] for t in tasks["tasks"]), ["a", "m"], "tasks")
+    eq(get_ok("/dags/d/tasks/m", "Task")["is_mapped"], True, "mapped task")
+    problem("/dags/d/tasks/zz", 404)
+    token = get_ok("/dags/d", "DAG")["file_token"]
+    st, _, body = call("GET", f"/dagSources/{token}")
+    eq(st, 200, "dag source")
+    expect('dag { id = "d"' in body["content"], body)
+    problem("/dagSources/nope", 404)
+
+
+def t_pause():
+    viewer = "vera:s3cret-pass"
+    st, _, body = send("PATCH", "/dags/d", {"is_paused": True}, auth=viewer)
+    eq(st, 403, f"viewer may not pause: {body}")
+    recorded.append({"name": "PATCH as viewer", "schema": "Error", "body": body})
+    st, _, body = send("PATCH", "/dags/d?update_mask=is_paused", {"is_paused": True})
+    eq(st, 200, f"pause: {body}")
+    recorded.append({"name": "PATCH /dags/d", "schema": "DAG", "body": body})
+    eq(body["is_paused"], True, "paused")
+    eq(home.json("dags", "list", "--json")["dags"][0]["is_paused"], True, "the CLI sees it")
+    st, _, body = send("PATCH", "/dags/d", {"is_paused": "yes"})
+    eq(st, 400, "bad body")
+    st, _, body = send("PATCH", "/dags/d", {"is_paused": False})
+    eq((st, body["is_paused"]), (200, False), "unpause")
+
+
+def t_trigger():
+    st, _, body = send("POST", "/dags/d/dagRuns", {"dag_run_id": "api_1", "conf": {"p": 2}})
+    eq(st, 200, f"trigger: {body}")
+    recorded.append({"name": "POST dagRuns", "schema": "DAGRun", "body": body})
+    eq((body["state"], body["conf"], body["run_type"]), ("queued", {"p": 2}, "manual"), "queued run")
+    st, _, body = send("POST", "/dags/d/dagRuns", {"dag_run_id": "api_1"})
+    eq(st, 409, f"duplicate: {body}")
+    recorded.append({"name": "POST dagRuns (409)", "schema": "Error", "body": body})
+    st, _, body = send("POST", "/dags/d/dagRuns", {"conf": [1]})
+    eq(st, 400, "conf must be an object")
+    st, _, body = send("POST", "/dags/nope/dagRuns", {})
+    eq(st, 404, "unknown DAG")
+    st, _, body = send("POST", "/dags/d/dagRuns", {}, auth="vera:s3cret-pass")
+    eq(st, 403, "viewer may not trigger")
+    wait_until(lambda: call("GET", "/dags/d/dagRuns/api_1")[2]["state"] == "success", 20, "the API-triggered run")
+    log = home.log("d", "api_1", "a")
+    expect(log is not None, "ran")
+
+
 def t_validate():
     path = os.path.join(home.dir, "responses.json")
     with open(path, "w") as f:
@@ -140,6 +201,9 @@ try:
     check("auth: none, wrong, Basic, Bearer token, viewer user", t_auth)
     check("pools, import errors, dag runs, task instances", t_resources)
     check("pagination, 400, 404, 405, 413", t_pagination_and_errors)
+    check("dags: list and filters, get, details, tasks, source", t_dags)
+    check("PATCH /dags/{id}: pause through the scheduler; viewers get 403", t_pause)
+    check("POST /dags/{id}/dagRuns: trigger, 409, 400, 404, 403; the run succeeds", t_trigger)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
 finally:
     dm.stop()
