@@ -131,6 +131,7 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 		.port = cli->cfg->port,
 		.db_path = db,
 		.lib_dir = lib,
+		.home = cli->home,
 		.no_auth = no_auth,
 		.heartbeat = heartbeat_cb,
 	};

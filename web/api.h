@@ -30,6 +30,8 @@ const char *api_param(struct req *r, const char *name);
 const char *api_query(struct req *r, const char *name);
 /* Up to max values of a repeated query parameter (?tags=a&tags=b); returns how many. */
 int api_query_values(struct req *r, const char *name, const char **out, int max);
+/* $SLUICE_HOME (logs live under it). */
+const char *api_home(struct req *r);
 /* The DAG folder's lib/ (for loading stored DAG versions that `require` modules). */
 const char *api_lib_dir(struct req *r);
 /* The caller's role. */
@@ -41,6 +43,13 @@ struct store *api_store(struct req *r);
 
 /* Replies with a JSON document (takes ownership of j). */
 void api_reply(struct req *r, unsigned status, cJSON *j);
+/* Replies with plain text (takes ownership of text). */
+void api_reply_text(struct req *r, unsigned status, char *text);
+/* Replies 204 No Content. */
+void api_reply_empty(struct req *r);
+/* A request header, or NULL. */
+const char *api_header(struct req *r, const char *name);
+
 /* Replies with an RFC 7807 problem in Airflow's shape. */
 void api_problem(struct req *r, unsigned status, const char *title, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -64,5 +73,9 @@ extern const struct route api_import_error_routes[];
 extern const struct route api_pool_routes[];
 extern const struct route api_dag_run_routes[];
 extern const struct route api_dag_routes[];
+extern const struct route api_ti_routes[];
+
+/* Looks up the run named by the {dag_id}/{dag_run_id} path parameters; replies 404 when missing. */
+bool api_find_run(struct req *r, struct run_row *run);
 
 #endif

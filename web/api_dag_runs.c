@@ -9,8 +9,7 @@
 #include "engine.h"
 #include "scheduler.h"
 
-/* Looks the run up, replying 404 when it does not exist. */
-static bool find_run(struct req *r, struct run_row *run)
+bool api_find_run(struct req *r, struct run_row *run)
 {
 	const char *dag_id = api_param(r, "dag_id"), *run_id = api_param(r, "dag_run_id");
 	if (store_run_get(api_store(r), dag_id, run_id, 0, run) == 0)
@@ -40,7 +39,7 @@ static void list_runs(struct req *r)
 static void get_run(struct req *r)
 {
 	struct run_row run = {0};
-	if (!find_run(r, &run))
+	if (!api_find_run(r, &run))
 		return;
 	api_reply(r, 200, api_dag_run(&run));
 	run_row_free(&run);
@@ -51,7 +50,7 @@ static void list_tis(struct req *r)
 	int limit, offset;
 	struct run_row run = {0};
 	struct ti_row *tis = NULL;
-	if (!api_page(r, &limit, &offset) || !find_run(r, &run))
+	if (!api_page(r, &limit, &offset) || !api_find_run(r, &run))
 		return;
 	int n = store_ti_list(api_store(r), run.pk, &tis);
 	cJSON *all = cJSON_CreateArray();
@@ -75,7 +74,7 @@ static void get_ti(struct req *r)
 		api_problem(r, 400, "Bad Request", "map_index must be an integer");
 		return;
 	}
-	if (!find_run(r, &run))
+	if (!api_find_run(r, &run))
 		return;
 	if (store_ti_get(api_store(r), run.pk, task, (int)map_index, &ti) == 0) {
 		api_reply(r, 200, api_task_instance(&ti, &run));

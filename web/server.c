@@ -23,7 +23,7 @@
 
 struct web {
 	struct web_opts o;
-	char *db_path, *bind, *lib_dir;
+	char *db_path, *bind, *lib_dir, *home;
 	struct MHD_Daemon *mhd;
 	int port;
 	pthread_key_t store_key;
@@ -55,6 +55,27 @@ void api_reply(struct req *r, unsigned status, cJSON *j)
 	r->payload = cJSON_PrintUnformatted(j);
 	r->content_type = "application/json";
 	cJSON_Delete(j);
+}
+
+void api_reply_text(struct req *r, unsigned status, char *text)
+{
+	free(r->payload);
+	r->status = status;
+	r->payload = text;
+	r->content_type = "text/plain; charset=utf-8";
+}
+
+void api_reply_empty(struct req *r)
+{
+	free(r->payload);
+	r->status = 204;
+	r->payload = NULL;
+	r->content_type = "application/json";
+}
+
+const char *api_header(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
 static const char *problem_type(unsigned status)
@@ -115,6 +136,8 @@ const char *api_body(struct req *r, size_t *len)
 struct store *api_store(struct req *r) { return r->st; }
 
 const char *api_lib_dir(struct req *r) { return r->w->lib_dir; }
+
+const char *api_home(struct req *r) { return r->w->home; }
 
 enum role api_role(struct req *r) { return r->role; }
 
@@ -213,7 +236,10 @@ static const struct route base_routes[] = {
 };
 
 static const struct route *const route_tables[] = {
-	base_routes, api_import_error_routes, api_pool_routes, api_dag_routes, api_dag_run_routes, NULL,
+	/* Tables with literal segments first: ".../{task_id}/tries" must not be taken for
+	 * ".../{task_id}/{map_index}". */
+	base_routes, api_import_error_routes, api_pool_routes, api_dag_routes, api_ti_routes,
+	api_dag_run_routes, NULL,
 };
 
 /* Matches path against a pattern, filling r's parameters. */
@@ -392,6 +418,7 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 	w->db_path = xstrdup(o->db_path);
 	w->bind = xstrdup(o->bind);
 	w->lib_dir = o->lib_dir ? xstrdup(o->lib_dir) : NULL;
+	w->home = xstrdup(o->home ? o->home : ".");
 	w->o.lib_dir = w->lib_dir;
 	w->o.db_path = w->db_path;
 	w->o.bind = w->bind;
@@ -411,6 +438,7 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 		free(w->db_path);
 		free(w->bind);
 		free(w->lib_dir);
+		free(w->home);
 		free(w);
 		return -EADDRINUSE;
 	}
@@ -431,5 +459,6 @@ void web_stop(struct web *w)
 	free(w->db_path);
 	free(w->bind);
 	free(w->lib_dir);
+	free(w->home);
 	free(w);
 }

@@ -19,6 +19,7 @@ struct web_opts {
 	int port;                  /* 0 = any free port */
 	const char *db_path;       /* the database, opened read-only per thread */
 	const char *lib_dir;       /* <dags>/lib, for DAG versions that `require` modules */
+	const char *home;          /* $SLUICE_HOME, where the logs are */
 	bool no_auth;              /* only allowed on a loopback address */
 	size_t max_body;           /* bytes; 0 = 1 MiB */
 	/* The scheduler's latest heartbeat (wall clock), for /health; called from worker threads. */

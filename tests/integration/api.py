@@ -16,7 +16,8 @@ from harness import ROOT, Daemon, Home, check, eq, expect, finish, wait_until  #
 SPEC = os.environ.get("SLUICE_AIRFLOW_SPEC") or os.path.join(ROOT, "..", "shared", "reference", "airflow-v1.yaml")
 recorded = []   # responses to validate against the spec
 home = Home()
-home.write_dag("d.lua", 'local d = dag { id = "d", tags = { "t1" }, params = { p = 1 } }\nlocal a = d:task "a" { cmd = "true" }\n'
+home.write_dag("d.lua", 'local d = dag { id = "d", tags = { "t1" }, params = { p = 1 } }\n'
+                        'local a = d:task "a" { cmd = "echo hello from a; echo rows=3 >> $SLUICE_OUTPUT" }\n'
                         'local m = d:map "m" { over = { "x", "y" }, cmd = "echo {{ item }}" }\nd:flow(a >> m)\nreturn d\n')
 home.write_dag("broken.lua", "this is not lua\n")
 run = home.test_run("d", "--logical-date", "2026-11-01", expect_state="success")
@@ -179,6 +180,61 @@ def t_trigger():
     expect(log is not None, "ran")
 
 
+def t_pools_crud():
+    st, _, body = send("POST", "/pools", {"name": "gpu", "slots": 2, "description": "cards"})
+    eq(st, 200, f"create: {body}")
+    recorded.append({"name": "POST /pools", "schema": "Pool", "body": body})
+    eq((body["name"], body["slots"], body["open_slots"]), ("gpu", 2, 2), "created")
+    st, _, body = send("POST", "/pools", {"name": "gpu", "slots": 1})
+    eq(st, 409, "duplicate pool")
+    st, _, body = send("POST", "/pools", {"name": "bad name", "slots": 1})
+    eq(st, 400, "bad name")
+    st, _, body = send("PATCH", "/pools/gpu?update_mask=slots", {"slots": 5, "description": "ignored"})
+    eq((st, body["slots"], body["description"]), (200, 5, "cards"), f"patch with mask: {body}")
+    recorded.append({"name": "PATCH /pools/gpu", "schema": "Pool", "body": body})
+    eq({p["name"]: p["slots"] for p in home.json("pools", "list", "--json")["pools"]}["gpu"], 5, "the CLI sees it")
+    st, _, body = send("PATCH", "/pools/nope", {"slots": 1})
+    eq(st, 404, "patch unknown")
+    st, _, body = send("POST", "/pools", {"name": "x", "slots": 1}, auth="vera:s3cret-pass")
+    eq(st, 403, "viewer may not create pools")
+    st, _, body = call("DELETE", "/pools/default_pool")
+    eq(st, 400, "default pool stays")
+    st, _, body = call("DELETE", "/pools/gpu")
+    eq(st, 204, "delete")
+    st, _, body = call("DELETE", "/pools/gpu")
+    eq(st, 404, "delete twice")
+
+
+def t_logs_tries_xcom():
+    q = urllib.request.quote(RUN, safe="")
+    base = f"/dags/d/dagRuns/{q}/taskInstances/a"
+    st, _, body = call("GET", f"{base}/logs/1")
+    eq(st, 200, f"log: {body}")
+    expect("hello from a" in body["content"], body)
+    token = body["continuation_token"]
+    st, _, more = call("GET", f"{base}/logs/1?token={token}")
+    eq((st, more["content"], more["continuation_token"]), (200, "", token), "nothing new after the token")
+    st, _, whole = call("GET", f"{base}/logs/1?full_content=true")
+    eq(whole["content"], body["content"], "full content")
+    req = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/v1{base}/logs/1")
+    req.add_header("Authorization", "Basic " + base64.b64encode(ADMIN.encode()).decode())
+    req.add_header("Accept", "text/plain")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        eq(resp.headers.get("Content-Type"), "text/plain; charset=utf-8", "plain text log")
+        expect("hello from a" in resp.read().decode(), "plain log content")
+    problem(f"{base}/logs/5", 404)
+    problem(f"{base}/logs/x", 400)
+    st, _, body = call("GET", f"/dags/d/dagRuns/{q}/taskInstances/m/logs/1?map_index=1")
+    expect(st == 200 and "y" in body["content"], f"mapped log: {body}")
+    tries = get_ok(f"{base}/tries", "TaskInstanceCollection")
+    eq([(t["try_number"], t["state"]) for t in tries["task_instances"]], [(1, "success")], "tries")
+    xs = get_ok(f"{base}/xcomEntries", "XComCollection")
+    eq(sorted(x["key"] for x in xs["xcom_entries"]), ["rows"], "outputs as xcom")
+    x = get_ok(f"{base}/xcomEntries/rows", "XCom")
+    eq(x["value"], "3", "xcom value")
+    problem(f"{base}/xcomEntries/nope", 404)
+
+
 def t_validate():
     path = os.path.join(home.dir, "responses.json")
     with open(path, "w") as f:
@@ -204,6 +260,8 @@ try:
     check("dags: list and filters, get, details, tasks, source", t_dags)
     check("PATCH /dags/{id}: pause through the scheduler; viewers get 403", t_pause)
     check("POST /dags/{id}/dagRuns: trigger, 409, 400, 404, 403; the run succeeds", t_trigger)
+    check("pools: create, 409, 400, PATCH with update_mask, 403, DELETE", t_pools_crud)
+    check("logs (JSON with continuation token, text/plain), tries, xcomEntries", t_logs_tries_xcom)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
 finally:
     dm.stop()

@@ -1,0 +1,172 @@
+/* Per task instance: logs (with a continuation token for tailing), tries, xcomEntries (outputs). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "apijson.h"
+#include "engine.h"
+
+#define LOG_CHUNK (1u << 20)
+
+/* The task instance named by the path (and ?map_index=, default -1); replies 404 when missing. */
+static bool find_ti(struct req *r, struct run_row *run, struct ti_row *ti)
+{
+	const char *mi = api_query(r, "map_index");
+	int map_index = mi ? atoi(mi) : -1;
+	if (!api_find_run(r, run))
+		return false;
+	if (store_ti_get(api_store(r), run->pk, api_param(r, "task_id"), map_index, ti) == 0)
+		return true;
+	api_problem(r, 404, "Task instance not found", "Task instance %s (map index %d) of run %s not found",
+		    api_param(r, "task_id"), map_index, run->run_id);
+	run_row_free(run);
+	return false;
+}
+
+/* The log of one try. The continuation token is the byte offset already read (opaque to
+ * clients); without full_content, a reply carries at most 1 MiB from there. */
+static void logs(struct req *r)
+{
+	struct run_row run = {0};
+	struct ti_row ti;
+	char *end;
+	long try_number = strtol(api_param(r, "task_try_number"), &end, 10);
+	if (*end || try_number < 1) {
+		api_problem(r, 400, "Bad Request", "task_try_number must be a positive integer");
+		return;
+	}
+	if (!find_ti(r, &run, &ti))
+		return;
+	if (try_number > ti.try_number) {
+		api_problem(r, 404, "Try not found", "task %s has no try %ld yet", ti.task_id, try_number);
+		goto out;
+	}
+	const char *token = api_query(r, "token"), *full = api_query(r, "full_content");
+	bool all = full && !strcmp(full, "true");
+	long long offset = token && !all ? strtoll(token, NULL, 10) : 0;
+	char *path = engine_log_path(api_home(r), ti.dag_id, ti.run_id, ti.task_id, ti.map_index, (int)try_number);
+	struct strbuf content = {0};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && offset >= 0 && lseek(fd, offset, SEEK_SET) == offset) {
+		char buf[65536];
+		ssize_t n;
+		while ((all || content.len < LOG_CHUNK) && (n = read(fd, buf, sizeof(buf))) > 0)
+			sb_add(&content, buf, (size_t)n);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	const char *accept = api_header(r, "Accept");
+	if (accept && strstr(accept, "text/plain") && !strstr(accept, "application/json")) {
+		api_reply_text(r, 200, sb_steal(&content));
+	} else {
+		cJSON *o = cJSON_CreateObject();
+		char next[32];
+		snprintf(next, sizeof(next), "%lld", (long long)(offset + (long long)content.len));
+		cJSON_AddStringToObject(o, "continuation_token", next);
+		cJSON_AddStringToObject(o, "content", sb_str(&content));
+		api_reply(r, 200, o);
+	}
+	sb_free(&content);
+out:
+	ti_row_free(&ti);
+	run_row_free(&run);
+}
+
+/* Airflow 2.10 lists tries in the TaskInstance shape. */
+static cJSON *try_json(const struct ti_row *ti, const struct try_row *t, const struct run_row *run)
+{
+	struct ti_row view = *ti;
+	view.try_number = t->try_number;
+	view.state = t->state;
+	view.start_date = t->start_date;
+	view.end_date = t->end_date;
+	view.duration = t->duration;
+	view.hostname = t->hostname;
+	view.pid = t->pid;
+	view.queued_when = t->queued_when;
+	return api_task_instance(&view, run);
+}
+
+static void tries(struct req *r)
+{
+	struct run_row run = {0};
+	struct ti_row ti;
+	struct try_row *rows = NULL;
+	int limit, offset;
+	if (!api_page(r, &limit, &offset) || !find_ti(r, &run, &ti))
+		return;
+	int n = store_try_list(api_store(r), ti.pk, &rows);
+	cJSON *all = cJSON_CreateArray();
+	for (int i = 0; i < n; i++) {
+		cJSON_AddItemToArray(all, try_json(&ti, &rows[i], &run));
+		try_row_free(&rows[i]);
+	}
+	free(rows);
+	api_reply_page(r, "task_instances", all, limit, offset);
+	ti_row_free(&ti);
+	run_row_free(&run);
+}
+
+struct xcom_ctx {
+	cJSON *arr;
+	const struct ti_row *ti;
+	const struct run_row *run;
+	const char *only_key;
+	bool with_value;
+};
+
+static int add_xcom(void *arg, const char *key, const char *value)
+{
+	struct xcom_ctx *c = arg;
+	if (c->only_key && strcmp(key, c->only_key))
+		return 0;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "key", key);
+	json_add_time(o, "timestamp", c->ti->end_date != USEC_NONE ? c->ti->end_date : c->run->logical_date);
+	json_add_time(o, "execution_date", c->run->logical_date);
+	cJSON_AddStringToObject(o, "task_id", c->ti->task_id);
+	cJSON_AddStringToObject(o, "dag_id", c->ti->dag_id);
+	cJSON_AddNumberToObject(o, "map_index", c->ti->map_index);
+	if (c->with_value)
+		cJSON_AddStringToObject(o, "value", value);
+	cJSON_AddItemToArray(c->arr, o);
+	return 0;
+}
+
+static void xcoms(struct req *r)
+{
+	struct run_row run = {0};
+	struct ti_row ti;
+	int limit, offset;
+	const char *key = api_param(r, "xcom_key");
+	if (!api_page(r, &limit, &offset) || !find_ti(r, &run, &ti))
+		return;
+	struct xcom_ctx c = {cJSON_CreateArray(), &ti, &run, key ? key : api_query(r, "xcom_key"), key != NULL};
+	store_output_each(api_store(r), ti.pk, add_xcom, &c);
+	if (!key) {
+		api_reply_page(r, "xcom_entries", c.arr, limit, offset);
+	} else if (cJSON_GetArraySize(c.arr) == 1) {
+		api_reply(r, 200, cJSON_DetachItemFromArray(c.arr, 0));
+		cJSON_Delete(c.arr);
+	} else {
+		cJSON_Delete(c.arr);
+		api_problem(r, 404, "XCom entry not found", "task %s has no output '%s'", ti.task_id, key);
+	}
+	ti_row_free(&ti);
+	run_row_free(&run);
+}
+
+#define TI "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}"
+
+const struct route api_ti_routes[] = {
+	{"GET", TI "/logs/{task_try_number}", ROLE_VIEWER, logs},
+	{"GET", TI "/tries", ROLE_VIEWER, tries},
+	{"GET", TI "/xcomEntries", ROLE_VIEWER, xcoms},
+	{"GET", TI "/xcomEntries/{xcom_key}", ROLE_VIEWER, xcoms},
+	{NULL, NULL, ROLE_NONE, NULL},
+};
