@@ -64,6 +64,9 @@ int ops_select(struct store *st, const struct dag *d, const struct run_row *run,
 			ok = false;
 		if (ok && sel->only_failed && strcmp(rows[i].state, "failed") && strcmp(rows[i].state, "upstream_failed"))
 			ok = false;
+		int stt = ti_state_parse(rows[i].state);
+		if (ok && sel->only_unfinished && stt >= 0 && ti_state_finished((enum ti_state)stt))
+			ok = false;
 		if (ok)
 			rows[kept++] = rows[i];
 		else

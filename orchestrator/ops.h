@@ -16,6 +16,7 @@ struct ops_selection {
 	int map_index;                /* -2 = every instance */
 	bool upstream, downstream;    /* also the tasks up/downstream of them, transitively */
 	bool only_failed;             /* only failed and upstream_failed instances */
+	bool only_unfinished;         /* only instances that have not finished */
 };
 
 /* Selects the instances of run that sel names, in d (the run's DAG). Returns the count (rows in

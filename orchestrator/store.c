@@ -616,6 +616,21 @@ int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *inter
 	return rc == SQLITE_ROW ? 0 : sql_err(st, NULL, "last scheduled");
 }
 
+int store_run_counts(struct store *st, const char *dag_id, int counts[4])
+{
+	static const char *const states[4] = {"queued", "running", "success", "failed"};
+	sqlite3_stmt *s = prep(st, "SELECT state, COUNT(*) FROM dag_run WHERE dag_id = ? GROUP BY state");
+	int rc;
+	memset(counts, 0, 4 * sizeof(int));
+	bind_text(s, 1, dag_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		for (int i = 0; i < 4; i++)
+			if (!strcmp((const char *)sqlite3_column_text(s, 0), states[i]))
+				counts[i] = sqlite3_column_int(s, 1);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "run counts");
+}
+
 int store_run_set_backfill(struct store *st, int64_t run_pk, int64_t backfill_id)
 {
 	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET backfill_id = ? WHERE id = ?");

@@ -102,6 +102,8 @@ int store_run_list_owned(struct store *st, const char *state, int64_t after_id, 
  * whether any scheduled run exists. */
 int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *interval_end, bool *any);
 
+/* Runs of a DAG per state: counts[0..3] = queued, running, success, failed. */
+int store_run_counts(struct store *st, const char *dag_id, int counts[4]);
 /* Hands a run to a backfill (reprocessing an existing run). */
 int store_run_set_backfill(struct store *st, int64_t run_pk, int64_t backfill_id);
 /* Number of runs of a backfill in state (e.g. "queued", "running"). */

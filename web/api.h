@@ -74,6 +74,7 @@ extern const struct route api_pool_routes[];
 extern const struct route api_dag_run_routes[];
 extern const struct route api_dag_routes[];
 extern const struct route api_ti_routes[];
+extern const struct route api_run_op_routes[];
 
 /* Looks up the run named by the {dag_id}/{dag_run_id} path parameters; replies 404 when missing. */
 bool api_find_run(struct req *r, struct run_row *run);

@@ -238,8 +238,8 @@ static const struct route base_routes[] = {
 static const struct route *const route_tables[] = {
 	/* Tables with literal segments first: ".../{task_id}/tries" must not be taken for
 	 * ".../{task_id}/{map_index}". */
-	base_routes, api_import_error_routes, api_pool_routes, api_dag_routes, api_ti_routes,
-	api_dag_run_routes, NULL,
+	base_routes, api_import_error_routes, api_pool_routes, api_run_op_routes, api_dag_routes,
+	api_ti_routes, api_dag_run_routes, NULL,
 };
 
 /* Matches path against a pattern, filling r's parameters. */

@@ -235,6 +235,52 @@ def t_logs_tries_xcom():
     problem(f"{base}/xcomEntries/nope", 404)
 
 
+def t_run_ops():
+    home.write_dag("f.lua", 'local d = dag { id = "f" }\nlocal a = d:task "a" { cmd = "true" }\n'
+                            'local b = d:task "b" { cmd = "exit 3" }\nd:flow(a >> b)\nreturn d\n')
+    wait_until(lambda: call("GET", "/dags/f")[0] == 200, 10, "the daemon to see f")
+    run = home.test_run("f", "--logical-date", "2026-11-02", expect_state="failed")
+    rid = run["run_id"]
+    q = urllib.request.quote(rid, safe="")
+    st, _, body = send("POST", "/dags/f/clearTaskInstances", {"dag_run_id": rid})
+    eq(st, 200, f"clear dry run: {body}")
+    recorded.append({"name": "clearTaskInstances", "schema": "TaskInstanceReferenceCollection", "body": body})
+    eq([t["task_id"] for t in body["task_instances"]], ["b"], "only_failed by default, dry run by default")
+    eq(call("GET", f"/dags/f/dagRuns/{q}")[2]["state"], "failed", "dry run changed nothing")
+    st, _, body = send("POST", "/dags/f/updateTaskInstancesState",
+                       {"dag_run_id": rid, "task_id": "b", "new_state": "success", "dry_run": False})
+    eq(st, 200, f"mark: {body}")
+    recorded.append({"name": "updateTaskInstancesState", "schema": "TaskInstanceReferenceCollection", "body": body})
+    eq(call("GET", f"/dags/f/dagRuns/{q}")[2]["state"], "success", "the run follows its leaves")
+    st, _, body = send("POST", f"/dags/f/dagRuns/{q}/clear", {"dry_run": True})
+    eq((st, body["total_entries"]), (200, 2), f"run clear dry run: {body}")
+    recorded.append({"name": "dagRun clear dry", "schema": "TaskInstanceCollection", "body": body})
+    st, _, body = send("PATCH", f"/dags/f/dagRuns/{q}", {"state": "failed"})
+    eq(st, 200, f"patch run: {body}")
+    recorded.append({"name": "PATCH dagRun", "schema": "DAGRun", "body": body})
+    st, _, body = send("PATCH", f"/dags/f/dagRuns/{q}", {"state": "bogus"})
+    eq(st, 400, "bad state")
+    st, _, body = send("POST", f"/dags/f/dagRuns/{q}/clear", {"dry_run": False})
+    expect(st == 200 and body["state"] in ("queued", "running"), f"run clear: {body}")  # the scheduler is quick
+    recorded.append({"name": "dagRun clear", "schema": "DAGRun", "body": body})
+    wait_until(lambda: call("GET", f"/dags/f/dagRuns/{q}")[2]["state"] == "failed", 20, "the cleared run to run again")
+    tis = {t["task_id"]: t for t in call("GET", f"/dags/f/dagRuns/{q}/taskInstances")[2]["task_instances"]}
+    eq((tis["a"]["try_number"], tis["b"]["try_number"]), (2, 2), "both ran again")
+    stats = get_ok("/dagStats?dag_ids=f,d", "DagStatsCollectionSchema")
+    eq({s["state"]: s["count"] for s in stats["dags"][0]["stats"]}["failed"], 1, "stats")
+    st, _, body = send("POST", "/dags/~/dagRuns/list", {"dag_ids": ["f"], "states": ["failed"]})
+    eq((st, body["total_entries"]), (200, 1), f"list: {body}")
+    recorded.append({"name": "dagRuns/list", "schema": "DAGRunCollection", "body": body})
+    st, _, body = send("POST", "/dags/~/dagRuns/list", {"dag_ids": ["nope"]})
+    eq(body["total_entries"], 0, "list filter")
+    st, _, body = call("DELETE", f"/dags/f/dagRuns/{q}", auth="vera:s3cret-pass")
+    eq(st, 403, "viewer may not delete")
+    st, _, body = call("DELETE", f"/dags/f/dagRuns/{q}")
+    eq(st, 204, f"delete: {body}")
+    problem(f"/dags/f/dagRuns/{q}", 404)
+    expect(not os.path.exists(os.path.join(home.home, "logs", "f", rid)), "logs removed")
+
+
 def t_validate():
     path = os.path.join(home.dir, "responses.json")
     with open(path, "w") as f:
@@ -262,6 +308,7 @@ try:
     check("POST /dags/{id}/dagRuns: trigger, 409, 400, 404, 403; the run succeeds", t_trigger)
     check("pools: create, 409, 400, PATCH with update_mask, 403, DELETE", t_pools_crud)
     check("logs (JSON with continuation token, text/plain), tries, xcomEntries", t_logs_tries_xcom)
+    check("clearTaskInstances, updateTaskInstancesState, run clear/PATCH/DELETE, dagStats, list", t_run_ops)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
 finally:
     dm.stop()

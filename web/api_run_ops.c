@@ -1,0 +1,409 @@
+/* Changing runs: clearTaskInstances, updateTaskInstancesState, dagRuns/{id}/clear, PATCH and
+ * DELETE of a run; reading: dagStats and dagRuns/list. Changes run on the scheduler's thread
+ * through ops.c; a run that is running right now answers 409. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "apijson.h"
+#include "ops.h"
+#include "scheduler.h"
+
+#define MAX_IDS 256
+
+struct op_call {
+	const struct dag *d;
+	const struct run_row *run;
+	struct ops_selection sel;
+	const char *mark_state;   /* NULL = clear */
+	bool dry_run;
+	struct ti_row *rows;
+	int n;
+	char *err;
+};
+
+static int run_op(struct store *st, void *arg)
+{
+	struct op_call *c = arg;
+	c->n = c->mark_state ? ops_mark(st, c->d, c->run, &c->sel, c->mark_state, c->dry_run, &c->rows, &c->err)
+			     : ops_clear(st, c->d, c->run, &c->sel, c->dry_run, &c->rows, &c->err);
+	return c->n < 0 ? c->n : 0;
+}
+
+static void free_call(struct op_call *c)
+{
+	for (int i = 0; i < c->n; i++)
+		ti_row_free(&c->rows[i]);
+	free(c->rows);
+	free(c->err);
+	c->rows = NULL;
+	c->n = 0;
+	c->err = NULL;
+}
+
+/* Runs a clear or mark through the scheduler; replies and returns false on failure. */
+static bool do_op(struct req *r, struct op_call *c)
+{
+	int rc = sched_write(run_op, c);
+	if (rc == 0)
+		return true;
+	if (rc == -EBUSY)
+		api_problem(r, 409, "Conflict", "%s", c->err ? c->err : "the run is running");
+	else if (rc == -ENOENT || rc == -EINVAL)
+		api_problem(r, rc == -ENOENT ? 404 : 400, rc == -ENOENT ? "Not found" : "Bad Request", "%s",
+			    c->err ? c->err : "invalid request");
+	else
+		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+	free_call(c);
+	return false;
+}
+
+static cJSON *reference(const struct ti_row *t, const struct run_row *run)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "task_id", t->task_id);
+	cJSON_AddStringToObject(o, "dag_id", t->dag_id);
+	cJSON_AddStringToObject(o, "dag_run_id", t->run_id);
+	json_add_time(o, "execution_date", run->logical_date);
+	return o;
+}
+
+static bool flag(const cJSON *body, const char *key, bool def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+/* Task ids from a JSON array (borrowed strings) or all tasks of d. */
+static size_t task_ids(const cJSON *arr, const struct dag *d, const char **out)
+{
+	size_t n = 0;
+	if (cJSON_IsArray(arr)) {
+		const cJSON *it;
+		cJSON_ArrayForEach(it, arr)
+			if (cJSON_IsString(it) && n < MAX_IDS)
+				out[n++] = it->valuestring;
+		return n;
+	}
+	for (size_t i = 0; i < d->ntasks && n < MAX_IDS; i++)
+		out[n++] = d->tasks[i].id;
+	return n;
+}
+
+/* The DAG named in the path, its runs (one when dag_run_id is given), all owned by the caller. */
+static struct dag *load(struct req *r, struct dag_row *row)
+{
+	if (!api_dag_row(r, api_param(r, "dag_id"), row))
+		return NULL;
+	struct dag *d = api_load_dag(r, row);
+	dag_row_free(row);
+	return d;
+}
+
+/* POST /dags/{dag_id}/clearTaskInstances (dry_run defaults to true, only_failed to true). */
+static void clear_tis(struct req *r)
+{
+	struct dag_row row;
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	struct dag *d = cJSON_IsObject(body) ? load(r, &row) : NULL;
+	const char *ids[MAX_IDS];
+	if (!cJSON_IsObject(body))
+		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
+	if (!d)
+		goto out;
+	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "dag_run_id");
+	usec_t from = USEC_NONE, to = USEC_NONE;
+	const cJSON *sd = cJSON_GetObjectItemCaseSensitive(body, "start_date");
+	const cJSON *ed = cJSON_GetObjectItemCaseSensitive(body, "end_date");
+	if ((cJSON_IsString(sd) && parse_iso8601(sd->valuestring, &from) < 0) ||
+	    (cJSON_IsString(ed) && parse_iso8601(ed->valuestring, &to) < 0)) {
+		api_problem(r, 400, "Bad Request", "start_date and end_date must be ISO 8601 date-times");
+		goto out;
+	}
+	struct op_call c = {.d = d, .dry_run = flag(body, "dry_run", true)};
+	c.sel = (struct ops_selection){
+		.task_ids = ids, .ntasks = task_ids(cJSON_GetObjectItemCaseSensitive(body, "task_ids"), d, ids),
+		.map_index = -2, .upstream = flag(body, "include_upstream", false),
+		.downstream = flag(body, "include_downstream", false), .only_failed = flag(body, "only_failed", true),
+		.only_unfinished = flag(body, "only_running", false),
+	};
+	struct run_row *runs = NULL;
+	int nruns = store_run_list(api_store(r), d->dag_id, &runs);
+	cJSON *refs = cJSON_CreateArray();
+	bool ok = true;
+	for (int i = 0; i < nruns; i++) {
+		bool want = cJSON_IsString(rid) ? !strcmp(rid->valuestring, runs[i].run_id)
+						 : (from == USEC_NONE || runs[i].logical_date >= from) &&
+						   (to == USEC_NONE || runs[i].logical_date <= to);
+		if (ok && want) {
+			c.run = &runs[i];
+			ok = do_op(r, &c);
+			for (int k = 0; ok && k < c.n; k++)
+				cJSON_AddItemToArray(refs, reference(&c.rows[k], &runs[i]));
+			if (ok)
+				free_call(&c);
+		}
+		run_row_free(&runs[i]);
+	}
+	free(runs);
+	if (ok) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "task_instances", refs);
+		api_reply(r, 200, o);
+	} else {
+		cJSON_Delete(refs);
+	}
+out:
+	dag_unref(d);
+	cJSON_Delete(body);
+}
+
+/* POST /dags/{dag_id}/updateTaskInstancesState */
+static void update_tis(struct req *r)
+{
+	struct dag_row row;
+	struct run_row run = {0};
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	struct dag *d = NULL;
+	const cJSON *task = cJSON_GetObjectItemCaseSensitive(body, "task_id");
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "new_state");
+	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "dag_run_id");
+	const cJSON *ed = cJSON_GetObjectItemCaseSensitive(body, "execution_date");
+	usec_t when;
+	if (!cJSON_IsString(task) || !cJSON_IsString(state) || (!cJSON_IsString(rid) && !cJSON_IsString(ed))) {
+		api_problem(r, 400, "Bad Request", "task_id, new_state and dag_run_id (or execution_date) are required");
+		goto out;
+	}
+	if (!(d = load(r, &row)))
+		goto out;
+	int found = cJSON_IsString(rid) ? store_run_get(api_store(r), d->dag_id, rid->valuestring, 0, &run)
+		    : parse_iso8601(ed->valuestring, &when) == 0 ? store_run_get(api_store(r), d->dag_id, NULL, when, &run)
+		    : -EINVAL;
+	if (found < 0) {
+		api_problem(r, 404, "DAGRun not found", "no such run of DAG '%s'", d->dag_id);
+		goto out;
+	}
+	const char *ids[1] = {task->valuestring};
+	struct op_call c = {.d = d, .run = &run, .mark_state = state->valuestring, .dry_run = flag(body, "dry_run", true)};
+	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = 1, .map_index = -2,
+				       .upstream = flag(body, "include_upstream", false),
+				       .downstream = flag(body, "include_downstream", false)};
+	if (do_op(r, &c)) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *arr = cJSON_AddArrayToObject(o, "task_instances");
+		for (int k = 0; k < c.n; k++)
+			cJSON_AddItemToArray(arr, reference(&c.rows[k], &run));
+		api_reply(r, 200, o);
+		free_call(&c);
+	}
+out:
+	run_row_free(&run);
+	dag_unref(d);
+	cJSON_Delete(body);
+}
+
+/* POST /dags/{dag_id}/dagRuns/{dag_run_id}/clear: every task instance of the run. */
+static void clear_run(struct req *r)
+{
+	struct dag_row row;
+	struct run_row run = {0};
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	struct dag *d = load(r, &row);
+	const char *ids[MAX_IDS];
+	if (!d || !api_find_run(r, &run))
+		goto out;
+	struct op_call c = {.d = d, .run = &run, .dry_run = flag(body, "dry_run", true)};
+	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = task_ids(NULL, d, ids), .map_index = -2};
+	if (!do_op(r, &c))
+		goto out;
+	if (c.dry_run) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON *arr = cJSON_AddArrayToObject(o, "task_instances");
+		for (int k = 0; k < c.n; k++)
+			cJSON_AddItemToArray(arr, api_task_instance(&c.rows[k], &run));
+		cJSON_AddNumberToObject(o, "total_entries", c.n);
+		api_reply(r, 200, o);
+	} else {
+		struct run_row now = {0};
+		if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0)
+			api_reply(r, 200, api_dag_run(&now));
+		run_row_free(&now);
+	}
+	free_call(&c);
+out:
+	run_row_free(&run);
+	dag_unref(d);
+	cJSON_Delete(body);
+}
+
+/* PATCH /dags/{dag_id}/dagRuns/{dag_run_id} {"state": "success" | "failed" | "queued"} */
+static void patch_run(struct req *r)
+{
+	struct dag_row row;
+	struct run_row run = {0};
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "state");
+	struct dag *d = NULL;
+	const char *ids[MAX_IDS];
+	if (!cJSON_IsString(state) || (strcmp(state->valuestring, "success") && strcmp(state->valuestring, "failed") &&
+				       strcmp(state->valuestring, "queued"))) {
+		api_problem(r, 400, "Bad Request", "state must be success, failed or queued");
+		goto out;
+	}
+	if (!(d = load(r, &row)) || !api_find_run(r, &run))
+		goto out;
+	bool queue = !strcmp(state->valuestring, "queued");
+	struct op_call c = {.d = d, .run = &run, .mark_state = queue ? NULL : state->valuestring};
+	/* success marks every instance; failed the unfinished ones; queued clears them all. */
+	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = task_ids(NULL, d, ids), .map_index = -2,
+				       .only_unfinished = !strcmp(state->valuestring, "failed")};
+	if (!do_op(r, &c))
+		goto out;
+	free_call(&c);
+	struct run_row now = {0};
+	if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0)
+		api_reply(r, 200, api_dag_run(&now));
+	run_row_free(&now);
+out:
+	run_row_free(&run);
+	dag_unref(d);
+	cJSON_Delete(body);
+}
+
+static int delete_run_fn(struct store *st, void *arg)
+{
+	const struct run_row *run = arg;
+	struct run_row now = {0};
+	int rc = store_begin(st);
+	if (rc < 0)
+		return rc;
+	if ((rc = store_run_get(st, run->dag_id, run->run_id, 0, &now)) == 0) {
+		rc = !strcmp(now.state, "running") ? -EBUSY : store_run_delete(st, now.pk);
+		run_row_free(&now);
+	}
+	if (rc == 0)
+		return store_commit(st);
+	store_rollback(st);
+	return rc;
+}
+
+/* DELETE /dags/{dag_id}/dagRuns/{dag_run_id} (its logs go too). */
+static void delete_run(struct req *r)
+{
+	struct run_row run = {0};
+	if (!api_find_run(r, &run))
+		return;
+	int rc = sched_write(delete_run_fn, &run);
+	if (rc == -EBUSY) {
+		api_problem(r, 409, "Conflict", "run %s is running; delete it once it has ended", run.run_id);
+	} else if (rc < 0) {
+		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+	} else {
+		char *logs = xasprintf("%s/logs/%s/%s", api_home(r), run.dag_id, run.run_id);
+		remove_tree(logs);
+		free(logs);
+		api_reply_empty(r);
+	}
+	run_row_free(&run);
+}
+
+/* GET /dagStats?dag_ids=a,b */
+static void dag_stats(struct req *r)
+{
+	static const char *const states[4] = {"queued", "running", "success", "failed"};
+	const char *ids = api_query(r, "dag_ids");
+	if (!ids || !*ids) {
+		api_problem(r, 400, "Bad Request", "dag_ids is required");
+		return;
+	}
+	char *copy = xstrdup(ids), *save = NULL;
+	cJSON *o = cJSON_CreateObject(), *dags = cJSON_AddArrayToObject(o, "dags");
+	int n = 0;
+	for (char *id = strtok_r(copy, ",", &save); id; id = strtok_r(NULL, ",", &save), n++) {
+		int counts[4];
+		store_run_counts(api_store(r), id, counts);
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "dag_id", id);
+		cJSON *st = cJSON_AddArrayToObject(e, "stats");
+		for (int i = 0; i < 4; i++) {
+			cJSON *s = cJSON_CreateObject();
+			cJSON_AddStringToObject(s, "state", states[i]);
+			cJSON_AddNumberToObject(s, "count", counts[i]);
+			cJSON_AddItemToArray(st, s);
+		}
+		cJSON_AddItemToArray(dags, e);
+	}
+	cJSON_AddNumberToObject(o, "total_entries", n);
+	free(copy);
+	api_reply(r, 200, o);
+}
+
+static bool in_list(const cJSON *arr, const char *s)
+{
+	const cJSON *it;
+	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+		return true;
+	cJSON_ArrayForEach(it, arr)
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, s))
+			return true;
+	return false;
+}
+
+static bool in_range(const cJSON *body, const char *gte, const char *lte, usec_t t)
+{
+	usec_t v;
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(body, gte), *b = cJSON_GetObjectItemCaseSensitive(body, lte);
+	if (cJSON_IsString(a) && parse_iso8601(a->valuestring, &v) == 0 && (t == USEC_NONE || t < v))
+		return false;
+	if (cJSON_IsString(b) && parse_iso8601(b->valuestring, &v) == 0 && (t == USEC_NONE || t > v))
+		return false;
+	return true;
+}
+
+/* POST /dags/~/dagRuns/list */
+static void list_runs_batch(struct req *r)
+{
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	if (!cJSON_IsObject(body)) {
+		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
+		cJSON_Delete(body);
+		return;
+	}
+	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(body, "page_limit");
+	const cJSON *off = cJSON_GetObjectItemCaseSensitive(body, "page_offset");
+	int limit = cJSON_IsNumber(lim) ? (int)lim->valuedouble : 100, offset = cJSON_IsNumber(off) ? (int)off->valuedouble : 0;
+	if (limit < 0 || offset < 0) {
+		api_problem(r, 400, "Bad Request", "page_limit and page_offset must be non-negative");
+		cJSON_Delete(body);
+		return;
+	}
+	struct run_row *runs = NULL;
+	int n = store_run_list(api_store(r), NULL, &runs);
+	cJSON *all = cJSON_CreateArray();
+	for (int i = 0; i < n; i++) {
+		struct run_row *x = &runs[i];
+		if (in_list(cJSON_GetObjectItemCaseSensitive(body, "dag_ids"), x->dag_id) &&
+		    in_list(cJSON_GetObjectItemCaseSensitive(body, "states"), x->state) &&
+		    in_range(body, "execution_date_gte", "execution_date_lte", x->logical_date) &&
+		    in_range(body, "start_date_gte", "start_date_lte", x->start_date) &&
+		    in_range(body, "end_date_gte", "end_date_lte", x->end_date))
+			cJSON_AddItemToArray(all, api_dag_run(x));
+		run_row_free(x);
+	}
+	free(runs);
+	cJSON_Delete(body);
+	api_reply_page(r, "dag_runs", all, limit, offset);
+}
+
+const struct route api_run_op_routes[] = {
+	{"POST", "/dags/~/dagRuns/list", ROLE_VIEWER, list_runs_batch},
+	{"POST", "/dags/{dag_id}/clearTaskInstances", ROLE_OP, clear_tis},
+	{"POST", "/dags/{dag_id}/updateTaskInstancesState", ROLE_OP, update_tis},
+	{"POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", ROLE_OP, clear_run},
+	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_OP, patch_run},
+	{"DELETE", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_OP, delete_run},
+	{"GET", "/dagStats", ROLE_VIEWER, dag_stats},
+	{NULL, NULL, ROLE_NONE, NULL},
+};
