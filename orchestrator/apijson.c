@@ -282,3 +282,24 @@ cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r)
 	add_str_or_null(o, "note", t->note);
 	return o;
 }
+
+/* Airflow 3's Backfill shape. */
+cJSON *api_backfill(const struct backfill_row *b)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "id", (double)b->id);
+	cJSON_AddStringToObject(o, "dag_id", b->dag_id);
+	json_add_time(o, "from_date", b->from_date);
+	json_add_time(o, "to_date", b->to_date);
+	cJSON *conf = cJSON_Parse(b->dag_run_conf ? b->dag_run_conf : "{}");
+	cJSON_AddItemToObject(o, "dag_run_conf", conf ? conf : cJSON_CreateObject());
+	cJSON_AddBoolToObject(o, "is_paused", b->is_paused);
+	cJSON_AddStringToObject(o, "reprocess_behavior", b->reprocess_behavior);
+	cJSON_AddNumberToObject(o, "max_active_runs", b->max_active_runs);
+	cJSON_AddBoolToObject(o, "run_backwards", b->run_backwards);
+	json_add_time(o, "created_at", b->created_at);
+	json_add_time(o, "completed_at", b->completed_at);
+	json_add_time(o, "updated_at", b->updated_at);
+	return o;
+}
+

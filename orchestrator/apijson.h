@@ -36,4 +36,7 @@ cJSON *api_dag_run(const struct run_row *r);
 /* Airflow "TaskInstance"; the run supplies execution_date. */
 cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r);
 
+/* Airflow 3's "Backfill". */
+cJSON *api_backfill(const struct backfill_row *b);
+
 #endif

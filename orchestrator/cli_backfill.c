@@ -30,26 +30,6 @@ static void backfill_usage(FILE *f)
 		   "  cancel ID                   stop for good; its runs that have not started fail\n");
 }
 
-/* Airflow 3's Backfill shape. */
-static cJSON *backfill_json(const struct backfill_row *b)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", (double)b->id);
-	cJSON_AddStringToObject(o, "dag_id", b->dag_id);
-	json_add_time(o, "from_date", b->from_date);
-	json_add_time(o, "to_date", b->to_date);
-	cJSON *conf = cJSON_Parse(b->dag_run_conf ? b->dag_run_conf : "{}");
-	cJSON_AddItemToObject(o, "dag_run_conf", conf ? conf : cJSON_CreateObject());
-	cJSON_AddBoolToObject(o, "is_paused", b->is_paused);
-	cJSON_AddStringToObject(o, "reprocess_behavior", b->reprocess_behavior);
-	cJSON_AddNumberToObject(o, "max_active_runs", b->max_active_runs);
-	cJSON_AddBoolToObject(o, "run_backwards", b->run_backwards);
-	json_add_time(o, "created_at", b->created_at);
-	json_add_time(o, "completed_at", b->completed_at);
-	json_add_time(o, "updated_at", b->updated_at);
-	return o;
-}
-
 static void print_backfill(const struct backfill_row *b)
 {
 	char f[ISO_BUFSZ], t[ISO_BUFSZ];
@@ -199,7 +179,7 @@ static int backfill_create(struct cli_ctx *cli, int argc, char **argv)
 		goto out;
 	}
 	if (json)
-		cli_print_json(backfill_json(&b));
+		cli_print_json(api_backfill(&b));
 	else
 		print_backfill(&b);
 	if (!sched_daemon_running(cli->home, NULL))
@@ -239,7 +219,7 @@ static int backfill_list(struct cli_ctx *cli, int argc, char **argv)
 		cJSON *o = cJSON_CreateObject();
 		cJSON *arr = cJSON_AddArrayToObject(o, "backfills");
 		for (int i = 0; i < n; i++)
-			cJSON_AddItemToArray(arr, backfill_json(&bfs[i]));
+			cJSON_AddItemToArray(arr, api_backfill(&bfs[i]));
 		cJSON_AddNumberToObject(o, "total_entries", n);
 		cli_print_json(o);
 	}

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "dagbag.h"
 #include "engine.h"
+#include "events.h"
 #include "scheduler.h"
 #include "server.h"
 #include "store.h"
@@ -153,6 +154,7 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 		.kill_tasks_on_exit = kill_on_exit,
 	};
 	int rc = sched_serve(&o);
+	events_close(); /* ends open event streams so the web server can stop */
 	web_stop(web);
 	free(shim);
 	free(db);

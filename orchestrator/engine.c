@@ -10,6 +10,7 @@
 
 #include "apijson.h"
 #include "cron.h"
+#include "events.h"
 #include "executor.h"
 #include "log.h"
 #include "notify.h"
@@ -157,12 +158,44 @@ static void mark_run_dirty(struct erun *r)
 	}
 }
 
+static void publish_ti(const struct eti *ti)
+{
+	char ts[ISO_BUFSZ], buf[1024];
+	format_iso8601(now_usec(), ts, sizeof(ts));
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "dag_id", ti->row.dag_id);
+	cJSON_AddStringToObject(o, "dag_run_id", ti->row.run_id);
+	cJSON_AddStringToObject(o, "task_id", ti->row.task_id);
+	cJSON_AddNumberToObject(o, "map_index", ti->row.map_index);
+	cJSON_AddStringToObject(o, "state", ti->row.state);
+	cJSON_AddNumberToObject(o, "try_number", ti->row.try_number);
+	cJSON_AddStringToObject(o, "timestamp", ts);
+	if (cJSON_PrintPreallocated(o, buf, sizeof(buf), false))
+		events_publish("task_instance", ti->row.dag_id, buf);
+	cJSON_Delete(o);
+}
+
+static void publish_run(const struct erun *r)
+{
+	char ts[ISO_BUFSZ], buf[1024];
+	format_iso8601(now_usec(), ts, sizeof(ts));
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "dag_id", r->row.dag_id);
+	cJSON_AddStringToObject(o, "dag_run_id", r->row.run_id);
+	cJSON_AddStringToObject(o, "state", r->row.state);
+	cJSON_AddStringToObject(o, "timestamp", ts);
+	if (cJSON_PrintPreallocated(o, buf, sizeof(buf), false))
+		events_publish("dag_run", r->row.dag_id, buf);
+	cJSON_Delete(o);
+}
+
 static void set_state(struct eti *ti, enum ti_state st)
 {
 	ti->state = st;
 	free(ti->row.state);
 	ti->row.state = xstrdup(ti_state_name(st));
 	mark_dirty(ti);
+	publish_ti(ti);
 }
 
 char *engine_log_path(const char *home, const char *dag_id, const char *run_id,
@@ -723,6 +756,7 @@ int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
 		r->row.state = xstrdup("running");
 		r->row.start_date = now_usec();
 		store_run_update(e->st, &r->row);
+		publish_run(r);
 	}
 	if ((rc = store_commit(e->st)) < 0) {
 		*err = xstrdup("cannot commit the run's task instances");
@@ -919,6 +953,7 @@ static void finish_run(struct erun *r)
 	r->row.end_date = now_usec();
 	r->finished = true;
 	r->notify = true;
+	publish_run(r);
 	if (failed)
 		fire_callback(r, NULL, "on_failure", &r->dag->on_failure, r->cancelled ? r->row.note : NULL);
 	else

@@ -82,6 +82,16 @@ static _Atomic usec_t heartbeat = USEC_NONE;
 
 usec_t sched_heartbeat(void) { return heartbeat; }
 
+static _Atomic usec_t stat_loop, stat_commit;
+static _Atomic int stat_slots;
+
+void sched_get_stats(struct sched_stats *out)
+{
+	out->loop = stat_loop;
+	out->commit = stat_commit;
+	out->slots_in_use = stat_slots;
+}
+
 /* Writes from other threads: a queue drained on the loop thread. `current` is the running
  * daemon (one per process); all of this is guarded by wq_lock. */
 struct write_call {
@@ -708,6 +718,9 @@ static void on_tick(struct evloop *loop, void *arg)
 	}
 	drive_backfills(s);
 	admit(s);
+	stat_loop = now_usec() - now;
+	stat_commit = store_last_commit_usec(s->st);
+	stat_slots = engine_running_tries(s->eng);
 	usec_t delay = next - now_usec();
 	arm_tick(s, delay > 0 ? delay : 0);
 }

@@ -27,6 +27,14 @@ int sched_serve(const struct sched_opts *o);
  * the first). Thread-safe: the web server reads it for /health. */
 usec_t sched_heartbeat(void);
 
+/* Gauges of the running daemon, for /metrics (thread-safe reads). */
+struct sched_stats {
+	usec_t loop;            /* duration of the latest scheduling pass */
+	usec_t commit;          /* duration of the latest database commit */
+	int slots_in_use;       /* tries the executors hold */
+};
+void sched_get_stats(struct sched_stats *out);
+
 /* Runs fn(writer, ctx) on the daemon's loop thread with its single writer connection, waits for
  * it and returns its result; the next scheduling pass follows at once, so a queued run or a
  * changed flag takes effect without waiting for the tick. Thread-safe (the web server's writes

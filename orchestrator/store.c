@@ -616,6 +616,44 @@ int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *inter
 	return rc == SQLITE_ROW ? 0 : sql_err(st, NULL, "last scheduled");
 }
 
+int store_state_counts(struct store *st, bool runs, void (*fn)(void *arg, const char *state, long count), void *arg)
+{
+	sqlite3_stmt *s = runs ? prep(st, "SELECT state, COUNT(*) FROM dag_run GROUP BY state")
+			       : prep(st, "SELECT state, COUNT(*) FROM task_instance GROUP BY state");
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(s, 0), (long)sqlite3_column_int64(s, 1));
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "state counts");
+}
+
+int store_duration_histogram(struct store *st, const double *bounds, size_t n, long *counts, long *total, double *sum)
+{
+	sqlite3_stmt *s = prep(st, "SELECT duration FROM task_try WHERE duration IS NOT NULL");
+	int rc;
+	memset(counts, 0, n * sizeof(long));
+	*total = 0;
+	*sum = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		double d = sqlite3_column_double(s, 0);
+		for (size_t i = 0; i < n; i++)
+			if (d <= bounds[i])
+				counts[i]++;
+		(*total)++;
+		*sum += d;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "durations");
+}
+
+int store_import_error_count(struct store *st)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM import_error");
+	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_reset(s);
+	return n;
+}
+
 int store_run_counts(struct store *st, const char *dag_id, int counts[4])
 {
 	static const char *const states[4] = {"queued", "running", "success", "failed"};

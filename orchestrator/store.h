@@ -102,6 +102,14 @@ int store_run_list_owned(struct store *st, const char *state, int64_t after_id, 
  * whether any scheduled run exists. */
 int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *interval_end, bool *any);
 
+/* For metrics: calls fn(state, count) for task instances (runs when `runs`) grouped by state. */
+int store_state_counts(struct store *st, bool runs, void (*fn)(void *arg, const char *state, long count), void *arg);
+/* For metrics: how many finished tries took at most bounds[i] seconds (counts[i], cumulative),
+ * their number and total seconds. */
+int store_duration_histogram(struct store *st, const double *bounds, size_t n, long *counts, long *total, double *sum);
+/* Number of files with an import error. */
+int store_import_error_count(struct store *st);
+
 /* Runs of a DAG per state: counts[0..3] = queued, running, success, failed. */
 int store_run_counts(struct store *st, const char *dag_id, int counts[4]);
 /* Hands a run to a backfill (reprocessing an existing run). */

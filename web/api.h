@@ -45,6 +45,16 @@ struct store *api_store(struct req *r);
 void api_reply(struct req *r, unsigned status, cJSON *j);
 /* Replies with plain text (takes ownership of text). */
 void api_reply_text(struct req *r, unsigned status, char *text);
+/* Replies 200 with a body produced by read(ctx, buf, max) until it returns < 0 (the end);
+ * done(ctx) runs when the connection ends. Used for Server-Sent Events. */
+void api_reply_stream(struct req *r, const char *content_type, long (*read)(void *ctx, char *buf, size_t max),
+		      void (*done)(void *ctx), void *ctx);
+/* GET /events (web/api_events.c). */
+void api_events(struct req *r);
+/* Overrides the content type of the reply already set. */
+void api_set_content_type(struct req *r, const char *type);
+/* GET /metrics (web/metrics.c). */
+void api_metrics(struct req *r);
 /* Replies 204 No Content. */
 void api_reply_empty(struct req *r);
 /* A request header, or NULL. */
@@ -75,6 +85,7 @@ extern const struct route api_dag_run_routes[];
 extern const struct route api_dag_routes[];
 extern const struct route api_ti_routes[];
 extern const struct route api_run_op_routes[];
+extern const struct route api_backfill_routes[];
 
 /* Looks up the run named by the {dag_id}/{dag_run_id} path parameters; replies 404 when missing. */
 bool api_find_run(struct req *r, struct run_row *run);

@@ -7,6 +7,7 @@
 #include "api.h"
 #include "apijson.h"
 #include "engine.h"
+#include "ops.h"
 #include "scheduler.h"
 
 bool api_find_run(struct req *r, struct run_row *run)
@@ -170,7 +171,74 @@ out:
 	cJSON_Delete(body);
 }
 
+struct mark_call {
+	const struct dag *d;
+	const struct run_row *run;
+	struct ops_selection sel;
+	const char *state;
+	bool dry_run;
+	int n;
+	struct ti_row *rows;
+	char *err;
+};
+
+static int mark_fn(struct store *st, void *arg)
+{
+	struct mark_call *c = arg;
+	c->n = ops_mark(st, c->d, c->run, &c->sel, c->state, c->dry_run, &c->rows, &c->err);
+	return c->n < 0 ? c->n : 0;
+}
+
+/* PATCH .../taskInstances/{task_id}[/{map_index}] {"dry_run", "new_state"}: returns a reference. */
+static void patch_ti(struct req *r)
+{
+	struct dag_row row;
+	struct run_row run = {0};
+	struct dag *d = NULL;
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "new_state");
+	const cJSON *dry = cJSON_GetObjectItemCaseSensitive(body, "dry_run");
+	const char *mi = api_param(r, "map_index"), *task = api_param(r, "task_id");
+	if (!cJSON_IsString(state)) {
+		api_problem(r, 400, "Bad Request", "new_state (success, failed or skipped) is required");
+		goto out;
+	}
+	if (!api_dag_row(r, api_param(r, "dag_id"), &row))
+		goto out;
+	d = api_load_dag(r, &row);
+	dag_row_free(&row);
+	if (!d || !api_find_run(r, &run))
+		goto out;
+	const char *ids[1] = {task};
+	struct mark_call c = {.d = d, .run = &run, .state = state->valuestring, .dry_run = cJSON_IsTrue(dry)};
+	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = 1, .map_index = mi ? atoi(mi) : -2};
+	int rc = sched_write(mark_fn, &c);
+	if (rc == 0 && c.n == 0) {
+		api_problem(r, 404, "Task instance not found", "no task instance %s in run %s", task, run.run_id);
+	} else if (rc == 0) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "task_id", c.rows[0].task_id);
+		cJSON_AddStringToObject(o, "dag_id", c.rows[0].dag_id);
+		cJSON_AddStringToObject(o, "dag_run_id", c.rows[0].run_id);
+		json_add_time(o, "execution_date", run.logical_date);
+		api_reply(r, 200, o);
+	} else {
+		api_problem(r, rc == -EBUSY ? 409 : rc == -EINVAL || rc == -ENOENT ? 400 : 503,
+			    rc == -EBUSY ? "Conflict" : "Bad Request", "%s", c.err ? c.err : strerror(-rc));
+	}
+	for (int i = 0; i < c.n; i++)
+		ti_row_free(&c.rows[i]);
+	free(c.rows);
+	free(c.err);
+out:
+	run_row_free(&run);
+	dag_unref(d);
+	cJSON_Delete(body);
+}
+
 const struct route api_dag_run_routes[] = {
+	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", ROLE_OP, patch_ti},
+	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_OP, patch_ti},
 	{"POST", "/dags/{dag_id}/dagRuns", ROLE_OP, trigger},
 	{"GET", "/dags/{dag_id}/dagRuns", ROLE_VIEWER, list_runs},
 	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_VIEWER, get_run},

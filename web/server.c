@@ -19,7 +19,9 @@
 #include "store.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
-#define WORKERS 4
+/* Worker threads. An event stream holds one while it waits for events, so there are more
+ * workers than streams allowed (api_events.c caps them at 8). */
+#define WORKERS 16
 
 struct web {
 	struct web_opts o;
@@ -44,6 +46,9 @@ struct req {
 	unsigned status;
 	char *payload;
 	const char *content_type;
+	long (*stream_read)(void *ctx, char *buf, size_t max);
+	void (*stream_done)(void *ctx);
+	void *stream_ctx;
 };
 
 /* Responses and accessors ------------------------------------------------------------------------ */
@@ -63,6 +68,44 @@ void api_reply_text(struct req *r, unsigned status, char *text)
 	r->status = status;
 	r->payload = text;
 	r->content_type = "text/plain; charset=utf-8";
+}
+
+void api_set_content_type(struct req *r, const char *type) { r->content_type = type; }
+
+void api_reply_stream(struct req *r, const char *content_type, long (*read)(void *ctx, char *buf, size_t max),
+		      void (*done)(void *ctx), void *ctx)
+{
+	free(r->payload);
+	r->payload = NULL;
+	r->status = 200;
+	r->content_type = content_type;
+	r->stream_read = read;
+	r->stream_done = done;
+	r->stream_ctx = ctx;
+}
+
+/* A stream's callbacks live in their own allocation: MHD may release the response after the
+ * request (struct req) is gone. */
+struct stream_wrap {
+	long (*read)(void *ctx, char *buf, size_t max);
+	void (*done)(void *ctx);
+	void *ctx;
+};
+
+static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream_wrap *w = cls;
+	long n = w->read(w->ctx, buf, max);
+	(void)pos;
+	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream_wrap *w = cls;
+	if (w->done)
+		w->done(w->ctx);
+	free(w);
 }
 
 void api_reply_empty(struct req *r)
@@ -187,8 +230,58 @@ bool api_page(struct req *r, int *limit, int *offset)
 	return true;
 }
 
+/* Orders items by the field named in ?order_by= ("-field" for descending), as Airflow does.
+ * Strings compare as text, numbers as numbers, null first. Returns false after replying 400. */
+static const char *order_key;
+static bool order_desc;
+
+static int cmp_items(const void *a, const void *b)
+{
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)a, order_key);
+	const cJSON *y = cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)b, order_key);
+	int c;
+	if (cJSON_IsNumber(x) && cJSON_IsNumber(y))
+		c = (x->valuedouble > y->valuedouble) - (x->valuedouble < y->valuedouble);
+	else if (cJSON_IsString(x) && cJSON_IsString(y))
+		c = strcmp(x->valuestring, y->valuestring);
+	else
+		c = (x && !cJSON_IsNull(x)) - (y && !cJSON_IsNull(y));
+	return order_desc ? -c : c;
+}
+
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool apply_order(struct req *r, cJSON *all)
+{
+	const char *ob = api_query(r, "order_by");
+	int n = cJSON_GetArraySize(all);
+	if (!ob || !*ob || n == 0)
+		return true;
+	const char *field = ob[0] == '-' ? ob + 1 : ob;
+	if (!cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(all, 0), field)) {
+		api_problem(r, 400, "Bad Request", "Ordering with '%s' is disallowed or the attribute does not exist on the model", field);
+		return false;
+	}
+	cJSON **items = xcalloc((size_t)n, sizeof(cJSON *));
+	for (int i = 0; i < n; i++)
+		items[i] = cJSON_DetachItemFromArray(all, 0);
+	pthread_mutex_lock(&order_lock); /* qsort has no context argument: the key is shared */
+	order_key = field;
+	order_desc = ob[0] == '-';
+	qsort(items, (size_t)n, sizeof(cJSON *), cmp_items);
+	pthread_mutex_unlock(&order_lock);
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(all, items[i]);
+	free(items);
+	return true;
+}
+
 void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int offset)
 {
+	if (!apply_order(r, all)) {
+		cJSON_Delete(all);
+		return;
+	}
 	int total = cJSON_GetArraySize(all);
 	cJSON *page = cJSON_CreateArray();
 	for (int i = offset; i < total && i < offset + limit; i++)
@@ -232,6 +325,7 @@ static void h_version(struct req *r)
 static const struct route base_routes[] = {
 	{"GET", "/health", ROLE_NONE, h_health},
 	{"GET", "/version", ROLE_NONE, h_version},
+	{"GET", "/events", ROLE_VIEWER, api_events},
 	{NULL, NULL, ROLE_NONE, NULL},
 };
 
@@ -239,7 +333,7 @@ static const struct route *const route_tables[] = {
 	/* Tables with literal segments first: ".../{task_id}/tries" must not be taken for
 	 * ".../{task_id}/{map_index}". */
 	base_routes, api_import_error_routes, api_pool_routes, api_run_op_routes, api_dag_routes,
-	api_ti_routes, api_dag_run_routes, NULL,
+	api_ti_routes, api_dag_run_routes, api_backfill_routes, NULL,
 };
 
 /* Matches path against a pattern, filling r's parameters. */
@@ -287,6 +381,11 @@ static void dispatch(struct req *r)
 {
 	const char *prefix = "/api/v1";
 	size_t pl = strlen(prefix);
+	if (!strcmp(r->url, "/metrics") && !strcmp(r->method, "GET")) {
+		r->st = thread_store(r->w);
+		api_metrics(r);
+		return;
+	}
 	if (strncmp(r->url, prefix, pl) || (r->url[pl] && r->url[pl] != '/')) {
 		reply_problem(r, 404, "Not Found", "no such page");
 		return;
@@ -333,8 +432,19 @@ static void dispatch(struct req *r)
 static enum MHD_Result send_reply(struct req *r)
 {
 	size_t len = r->payload ? strlen(r->payload) : 0;
-	struct MHD_Response *resp = MHD_create_response_from_buffer(len, r->payload, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *resp;
+	if (r->stream_read) {
+		struct stream_wrap *sw = xmalloc(sizeof(*sw));
+		*sw = (struct stream_wrap){r->stream_read, r->stream_done, r->stream_ctx};
+		r->stream_done = NULL;
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_cb, sw, stream_free);
+		if (!resp)
+			stream_free(sw);
+	} else
+		resp = MHD_create_response_from_buffer(len, r->payload, MHD_RESPMEM_MUST_FREE);
 	r->payload = NULL;
+	if (r->stream_read)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");

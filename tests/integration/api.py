@@ -281,6 +281,137 @@ def t_run_ops():
     expect(not os.path.exists(os.path.join(home.home, "logs", "f", rid)), "logs removed")
 
 
+def t_order_and_patch_ti():
+    runs = get_ok("/dags/~/dagRuns?order_by=dag_run_id", "DAGRunCollection")["dag_runs"]
+    ids = [r["dag_run_id"] for r in runs]
+    eq(ids, sorted(ids), "order_by ascending")
+    runs = get_ok("/dags/~/dagRuns?order_by=-dag_run_id", "DAGRunCollection")["dag_runs"]
+    eq([r["dag_run_id"] for r in runs], sorted(ids, reverse=True), "order_by descending")
+    problem("/dags/~/dagRuns?order_by=nonsense", 400)
+    q = urllib.request.quote(RUN, safe="")
+    st, _, body = send("PATCH", f"/dags/d/dagRuns/{q}/taskInstances/m/1", {"new_state": "failed"})
+    eq(st, 200, f"patch ti: {body}")
+    recorded.append({"name": "PATCH ti", "schema": "TaskInstanceReference", "body": body})
+    ti = call("GET", f"/dags/d/dagRuns/{q}/taskInstances/m/1")[2]
+    eq(ti["state"], "failed", "the instance was marked")
+    eq(call("GET", f"/dags/d/dagRuns/{q}")[2]["state"], "failed", "the run follows its leaves")
+    st, _, body = send("PATCH", f"/dags/d/dagRuns/{q}/taskInstances/m/1", {"new_state": "success", "dry_run": True})
+    eq(call("GET", f"/dags/d/dagRuns/{q}/taskInstances/m/1")[2]["state"], "failed", "dry run")
+    send("PATCH", f"/dags/d/dagRuns/{q}/taskInstances/m/1", {"new_state": "success"})
+
+
+def t_backfills_api():
+    home.write_dag("bf.lua", 'local d = dag { id = "bf", schedule = "@daily", start_date = "2030-01-01" }\n'
+                             'd:task "a" { cmd = "true" }\nreturn d\n')
+    wait_until(lambda: call("GET", "/dags/bf")[0] == 200, 10, "the daemon to see bf")
+    st, _, body = send("POST", "/backfills/dry_run", {"dag_id": "bf", "from_date": "2026-11-01", "to_date": "2026-11-03"})
+    eq((st, [b["action"] for b in body["backfills"]]), (200, ["create"] * 3), f"dry run: {body}")
+    st, _, body = send("POST", "/backfills", {"dag_id": "bf", "from_date": "2026-11-01", "to_date": "2026-11-03",
+                                              "max_active_runs": 2, "dag_run_conf": {"k": 1}})
+    eq(st, 200, f"create: {body}")
+    bid = body["id"]
+    st, _, body2 = send("POST", "/backfills", {"dag_id": "bf", "from_date": "2026-11-01", "to_date": "2026-11-02"})
+    eq(st, 409, "one at a time")
+    st, _, body2 = send("POST", "/backfills", {"dag_id": "bf", "from_date": "nope", "to_date": "2026-11-02"})
+    eq(st, 400, "bad date")
+    wait_until(lambda: call("GET", f"/backfills/{bid}")[2]["completed_at"], 20, "the backfill")
+    out = call("GET", "/backfills?dag_id=bf")[2]
+    eq(out["total_entries"], 1, "list")
+    runs = call("GET", "/dags/bf/dagRuns")[2]["dag_runs"]
+    eq(sorted((r["run_type"], r["state"], r["conf"]["k"]) for r in runs), [("backfill", "success", 1)] * 3, "runs")
+    st, _, body = call("PUT", f"/backfills/{bid}/cancel")
+    eq(st, 409, "cancel of a completed backfill")
+    problem("/backfills/999", 404)
+
+
+def t_metrics():
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+        expect(resp.headers.get("Content-Type").startswith("text/plain"), "metrics content type")
+    for needle in ('sluice_task_instances{state="success"}', 'sluice_dag_runs{state="success"}',
+                   "sluice_import_errors 1", "sluice_scheduler_loop_seconds", "sluice_db_commit_seconds",
+                   'sluice_executor_slots_in_use{executor="local"}', 'sluice_task_duration_seconds_bucket{le="+Inf"}',
+                   "sluice_task_duration_seconds_count"):
+        expect(needle in text, f"{needle} missing from:\n{text}")
+    for line in text.splitlines():
+        expect(line.startswith("#") or re.match(r'^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$', line), f"bad line: {line}")
+
+
+def sse(path, last_id=None, until=None, limit=200, timeout=20):
+    import http.client
+    import time as _t
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
+    headers = {"Authorization": "Basic " + base64.b64encode(ADMIN.encode()).decode()}
+    if last_id:
+        headers["Last-Event-ID"] = str(last_id)
+    conn.request("GET", "/api/v1" + path, headers=headers)
+    resp = conn.getresponse()
+    eq(resp.status, 200, "events status")
+    eq(resp.getheader("Content-Type"), "text/event-stream", "events content type")
+    events, cur = [], {}
+    deadline = _t.monotonic() + timeout
+    while _t.monotonic() < deadline and len(events) < limit:
+        line = resp.fp.readline().decode()
+        if not line:
+            break
+        line = line.rstrip("\n")
+        if line == "":
+            if "data" in cur:
+                cur["data"] = json.loads(cur["data"])
+                events.append(cur)
+                if until and until(cur):
+                    break
+            cur = {}
+        elif not line.startswith(":"):
+            k, _, v = line.partition(": ")
+            cur[k] = v
+    conn.close()
+    return events
+
+
+def t_events_and_tailing():
+    import threading
+    home.write_dag("tail.lua", 'local d = dag { id = "tail" }\n'
+                               'd:task "t" { cmd = "for i in 1 2 3 4; do echo line$i; sleep 0.4; done" }\nreturn d\n')
+    wait_until(lambda: call("GET", "/dags/tail")[0] == 200, 10, "the daemon to see tail")
+    got = {}
+
+    def listen():
+        got["events"] = sse("/events?dag_id=tail",
+                            until=lambda e: e["event"] == "dag_run" and e["data"]["state"] in ("success", "failed"))
+    th = threading.Thread(target=listen)
+    th.start()
+    import time as _t
+    _t.sleep(0.5)
+    st, _, body = send("POST", "/dags/tail/dagRuns", {"dag_run_id": "tailing"})
+    eq(st, 200, f"trigger: {body}")
+    wait_until(lambda: call("GET", "/dags/tail/dagRuns/tailing/taskInstances/t")[2]["state"] == "running", 10, "t running")
+    token, content, chunks = None, "", 0
+    for _ in range(100):  # bounded: the task takes about 1.6 s
+        path = "/dags/tail/dagRuns/tailing/taskInstances/t/logs/1" + (f"?token={token}" if token else "")
+        st, _, body = call("GET", path)
+        eq(st, 200, "log tail")
+        if body["content"]:
+            chunks += 1
+            content += body["content"]
+        token = body["continuation_token"]
+        if "line4" in content:
+            break
+        _t.sleep(0.2)
+    expect(chunks >= 2, f"the log came in pieces while the task ran ({chunks})")
+    expect(all(f"line{i}" in content for i in range(1, 5)), content)
+    th.join(timeout=30)
+    events = got.get("events", [])
+    kinds = [(e["event"], e["data"].get("task_id"), e["data"]["state"]) for e in events]
+    expect(("task_instance", "t", "running") in kinds and ("task_instance", "t", "success") in kinds, kinds)
+    expect(kinds[-1] == ("dag_run", None, "success"), kinds)
+    ids = [int(e["id"]) for e in events]
+    eq(ids, sorted(ids), "ids increase")
+    # resume: everything after the first event is replayed
+    again = sse("/events?dag_id=tail", last_id=ids[0], limit=len(ids) - 1, timeout=10)
+    eq([int(e["id"]) for e in again], ids[1:], "Last-Event-ID resumes the stream")
+
+
 def t_validate():
     path = os.path.join(home.dir, "responses.json")
     with open(path, "w") as f:
@@ -309,6 +440,10 @@ try:
     check("pools: create, 409, 400, PATCH with update_mask, 403, DELETE", t_pools_crud)
     check("logs (JSON with continuation token, text/plain), tries, xcomEntries", t_logs_tries_xcom)
     check("clearTaskInstances, updateTaskInstancesState, run clear/PATCH/DELETE, dagStats, list", t_run_ops)
+    check("order_by, PATCH of a task instance", t_order_and_patch_ti)
+    check("backfills: dry run, create, 409, 400, completion, cancel", t_backfills_api)
+    check("/metrics in Prometheus text format", t_metrics)
+    check("SSE events (filtered, resumable) and log tailing while a task runs", t_events_and_tailing)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
 finally:
     dm.stop()
