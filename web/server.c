@@ -15,6 +15,7 @@
 #include "api.h"
 #include "apijson.h"
 #include "auth.h"
+#include "embedded.h"
 #include "log.h"
 #include "store.h"
 
@@ -322,7 +323,20 @@ static void h_version(struct req *r)
 	api_reply(r, 200, j);
 }
 
+/* sluice's own OpenAPI description, compiled in from web/openapi.yaml. */
+static void h_openapi(struct req *r)
+{
+	const struct embedded_file *f = embedded_find("openapi.yaml");
+	if (!f) {
+		api_problem(r, 404, "Not Found", "no OpenAPI document in this build");
+		return;
+	}
+	api_reply_text(r, 200, xstrndup(f->data, f->len));
+	api_set_content_type(r, "application/yaml");
+}
+
 static const struct route base_routes[] = {
+	{"GET", "/openapi.yaml", ROLE_NONE, h_openapi},
 	{"GET", "/health", ROLE_NONE, h_health},
 	{"GET", "/version", ROLE_NONE, h_version},
 	{"GET", "/events", ROLE_VIEWER, api_events},

@@ -412,6 +412,40 @@ def t_events_and_tailing():
     eq([int(e["id"]) for e in again], ids[1:], "Last-Event-ID resumes the stream")
 
 
+def served_routes():
+    """Every (method, path) in the route tables of web/*.c."""
+    out = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "web"))):
+        if not name.endswith(".c"):
+            continue
+        with open(os.path.join(ROOT, "web", name)) as f:
+            src = f.read()
+        macros = dict(re.findall(r'#define (\w+) "([^"]*)"', src))
+        for method, macro, path in re.findall(r'\{"(GET|POST|PUT|PATCH|DELETE)", (?:(\w+) )?"([^"]*)"', src):
+            out.append([method, macros.get(macro, "") + path])
+    return out
+
+
+def t_openapi():
+    st, ctype, _ = None, None, None
+    req = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/v1/openapi.yaml")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        eq(resp.status, 200, "openapi status")
+        eq(resp.headers.get("Content-Type"), "application/yaml", "openapi content type")
+        text = resp.read().decode()
+    doc = os.path.join(home.dir, "openapi.yaml")
+    with open(doc, "w") as f:
+        f.write(text)
+    routes = os.path.join(home.dir, "routes.json")
+    with open(routes, "w") as f:
+        json.dump(served_routes(), f)
+    expect(len(served_routes()) >= 40, f"only {len(served_routes())} routes found in web/*.c")
+    p = subprocess.run(["node", os.path.join(ROOT, "tests", "api", "openapi.mjs"), doc, routes],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    print("     " + p.stdout.strip().replace("\n", "\n     "))
+    eq(p.returncode, 0, "the OpenAPI document is valid and covers every route")
+
+
 def t_validate():
     path = os.path.join(home.dir, "responses.json")
     with open(path, "w") as f:
@@ -444,6 +478,7 @@ try:
     check("backfills: dry run, create, 409, 400, completion, cancel", t_backfills_api)
     check("/metrics in Prometheus text format", t_metrics)
     check("SSE events (filtered, resumable) and log tailing while a task runs", t_events_and_tailing)
+    check("/openapi.yaml: valid (swagger-parser) and covering every route of the server", t_openapi)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
 finally:
     dm.stop()
