@@ -238,6 +238,11 @@ out:
 	cJSON_Delete(body);
 }
 
+static int set_run_state(struct store *st, void *arg)
+{
+	return store_run_update(st, arg);
+}
+
 /* PATCH /dags/{dag_id}/dagRuns/{dag_run_id} {"state": "success" | "failed" | "queued"} */
 static void patch_run(struct req *r)
 {
@@ -263,7 +268,14 @@ static void patch_run(struct req *r)
 		goto out;
 	free_call(&c);
 	struct run_row now = {0};
-	if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0)
+	if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0 && !queue &&
+	    strcmp(now.state, state->valuestring) && strcmp(now.state, "queued") && strcmp(now.state, "running")) {
+		/* Everything had finished already: the run takes the state it was asked for. */
+		free(now.state);
+		now.state = xstrdup(state->valuestring);
+		sched_write(set_run_state, &now);
+	}
+	if (now.run_id)
 		api_reply(r, 200, api_dag_run(&now));
 	run_row_free(&now);
 out:
