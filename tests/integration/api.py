@@ -447,12 +447,14 @@ def t_openapi():
 
 
 def t_validate():
+    expect(os.path.exists(SPEC), f"Airflow's API spec is not at {SPEC} (shared/ must sit beside the "
+                                 "repository, or set SLUICE_AIRFLOW_SPEC)")
     path = os.path.join(home.dir, "responses.json")
     with open(path, "w") as f:
         json.dump(recorded, f)
     p = subprocess.run(["node", os.path.join(ROOT, "tests", "api", "validate.mjs"), SPEC, path],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
-    print("     " + p.stdout.strip().replace("\n", "\n     "))
+    print("     " + (p.stdout + p.stderr).strip().replace("\n", "\n     "))
     eq(p.returncode, 0, "responses valid against the Airflow spec")
     expect(len(recorded) >= 20, f"only {len(recorded)} responses recorded")
 
