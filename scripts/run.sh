@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: migrate the database, check the example DAGs, queue one run of each example that
-# has no schedule, and start the scheduler daemon in the foreground (Ctrl-C stops it; running
-# tasks keep running and are collected at the next start).
+# has no schedule, and start the daemon (scheduler + REST API) in the foreground. Ctrl-C stops it;
+# running tasks keep running and are collected at the next start.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -23,8 +23,9 @@ cat <<MSG
 State: $SLUICE_HOME (database sluice.db, one log per try under logs/)
 Watch: $sluice runs list <dag_id>    $sluice tasks list <dag_id> <run_id>
        $sluice tasks logs <dag_id> <run_id> <task_id>
-The web UI and REST API (with the admin password) are not built yet; the daemon below is
-the scheduler. Ctrl-C stops it.
+The daemon below is the scheduler and the REST API: it prints the API address and, on its
+first start, the admin password (kept in $SLUICE_HOME/admin_password.txt). The web UI is not
+built yet. Ctrl-C stops the daemon.
 
 MSG
 exec "$sluice" serve
