@@ -54,6 +54,54 @@ static int db_check(struct cli_ctx *cli)
 	return problems == 0 && level == target ? 0 : 1;
 }
 
+/* db prune --older-than D [--dry-run]: finished runs that ended longer ago go, with their task
+ * instances, tries, outputs and logs. Running and queued runs are never touched. */
+static int db_prune(struct cli_ctx *cli, int argc, char **argv)
+{
+	usec_t age = 0;
+	bool dry = false;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--older-than") && i + 1 < argc && parse_duration(argv[i + 1], &age) == 0)
+			i++;
+		else if (!strcmp(argv[i], "--dry-run"))
+			dry = true;
+		else {
+			fprintf(stderr, "usage: sluice db prune --older-than DURATION [--dry-run]   (e.g. 90d)\n");
+			return 2;
+		}
+	}
+	if (age <= 0) {
+		fprintf(stderr, "usage: sluice db prune --older-than DURATION [--dry-run]   (e.g. 90d)\n");
+		return 2;
+	}
+	struct store *st;
+	struct run_row *runs = NULL;
+	if (cli_open_store(cli, 0, &st) < 0)
+		return 1;
+	int n = store_run_list_ended_before(st, now_usec() - age, &runs), done = 0;
+	for (int i = 0; i < n; i++) {
+		struct run_row *r = &runs[i];
+		if (!dry) {
+			char *logs = xasprintf("%s/logs/%s/%s", cli->home, r->dag_id, r->run_id);
+			store_begin(st);
+			if (store_run_delete(st, r->pk) == 0 && store_commit(st) == 0) {
+				remove_tree(logs);
+				done++;
+			} else {
+				store_rollback(st);
+			}
+			free(logs);
+		}
+		printf("%s %s %s (%s)\n", dry ? "would remove" : "removed", r->dag_id, r->run_id, r->state);
+		run_row_free(r);
+	}
+	free(runs);
+	store_close(st);
+	printf("%d run%s %s\n", dry ? (n < 0 ? 0 : n) : done, (dry ? n : done) == 1 ? "" : "s",
+	       dry ? "would be removed" : "removed");
+	return 0;
+}
+
 int cli_db(struct cli_ctx *cli, int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -61,13 +109,18 @@ int cli_db(struct cli_ctx *cli, int argc, char **argv)
 			"usage: sluice db COMMAND\n\n"
 			"  migrate   apply pending schema migrations to $SLUICE_HOME/sluice.db\n"
 			"  check     report the schema level and run SQLite's integrity and foreign-key\n"
-			"            checks; exits 1 on any problem\n");
+			"            checks; exits 1 on any problem\n"
+			"  prune --older-than DURATION [--dry-run]\n"
+			"            remove finished runs that ended longer ago (e.g. 90d), with their task\n"
+			"            instances, tries, outputs and logs\n");
 		return argc < 2 ? 2 : 0;
 	}
 	if (!strcmp(argv[1], "migrate"))
 		return db_migrate(cli);
 	if (!strcmp(argv[1], "check"))
 		return db_check(cli);
+	if (!strcmp(argv[1], "prune"))
+		return db_prune(cli, argc, argv);
 	fprintf(stderr, "sluice db: unknown command '%s'\n", argv[1]);
 	return 2;
 }

@@ -654,6 +654,14 @@ int store_import_error_count(struct store *st)
 	return n;
 }
 
+int store_run_list_ended_before(struct store *st, usec_t before, struct run_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE state IN ('success', 'failed') "
+				   "AND end_date < ? ORDER BY end_date");
+	bind_time(s, 1, before);
+	return collect_runs(st, s, out);
+}
+
 int store_run_counts(struct store *st, const char *dag_id, int counts[4])
 {
 	static const char *const states[4] = {"queued", "running", "success", "failed"};

@@ -110,6 +110,9 @@ int store_duration_histogram(struct store *st, const double *bounds, size_t n, l
 /* Number of files with an import error. */
 int store_import_error_count(struct store *st);
 
+/* Finished runs (success or failed) that ended before `before`, oldest first. */
+int store_run_list_ended_before(struct store *st, usec_t before, struct run_row **out);
+
 /* Runs of a DAG per state: counts[0..3] = queued, running, success, failed. */
 int store_run_counts(struct store *st, const char *dag_id, int counts[4]);
 /* Hands a run to a backfill (reprocessing an existing run). */
