@@ -64,6 +64,9 @@ const char *api_header(struct req *r, const char *name);
 void api_problem(struct req *r, unsigned status, const char *title, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Replies 503 for a write the scheduler did not take (rc: negative errno from sched_write). */
+void api_write_failed(struct req *r, int rc);
+
 /* Airflow's pagination: ?limit= (default 100) and ?offset= (default 0). Returns false after
  * replying 400 when they are not non-negative integers. */
 bool api_page(struct req *r, int *limit, int *offset);

@@ -106,7 +106,7 @@ static void create(struct req *r)
 	if (rc == -EEXIST)
 		api_problem(r, 409, "Conflict", "DAG '%s' already has a backfill in progress", b.dag_id);
 	else if (rc < 0)
-		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the backfill (%s)", strerror(-rc));
+		api_write_failed(r, rc);
 	else
 		api_reply(r, 200, api_backfill(&b));
 	free(conf_text);
@@ -203,7 +203,7 @@ static void change(struct req *r, const char *what)
 	if (rc == -EALREADY)
 		api_problem(r, 409, "Conflict", "backfill %lld has already completed", (long long)c.id);
 	else if (rc < 0)
-		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+		api_write_failed(r, rc);
 	else if (store_backfill_get(api_store(r), c.id, &b) == 0)
 		api_reply(r, 200, api_backfill(&b));
 	backfill_row_free(&b);

@@ -162,7 +162,7 @@ static void trigger(struct req *r)
 		api_problem(r, 409, "Conflict", "DAGRun with DAG ID: '%s' and DAGRun ID or logical date '%s' already exists",
 			    run.dag_id, run.run_id);
 	else if (rc < 0)
-		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the run (%s)", strerror(-rc));
+		api_write_failed(r, rc);
 	else
 		api_reply(r, 200, api_dag_run(&run));
 out:

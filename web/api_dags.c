@@ -126,7 +126,7 @@ static void patch(struct req *r)
 		int rc = sched_write(write_paused, &c);
 		dag_row_free(&row);
 		if (rc < 0)
-			api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+			api_write_failed(r, rc);
 		else if (api_dag_row(r, api_param(r, "dag_id"), &row)) {
 			api_reply(r, 200, api_dag_from_row(&row));
 			dag_row_free(&row);

@@ -138,7 +138,7 @@ static void create(struct req *r)
 			if (rc == -EEXIST)
 				api_problem(r, 409, "Conflict", "Pool: %s already exists", w.name);
 			else if (rc < 0)
-				api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+				api_write_failed(r, rc);
 			else
 				reply_pool(r, w.name);
 		}
@@ -158,7 +158,7 @@ static void update(struct req *r)
 		if (rc == -ENOENT)
 			api_problem(r, 404, "Pool not found", "Pool with name: '%s' not found", w.name);
 		else if (rc < 0)
-			api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+			api_write_failed(r, rc);
 		else
 			reply_pool(r, w.name);
 	}
@@ -176,7 +176,7 @@ static void del(struct req *r)
 	if (rc == -ENOENT)
 		api_problem(r, 404, "Pool not found", "Pool with name: '%s' not found", w.name);
 	else if (rc < 0)
-		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+		api_write_failed(r, rc);
 	else
 		api_reply_empty(r);
 }

@@ -55,7 +55,7 @@ static bool do_op(struct req *r, struct op_call *c)
 		api_problem(r, rc == -ENOENT ? 404 : 400, rc == -ENOENT ? "Not found" : "Bad Request", "%s",
 			    c->err ? c->err : "invalid request");
 	else
-		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+		api_write_failed(r, rc);
 	free_call(c);
 	return false;
 }
@@ -311,7 +311,7 @@ static void delete_run(struct req *r)
 	if (rc == -EBUSY) {
 		api_problem(r, 409, "Conflict", "run %s is running; delete it once it has ended", run.run_id);
 	} else if (rc < 0) {
-		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+		api_write_failed(r, rc);
 	} else {
 		char *logs = xasprintf("%s/logs/%s/%s", api_home(r), run.dag_id, run.run_id);
 		remove_tree(logs);

@@ -207,6 +207,11 @@ int api_query_values(struct req *r, const char *name, const char **out, int max)
 	return c.n;
 }
 
+void api_write_failed(struct req *r, int rc)
+{
+	api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+}
+
 static bool nonneg_int(const char *s, int *out)
 {
 	char *end;
