@@ -1,4 +1,5 @@
 /* GET /dags/{dag_id}/dagRuns[/{dag_run_id}], GET .../taskInstances[/{task_id}[/{map_index}]] */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,35 @@ bool api_find_run(struct req *r, struct run_row *run)
 	return false;
 }
 
+#define MAX_STATES 16
+
+/* Airflow's filters of a list: ?state= (repeatable) and *_gte / *_lte on dates. */
+static bool state_wanted(struct req *r, const char *state)
+{
+	const char *want[MAX_STATES];
+	int n = api_query_values(r, "state", want, MAX_STATES);
+	for (int i = 0; i < n; i++)
+		if (!strcmp(want[i], state))
+			return true;
+	return n == 0;
+}
+
+/* False when t falls outside ?<field>_gte= / ?<field>_lte= (unset times are outside any range). */
+static bool date_wanted(struct req *r, const char *field, usec_t t)
+{
+	char key[64];
+	usec_t v;
+	snprintf(key, sizeof(key), "%s_gte", field);
+	const char *gte = api_query(r, key);
+	snprintf(key, sizeof(key), "%s_lte", field);
+	const char *lte = api_query(r, key);
+	if (gte && parse_iso8601(gte, &v) == 0 && (t == USEC_NONE || t < v))
+		return false;
+	if (lte && parse_iso8601(lte, &v) == 0 && (t == USEC_NONE || t > v))
+		return false;
+	return true;
+}
+
 static void list_runs(struct req *r)
 {
 	int limit, offset;
@@ -30,8 +60,11 @@ static void list_runs(struct req *r)
 	int n = store_run_list(api_store(r), strcmp(dag_id, "~") ? dag_id : NULL, &runs);
 	cJSON *all = cJSON_CreateArray();
 	for (int i = 0; i < n; i++) {
-		cJSON_AddItemToArray(all, api_dag_run(&runs[i]));
-		run_row_free(&runs[i]);
+		struct run_row *x = &runs[i];
+		if (state_wanted(r, x->state) && date_wanted(r, "execution_date", x->logical_date) &&
+		    date_wanted(r, "start_date", x->start_date) && date_wanted(r, "end_date", x->end_date))
+			cJSON_AddItemToArray(all, api_dag_run(x));
+		run_row_free(x);
 	}
 	free(runs);
 	api_reply_page(r, "dag_runs", all, limit, offset);
@@ -55,8 +88,13 @@ static void list_tis(struct req *r)
 		return;
 	int n = store_ti_list(api_store(r), run.pk, &tis);
 	cJSON *all = cJSON_CreateArray();
+	const char *pool = api_query(r, "pool");
 	for (int i = 0; i < n; i++) {
-		cJSON_AddItemToArray(all, api_task_instance(&tis[i], &run));
+		const char *st = strcmp(tis[i].state, "none") ? tis[i].state : "null";
+		if ((state_wanted(r, st) || (!strcmp(st, "null") && state_wanted(r, "none"))) &&
+		    (!pool || !strcmp(pool, tis[i].pool)) && date_wanted(r, "start_date", tis[i].start_date) &&
+		    date_wanted(r, "end_date", tis[i].end_date))
+			cJSON_AddItemToArray(all, api_task_instance(&tis[i], &run));
 		ti_row_free(&tis[i]);
 	}
 	free(tis);

@@ -100,6 +100,13 @@ def t_resources():
     problem("/dags/d/dagRuns/nope", 404)
     tis = get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances", "TaskInstanceCollection")
     eq(tis["total_entries"], 3, "task instances")
+    eq(get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances?state=failed", "TaskInstanceCollection")["total_entries"], 0, "state filter")
+    eq(get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances?state=failed&state=success", "TaskInstanceCollection")["total_entries"], 3, "states")
+    eq(get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances?pool=nope", "TaskInstanceCollection")["total_entries"], 0, "pool filter")
+    eq(get_ok("/dags/d/dagRuns?state=failed", "DAGRunCollection")["total_entries"], 0, "run state filter")
+    eq(get_ok("/dags/d/dagRuns?execution_date_gte=2026-11-01T00:00:00Z&execution_date_lte=2026-11-01T00:00:00Z",
+              "DAGRunCollection")["total_entries"], 1, "run date filter")
+    eq(get_ok("/dags/d/dagRuns?execution_date_gte=2026-11-02T00:00:00Z", "DAGRunCollection")["total_entries"], 0, "after")
     ti = get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances/a", "TaskInstance")
     eq(ti["state"], "success", "ti")
     ti = get_ok(f"/dags/d/dagRuns/{quoted}/taskInstances/m/1", "TaskInstance")
