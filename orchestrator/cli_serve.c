@@ -317,6 +317,17 @@ int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv)
 	if (fallback)
 		r.dag_version = xstrdup(fallback->version);
 	int irc = store_run_insert(st, &r);
+	/* A logical date that defaulted to "now" may meet another trigger's in the same microsecond:
+	 * step it (and the run_id made from it) instead of failing. */
+	for (int i = 0; irc == -EEXIST && !ld && i < 1000; i++) {
+		r.logical_date++;
+		if (!run_id) {
+			format_iso8601(r.logical_date, iso, sizeof(iso));
+			free(r.run_id);
+			r.run_id = xasprintf("manual__%s", iso);
+		}
+		irc = store_run_insert(st, &r);
+	}
 	if (irc < 0) {
 		store_rollback(st);
 		fprintf(stderr, "sluice: %s\n", irc == -EEXIST ? "a run with that run_id or logical date already exists"

@@ -620,6 +620,7 @@ static void restore_items(struct erun *r, int task)
 static void count_upstream(struct erun *r)
 {
 	struct dag *d = r->dag;
+	r->unfinished = 0;
 	for (size_t i = 0; i < d->ntasks; i++) {
 		struct etask *et = &r->tasks[i];
 		memset(&et->up, 0, sizeof(et->up));
@@ -642,11 +643,12 @@ static void count_upstream(struct erun *r)
 				default: c->removed++; break;
 				}
 			}
-			if (st != TI_NONE)
-				et->decided = true;
 		}
-		if (et->expanded && r->dag->tasks[i].mapped)
-			et->decided = true;
+		/* A task is decided once every instance of it has left none (a cleared task has not). */
+		et->decided = et->ninst > 0;
+		for (size_t k = 0; k < et->ninst; k++)
+			if (et->inst[k]->state == TI_NONE)
+				et->decided = false;
 	}
 }
 
@@ -1968,4 +1970,79 @@ void engine_reload_pools(struct engine *e)
 		if (store_pool_slots(e->st, e->pools[i].name, &slots) == 0)
 			e->pools[i].slots = slots;
 	}
+}
+
+/* Puts a finished or waiting instance back to none for another try (Airflow's clear). */
+static void reset_ti(struct eti *ti)
+{
+	struct task *t = ti_task(ti);
+	if (ti->heap_idx >= 0)
+		heap_remove(ti->run->e, ti);
+	if (ti->timer) {
+		evloop_timer_cancel(ti->run->e->loop, ti->timer);
+		ti->timer = NULL;
+	}
+	ti->row.max_tries = ti->row.try_number + t->retries;
+	ti->row.queued_when = ti->row.start_date = ti->row.end_date = USEC_NONE;
+	ti->row.next_retry_at = ti->row.first_poke_at = USEC_NONE;
+	ti->row.duration = -1;
+	ti->row.exit_code = TI_NO_EXIT;
+	ti->row.pid = 0;
+	free(ti->row.external_id);
+	ti->row.external_id = NULL;
+	for (size_t i = 0; i < ti->noutputs; i++) {
+		free(ti->outputs[i].key);
+		free(ti->outputs[i].value);
+	}
+	free(ti->outputs);
+	ti->outputs = NULL;
+	ti->noutputs = 0;
+	ti->outputs_dirty = true;
+	free(ti->message);
+	ti->message = NULL;
+	set_state(ti, TI_NONE);
+}
+
+int engine_clear(struct engine *e, int64_t run_pk, const int64_t *ti_pks, size_t n, bool *cleared)
+{
+	struct erun *r = e->runs;
+	int count = 0;
+	while (r && r->row.pk != run_pk)
+		r = r->next;
+	if (!r)
+		return -ENOENT;
+	for (size_t i = 0; i < r->dag->ntasks; i++) {
+		for (size_t k = 0; k < r->tasks[i].ninst; k++) {
+			struct eti *ti = r->tasks[i].inst[k];
+			for (size_t j = 0; j < n; j++) {
+				if (ti->row.pk != ti_pks[j])
+					continue;
+				/* A try that is under way finishes first; it is not cleared. */
+				if (ti->spawned || ti->state == TI_QUEUED || ti->state == TI_RUNNING)
+					break;
+				reset_ti(ti);
+				if (cleared)
+					cleared[j] = true;
+				count++;
+			}
+		}
+	}
+	if (count == 0)
+		return 0;
+	if (r->finished) {
+		/* Finished in this very iteration and not reaped yet: it runs again. */
+		r->finished = r->notify = false;
+		free(r->row.state);
+		r->row.state = xstrdup("running");
+		r->row.end_date = USEC_NONE;
+		mark_run_dirty(r);
+		publish_run(r);
+	}
+	count_upstream(r);
+	for (size_t i = 0; i < r->dag->ntasks; i++)
+		if (!r->tasks[i].decided)
+			enqueue_eval(e, r, (int)i);
+	process_evals(e);
+	evloop_wake(e->loop);
+	return count;
 }

@@ -76,6 +76,12 @@ void engine_kill_all(struct engine *e);
 /* Forgets cached pool sizes so the next dispatch reads them from the database. */
 void engine_reload_pools(struct engine *e);
 
+/* Clears task instances (by primary key) of a run the engine is driving, as Airflow does: each
+ * goes back to none with retries available again and is scheduled as its trigger rule allows;
+ * a try that is under way is left to finish. Sets cleared[j] for each pk cleared (may be NULL).
+ * Returns how many were cleared, or -ENOENT when the engine does not drive the run. */
+int engine_clear(struct engine *e, int64_t run_pk, const int64_t *ti_pks, size_t n, bool *cleared);
+
 /* Called when a run reaches success or failed (after its final state is committed). */
 typedef void (*engine_run_done_cb)(void *arg, struct erun *run);
 void engine_on_run_done(struct engine *e, engine_run_done_cb cb, void *arg);

@@ -95,7 +95,8 @@ static int check_idle(struct store *st, const struct run_row *run, char **err)
 	}
 	rc = strcmp(now.state, "running") ? 0 : -EBUSY;
 	if (rc)
-		*err = xasprintf("run %s of %s is running; change its task instances once it has ended",
+		*err = xasprintf("run %s of %s is running; change its task instances once it has ended "
+				 "(the REST API's clearTaskInstances can clear inside a running run)",
 				 run->run_id, run->dag_id);
 	run_row_free(&now);
 	return rc;

@@ -148,6 +148,11 @@ static void drain_writes(struct evloop *loop, void *arg)
 	(void)loop;
 }
 
+struct engine *sched_engine(void)
+{
+	return current ? current->eng : NULL;
+}
+
 /* At shutdown: no more writes; waiting callers get -ESHUTDOWN. */
 static void close_writes(void)
 {

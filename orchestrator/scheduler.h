@@ -42,6 +42,10 @@ void sched_get_stats(struct sched_stats *out);
  * stopped before running fn. */
 int sched_write(int (*fn)(struct store *writer, void *ctx), void *ctx);
 
+/* The daemon's run engine, for functions that sched_write() runs (only valid there, on the
+ * loop thread); NULL when no daemon runs in this process. */
+struct engine *sched_engine(void);
+
 /* True when a `sluice serve` holds the lock of home; *pid gets its pid when known. */
 bool sched_daemon_running(const char *home, int *pid);
 

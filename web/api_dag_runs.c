@@ -125,14 +125,33 @@ static void get_ti(struct req *r)
 	run_row_free(&run);
 }
 
+struct trigger_call {
+	struct run_row *run;
+	bool auto_date, auto_id;  /* logical date / run_id were not given: they may step past a clash */
+};
+
 static int write_run(struct store *st, void *arg)
 {
-	struct run_row *run = arg;
+	struct trigger_call *c = arg;
+	struct run_row *run = c->run;
 	int rc = store_begin(st);
-	if (rc == 0 && (rc = store_run_insert(st, run)) == 0)
-		rc = store_commit(st);
-	else
-		store_rollback(st);
+	if (rc < 0)
+		return rc;
+	rc = store_run_insert(st, run);
+	/* Another trigger in the same microsecond: step the defaulted logical date. */
+	for (int i = 0; rc == -EEXIST && c->auto_date && i < 1000; i++) {
+		char iso[ISO_BUFSZ];
+		run->logical_date++;
+		if (c->auto_id) {
+			format_iso8601(run->logical_date, iso, sizeof(iso));
+			free(run->run_id);
+			run->run_id = xasprintf("manual__%s", iso);
+		}
+		rc = store_run_insert(st, run);
+	}
+	if (rc == 0)
+		return store_commit(st);
+	store_rollback(st);
 	return rc;
 }
 
@@ -195,7 +214,8 @@ static void trigger(struct req *r)
 	run.queued_at = now_usec();
 	run.start_date = run.end_date = USEC_NONE;
 	run.external_trigger = true;
-	int rc = sched_write(write_run, &run);
+	struct trigger_call tc = {&run, ld == USEC_NONE, !cJSON_IsString(id)};
+	int rc = sched_write(write_run, &tc);
 	if (rc == -EEXIST)
 		api_problem(r, 409, "Conflict", "DAGRun with DAG ID: '%s' and DAGRun ID or logical date '%s' already exists",
 			    run.dag_id, run.run_id);

@@ -1,6 +1,7 @@
 /* Changing runs: clearTaskInstances, updateTaskInstancesState, dagRuns/{id}/clear, PATCH and
  * DELETE of a run; reading: dagStats and dagRuns/list. Changes run on the scheduler's thread
- * through ops.c; a run that is running right now answers 409. */
+ * through ops.c. Clearing inside a running run is done by the engine in memory; marking and
+ * deleting a run that is running right now answer 409. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "api.h"
 #include "apijson.h"
+#include "engine.h"
 #include "ops.h"
 #include "scheduler.h"
 
@@ -24,11 +26,47 @@ struct op_call {
 	char *err;
 };
 
+/* Clearing inside a run that is running: the selection comes from the database, the change is
+ * made by the engine in memory (tries under way are left to finish and are not reported). */
+static int clear_running(struct store *st, struct op_call *c)
+{
+	struct engine *e = sched_engine();
+	free(c->err);
+	c->err = NULL;
+	c->n = ops_select(st, c->d, c->run, &c->sel, &c->rows, &c->err);
+	if (c->n < 0 || c->dry_run)
+		return c->n < 0 ? c->n : 0;
+	int64_t *pks = xcalloc((size_t)c->n + 1, sizeof(*pks));
+	bool *done = xcalloc((size_t)c->n + 1, sizeof(*done));
+	for (int i = 0; i < c->n; i++)
+		pks[i] = c->rows[i].pk;
+	int rc = e ? engine_clear(e, c->run->pk, pks, (size_t)c->n, done) : -ENOENT;
+	int kept = 0;
+	for (int i = 0; i < c->n; i++) {
+		if (rc >= 0 && done[i])
+			c->rows[kept++] = c->rows[i];
+		else
+			ti_row_free(&c->rows[i]);
+	}
+	c->n = kept;
+	free(pks);
+	free(done);
+	if (rc == -ENOENT) {
+		/* Running, but not under this daemon (a `sluice dags test` drives it). */
+		c->err = xasprintf("run %s of %s is running outside the daemon; clear it once it has ended",
+				   c->run->run_id, c->run->dag_id);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static int run_op(struct store *st, void *arg)
 {
 	struct op_call *c = arg;
 	c->n = c->mark_state ? ops_mark(st, c->d, c->run, &c->sel, c->mark_state, c->dry_run, &c->rows, &c->err)
 			     : ops_clear(st, c->d, c->run, &c->sel, c->dry_run, &c->rows, &c->err);
+	if (c->n == -EBUSY && !c->mark_state)
+		return clear_running(st, c);
 	return c->n < 0 ? c->n : 0;
 }
 

@@ -453,6 +453,35 @@ def t_openapi():
     eq(p.returncode, 0, "the OpenAPI document is valid and covers every route")
 
 
+def t_clear_running_run():
+    flag = os.path.join(home.dir, "cr-fixed")
+    home.write_dag("cr.lua", 'local d = dag { id = "cr" }\n'
+                             'd:task "slow" { cmd = "sleep 3" }\n'
+                             f'local f = d:task "flaky" {{ cmd = "test -e {flag}" }}\n'
+                             'local a = d:task "after" { cmd = "true" }\nd:flow(f >> a)\nreturn d\n')
+    wait_until(lambda: call("GET", "/dags/cr")[0] == 200, 10, "the daemon to see cr")
+    st, _, body = send("POST", "/dags/cr/dagRuns", {"dag_run_id": "cr1"})
+    eq(st, 200, f"trigger: {body}")
+
+    def states():
+        return {t["task_id"]: t["state"] for t in call("GET", "/dags/cr/dagRuns/cr1/taskInstances")[2]["task_instances"]}
+    wait_until(lambda: states().get("after") == "upstream_failed", 10, "flaky to fail")
+    eq(states()["slow"], "running", "slow still runs")
+    st, _, body = send("POST", "/dags/cr/clearTaskInstances", {"dag_run_id": "cr1"})
+    eq((st, sorted(t["task_id"] for t in body["task_instances"])), (200, ["after", "flaky"]), f"dry run: {body}")
+    eq(states()["flaky"], "failed", "the dry run changed nothing")
+    with open(flag, "w"):
+        pass
+    st, _, body = send("POST", "/dags/cr/clearTaskInstances", {"dag_run_id": "cr1", "dry_run": False})
+    eq((st, sorted(t["task_id"] for t in body["task_instances"])), (200, ["after", "flaky"]), f"clear: {body}")
+    recorded.append({"name": "clear in a running run", "schema": "TaskInstanceReferenceCollection", "body": body})
+    wait_until(lambda: call("GET", "/dags/cr/dagRuns/cr1")[2]["state"] in ("success", "failed"), 20, "the run to end")
+    eq(call("GET", "/dags/cr/dagRuns/cr1")[2]["state"], "success", "the run succeeds after the clear")
+    tis = {t["task_id"]: t for t in call("GET", "/dags/cr/dagRuns/cr1/taskInstances")[2]["task_instances"]}
+    eq((tis["flaky"]["try_number"], tis["after"]["try_number"], tis["slow"]["try_number"]), (2, 1, 1), "tries")
+    eq(tis["flaky"]["max_tries"], 1, "retries available again")
+
+
 def t_validate():
     expect(os.path.exists(SPEC), f"Airflow's API spec is not at {SPEC} (shared/ must sit beside the "
                                  "repository, or set SLUICE_AIRFLOW_SPEC)")
@@ -484,6 +513,7 @@ try:
     check("logs (JSON with continuation token, text/plain), tries, xcomEntries", t_logs_tries_xcom)
     check("clearTaskInstances, updateTaskInstancesState, run clear/PATCH/DELETE, dagStats, list", t_run_ops)
     check("order_by, PATCH of a task instance", t_order_and_patch_ti)
+    check("clearTaskInstances inside a running run (the engine clears in memory)", t_clear_running_run)
     check("backfills: dry run, create, 409, 400, completion, cancel", t_backfills_api)
     check("/metrics in Prometheus text format", t_metrics)
     check("SSE events (filtered, resumable) and log tailing while a task runs", t_events_and_tailing)
