@@ -379,7 +379,7 @@ def sse(path, last_id=None, until=None, limit=200, timeout=20):
 def t_events_and_tailing():
     import threading
     home.write_dag("tail.lua", 'local d = dag { id = "tail" }\n'
-                               'd:task "t" { cmd = "for i in 1 2 3 4; do echo line$i; sleep 0.4; done" }\nreturn d\n')
+                               'd:task "t" { cmd = "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.5; done" }\nreturn d\n')
     wait_until(lambda: call("GET", "/dags/tail")[0] == 200, 10, "the daemon to see tail")
     got = {}
 
@@ -392,21 +392,23 @@ def t_events_and_tailing():
     _t.sleep(0.5)
     st, _, body = send("POST", "/dags/tail/dagRuns", {"dag_run_id": "tailing"})
     eq(st, 200, f"trigger: {body}")
-    wait_until(lambda: call("GET", "/dags/tail/dagRuns/tailing/taskInstances/t")[2]["state"] == "running", 10, "t running")
     token, content, chunks = None, "", 0
-    for _ in range(100):  # bounded: the task takes about 1.6 s
+    for _ in range(200):  # bounded: the task takes about 3 s
         path = "/dags/tail/dagRuns/tailing/taskInstances/t/logs/1" + (f"?token={token}" if token else "")
         st, _, body = call("GET", path)
+        if st == 404:  # the first try has not started yet
+            _t.sleep(0.1)
+            continue
         eq(st, 200, "log tail")
         if body["content"]:
             chunks += 1
             content += body["content"]
         token = body["continuation_token"]
-        if "line4" in content:
+        if "line6" in content:
             break
-        _t.sleep(0.2)
+        _t.sleep(0.15)
     expect(chunks >= 2, f"the log came in pieces while the task ran ({chunks})")
-    expect(all(f"line{i}" in content for i in range(1, 5)), content)
+    expect(all(f"line{i}" in content for i in range(1, 7)), content)
     th.join(timeout=30)
     events = got.get("events", [])
     kinds = [(e["event"], e["data"].get("task_id"), e["data"]["state"]) for e in events]
