@@ -197,25 +197,15 @@ static int wait_run(struct store *st, const char *dag_id, const char *run_id, st
  * recorded). Returns a new reference in *owned, or NULL. */
 static struct dag *last_good_version(struct store *st, struct dagbag *bag, const char *id, struct dag **owned)
 {
-	char *version = NULL, *source = NULL, *fileloc = NULL;
-	struct dag_load ld = {0};
+	char *version = NULL, *lib = xasprintf("%s/lib", bag->dir);
 	*owned = NULL;
-	if (store_dag_version_current(st, id, &version) < 0 ||
-	    store_dag_version_source(st, id, version, &source, &fileloc) < 0)
-		goto out;
-	char *lib = xasprintf("%s/lib", bag->dir);
-	if (dag_lua_load(fileloc, fileloc, source, strlen(source), lib, &bag->limits, &ld) == 0)
-		for (size_t i = 0; i < ld.ndags; i++)
-			if (!strcmp(ld.dags[i]->dag_id, id))
-				*owned = dag_ref(ld.dags[i]);
-	free(lib);
+	if (store_dag_version_current(st, id, &version) == 0)
+		*owned = dagbag_load_stored(st, id, version, lib, &bag->limits);
 	if (*owned)
-		fprintf(stderr, "note: %s does not import now; queuing a run of its last good version\n", fileloc);
-out:
-	dag_load_clear(&ld);
+		fprintf(stderr, "note: %s does not import now; queuing a run of its last good version\n",
+			(*owned)->fileloc);
 	free(version);
-	free(source);
-	free(fileloc);
+	free(lib);
 	return *owned;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store.h"
 
 #define DAG_FILE_MAX (8u << 20)
 
@@ -276,4 +277,23 @@ size_t dagbag_error_count(const struct dagbag *bag)
 	for (size_t i = 0; i < bag->nfiles; i++)
 		n += bag->files[i].error != NULL;
 	return n;
+}
+
+struct dag *dagbag_load_stored(struct store *st, const char *dag_id, const char *version,
+			       const char *lib_dir, const struct dag_lua_limits *limits)
+{
+	char *source = NULL, *fileloc = NULL;
+	struct dag *found = NULL;
+	struct dag_load ld = {0};
+	if (!version || store_dag_version_source(st, dag_id, version, &source, &fileloc) < 0)
+		return NULL;
+	const char *base = strrchr(fileloc, '/') ? strrchr(fileloc, '/') + 1 : fileloc;
+	if (dag_lua_load(fileloc, base, source, strlen(source), lib_dir, limits, &ld) == 0)
+		for (size_t i = 0; i < ld.ndags && !found; i++)
+			if (!strcmp(ld.dags[i]->dag_id, dag_id))
+				found = dag_ref(ld.dags[i]);
+	dag_load_clear(&ld);
+	free(source);
+	free(fileloc);
+	return found;
 }

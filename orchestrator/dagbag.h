@@ -48,6 +48,14 @@ void dagbag_free(struct dagbag *bag);
 
 /* Finds a DAG by id among the files' last good DAGs; NULL when absent. Borrowed reference. */
 struct dag *dagbag_find(const struct dagbag *bag, const char *dag_id);
+struct store;
+/* Parses the stored source of a DAG version (the dag_version table) and returns that DAG as a
+ * new reference, or NULL when the version is unknown or no longer loads. lib_dir and limits may
+ * be NULL. Runs use it to keep the version they started with; the CLI and API to load a DAG
+ * whose file is broken now. */
+struct dag *dagbag_load_stored(struct store *st, const char *dag_id, const char *version,
+			       const char *lib_dir, const struct dag_lua_limits *limits);
+
 /* Number of files with an import error. */
 size_t dagbag_error_count(const struct dagbag *bag);
 

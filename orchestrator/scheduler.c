@@ -227,22 +227,9 @@ static struct dag *dag_for_run(struct sched *s, const struct run_row *r)
 	for (size_t i = 0; i < s->nversions; i++)
 		if (!strcmp(s->versions[i].dag_id, r->dag_id) && !strcmp(s->versions[i].version, r->dag_version))
 			return s->versions[i].dag;
-	char *source = NULL, *fileloc = NULL;
-	struct dag *found = NULL;
-	if (store_dag_version_source(s->st, r->dag_id, r->dag_version, &source, &fileloc) == 0) {
-		struct dag_load ld;
-		char *lib = xasprintf("%s/lib", s->bag.dir);
-		const char *base = strrchr(fileloc, '/') ? strrchr(fileloc, '/') + 1 : fileloc;
-		if (dag_lua_load(fileloc, base, source, strlen(source), lib, &s->bag.limits, &ld) == 0) {
-			for (size_t i = 0; i < ld.ndags; i++)
-				if (!strcmp(ld.dags[i]->dag_id, r->dag_id))
-					found = dag_ref(ld.dags[i]);
-		}
-		dag_load_clear(&ld);
-		free(lib);
-	}
-	free(source);
-	free(fileloc);
+	char *lib = xasprintf("%s/lib", s->bag.dir);
+	struct dag *found = dagbag_load_stored(s->st, r->dag_id, r->dag_version, lib, &s->bag.limits);
+	free(lib);
 	if (!found)
 		return cur; /* version unknown: the current one is the best we have */
 	s->versions = xrealloc(s->versions, (s->nversions + 1) * sizeof(*s->versions));

@@ -30,7 +30,6 @@ static void list(struct req *r)
  * and returns NULL on error. */
 static struct dag *read_create(struct req *r, cJSON *body, struct backfill_row *b, usec_t **dates, size_t *n)
 {
-	struct dag_row row;
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "dag_id");
 	const cJSON *from = cJSON_GetObjectItemCaseSensitive(body, "from_date");
 	const cJSON *to = cJSON_GetObjectItemCaseSensitive(body, "to_date");
@@ -45,10 +44,7 @@ static struct dag *read_create(struct req *r, cJSON *body, struct backfill_row *
 			    "none, failed or completed; max_active_runs at least 1; dag_run_conf an object");
 		return NULL;
 	}
-	if (!api_dag_row(r, id->valuestring, &row))
-		return NULL;
-	struct dag *d = api_load_dag(r, &row);
-	dag_row_free(&row);
+	struct dag *d = api_dag_by_id(r, id->valuestring);
 	if (!d)
 		return NULL;
 	b->dag_id = d->dag_id;

@@ -171,7 +171,6 @@ static bool body_time(struct req *r, const cJSON *body, const char *key, usec_t 
 /* POST /dags/{dag_id}/dagRuns: queues a manual run; the scheduler starts it at once. */
 static void trigger(struct req *r)
 {
-	struct dag_row row;
 	struct run_row run = {0};
 	struct dag *d = NULL;
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
@@ -190,11 +189,7 @@ static void trigger(struct req *r)
 	if (!body_time(r, body, "logical_date", &ld) || !body_time(r, body, "execution_date", &ld) ||
 	    !body_time(r, body, "data_interval_start", &ds) || !body_time(r, body, "data_interval_end", &de))
 		goto out;
-	if (!api_dag_row(r, api_param(r, "dag_id"), &row))
-		goto out;
-	d = api_load_dag(r, &row);
-	dag_row_free(&row);
-	if (!d)
+	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))))
 		goto out;
 	char iso[ISO_BUFSZ];
 	run.logical_date = ld != USEC_NONE ? ld : now_usec();
@@ -250,7 +245,6 @@ static int mark_fn(struct store *st, void *arg)
 /* PATCH .../taskInstances/{task_id}[/{map_index}] {"dry_run", "new_state"}: returns a reference. */
 static void patch_ti(struct req *r)
 {
-	struct dag_row row;
 	struct run_row run = {0};
 	struct dag *d = NULL;
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
@@ -261,11 +255,7 @@ static void patch_ti(struct req *r)
 		api_problem(r, 400, "Bad Request", "new_state (success, failed or skipped) is required");
 		goto out;
 	}
-	if (!api_dag_row(r, api_param(r, "dag_id"), &row))
-		goto out;
-	d = api_load_dag(r, &row);
-	dag_row_free(&row);
-	if (!d || !api_find_run(r, &run))
+	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))) || !api_find_run(r, &run))
 		goto out;
 	const char *ids[1] = {task};
 	struct mark_call c = {.d = d, .run = &run, .state = state->valuestring, .dry_run = cJSON_IsTrue(dry)};

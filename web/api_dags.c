@@ -5,7 +5,7 @@
 
 #include "api.h"
 #include "apijson.h"
-#include "dag_lua.h"
+#include "dagbag.h"
 #include "scheduler.h"
 
 #define MAX_TAGS 32
@@ -33,24 +33,24 @@ bool api_dag_row(struct req *r, const char *dag_id, struct dag_row *out)
 /* The DAG as of its current version, parsed from the stored source (a new reference). */
 struct dag *api_load_dag(struct req *r, const struct dag_row *row)
 {
-	char *source = NULL, *fileloc = NULL;
-	struct dag *found = NULL;
-	struct dag_load ld = {0};
-	if (!row->version || store_dag_version_source(api_store(r), row->dag_id, row->version, &source, &fileloc) < 0) {
+	if (!row->version) {
 		api_problem(r, 404, "DAG not found", "DAG '%s' has no stored version", row->dag_id);
 		return NULL;
 	}
-	const char *base = strrchr(fileloc, '/') ? strrchr(fileloc, '/') + 1 : fileloc;
-	if (dag_lua_load(fileloc, base, source, strlen(source), api_lib_dir(r), NULL, &ld) == 0)
-		for (size_t i = 0; i < ld.ndags; i++)
-			if (!strcmp(ld.dags[i]->dag_id, row->dag_id))
-				found = dag_ref(ld.dags[i]);
-	if (!found)
+	struct dag *d = dagbag_load_stored(api_store(r), row->dag_id, row->version, api_lib_dir(r), NULL);
+	if (!d)
 		api_problem(r, 500, "Internal Server Error", "cannot load the stored version of DAG '%s'", row->dag_id);
-	dag_load_clear(&ld);
-	free(source);
-	free(fileloc);
-	return found;
+	return d;
+}
+
+struct dag *api_dag_by_id(struct req *r, const char *dag_id)
+{
+	struct dag_row row;
+	if (!api_dag_row(r, dag_id, &row))
+		return NULL;
+	struct dag *d = api_load_dag(r, &row);
+	dag_row_free(&row);
+	return d;
 }
 
 static bool has_any_tag(const struct dag_row *d, const char **tags, int ntags)

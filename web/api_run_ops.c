@@ -130,22 +130,11 @@ static size_t task_ids(const cJSON *arr, const struct dag *d, const char **out)
 	return n;
 }
 
-/* The DAG named in the path, its runs (one when dag_run_id is given), all owned by the caller. */
-static struct dag *load(struct req *r, struct dag_row *row)
-{
-	if (!api_dag_row(r, api_param(r, "dag_id"), row))
-		return NULL;
-	struct dag *d = api_load_dag(r, row);
-	dag_row_free(row);
-	return d;
-}
-
 /* POST /dags/{dag_id}/clearTaskInstances (dry_run defaults to true, only_failed to true). */
 static void clear_tis(struct req *r)
 {
-	struct dag_row row;
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
-	struct dag *d = cJSON_IsObject(body) ? load(r, &row) : NULL;
+	struct dag *d = cJSON_IsObject(body) ? api_dag_by_id(r, api_param(r, "dag_id")) : NULL;
 	const char *ids[MAX_IDS];
 	if (!cJSON_IsObject(body))
 		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
@@ -201,7 +190,6 @@ out:
 /* POST /dags/{dag_id}/updateTaskInstancesState */
 static void update_tis(struct req *r)
 {
-	struct dag_row row;
 	struct run_row run = {0};
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
 	struct dag *d = NULL;
@@ -214,7 +202,7 @@ static void update_tis(struct req *r)
 		api_problem(r, 400, "Bad Request", "task_id, new_state and dag_run_id (or execution_date) are required");
 		goto out;
 	}
-	if (!(d = load(r, &row)))
+	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))))
 		goto out;
 	int found = cJSON_IsString(rid) ? store_run_get(api_store(r), d->dag_id, rid->valuestring, 0, &run)
 		    : parse_iso8601(ed->valuestring, &when) == 0 ? store_run_get(api_store(r), d->dag_id, NULL, when, &run)
@@ -245,10 +233,9 @@ out:
 /* POST /dags/{dag_id}/dagRuns/{dag_run_id}/clear: every task instance of the run. */
 static void clear_run(struct req *r)
 {
-	struct dag_row row;
 	struct run_row run = {0};
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
-	struct dag *d = load(r, &row);
+	struct dag *d = api_dag_by_id(r, api_param(r, "dag_id"));
 	const char *ids[MAX_IDS];
 	if (!d || !api_find_run(r, &run))
 		goto out;
@@ -284,7 +271,6 @@ static int set_run_state(struct store *st, void *arg)
 /* PATCH /dags/{dag_id}/dagRuns/{dag_run_id} {"state": "success" | "failed" | "queued"} */
 static void patch_run(struct req *r)
 {
-	struct dag_row row;
 	struct run_row run = {0};
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "state");
@@ -295,7 +281,7 @@ static void patch_run(struct req *r)
 		api_problem(r, 400, "Bad Request", "state must be success, failed or queued");
 		goto out;
 	}
-	if (!(d = load(r, &row)) || !api_find_run(r, &run))
+	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))) || !api_find_run(r, &run))
 		goto out;
 	bool queue = !strcmp(state->valuestring, "queued");
 	struct op_call c = {.d = d, .run = &run, .mark_state = queue ? NULL : state->valuestring};
