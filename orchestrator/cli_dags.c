@@ -595,9 +595,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 			if (bag.files[i].dags[k] == d)
 				store_dag_sync(st, d, bag.files[i].source, now_usec());
 
-	char iso[ISO_BUFSZ];
-	format_iso8601(logical, iso, sizeof(iso));
-	char *run_id = xasprintf("manual__%s", iso);
+	char *run_id = engine_run_id("manual", logical);
 	replace_old_run(cli, st, d->dag_id, run_id, logical);
 
 	loop = evloop_new();

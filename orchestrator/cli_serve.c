@@ -287,10 +287,8 @@ int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv)
 		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", id, cli->dags);
 		goto out;
 	}
-	char iso[ISO_BUFSZ];
-	format_iso8601(logical, iso, sizeof(iso));
 	r.dag_id = xstrdup(d->dag_id);
-	r.run_id = run_id ? xstrdup(run_id) : xasprintf("manual__%s", iso);
+	r.run_id = run_id ? xstrdup(run_id) : engine_run_id("manual", logical);
 	r.run_type = xstrdup("manual");
 	r.state = xstrdup("queued");
 	r.logical_date = logical;
@@ -306,18 +304,7 @@ int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv)
 				store_dag_sync(st, d, bag.files[i].source, now_usec());
 	if (fallback)
 		r.dag_version = xstrdup(fallback->version);
-	int irc = store_run_insert(st, &r);
-	/* A logical date that defaulted to "now" may meet another trigger's in the same microsecond:
-	 * step it (and the run_id made from it) instead of failing. */
-	for (int i = 0; irc == -EEXIST && !ld && i < 1000; i++) {
-		r.logical_date++;
-		if (!run_id) {
-			format_iso8601(r.logical_date, iso, sizeof(iso));
-			free(r.run_id);
-			r.run_id = xasprintf("manual__%s", iso);
-		}
-		irc = store_run_insert(st, &r);
-	}
+	int irc = engine_insert_run(st, &r, !ld, !run_id);
 	if (irc < 0) {
 		store_rollback(st);
 		fprintf(stderr, "sluice: %s\n", irc == -EEXIST ? "a run with that run_id or logical date already exists"

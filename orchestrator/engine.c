@@ -198,6 +198,27 @@ static void set_state(struct eti *ti, enum ti_state st)
 	publish_ti(ti);
 }
 
+char *engine_run_id(const char *run_type, usec_t logical_date)
+{
+	char iso[ISO_BUFSZ];
+	format_iso8601(logical_date, iso, sizeof(iso));
+	return xasprintf("%s__%s", run_type, iso);
+}
+
+int engine_insert_run(struct store *st, struct run_row *r, bool auto_date, bool auto_id)
+{
+	int rc = store_run_insert(st, r);
+	for (int i = 0; rc == -EEXIST && auto_date && i < 1000; i++) {
+		r->logical_date++;
+		if (auto_id) {
+			free(r->run_id);
+			r->run_id = engine_run_id(r->run_type, r->logical_date);
+		}
+		rc = store_run_insert(st, r);
+	}
+	return rc;
+}
+
 char *engine_log_path(const char *home, const char *dag_id, const char *run_id,
 		      const char *task_id, int map_index, int try_number)
 {
@@ -464,13 +485,7 @@ int engine_create_run(struct engine *e, struct dag *d, const struct run_spec *sp
 	row.dag_id = xstrdup(d->dag_id);
 	row.run_type = xstrdup(spec->run_type ? spec->run_type : "manual");
 	row.logical_date = spec->logical_date != USEC_NONE ? spec->logical_date : now;
-	if (spec->run_id) {
-		row.run_id = xstrdup(spec->run_id);
-	} else {
-		char iso[ISO_BUFSZ];
-		format_iso8601(row.logical_date, iso, sizeof(iso));
-		row.run_id = xasprintf("%s__%s", row.run_type, iso);
-	}
+	row.run_id = spec->run_id ? xstrdup(spec->run_id) : engine_run_id(row.run_type, row.logical_date);
 	if (spec->data_interval_start != USEC_NONE && spec->data_interval_end != USEC_NONE) {
 		row.data_interval_start = spec->data_interval_start;
 		row.data_interval_end = spec->data_interval_end;

@@ -98,6 +98,14 @@ const struct dag *erun_dag(const struct erun *r);
  * complete schedule interval that ends at or before t; [t, t] without a schedule. */
 void engine_infer_interval(const struct dag *d, usec_t t, usec_t *start, usec_t *end);
 
+/* Airflow's run id "<run_type>__<logical date ISO>" (malloc'd). */
+char *engine_run_id(const char *run_type, usec_t logical_date);
+
+/* Inserts a queued run, inside the caller's transaction. When the logical date was defaulted to
+ * "now" (auto_date), a clash with a run in the same microsecond steps it by 1 us, and the run_id
+ * made from it too (auto_id). Returns 0 or store_run_insert's error (-EEXIST). */
+int engine_insert_run(struct store *st, struct run_row *r, bool auto_date, bool auto_id);
+
 /* Path of a try's log: <home>/logs/<dag>/<run>/<task>/<map_index>/<try>.log (malloc'd). */
 char *engine_log_path(const char *home, const char *dag_id, const char *run_id,
 		      const char *task_id, int map_index, int try_number);

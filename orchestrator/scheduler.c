@@ -468,7 +468,7 @@ static int create_scheduled(struct sched *s, struct dag_state *ds, usec_t start,
 {
 	char iso[ISO_BUFSZ], *err = NULL;
 	format_iso8601(start, iso, sizeof(iso));
-	char *run_id = xasprintf("scheduled__%s", iso);
+	char *run_id = engine_run_id("scheduled", start);
 	struct run_spec spec = {
 		.run_type = "scheduled",
 		.run_id = run_id,
@@ -598,7 +598,7 @@ static void bf_create(struct sched *s, const struct dag *d, const struct backfil
 	int64_t t;
 	format_iso8601(date, iso, sizeof(iso));
 	r.dag_id = xstrdup(d->dag_id);
-	r.run_id = xasprintf("backfill__%s", iso);
+	r.run_id = engine_run_id("backfill", date);
 	r.run_type = xstrdup("backfill");
 	r.state = xstrdup("queued");
 	r.logical_date = r.data_interval_start = date;

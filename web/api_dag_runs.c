@@ -137,18 +137,7 @@ static int write_run(struct store *st, void *arg)
 	int rc = store_begin(st);
 	if (rc < 0)
 		return rc;
-	rc = store_run_insert(st, run);
-	/* Another trigger in the same microsecond: step the defaulted logical date. */
-	for (int i = 0; rc == -EEXIST && c->auto_date && i < 1000; i++) {
-		char iso[ISO_BUFSZ];
-		run->logical_date++;
-		if (c->auto_id) {
-			format_iso8601(run->logical_date, iso, sizeof(iso));
-			free(run->run_id);
-			run->run_id = xasprintf("manual__%s", iso);
-		}
-		rc = store_run_insert(st, run);
-	}
+	rc = engine_insert_run(st, run, c->auto_date, c->auto_id);
 	if (rc == 0)
 		return store_commit(st);
 	store_rollback(st);
@@ -191,11 +180,9 @@ static void trigger(struct req *r)
 		goto out;
 	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))))
 		goto out;
-	char iso[ISO_BUFSZ];
 	run.logical_date = ld != USEC_NONE ? ld : now_usec();
-	format_iso8601(run.logical_date, iso, sizeof(iso));
 	run.dag_id = xstrdup(d->dag_id);
-	run.run_id = cJSON_IsString(id) ? xstrdup(id->valuestring) : xasprintf("manual__%s", iso);
+	run.run_id = cJSON_IsString(id) ? xstrdup(id->valuestring) : engine_run_id("manual", run.logical_date);
 	run.run_type = xstrdup("manual");
 	run.state = xstrdup("queued");
 	if (ds != USEC_NONE && de != USEC_NONE) {
