@@ -623,12 +623,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 	ts.engine = eng;
 	engine_on_run_done(eng, test_run_done, &ts);
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	ts.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	ts.sigfd = stop_signals_fd();
 	if (ts.sigfd >= 0)
 		evloop_add_fd(loop, ts.sigfd, EPOLLIN, test_signal, &ts);
 

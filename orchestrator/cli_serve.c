@@ -1,7 +1,6 @@
 /* sluice serve | dags trigger | pools */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,11 +119,7 @@ int cli_serve(struct cli_ctx *cli, int argc, char **argv)
 	/* SIGTERM and SIGINT are read by the scheduler through a signalfd: block them before any
 	 * thread (the web server's) starts, so that no thread inherits them unblocked and dies of
 	 * them by default. */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	block_stop_signals();
 	char *db = cli_db_path(cli), *lib = xasprintf("%s/lib", cli->dags);
 	struct web *web = NULL;
 	struct web_opts wo = {

@@ -783,15 +783,10 @@ static void recover(struct sched *s)
 
 static int setup_signals(struct sched *s)
 {
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	s->sigfd = stop_signals_fd();
 	if (s->sigfd < 0)
-		return -errno;
+		return s->sigfd;
 	return evloop_add_fd(s->loop, s->sigfd, EPOLLIN, on_signal, s);
 }
 

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -594,4 +596,27 @@ char *exe_dir(void)
 	if (slash)
 		*slash = '\0';
 	return xstrdup(buf);
+}
+
+static void stop_set(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGTERM);
+}
+
+void block_stop_signals(void)
+{
+	sigset_t mask;
+	stop_set(&mask);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
+int stop_signals_fd(void)
+{
+	sigset_t mask;
+	stop_set(&mask);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	return fd < 0 ? -errno : fd;
 }

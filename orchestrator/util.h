@@ -79,6 +79,13 @@ void sha256_hex(const void *data, size_t len, char out[65]);
 /* True when s is a valid identifier for DAGs/tasks/pools: [A-Za-z0-9_.-]+, at most 250 chars. */
 bool valid_id(const char *s);
 
+/* Blocks SIGINT and SIGTERM in the calling thread; threads started afterwards inherit the mask,
+ * so none of them dies of those signals by default. */
+void block_stop_signals(void);
+/* Blocks them (as above) and returns a signalfd that reads them (close-on-exec, non-blocking),
+ * or -errno. */
+int stop_signals_fd(void);
+
 /* Returns the directory holding the running executable (from /proc/self/exe); caller frees. */
 char *exe_dir(void);
 
