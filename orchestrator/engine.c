@@ -1963,6 +1963,14 @@ int engine_running_tries(const struct engine *e)
 	return n;
 }
 
+int engine_slots_in_use(const struct engine *e)
+{
+	int n = 0;
+	for (size_t i = 0; i < e->nexecs; i++)
+		n += e->execs[i].ex->parallelism - e->execs[i].ex->ops->free_slots(e->execs[i].ex);
+	return n;
+}
+
 void engine_kill_all(struct engine *e)
 {
 	for (struct erun *r = e->runs; r; r = r->next) {

@@ -68,8 +68,10 @@ int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
 int engine_active_runs(const struct engine *e, const char *dag_id);
 /* Whether the engine drives the run with this primary key. */
 bool engine_has_run(const struct engine *e, int64_t run_pk);
-/* Number of tries an executor holds right now. */
+/* Number of tries an executor holds right now, by walking the runs (for shutdown). */
 int engine_running_tries(const struct engine *e);
+/* The same from the executors' own counts, without walking anything (for metrics). */
+int engine_slots_in_use(const struct engine *e);
 /* Stops every running try (SIGTERM to its group, SIGKILL after the grace period); they end as
  * failed tries that are retried when tries remain. For `serve --kill-tasks-on-exit`. */
 void engine_kill_all(struct engine *e);

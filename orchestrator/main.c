@@ -25,7 +25,7 @@ static const struct cmd_entry {
 	{"dags", cli_dags, "list, show, check, test, trigger, pause and unpause DAGs"},
 	{"backfill", cli_backfill, "create, list, pause, resume and cancel backfills"},
 	{"runs", cli_runs, "list the runs of a DAG"},
-	{"tasks", cli_tasks, "list task instances and show their logs"},
+	{"tasks", cli_tasks, "list, clear and mark task instances; show their logs"},
 	{"cron", cli_cron, "print the next fire times of a cron expression"},
 	{"pools", cli_pools, "list, create, resize and delete pools"},
 	{"users", cli_users, "create users of the REST API"},

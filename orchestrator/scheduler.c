@@ -712,7 +712,7 @@ static void on_tick(struct evloop *loop, void *arg)
 	admit(s);
 	stat_loop = now_usec() - now;
 	stat_commit = store_last_commit_usec(s->st);
-	stat_slots = engine_running_tries(s->eng);
+	stat_slots = engine_slots_in_use(s->eng);
 	usec_t delay = next - now_usec();
 	arm_tick(s, delay > 0 ? delay : 0);
 }
