@@ -349,10 +349,8 @@ static const struct route base_routes[] = {
 };
 
 static const struct route *const route_tables[] = {
-	/* Tables with literal segments first: ".../{task_id}/tries" must not be taken for
-	 * ".../{task_id}/{map_index}". */
-	base_routes, api_import_error_routes, api_pool_routes, api_run_op_routes, api_dag_routes,
-	api_ti_routes, api_dag_run_routes, api_backfill_routes, NULL,
+	base_routes, api_dag_routes, api_dag_run_routes, api_ti_routes, api_run_op_routes,
+	api_pool_routes, api_import_error_routes, api_backfill_routes, NULL,
 };
 
 /* Matches path against a pattern, filling r's parameters. */
@@ -410,15 +408,20 @@ static void dispatch(struct req *r)
 		return;
 	}
 	const char *path = r->url + pl;
+	/* The most specific route wins: the one with the fewest {parameters}, so that
+	 * ".../{task_id}/tries" is not taken for ".../{task_id}/{map_index}". */
 	const struct route *match = NULL;
+	int match_params = 0;
 	bool path_known = false;
-	for (size_t t = 0; route_tables[t] && !match; t++) {
-		for (const struct route *rt = route_tables[t]; rt->method && !match; rt++) {
+	for (size_t t = 0; route_tables[t]; t++) {
+		for (const struct route *rt = route_tables[t]; rt->method; rt++) {
 			if (!match_path(r, rt->path, path))
 				continue;
 			path_known = true;
-			if (!strcmp(rt->method, r->method))
+			if (!strcmp(rt->method, r->method) && (!match || r->nparams < match_params)) {
 				match = rt;
+				match_params = r->nparams;
+			}
 		}
 	}
 	if (match)
