@@ -158,10 +158,19 @@ static void mark_run_dirty(struct erun *r)
 	}
 }
 
-static void publish_ti(const struct eti *ti)
+/* Stamps an event with the time and publishes it for live views; takes o. */
+static void publish(const char *type, const char *dag_id, cJSON *o)
 {
 	char ts[ISO_BUFSZ], buf[1024];
 	format_iso8601(now_usec(), ts, sizeof(ts));
+	cJSON_AddStringToObject(o, "timestamp", ts);
+	if (cJSON_PrintPreallocated(o, buf, sizeof(buf), false))
+		events_publish(type, dag_id, buf);
+	cJSON_Delete(o);
+}
+
+static void publish_ti(const struct eti *ti)
+{
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "dag_id", ti->row.dag_id);
 	cJSON_AddStringToObject(o, "dag_run_id", ti->row.run_id);
@@ -169,24 +178,16 @@ static void publish_ti(const struct eti *ti)
 	cJSON_AddNumberToObject(o, "map_index", ti->row.map_index);
 	cJSON_AddStringToObject(o, "state", ti->row.state);
 	cJSON_AddNumberToObject(o, "try_number", ti->row.try_number);
-	cJSON_AddStringToObject(o, "timestamp", ts);
-	if (cJSON_PrintPreallocated(o, buf, sizeof(buf), false))
-		events_publish("task_instance", ti->row.dag_id, buf);
-	cJSON_Delete(o);
+	publish("task_instance", ti->row.dag_id, o);
 }
 
 static void publish_run(const struct erun *r)
 {
-	char ts[ISO_BUFSZ], buf[1024];
-	format_iso8601(now_usec(), ts, sizeof(ts));
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "dag_id", r->row.dag_id);
 	cJSON_AddStringToObject(o, "dag_run_id", r->row.run_id);
 	cJSON_AddStringToObject(o, "state", r->row.state);
-	cJSON_AddStringToObject(o, "timestamp", ts);
-	if (cJSON_PrintPreallocated(o, buf, sizeof(buf), false))
-		events_publish("dag_run", r->row.dag_id, buf);
-	cJSON_Delete(o);
+	publish("dag_run", r->row.dag_id, o);
 }
 
 static void set_state(struct eti *ti, enum ti_state st)

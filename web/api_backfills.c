@@ -82,15 +82,24 @@ static int insert_fn(struct store *st, void *arg)
 	return store_commit(st);
 }
 
+/* Parses the body of a create or dry run; NULL after replying 400/404. */
+static struct dag *parse_create(struct req *r, cJSON **body, struct backfill_row *b, usec_t **dates, size_t *n)
+{
+	*body = cJSON_Parse(api_body(r, NULL));
+	if (!cJSON_IsObject(*body)) {
+		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
+		return NULL;
+	}
+	return read_create(r, *body, b, dates, n);
+}
+
 static void create(struct req *r)
 {
-	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	cJSON *body = NULL;
 	struct backfill_row b = {0};
 	usec_t *dates = NULL;
 	size_t n = 0;
-	struct dag *d = cJSON_IsObject(body) ? read_create(r, body, &b, &dates, &n) : NULL;
-	if (!cJSON_IsObject(body))
-		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
+	struct dag *d = parse_create(r, &body, &b, &dates, &n);
 	if (!d)
 		goto out;
 	const cJSON *conf = cJSON_GetObjectItemCaseSensitive(body, "dag_run_conf");
@@ -115,13 +124,11 @@ out:
 /* POST /backfills/dry_run: the logical dates and what would happen at each. */
 static void dry_run(struct req *r)
 {
-	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	cJSON *body = NULL;
 	struct backfill_row b = {0};
 	usec_t *dates = NULL;
 	size_t n = 0;
-	struct dag *d = cJSON_IsObject(body) ? read_create(r, body, &b, &dates, &n) : NULL;
-	if (!cJSON_IsObject(body))
-		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
+	struct dag *d = parse_create(r, &body, &b, &dates, &n);
 	if (d) {
 		cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "backfills");
 		for (size_t i = 0; i < n; i++) {
