@@ -53,9 +53,9 @@ TMPFS_DIR=${TMPFS_DIR-/dev/shm}
 die() { echo "bench: $*" >&2; exit 1; }
 
 BUILD_ABS=$(cd "$BUILD" 2>/dev/null && pwd) || die "no build directory '$BUILD'"
-SLUICE=$BUILD_ABS/sluice
+SLUICE=$BUILD_ABS/cli/sluice
 [ -x "$SLUICE" ] || die "$SLUICE not found; build first: meson setup $BUILD -Dwerror=true && ninja -C $BUILD"
-[ -x "$BUILD_ABS/sluice-shim" ] || die "$BUILD_ABS/sluice-shim not found"
+[ -x "$BUILD_ABS/cli/sluice-shim" ] || die "$BUILD_ABS/cli/sluice-shim not found"
 
 # ---- tools -------------------------------------------------------------------------------------
 apt_install() {

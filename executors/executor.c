@@ -1,6 +1,6 @@
 /* The backend table and what all backends share: opening an executor by name, reading the status
  * file the supervisors write, and identifying processes across pid reuse. */
-#include "executor.h"
+#include "executors/executor.h"
 
 #include <errno.h>
 #include <fcntl.h>

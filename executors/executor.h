@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../orchestrator/evloop.h"
-#include "../orchestrator/util.h"
+#include "base/evloop.h"
+#include "base/util.h"
 
 /* Exit code the supervisor uses when the same try was already started by another supervisor
  * (the pid file already existed): the try must be re-attached, not counted as a result. */

@@ -12,7 +12,7 @@
  *  - `is_child` is true only for the supervisor this daemon spawned; only it is reaped here.
  *    Nothing else in the daemon may call waitpid(-1) or ignore SIGCHLD.
  */
-#include "executor.h"
+#include "executors/executor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 extern char **environ;
 

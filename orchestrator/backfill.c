@@ -1,11 +1,11 @@
-#include "backfill.h"
+#include "orchestrator/backfill.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cron.h"
-#include "tz.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/tz.h"
 
 int backfill_dates(const struct dag *d, usec_t from, usec_t to, bool backwards, usec_t **out, size_t *n,
 		   char **err)

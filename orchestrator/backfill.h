@@ -5,8 +5,8 @@
 
 #include <stdbool.h>
 
-#include "dag.h"
-#include "store.h"
+#include "orchestrator/dag.h"
+#include "orchestrator/store.h"
 
 #define BACKFILL_MAX_DATES 100000
 

@@ -6,7 +6,7 @@
  * the first fire time in the span. Walking spans in order therefore yields fire times in UTC
  * order, with overlaps and gaps handled at the span boundaries. Inside a span, wall_next() and
  * wall_prev() jump over whole months, days and hours that cannot match. */
-#include "cron.h"
+#include "orchestrator/cron.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* 400 Gregorian years repeat exactly, so an expression that can match at all (see never_fires)
  * matches within this horizon. */

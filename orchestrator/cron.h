@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tz.h"
+#include "orchestrator/tz.h"
 
 struct cron;
 

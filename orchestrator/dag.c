@@ -1,12 +1,12 @@
-#include "dag.h"
+#include "orchestrator/dag.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cron.h"
-#include "executor.h"
+#include "orchestrator/cron.h"
+#include "executors/executor.h"
 
 static const char *const trigger_rule_names[TR__COUNT] = {
 	[TR_ALL_SUCCESS] = "all_success",

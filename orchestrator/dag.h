@@ -17,7 +17,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "util.h"
+#include "base/util.h"
 
 enum trigger_rule {
 	TR_ALL_SUCCESS,

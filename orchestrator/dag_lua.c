@@ -6,7 +6,7 @@
  * cap is exceeded the state is "killed": the sandbox's pcall/xpcall re-raise, so user code cannot
  * catch its way around a cap. The DSL itself is the embedded prelude dsl.lua; this file runs it,
  * then converts the plain tables it exports into struct dag (dag.h). */
-#include "dag_lua.h"
+#include "orchestrator/dag_lua.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,11 +17,11 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "cron.h"
-#include "embedded.h"
-#include "executor.h"
-#include "log.h"
-#include "tz.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/embedded.h"
+#include "executors/executor.h"
+#include "base/log.h"
+#include "orchestrator/tz.h"
 
 enum kill_reason { KILL_NONE, KILL_MEMORY, KILL_INSTRUCTIONS, KILL_TIME };
 
@@ -821,7 +821,7 @@ static void set_lua_error(struct dag_load *out, struct sandbox *sb, const char *
 static int run_file(lua_State *L, struct sandbox *sb, const char *content, size_t len,
 		    struct dag_load *out)
 {
-	const struct embedded_file *prelude = embedded_find("dsl.lua");
+	const struct embedded_file *prelude = embedded_find(orchestrator_files, "dsl.lua");
 	char *chunkname = xasprintf("@%s", sb->display);
 	int rc = -EINVAL;
 

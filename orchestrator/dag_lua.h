@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dag.h"
+#include "orchestrator/dag.h"
 
 struct dag_lua_limits {
 	size_t memory;          /* bytes the Lua state may allocate */

@@ -1,4 +1,4 @@
-#include "dagbag.h"
+#include "orchestrator/dagbag.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "store.h"
+#include "base/log.h"
+#include "orchestrator/store.h"
 
 #define DAG_FILE_MAX (8u << 20)
 

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "dag_lua.h"
+#include "orchestrator/dag_lua.h"
 
 struct dagbag_file {
 	char *path;           /* absolute */

@@ -1,4 +1,4 @@
-#include "engine.h"
+#include "orchestrator/engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,14 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "apijson.h"
-#include "cron.h"
-#include "events.h"
-#include "executor.h"
-#include "log.h"
-#include "notify.h"
-#include "template.h"
-#include "tz.h"
+#include "base/json.h"
+#include "orchestrator/cron.h"
+#include "base/events.h"
+#include "executors/executor.h"
+#include "base/log.h"
+#include "orchestrator/notify.h"
+#include "orchestrator/template.h"
+#include "orchestrator/tz.h"
 
 #define OUTPUT_FILE_MAX (1u << 20)
 

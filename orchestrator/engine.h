@@ -18,9 +18,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "dag.h"
-#include "evloop.h"
-#include "store.h"
+#include "orchestrator/dag.h"
+#include "base/evloop.h"
+#include "orchestrator/store.h"
 
 struct engine;
 struct erun;

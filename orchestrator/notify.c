@@ -7,7 +7,7 @@
  * worker signals `idle` whenever it finishes a callback and when it exits; `wake` tells it that
  * there is work, that it should stop, or that it should abort.
  */
-#include "notify.h"
+#include "orchestrator/notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,7 @@
 
 #include <curl/curl.h>
 
-#include "log.h"
+#include "base/log.h"
 
 extern char **environ;
 

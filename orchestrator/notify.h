@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#include "util.h"
+#include "base/util.h"
 
 /* Limits of a notifier. notify_set_limits() ignores fields that are 0, so a caller changes only
  * the ones it names. */

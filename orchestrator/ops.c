@@ -1,4 +1,4 @@
-#include "ops.h"
+#include "orchestrator/ops.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 
 #include <stdbool.h>
 
-#include "dag.h"
-#include "store.h"
+#include "orchestrator/dag.h"
+#include "orchestrator/store.h"
 
 struct ops_selection {
 	const char *const *task_ids;  /* tasks named by the user */

@@ -1,4 +1,4 @@
-#include "scheduler.h"
+#include "orchestrator/scheduler.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,16 +12,16 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "backfill.h"
-#include "cron.h"
-#include "dagbag.h"
-#include "engine.h"
-#include "evloop.h"
-#include "log.h"
-#include "notify.h"
-#include "ops.h"
-#include "store.h"
-#include "tz.h"
+#include "orchestrator/backfill.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/dagbag.h"
+#include "orchestrator/engine.h"
+#include "base/evloop.h"
+#include "base/log.h"
+#include "orchestrator/notify.h"
+#include "orchestrator/ops.h"
+#include "orchestrator/store.h"
+#include "orchestrator/tz.h"
 
 #define TICK (500 * 1000)             /* poll the folder and the database twice a second */
 #define RESCAN_EVERY (1 * USEC_PER_SEC) /* the DAG folder: changes show within ~1 s */

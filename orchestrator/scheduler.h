@@ -10,8 +10,8 @@
 
 #include <stdbool.h>
 
-#include "config.h"
-#include "store.h"
+#include "orchestrator/config.h"
+#include "orchestrator/store.h"
 
 struct sched_opts {
 	const struct config *cfg;

@@ -1,4 +1,4 @@
-#include "store.h"
+#include "orchestrator/store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,8 +8,8 @@
 
 #include <sqlite3.h>
 
-#include "embedded.h"
-#include "log.h"
+#include "orchestrator/embedded.h"
+#include "base/log.h"
 
 #define STMT_CACHE 64
 #define BUSY_TIMEOUT_MS 60000
@@ -29,7 +29,7 @@ struct store {
 static int migration_count(void)
 {
 	int n = 0;
-	for (const struct embedded_file *f = embedded_files; f->name; f++) {
+	for (const struct embedded_file *f = orchestrator_files; f->name; f++) {
 		size_t l = strlen(f->name);
 		if (l > 9 && !strcmp(f->name + l - 4, ".sql") && atoi(f->name) == n + 1)
 			n++;
@@ -39,7 +39,7 @@ static int migration_count(void)
 
 static const struct embedded_file *migration(int level)
 {
-	for (const struct embedded_file *f = embedded_files; f->name; f++) {
+	for (const struct embedded_file *f = orchestrator_files; f->name; f++) {
 		size_t l = strlen(f->name);
 		if (l > 9 && !strcmp(f->name + l - 4, ".sql") && atoi(f->name) == level)
 			return f;

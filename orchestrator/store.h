@@ -14,8 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dag.h"
-#include "util.h"
+#include "orchestrator/dag.h"
+#include "base/util.h"
 
 struct store;
 

@@ -1,4 +1,4 @@
-#include "template.h"
+#include "orchestrator/template.h"
 
 #include <ctype.h>
 #include <errno.h>

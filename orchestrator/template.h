@@ -4,7 +4,7 @@
 #ifndef SLUICE_TEMPLATE_H
 #define SLUICE_TEMPLATE_H
 
-#include "util.h"
+#include "base/util.h"
 
 /* Appends the value of name to out and returns 0, or returns -ENOENT for an unknown name (then
  * *err may be set to a specific message, malloc'd). */

@@ -3,7 +3,7 @@
  * A zone is a sorted array of transition instants, each naming the local time type that starts
  * there, plus an optional POSIX TZ rule (the file's footer) that continues the zone after the
  * last transition. Lookups never allocate, so a loaded zone can be shared freely. */
-#include "tz.h"
+#include "orchestrator/tz.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "base/util.h"
 
 #define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
 #define TZ_MAX_FILE (1u << 20)

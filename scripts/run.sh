@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-sluice="$build/sluice"
+sluice="$build/cli/sluice"
 export SLUICE_HOME=${SLUICE_HOME:-$PWD/.sluice}
 export SLUICE_DAGS=${SLUICE_DAGS:-$PWD/dags}
 

@@ -1,6 +1,6 @@
 /* What REST handlers see: the request, its path parameters and query, the caller's role, a
  * read-only database connection, and the reply helpers. One file per resource registers its
- * routes in its own table (api_*_routes), which server.c walks in order. */
+ * routes in its own table (api_*_routes); server.c picks the most specific match. */
 #ifndef SLUICE_API_H
 #define SLUICE_API_H
 
@@ -8,8 +8,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "auth.h"
-#include "store.h"
+#include "web/auth.h"
+#include "orchestrator/store.h"
 
 #define API_MAX_PARAMS 4
 
@@ -19,7 +19,7 @@ typedef void (*api_handler)(struct req *r);
 
 struct route {
 	const char *method;
-	const char *path;          /* under /api/v1; "{name}" matches one path segment */
+	const char *path;          /* under /api/v1 (root tables: from /); "{name}" matches a segment */
 	enum role min_role;        /* ROLE_NONE = public */
 	api_handler fn;
 };
@@ -53,8 +53,6 @@ void api_reply_stream(struct req *r, const char *content_type, long (*read)(void
 void api_events(struct req *r);
 /* Overrides the content type of the reply already set. */
 void api_set_content_type(struct req *r, const char *type);
-/* GET /metrics (web/metrics.c). */
-void api_metrics(struct req *r);
 /* Replies 204 No Content. */
 void api_reply_empty(struct req *r);
 /* A request header, or NULL. */
@@ -91,6 +89,8 @@ extern const struct route api_dag_routes[];
 extern const struct route api_ti_routes[];
 extern const struct route api_run_op_routes[];
 extern const struct route api_backfill_routes[];
+/* Served from the root rather than under /api/v1: GET /metrics. */
+extern const struct route api_metrics_routes[];
 
 /* Looks up the run named by the {dag_id}/{dag_run_id} path parameters; replies 404 when missing. */
 bool api_find_run(struct req *r, struct run_row *run);

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "apijson.h"
-#include "backfill.h"
-#include "dag_lua.h"
-#include "scheduler.h"
+#include "web/api.h"
+#include "web/apijson.h"
+#include "orchestrator/backfill.h"
+#include "orchestrator/dag_lua.h"
+#include "orchestrator/scheduler.h"
 
 static void list(struct req *r)
 {

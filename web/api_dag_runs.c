@@ -5,11 +5,11 @@
 
 #include <errno.h>
 
-#include "api.h"
-#include "apijson.h"
-#include "engine.h"
-#include "ops.h"
-#include "scheduler.h"
+#include "web/api.h"
+#include "web/apijson.h"
+#include "orchestrator/engine.h"
+#include "orchestrator/ops.h"
+#include "orchestrator/scheduler.h"
 
 bool api_find_run(struct req *r, struct run_row *run)
 {

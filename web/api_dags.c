@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "apijson.h"
-#include "dagbag.h"
-#include "scheduler.h"
+#include "web/api.h"
+#include "web/apijson.h"
+#include "orchestrator/dagbag.h"
+#include "orchestrator/scheduler.h"
 
 #define MAX_TAGS 32
 

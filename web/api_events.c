@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "events.h"
+#include "web/api.h"
+#include "base/events.h"
 
 #define MAX_STREAMS 8
 #define KEEPALIVE (15 * USEC_PER_SEC)

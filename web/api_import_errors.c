@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "apijson.h"
+#include "web/api.h"
+#include "web/apijson.h"
 
 static cJSON *import_error_json(const struct import_error_row *e)
 {

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "scheduler.h"
+#include "web/api.h"
+#include "orchestrator/scheduler.h"
 
 static cJSON *pool_json(struct store *st, const struct pool_row *p)
 {

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "apijson.h"
-#include "engine.h"
-#include "ops.h"
-#include "scheduler.h"
+#include "web/api.h"
+#include "web/apijson.h"
+#include "orchestrator/engine.h"
+#include "orchestrator/ops.h"
+#include "orchestrator/scheduler.h"
 
 #define MAX_IDS 256
 

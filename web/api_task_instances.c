@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "apijson.h"
-#include "engine.h"
+#include "web/api.h"
+#include "web/apijson.h"
+#include "orchestrator/engine.h"
 
 #define LOG_CHUNK (1u << 20)
 

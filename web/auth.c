@@ -1,4 +1,4 @@
-#include "auth.h"
+#include "web/auth.h"
 
 #include <crypt.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "log.h"
+#include "base/log.h"
 
 #define CACHE_SLOTS 64
 #define CACHE_TTL (60 * USEC_PER_SEC)

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "store.h"
+#include "orchestrator/store.h"
 
 enum role { ROLE_NONE, ROLE_VIEWER, ROLE_OP, ROLE_ADMIN };
 

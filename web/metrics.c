@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "scheduler.h"
+#include "web/api.h"
+#include "orchestrator/scheduler.h"
 
 static const double buckets[] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
@@ -24,7 +24,7 @@ static void header(struct strbuf *out, const char *name, const char *type, const
 	sb_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void api_metrics(struct req *r)
+static void api_metrics(struct req *r)
 {
 	struct strbuf out = {0};
 	struct store *st = api_store(r);
@@ -61,3 +61,8 @@ void api_metrics(struct req *r)
 	api_reply_text(r, 200, sb_steal(&out));
 	api_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
 }
+
+const struct route api_metrics_routes[] = {
+	{"GET", "/metrics", ROLE_NONE, api_metrics},
+	{NULL, NULL, ROLE_NONE, NULL},
+};

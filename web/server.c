@@ -1,4 +1,4 @@
-#include "server.h"
+#include "web/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,12 +12,12 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
-#include "api.h"
-#include "apijson.h"
-#include "auth.h"
-#include "embedded.h"
-#include "log.h"
-#include "store.h"
+#include "web/api.h"
+#include "web/apijson.h"
+#include "web/auth.h"
+#include "web/embedded.h"
+#include "base/log.h"
+#include "orchestrator/store.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
 /* Worker threads. An event stream holds one while it waits for events, so there are more
@@ -331,7 +331,7 @@ static void h_version(struct req *r)
 /* sluice's own OpenAPI description, compiled in from web/openapi.yaml. */
 static void h_openapi(struct req *r)
 {
-	const struct embedded_file *f = embedded_find("openapi.yaml");
+	const struct embedded_file *f = embedded_find(web_files, "openapi.yaml");
 	if (!f) {
 		api_problem(r, 404, "Not Found", "no OpenAPI document in this build");
 		return;
@@ -351,6 +351,11 @@ static const struct route base_routes[] = {
 static const struct route *const route_tables[] = {
 	base_routes, api_dag_routes, api_dag_run_routes, api_ti_routes, api_run_op_routes,
 	api_pool_routes, api_import_error_routes, api_backfill_routes, NULL,
+};
+
+/* Routes outside /api/v1 (their paths are from the server's root). */
+static const struct route *const root_tables[] = {
+	api_metrics_routes, NULL,
 };
 
 /* Matches path against a pattern, filling r's parameters. */
@@ -398,23 +403,19 @@ static void dispatch(struct req *r)
 {
 	const char *prefix = "/api/v1";
 	size_t pl = strlen(prefix);
-	if (!strcmp(r->url, "/metrics") && !strcmp(r->method, "GET")) {
-		r->st = thread_store(r->w);
-		api_metrics(r);
-		return;
-	}
-	if (strncmp(r->url, prefix, pl) || (r->url[pl] && r->url[pl] != '/')) {
-		reply_problem(r, 404, "Not Found", "no such page");
-		return;
-	}
+	const struct route *const *tables = route_tables;
 	const char *path = r->url + pl;
+	if (strncmp(r->url, prefix, pl) || (r->url[pl] && r->url[pl] != '/')) {
+		tables = root_tables;
+		path = r->url;
+	}
 	/* The most specific route wins: the one with the fewest {parameters}, so that
 	 * ".../{task_id}/tries" is not taken for ".../{task_id}/{map_index}". */
 	const struct route *match = NULL;
 	int match_params = 0;
 	bool path_known = false;
-	for (size_t t = 0; route_tables[t]; t++) {
-		for (const struct route *rt = route_tables[t]; rt->method; rt++) {
+	for (size_t t = 0; tables[t]; t++) {
+		for (const struct route *rt = tables[t]; rt->method; rt++) {
 			if (!match_path(r, rt->path, path))
 				continue;
 			path_known = true;

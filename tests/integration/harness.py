@@ -11,7 +11,7 @@ import tempfile
 import time
 import traceback
 
-SLUICE = os.environ.get("SLUICE_BIN") or os.path.abspath("build/sluice")
+SLUICE = os.environ.get("SLUICE_BIN") or os.path.abspath("build/cli/sluice")
 ROOT = os.environ.get("SLUICE_SOURCE_ROOT") or os.path.abspath(".")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 

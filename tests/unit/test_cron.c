@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "cron.h"
-#include "tz.h"
-#include "util.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/tz.h"
+#include "base/util.h"
 
 static int64_t T(const char *iso)
 {

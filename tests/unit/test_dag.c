@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "dag.h"
+#include "orchestrator/dag.h"
 
 /* counts: total, success, failed, skipped, upstream_failed */
 static enum tr_decision ev(enum trigger_rule tr, int total, int s, int f, int k, int uf)

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "dag_lua.h"
-#include "util.h"
+#include "orchestrator/dag_lua.h"
+#include "base/util.h"
 
 static struct dag_load ld;
 

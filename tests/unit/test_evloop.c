@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "evloop.h"
+#include "base/evloop.h"
 
 #define MAXEV 64
 

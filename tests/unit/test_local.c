@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "executor.h"
+#include "executors/executor.h"
 
 extern char **environ;
 

@@ -24,8 +24,8 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
-#include "notify.h"
-#include "util.h"
+#include "orchestrator/notify.h"
+#include "base/util.h"
 
 #define MS (1000LL)
 #define JSON "{\"dag_id\":\"d1\",\"run_id\":\"r1\",\"state\":\"failed\"}"

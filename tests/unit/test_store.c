@@ -12,8 +12,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "embedded.h"
-#include "store.h"
+#include "orchestrator/embedded.h"
+#include "orchestrator/store.h"
 
 static char dir[64], path[128];
 
@@ -239,7 +239,7 @@ static void test_readers_while_writing(void **state)
 static void test_upgrade_from_level_1(void **state)
 {
 	sqlite3 *db;
-	const struct embedded_file *m1 = embedded_find("0001_init.sql");
+	const struct embedded_file *m1 = embedded_find(orchestrator_files, "0001_init.sql");
 	assert_non_null(m1);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, m1->data, NULL, NULL, NULL), SQLITE_OK);

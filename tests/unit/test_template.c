@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "template.h"
+#include "orchestrator/template.h"
 
 static int lookup(void *ctx, const char *name, struct strbuf *out, char **err)
 {

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "tz.h"
-#include "util.h"
+#include "orchestrator/tz.h"
+#include "base/util.h"
 
 /* UTC seconds of an ISO-8601 string (fails the test on a typo). */
 static int64_t T(const char *iso)

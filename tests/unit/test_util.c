@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "util.h"
+#include "base/util.h"
 
 static void test_durations(void **state)
 {

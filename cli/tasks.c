@@ -10,13 +10,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "apijson.h"
-#include "cli.h"
-#include "dagbag.h"
-#include "engine.h"
-#include "ops.h"
-#include "scheduler.h"
-#include "store.h"
+#include "web/apijson.h"
+#include "cli/cli.h"
+#include "orchestrator/dagbag.h"
+#include "orchestrator/engine.h"
+#include "orchestrator/ops.h"
+#include "orchestrator/scheduler.h"
+#include "orchestrator/store.h"
 
 /* Finds a run by run_id, or by logical date when the argument parses as one. */
 static int find_run(struct store *st, const char *dag_id, const char *arg, struct run_row *out)

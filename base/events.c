@@ -1,4 +1,4 @@
-#include "events.h"
+#include "base/events.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -10,16 +10,16 @@
 
 #include <cjson/cJSON.h>
 
-#include "apijson.h"
-#include "auth.h"
-#include "cli.h"
-#include "config.h"
-#include "dagbag.h"
-#include "engine.h"
-#include "events.h"
-#include "scheduler.h"
-#include "server.h"
-#include "store.h"
+#include "web/apijson.h"
+#include "web/auth.h"
+#include "cli/cli.h"
+#include "orchestrator/config.h"
+#include "orchestrator/dagbag.h"
+#include "orchestrator/engine.h"
+#include "base/events.h"
+#include "orchestrator/scheduler.h"
+#include "web/server.h"
+#include "orchestrator/store.h"
 
 /* serve ---------------------------------------------------------------------------------------- */
 

@@ -1,4 +1,4 @@
-#include "util.h"
+#include "base/util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 void *xmalloc(size_t n)
 {

@@ -9,10 +9,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"
-#include "config.h"
-#include "log.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "orchestrator/config.h"
+#include "base/log.h"
+#include "base/util.h"
 
 static int cli_config(struct cli_ctx *cli, int argc, char **argv);
 

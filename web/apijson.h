@@ -8,13 +8,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "dag.h"
-#include "store.h"
+#include "base/json.h"
+#include "orchestrator/dag.h"
+#include "orchestrator/store.h"
 
-/* Adds key: ISO-8601 string, or null for USEC_NONE. */
-void json_add_time(cJSON *o, const char *key, usec_t t);
-/* {"__type": "TimeDelta", "days", "seconds", "microseconds"}. */
-cJSON *json_timedelta(usec_t d);
 /* Airflow's opaque file token for a DAG file: a hash of its path. */
 void api_file_token(const char *fileloc, char out[33]);
 

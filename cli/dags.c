@@ -13,15 +13,15 @@
 
 #include <cjson/cJSON.h>
 
-#include "apijson.h"
-#include "cli.h"
-#include "config.h"
-#include "dagbag.h"
-#include "engine.h"
-#include "evloop.h"
-#include "log.h"
-#include "notify.h"
-#include "store.h"
+#include "web/apijson.h"
+#include "cli/cli.h"
+#include "orchestrator/config.h"
+#include "orchestrator/dagbag.h"
+#include "orchestrator/engine.h"
+#include "base/evloop.h"
+#include "base/log.h"
+#include "orchestrator/notify.h"
+#include "orchestrator/store.h"
 
 /* Shared CLI helpers ------------------------------------------------------------------------- */
 

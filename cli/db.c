@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "store.h"
+#include "cli/cli.h"
+#include "orchestrator/store.h"
 
 static int db_migrate(struct cli_ctx *cli)
 {

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
-#include "cli.h"
-#include "store.h"
+#include "web/auth.h"
+#include "cli/cli.h"
+#include "orchestrator/store.h"
 
 static int users_create(struct cli_ctx *cli, int argc, char **argv)
 {

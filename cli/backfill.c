@@ -7,13 +7,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "apijson.h"
-#include "backfill.h"
-#include "cli.h"
-#include "dagbag.h"
-#include "dag_lua.h"
-#include "scheduler.h"
-#include "store.h"
+#include "web/apijson.h"
+#include "orchestrator/backfill.h"
+#include "cli/cli.h"
+#include "orchestrator/dagbag.h"
+#include "orchestrator/dag_lua.h"
+#include "orchestrator/scheduler.h"
+#include "orchestrator/store.h"
 
 static void backfill_usage(FILE *f)
 {

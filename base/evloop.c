@@ -9,7 +9,7 @@
  *    cancel is O(log n). A timer is freed exactly when it fires or is cancelled.
  *  - Only `wake_fd` and `stopping` are touched from other threads.
  */
-#include "evloop.h"
+#include "base/evloop.h"
 
 #include <errno.h>
 #include <limits.h>

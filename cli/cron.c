@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "cron.h"
-#include "tz.h"
-#include "util.h"
+#include "cli/cli.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/tz.h"
+#include "base/util.h"
 
 #define CRON_MAX_COUNT 10000
 
