@@ -481,7 +481,7 @@ out:
 	return rc;
 }
 
-int remove_tree(const char *path)
+static int remove_below(const char *path)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
@@ -497,7 +497,7 @@ int remove_tree(const char *path)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		char *child = xasprintf("%s/%s", path, e->d_name);
-		int r = remove_tree(child);
+		int r = remove_below(child);
 		if (r && !rc)
 			rc = r;
 		free(child);
@@ -506,6 +506,28 @@ int remove_tree(const char *path)
 	if (rmdir(path) < 0 && !rc)
 		rc = -errno;
 	return rc;
+}
+
+bool path_is_under(const char *root, const char *path)
+{
+	char *r = realpath(root, NULL), *p = realpath(path, NULL);
+	size_t n = r ? strlen(r) : 0;
+	bool under = r && p && strncmp(r, p, n) == 0 && (p[n] == '/' || (n == 1 && p[1]));
+	free(r);
+	free(p);
+	return under;
+}
+
+int remove_tree(const char *root, const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* Resolved, so that neither "..", a symlinked component nor the root itself gets through;
+	 * below the top, symlinks are removed, never followed (lstat). */
+	if (!path_is_under(root, path))
+		return -EPERM;
+	return remove_below(path);
 }
 
 /* SHA-256 as specified in FIPS 180-4. */
@@ -572,17 +594,48 @@ void sha256_hex(const void *data, size_t len, char out[65])
 		snprintf(out + 8 * i, 9, "%08x", h[i]);
 }
 
-bool valid_id(const char *s)
+/* An id is never "." or "..": it names a folder under $SLUICE_HOME/logs. */
+static bool valid_chars(const char *s, const char *extra)
 {
 	size_t n = 0;
-	if (!s || !*s)
+	if (!s || !*s || !strcmp(s, ".") || !strcmp(s, ".."))
 		return false;
 	for (; s[n]; n++) {
 		unsigned char c = (unsigned char)s[n];
-		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+		if (!isalnum(c) && !strchr(extra, c))
+			return false;
+		if (n >= ID_MAX)
 			return false;
 	}
-	return n <= 250;
+	return true;
+}
+
+bool valid_id(const char *s) { return valid_chars(s, "_.-"); }
+
+bool valid_run_id(const char *s) { return valid_chars(s, "_.~:+-"); }
+
+bool path_component_ok(const char *s)
+{
+	return s && *s && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/');
+}
+
+char *path_under(const char *root, ...)
+{
+	struct strbuf sb = {0};
+	va_list ap;
+	sb_puts(&sb, root);
+	va_start(ap, root);
+	for (const char *c; (c = va_arg(ap, const char *));) {
+		if (!path_component_ok(c)) {
+			va_end(ap);
+			sb_free(&sb);
+			return NULL;
+		}
+		sb_putc(&sb, '/');
+		sb_puts(&sb, c);
+	}
+	va_end(ap);
+	return sb_steal(&sb);
 }
 
 char *exe_dir(void)

@@ -70,14 +70,28 @@ int read_file(const char *path, size_t max, char **out, size_t *len);
 int write_file_atomic(const char *path, const void *data, size_t len, bool sync);
 /* mkdir -p; returns 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
-/* rm -rf of a directory tree; returns 0 or -errno (missing is not an error). */
-int remove_tree(const char *path);
+/* rm -rf of path, which must resolve to somewhere strictly inside root (e.g. $SLUICE_HOME):
+ * returns 0, -EPERM (outside root, or root itself; nothing removed) or -errno. A missing path
+ * is not an error. Symlinks below path are removed, never followed. */
+int remove_tree(const char *root, const char *path);
+/* Whether path (resolved, symlinks followed; it must exist) lies strictly inside root. */
+bool path_is_under(const char *root, const char *path);
+/* root/c1/c2/... for a NULL-terminated list of components (malloc'd), or NULL when a component
+ * is empty, ".", ".." or holds a '/': the one way sluice builds a path from ids, so the result
+ * always stays under root. */
+char *path_under(const char *root, ...) __attribute__((sentinel));
+/* Whether s can be one component of path_under(). */
+bool path_component_ok(const char *s);
 
 /* SHA-256 of data as 64 lowercase hex characters plus NUL. */
 void sha256_hex(const void *data, size_t len, char out[65]);
 
-/* True when s is a valid identifier for DAGs/tasks/pools: [A-Za-z0-9_.-]+, at most 250 chars. */
+#define ID_MAX 250
+/* A DAG, task, pool or user id: [A-Za-z0-9_.-]+, at most ID_MAX bytes, never "." or "..". */
 bool valid_id(const char *s);
+/* A run id, with Airflow's characters: [A-Za-z0-9_.~:+-]+, at most ID_MAX bytes, never "." or
+ * "..". */
+bool valid_run_id(const char *s);
 
 /* Blocks SIGINT and SIGTERM in the calling thread; threads started afterwards inherit the mask,
  * so none of them dies of those signals by default. */

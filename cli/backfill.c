@@ -41,29 +41,25 @@ static void print_backfill(const struct backfill_row *b)
 }
 
 /* --dry-run: what the backfill would do at each date. */
-static void dry_run(struct store *st, const struct dag *d, const struct backfill_row *b, const usec_t *dates,
-		    size_t n, bool json)
+static void print_plan(const struct backfill_step *steps, size_t n, bool json)
 {
 	cJSON *arr = cJSON_CreateArray();
 	for (size_t i = 0; i < n; i++) {
-		struct run_row existing = {0};
-		bool have = st && store_run_get(st, d->dag_id, NULL, dates[i], &existing) == 0;
-		enum bf_action a = backfill_action(b->reprocess_behavior, -1, have ? &existing : NULL);
+		const char *action = backfill_action_name(steps[i].action);
 		char iso[ISO_BUFSZ];
-		format_iso8601(dates[i], iso, sizeof(iso));
+		format_iso8601(steps[i].logical_date, iso, sizeof(iso));
 		if (json) {
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddStringToObject(o, "logical_date", iso);
-			cJSON_AddStringToObject(o, "action", backfill_action_name(a));
-			if (have)
-				cJSON_AddStringToObject(o, "existing_state", existing.state);
+			cJSON_AddStringToObject(o, "action", action);
+			if (steps[i].existing_state)
+				cJSON_AddStringToObject(o, "existing_state", steps[i].existing_state);
 			cJSON_AddItemToArray(arr, o);
-		} else if (have) {
-			printf("%-10s %s  (existing run: %s)\n", backfill_action_name(a), iso, existing.state);
+		} else if (steps[i].existing_state) {
+			printf("%-10s %s  (existing run: %s)\n", action, iso, steps[i].existing_state);
 		} else {
-			printf("%-10s %s\n", backfill_action_name(a), iso);
+			printf("%-10s %s\n", action, iso);
 		}
-		run_row_free(&existing);
 	}
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
@@ -76,7 +72,7 @@ static void dry_run(struct store *st, const struct dag *d, const struct backfill
 	}
 }
 
-static int backfill_create(struct cli_ctx *cli, int argc, char **argv)
+static int cmd_backfill_create(struct cli_ctx *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"from", required_argument, NULL, 'f'},
@@ -90,34 +86,33 @@ static int backfill_create(struct cli_ctx *cli, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct backfill_row b = {.max_active_runs = 10};
-	const char *from = NULL, *to = NULL, *reprocess = "none", *conf = "{}";
+	struct backfill_request req = {.max_active_runs = 10, .reprocess = "none", .conf = "{}"};
 	bool dry = false, json = false;
 	int opt, rc = 1;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'f': from = optarg; break;
-		case 't': to = optarg; break;
-		case 'r': reprocess = optarg; break;
-		case 'm': b.max_active_runs = atoi(optarg); break;
-		case 'b': b.run_backwards = true; break;
-		case 'c': conf = optarg; break;
+		case 'f': req.from = optarg; break;
+		case 't': req.to = optarg; break;
+		case 'r': req.reprocess = optarg; break;
+		case 'm': req.max_active_runs = atoi(optarg); break;
+		case 'b': req.run_backwards = true; break;
+		case 'c': req.conf = optarg; break;
 		case 'n': dry = true; break;
 		case 'j': json = true; break;
 		case 'h': backfill_usage(stdout); return 0;
 		default: return 2;
 		}
 	}
-	if (optind != argc - 1 || !from || !to) {
+	if (optind != argc - 1 || !req.from || !req.to) {
 		fprintf(stderr, "usage: sluice backfill create DAG_ID --from DATE --to DATE [...] (see --help)\n");
 		return 2;
 	}
-	if (!backfill_reprocess_valid(reprocess) || b.max_active_runs < 1) {
+	if (!backfill_reprocess_valid(req.reprocess) || req.max_active_runs < 1) {
 		fprintf(stderr, "sluice: --reprocess is none, failed or completed; --max-active-runs at least 1\n");
 		return 2;
 	}
-	cJSON *c = cJSON_Parse(conf);
+	cJSON *c = cJSON_Parse(req.conf);
 	bool conf_ok = cJSON_IsObject(c);
 	cJSON_Delete(c);
 	if (!conf_ok) {
@@ -126,7 +121,8 @@ static int backfill_create(struct cli_ctx *cli, int argc, char **argv)
 	}
 	struct dagbag bag;
 	struct store *st = NULL;
-	usec_t *dates = NULL;
+	struct backfill_row b = {0};
+	struct backfill_step *steps = NULL;
 	size_t n = 0;
 	char *err = NULL;
 	if (cli_load_bag(cli, &bag) < 0)
@@ -136,46 +132,23 @@ static int backfill_create(struct cli_ctx *cli, int argc, char **argv)
 		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", argv[optind], cli->dags);
 		goto out;
 	}
-	if (dag_parse_date(from, d->timezone, &b.from_date, &err) < 0 ||
-	    dag_parse_date(to, d->timezone, &b.to_date, &err) < 0) {
-		fprintf(stderr, "sluice: --from/--to: %s\n", err);
-		goto out;
-	}
-	b.dag_id = xstrdup(d->dag_id);
-	b.reprocess_behavior = xstrdup(reprocess);
-	b.dag_run_conf = xstrdup(conf);
-	if (backfill_dates(d, b.from_date, b.to_date, b.run_backwards, &dates, &n, &err) < 0) {
-		fprintf(stderr, "sluice: %s\n", err);
-		goto out;
-	}
 	if (dry) {
 		cli_open_store(cli, STORE_READONLY, &st);
-		dry_run(st, d, &b, dates, n, json);
+		if (backfill_plan(st, d, &req, &b, &steps, &n, &err) < 0) {
+			fprintf(stderr, "sluice: %s\n", err);
+			goto out;
+		}
+		print_plan(steps, n, json);
 		rc = 0;
 		goto out;
 	}
 	if (cli_open_store(cli, 0, &st) < 0)
 		goto out;
-	struct backfill_row *active = NULL;
-	int na = store_backfill_list(st, d->dag_id, true, &active);
-	for (int i = 0; i < na; i++)
-		backfill_row_free(&active[i]);
-	free(active);
-	if (na > 0) {
-		fprintf(stderr, "sluice: DAG '%s' already has a backfill in progress (see `sluice backfill list %s`)\n",
-			d->dag_id, d->dag_id);
-		goto out;
-	}
-	b.created_at = b.updated_at = now_usec();
-	b.completed_at = USEC_NONE;
-	store_begin(st);
-	for (size_t i = 0; i < bag.nfiles; i++)
-		for (size_t k = 0; k < bag.files[i].ndags; k++)
-			if (bag.files[i].dags[k] == d)
-				store_dag_sync(st, d, bag.files[i].source, now_usec());
-	if (store_backfill_insert(st, &b) < 0 || store_commit(st) < 0) {
-		store_rollback(st);
-		fprintf(stderr, "sluice: cannot record the backfill\n");
+	req.dag_source = dagbag_source_of(&bag, d);
+	int crc = backfill_create(st, d, &req, &b, &err);
+	if (crc < 0) {
+		fprintf(stderr, "sluice: %s%s\n", err,
+			crc == -EEXIST ? " (see `sluice backfill list`)" : "");
 		goto out;
 	}
 	if (json)
@@ -187,7 +160,7 @@ static int backfill_create(struct cli_ctx *cli, int argc, char **argv)
 	rc = 0;
 out:
 	free(err);
-	free(dates);
+	backfill_steps_free(steps, n);
 	backfill_row_free(&b);
 	store_close(st);
 	dagbag_free(&bag);
@@ -233,7 +206,7 @@ static int backfill_list(struct cli_ctx *cli, int argc, char **argv)
 	return 0;
 }
 
-static int backfill_change(struct cli_ctx *cli, int argc, char **argv, const char *what)
+static int cmd_backfill_change(struct cli_ctx *cli, int argc, char **argv, const char *what)
 {
 	if (argc != 2) {
 		fprintf(stderr, "usage: sluice backfill %s ID\n", what);
@@ -250,30 +223,15 @@ static int backfill_change(struct cli_ctx *cli, int argc, char **argv, const cha
 	}
 	if (cli_open_store(cli, 0, &st) < 0)
 		return 1;
-	if (store_backfill_get(st, id, &b) < 0) {
-		fprintf(stderr, "sluice: no backfill %lld\n", id);
-		goto out;
-	}
-	if (b.completed_at != USEC_NONE) {
-		fprintf(stderr, "sluice: backfill %lld has already completed\n", id);
-		goto out;
-	}
-	store_begin(st);
-	if (!strcmp(what, "cancel")) {
-		store_backfill_update(st, id, b.is_paused, now_usec());
-		store_backfill_fail_queued(st, id, now_usec());
+	enum bf_change ch = !strcmp(what, "cancel") ? BF_CANCEL : !strcmp(what, "pause") ? BF_PAUSE : BF_RESUME;
+	char *err = NULL;
+	if (backfill_change(st, id, ch, &b, &err) == 0) {
+		print_backfill(&b);
+		rc = 0;
 	} else {
-		store_backfill_update(st, id, !strcmp(what, "pause"), USEC_NONE);
+		fprintf(stderr, "sluice: %s\n", err);
 	}
-	if (store_commit(st) < 0) {
-		fprintf(stderr, "sluice: cannot update the backfill\n");
-		goto out;
-	}
-	backfill_row_free(&b);
-	store_backfill_get(st, id, &b);
-	print_backfill(&b);
-	rc = 0;
-out:
+	free(err);
 	backfill_row_free(&b);
 	store_close(st);
 	return rc;
@@ -287,11 +245,11 @@ int cli_backfill(struct cli_ctx *cli, int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	if (!strcmp(sub, "create"))
-		return backfill_create(cli, argc - 1, argv + 1);
+		return cmd_backfill_create(cli, argc - 1, argv + 1);
 	if (!strcmp(sub, "list"))
 		return backfill_list(cli, argc - 1, argv + 1);
 	if (!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "cancel"))
-		return backfill_change(cli, argc - 1, argv + 1, sub);
+		return cmd_backfill_change(cli, argc - 1, argv + 1, sub);
 	fprintf(stderr, "sluice backfill: unknown command '%s'\n", sub);
 	backfill_usage(stderr);
 	return 2;

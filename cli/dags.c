@@ -21,6 +21,7 @@
 #include "base/evloop.h"
 #include "base/log.h"
 #include "orchestrator/notify.h"
+#include "orchestrator/ops.h"
 #include "orchestrator/store.h"
 
 /* Shared CLI helpers ------------------------------------------------------------------------- */
@@ -332,10 +333,7 @@ static int dags_pause(struct cli_ctx *cli, int argc, char **argv, bool pause)
 	}
 	if (cli_open_store(cli, 0, &st) < 0)
 		goto out;
-	for (size_t i = 0; i < bag.nfiles; i++)
-		for (size_t k = 0; k < bag.files[i].ndags; k++)
-			if (bag.files[i].dags[k] == d)
-				store_dag_sync(st, d, bag.files[i].source, now_usec());
+	dagbag_sync_dag(st, &bag, d);
 	if (store_dag_set_paused(st, d->dag_id, pause) == 0) {
 		printf("Dag: %s, paused: %s\n", d->dag_id, pause ? "True" : "False");
 		rc = 0;
@@ -512,12 +510,10 @@ static void replace_old_run(struct cli_ctx *cli, struct store *st, const char *d
 		rc = store_run_get(st, dag_id, NULL, logical_date, &old);
 	if (rc < 0)
 		return;
-	char *logs = xasprintf("%s/logs/%s/%s", cli->home, dag_id, old.run_id);
-	store_begin(st);
-	store_run_delete(st, old.pk);
-	store_commit(st);
-	remove_tree(logs);
-	free(logs);
+	char *err = NULL;
+	if (ops_delete_run(st, cli->home, dag_id, old.run_id, true, &err) < 0)
+		fprintf(stderr, "sluice: cannot replace the earlier run %s: %s\n", old.run_id, err);
+	free(err);
 	run_row_free(&old);
 }
 
@@ -590,10 +586,7 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 	}
 	if (cli_open_store(cli, 0, &st) < 0)
 		goto out;
-	for (size_t i = 0; i < bag.nfiles; i++)
-		for (size_t k = 0; k < bag.files[i].ndags; k++)
-			if (bag.files[i].dags[k] == d)
-				store_dag_sync(st, d, bag.files[i].source, now_usec());
+	dagbag_sync_dag(st, &bag, d);
 
 	char *run_id = engine_run_id("manual", logical);
 	replace_old_run(cli, st, d->dag_id, run_id, logical);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "orchestrator/ops.h"
 #include "orchestrator/store.h"
 
 static int db_migrate(struct cli_ctx *cli)
@@ -82,15 +83,12 @@ static int db_prune(struct cli_ctx *cli, int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		struct run_row *r = &runs[i];
 		if (!dry) {
-			char *logs = xasprintf("%s/logs/%s/%s", cli->home, r->dag_id, r->run_id);
-			store_begin(st);
-			if (store_run_delete(st, r->pk) == 0 && store_commit(st) == 0) {
-				remove_tree(logs);
+			char *err = NULL;
+			if (ops_delete_run(st, cli->home, r->dag_id, r->run_id, false, &err) == 0)
 				done++;
-			} else {
-				store_rollback(st);
-			}
-			free(logs);
+			else
+				fprintf(stderr, "sluice: %s %s: %s\n", r->dag_id, r->run_id, err);
+			free(err);
 		}
 		printf("%s %s %s (%s)\n", dry ? "would remove" : "removed", r->dag_id, r->run_id, r->state);
 		run_row_free(r);

@@ -16,6 +16,7 @@
 #include "orchestrator/config.h"
 #include "orchestrator/dagbag.h"
 #include "orchestrator/engine.h"
+#include "orchestrator/runs.h"
 #include "base/events.h"
 #include "orchestrator/scheduler.h"
 #include "web/server.h"
@@ -218,6 +219,7 @@ int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv)
 	const char *conf = "{}", *ld = NULL, *run_id = NULL;
 	bool wait = false, json = false;
 	int opt, rc = 1;
+	char *err = NULL;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -251,9 +253,18 @@ int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv)
 		fprintf(stderr, "sluice: --conf must be a JSON object\n");
 		return 2;
 	}
-	if (run_id && !valid_id(run_id) && strlen(run_id) > 250) {
+	struct run_request req = {
+		.run_type = "manual",
+		.run_id = run_id,
+		.logical_date = ld ? logical : USEC_NONE,
+		.data_interval_start = USEC_NONE,
+		.data_interval_end = USEC_NONE,
+		.conf = conf,
+	};
+	if (runs_check(&req, &err) < 0) {
 		cJSON_Delete(c);
-		fprintf(stderr, "sluice: --run-id is too long\n");
+		fprintf(stderr, "sluice: --run-id: %s\n", err);
+		free(err);
 		return 2;
 	}
 	int daemon_pid = 0;
@@ -282,32 +293,11 @@ int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv)
 		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", id, cli->dags);
 		goto out;
 	}
-	r.dag_id = xstrdup(d->dag_id);
-	r.run_id = run_id ? xstrdup(run_id) : engine_run_id("manual", logical);
-	r.run_type = xstrdup("manual");
-	r.state = xstrdup("queued");
-	r.logical_date = logical;
-	engine_infer_interval(d, logical, &r.data_interval_start, &r.data_interval_end);
-	r.conf = cJSON_PrintUnformatted(c);
-	r.queued_at = now_usec();
-	r.start_date = r.end_date = USEC_NONE;
-	r.external_trigger = true;
-	store_begin(st);
-	for (size_t i = 0; i < bag.nfiles; i++)
-		for (size_t k = 0; k < bag.files[i].ndags; k++)
-			if (bag.files[i].dags[k] == d)
-				store_dag_sync(st, d, bag.files[i].source, now_usec());
+	req.dag_source = dagbag_source_of(&bag, d);
 	if (fallback)
-		r.dag_version = xstrdup(fallback->version);
-	int irc = engine_insert_run(st, &r, !ld, !run_id);
-	if (irc < 0) {
-		store_rollback(st);
-		fprintf(stderr, "sluice: %s\n", irc == -EEXIST ? "a run with that run_id or logical date already exists"
-							     : "cannot queue the run");
-		goto out;
-	}
-	if (store_commit(st) < 0) {
-		fprintf(stderr, "sluice: cannot commit the run\n");
+		req.dag_version = fallback->version;
+	if (runs_queue(st, d, &req, &r, &err) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
 		goto out;
 	}
 	if (!daemon && !json)
@@ -327,6 +317,7 @@ int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv)
 	print_run(&done, json);
 	rc = strcmp(done.state, "success") ? 1 : 0;
 out:
+	free(err);
 	dag_unref(fallback);
 	cJSON_Delete(c);
 	run_row_free(&r);

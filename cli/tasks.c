@@ -352,7 +352,7 @@ static int tasks_change(struct cli_ctx *cli, int argc, char **argv, bool mark)
 	}
 	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, dag_id, argv[optind + 1], &run) < 0)
 		goto out;
-	n = mark ? ops_mark(st, d, &run, &sel, state, dry, &rows, &err) : ops_clear(st, d, &run, &sel, dry, &rows, &err);
+	n = mark ? ops_mark(st, d, &run, &sel, state, dry, &rows, &err) : ops_clear(st, NULL, d, &run, &sel, dry, &rows, &err);
 	if (n < 0) {
 		fprintf(stderr, "sluice: %s\n", err);
 		n = 0;

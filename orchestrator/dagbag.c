@@ -297,3 +297,18 @@ struct dag *dagbag_load_stored(struct store *st, const char *dag_id, const char 
 	free(fileloc);
 	return found;
 }
+
+const char *dagbag_source_of(const struct dagbag *bag, const struct dag *d)
+{
+	for (size_t i = 0; i < bag->nfiles; i++)
+		for (size_t k = 0; k < bag->files[i].ndags; k++)
+			if (bag->files[i].dags[k] == d)
+				return bag->files[i].source;
+	return NULL;
+}
+
+int dagbag_sync_dag(struct store *w, const struct dagbag *bag, const struct dag *d)
+{
+	const char *source = dagbag_source_of(bag, d);
+	return source ? store_dag_sync(w, d, source, now_usec()) : -ENOENT;
+}

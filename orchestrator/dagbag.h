@@ -56,6 +56,14 @@ struct store;
 struct dag *dagbag_load_stored(struct store *st, const char *dag_id, const char *version,
 			       const char *lib_dir, const struct dag_lua_limits *limits);
 
+/* The content of the file that defines d (borrowed from the bag), or NULL when d is not one of
+ * the bag's DAGs. */
+const char *dagbag_source_of(const struct dagbag *bag, const struct dag *d);
+/* Use case "sync one DAG's row": writes d's row and its version (with the source of its file) to
+ * the writer w, so that the daemon, the API and the CLI know it. Returns 0, -ENOENT when d is
+ * not one of the bag's DAGs, or the store's error. */
+int dagbag_sync_dag(struct store *w, const struct dagbag *bag, const struct dag *d);
+
 /* Number of files with an import error. */
 size_t dagbag_error_count(const struct dagbag *bag);
 

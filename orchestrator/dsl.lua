@@ -35,6 +35,7 @@ end
 
 local function valid_id(s)
   return type(s) == "string" and #s > 0 and #s <= 250 and not s:find("[^%w_.%-]")
+    and s ~= "." and s ~= ".."
 end
 
 -- Field checkers: each returns the normalised value or nil, message.
@@ -337,7 +338,7 @@ end
 local function declare(d, kind, id, level)
   if not is_dag(d) then fail(level + 1, "use d:%s \"id\" { ... } (with a colon)", kind) end
   if not valid_id(id) then
-    fail(level + 1, "task id %s is invalid: use letters, digits, '_', '.' and '-'",
+    fail(level + 1, "task id %s is invalid: use letters, digits, '_', '.' and '-' (not . or ..)",
       type(id) == "string" and ("'" .. id .. "'") or tostring(id))
   end
   return function(spec)
@@ -401,7 +402,7 @@ local function dag_ctor(spec)
   local vals = check_fields(spec, DAG_FIELDS, "dag", 2)
   if vals.id == nil then fail(2, "dag: id is required") end
   if not valid_id(vals.id) then
-    fail(2, "dag id '%s' is invalid: use letters, digits, '_', '.' and '-'", vals.id)
+    fail(2, "dag id '%s' is invalid: use letters, digits, '_', '.' and '-' (not . or ..)", vals.id)
   end
   if vals.default_args then
     local da = {}

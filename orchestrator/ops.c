@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "orchestrator/engine.h"
+#include "orchestrator/runs.h"
+
 /* Marks t and, when asked, everything up- or downstream of it. */
 static void closure(const struct dag *d, int t, bool up, bool down, bool *sel)
 {
@@ -96,7 +100,7 @@ static int check_idle(struct store *st, const struct run_row *run, char **err)
 	rc = strcmp(now.state, "running") ? 0 : -EBUSY;
 	if (rc)
 		*err = xasprintf("run %s of %s is running; change its task instances once it has ended "
-				 "(the REST API's clearTaskInstances can clear inside a running run)",
+				 "(the daemon's REST API can clear inside a running run it drives)",
 				 run->run_id, run->dag_id);
 	run_row_free(&now);
 	return rc;
@@ -146,8 +150,8 @@ static int end_change(struct store *st, int rc, struct ti_row **out, int n, char
 	return n;
 }
 
-int ops_clear(struct store *st, const struct dag *d, const struct run_row *run,
-	      const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err)
+static int clear_stored(struct store *st, const struct dag *d, const struct run_row *run,
+			const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err)
 {
 	int n, rc = begin_change(st, d, run, sel, dry_run, out, &n, err);
 	if (rc <= 0)
@@ -209,4 +213,66 @@ int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,
 		run_row_free(&r);
 	}
 	return end_change(st, rc, out, n, err);
+}
+
+/* Clearing inside a run the engine drives: the selection comes from the database, the change is
+ * made by the engine in memory (tries under way are left to finish and are not reported). */
+static int clear_running(struct store *w, struct engine *e, const struct dag *d, const struct run_row *run,
+			 const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err)
+{
+	int n = ops_select(w, d, run, sel, out, err);
+	if (n <= 0 || dry_run)
+		return n;
+	int64_t *pks = xcalloc((size_t)n, sizeof(*pks));
+	bool *done = xcalloc((size_t)n, sizeof(*done));
+	for (int i = 0; i < n; i++)
+		pks[i] = (*out)[i].pk;
+	int rc = engine_clear(e, run->pk, pks, (size_t)n, done), kept = 0;
+	for (int i = 0; i < n; i++) {
+		if (rc >= 0 && done[i])
+			(*out)[kept++] = (*out)[i];
+		else
+			ti_row_free(&(*out)[i]);
+	}
+	free(pks);
+	free(done);
+	return kept;
+}
+
+int ops_clear(struct store *w, struct engine *e, const struct dag *d, const struct run_row *run,
+	      const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err)
+{
+	*out = NULL;
+	int n = clear_stored(w, d, run, sel, dry_run, out, err);
+	if (n != -EBUSY || !e || !engine_has_run(e, run->pk))
+		return n;
+	free(*err);
+	*err = NULL;
+	return clear_running(w, e, d, run, sel, dry_run, out, err);
+}
+
+int ops_delete_run(struct store *w, const char *home, const char *dag_id, const char *run_id, bool force,
+		   char **err)
+{
+	struct run_row now = {0};
+	int rc = store_begin(w);
+	if (rc < 0) {
+		*err = xstrdup("cannot start a database transaction");
+		return rc;
+	}
+	if ((rc = store_run_get(w, dag_id, run_id, 0, &now)) < 0)
+		*err = xasprintf("no run %s of DAG %s", run_id, dag_id);
+	else if (!force && !strcmp(now.state, "running") && (rc = -EBUSY))
+		*err = xasprintf("run %s is running; delete it once it has ended", run_id);
+	else if ((rc = store_run_delete(w, now.pk)) < 0)
+		*err = xstrdup("cannot delete the run");
+	if (rc == 0 && (rc = store_commit(w)) < 0)
+		*err = xstrdup("cannot commit the deletion");
+	else if (rc < 0)
+		store_rollback(w);
+	/* The rows are gone for good: their logs go too, but never a folder outside the home. */
+	if (rc == 0 && runs_remove_logs(home, now.dag_id, now.run_id) == -EPERM)
+		log_warnx("run %s of %s: its log folder is not inside %s/logs; left it alone", now.run_id, now.dag_id, home);
+	run_row_free(&now);
+	return rc;
 }

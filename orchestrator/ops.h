@@ -1,4 +1,4 @@
-/* Operations on stored runs that no engine is driving: clear and mark task instances.
+/* Use cases on runs: clear and mark task instances, delete a run.
  * Each runs in one write transaction that first checks the run is not running, so it cannot
  * race with a daemon that is starting the run. A cleared run becomes queued; a daemon picks it up
  * and runs what was cleared (with `serve` down, it waits for the next start). */
@@ -24,10 +24,22 @@ struct ops_selection {
 int ops_select(struct store *st, const struct dag *d, const struct run_row *run,
 	       const struct ops_selection *sel, struct ti_row **out, char **err);
 
-/* Clears the selected instances (unless dry_run) and requeues the run. Returns the number of
- * instances (listed in *out), -EBUSY when the run is running, or another negative error. */
-int ops_clear(struct store *st, const struct dag *d, const struct run_row *run,
+struct engine;
+/* Use case "clear", the same for the CLI and the API: clears the selected instances (unless
+ * dry_run). A run that is not running is changed in the store and requeued; a running run that
+ * the daemon's engine e drives is cleared by the engine in memory (a try under way finishes and
+ * is not reported). e is the daemon's engine on its writer thread, or NULL (no daemon in this
+ * process). Returns the number of instances (listed in *out), -EBUSY when the run is running
+ * and e does not drive it, or another negative error, with *err. */
+int ops_clear(struct store *w, struct engine *e, const struct dag *d, const struct run_row *run,
 	      const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err);
+
+/* Use case "delete a run": in one transaction, refuses a running run (-EBUSY) unless force
+ * (`dags test` replacing its own earlier run) and deletes the run with its instances, tries and
+ * outputs; then removes its logs, never outside $home/logs whatever the row says. Returns 0,
+ * -ENOENT, -EBUSY or the store's error, with *err. */
+int ops_delete_run(struct store *w, const char *home, const char *dag_id, const char *run_id, bool force,
+		   char **err);
 
 /* Sets the selected instances to state ("success", "failed" or "skipped"). When every instance of
  * the run is then finished, the run's state follows from its leaves; otherwise the run is

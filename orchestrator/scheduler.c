@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "orchestrator/notify.h"
 #include "orchestrator/ops.h"
+#include "orchestrator/runs.h"
 #include "orchestrator/store.h"
 #include "orchestrator/tz.h"
 
@@ -578,7 +579,7 @@ static int bf_reprocess(struct sched *s, const struct dag *d, const struct run_r
 	struct ops_selection sel = {.task_ids = ids, .ntasks = d->ntasks, .map_index = -2};
 	struct ti_row *rows = NULL;
 	char *err = NULL;
-	int n = ops_clear(s->st, d, r, &sel, false, &rows, &err);
+	int n = ops_clear(s->st, s->eng, d, r, &sel, false, &rows, &err);
 	for (int i = 0; i < n; i++)
 		ti_row_free(&rows[i]);
 	free(rows);
@@ -594,30 +595,27 @@ static int bf_reprocess(struct sched *s, const struct dag *d, const struct run_r
 static void bf_create(struct sched *s, const struct dag *d, const struct backfill_row *b, usec_t date)
 {
 	struct run_row r = {0};
-	char iso[ISO_BUFSZ];
+	char *err = NULL;
 	int64_t t;
-	format_iso8601(date, iso, sizeof(iso));
-	r.dag_id = xstrdup(d->dag_id);
-	r.run_id = engine_run_id("backfill", date);
-	r.run_type = xstrdup("backfill");
-	r.state = xstrdup("queued");
-	r.logical_date = r.data_interval_start = date;
 	struct dag_state *ds = find_state(s, d->dag_id);
-	r.data_interval_end = ds && ds->cron && cron_next(ds->cron, ds->zone, date / USEC_PER_SEC, &t) == 0
-				      ? t * USEC_PER_SEC : date;
-	r.conf = xstrdup(b->dag_run_conf ? b->dag_run_conf : "{}");
-	r.queued_at = now_usec();
-	r.start_date = r.end_date = USEC_NONE;
-	r.external_trigger = true;
-	r.backfill_id = b->id;
-	if (store_begin(s->st) == 0 && store_run_insert(s->st, &r) == 0 && store_commit(s->st) == 0) {
+	struct run_request req = {
+		.run_type = "backfill",
+		.logical_date = date,
+		.data_interval_start = date,
+		.data_interval_end = ds && ds->cron && cron_next(ds->cron, ds->zone, date / USEC_PER_SEC, &t) == 0
+					     ? t * USEC_PER_SEC : date,
+		.conf = b->dag_run_conf,
+		.backfill_id = b->id,
+	};
+	if (runs_queue(s->st, d, &req, &r, &err) == 0) {
 		s->pending = xrealloc(s->pending, (s->npending + 1) * sizeof(*s->pending));
 		s->pending[s->npending++] = r;
 		return;
 	}
-	store_rollback(s->st);
-	log_warnx("backfill %lld: cannot create the run for %s", (long long)b->id, iso);
-	run_row_free(&r);
+	char iso[ISO_BUFSZ];
+	format_iso8601(date, iso, sizeof(iso));
+	log_warnx("backfill %lld: cannot create the run for %s: %s", (long long)b->id, iso, err);
+	free(err);
 }
 
 /* Advances one backfill as far as its and its DAG's free run slots allow. */

@@ -26,97 +26,83 @@ static void list(struct req *r)
 	api_reply_page(r, "backfills", all, limit, offset);
 }
 
-/* Reads and checks a create body into b (strings borrowed from body); loads the DAG. Replies
- * and returns NULL on error. */
-static struct dag *read_create(struct req *r, cJSON *body, struct backfill_row *b, usec_t **dates, size_t *n)
-{
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "dag_id");
-	const cJSON *from = cJSON_GetObjectItemCaseSensitive(body, "from_date");
-	const cJSON *to = cJSON_GetObjectItemCaseSensitive(body, "to_date");
-	const cJSON *rep = cJSON_GetObjectItemCaseSensitive(body, "reprocess_behavior");
-	const cJSON *mar = cJSON_GetObjectItemCaseSensitive(body, "max_active_runs");
-	const cJSON *conf = cJSON_GetObjectItemCaseSensitive(body, "dag_run_conf");
-	char *err = NULL;
-	if (!cJSON_IsString(id) || !cJSON_IsString(from) || !cJSON_IsString(to) ||
-	    (rep && (!cJSON_IsString(rep) || !backfill_reprocess_valid(rep->valuestring))) ||
-	    (mar && (!cJSON_IsNumber(mar) || mar->valuedouble < 1)) || (conf && !cJSON_IsObject(conf))) {
-		api_problem(r, 400, "Bad Request", "dag_id, from_date and to_date are required; reprocess_behavior is "
-			    "none, failed or completed; max_active_runs at least 1; dag_run_conf an object");
-		return NULL;
-	}
-	struct dag *d = api_dag_by_id(r, id->valuestring);
-	if (!d)
-		return NULL;
-	b->dag_id = d->dag_id;
-	b->reprocess_behavior = rep ? rep->valuestring : "none";
-	b->max_active_runs = mar ? (int)mar->valuedouble : 10;
-	const cJSON *back = cJSON_GetObjectItemCaseSensitive(body, "run_backwards");
-	b->run_backwards = cJSON_IsTrue(back);
-	if (dag_parse_date(from->valuestring, d->timezone, &b->from_date, &err) < 0 ||
-	    dag_parse_date(to->valuestring, d->timezone, &b->to_date, &err) < 0 ||
-	    backfill_dates(d, b->from_date, b->to_date, b->run_backwards, dates, n, &err) < 0) {
-		api_problem(r, 400, "Bad Request", "%s", err);
-		free(err);
-		dag_unref(d);
-		return NULL;
-	}
-	return d;
-}
-
-static int insert_fn(struct store *st, void *arg)
-{
-	struct backfill_row *b = arg;
-	struct backfill_row *active = NULL;
-	int na = store_backfill_list(st, b->dag_id, true, &active), rc;
-	for (int i = 0; i < na; i++)
-		backfill_row_free(&active[i]);
-	free(active);
-	if (na > 0)
-		return -EEXIST;
-	if ((rc = store_begin(st)) < 0)
-		return rc;
-	if ((rc = store_backfill_insert(st, b)) < 0) {
-		store_rollback(st);
-		return rc;
-	}
-	return store_commit(st);
-}
-
-/* Parses the body of a create or dry run; NULL after replying 400/404. */
-static struct dag *parse_create(struct req *r, cJSON **body, struct backfill_row *b, usec_t **dates, size_t *n)
+/* Reads a create / dry-run body into req (strings borrowed from body, conf printed into *conf)
+ * and loads the DAG. Replies and returns NULL on error. */
+static struct dag *read_request(struct req *r, cJSON **body, struct backfill_request *req, char **conf)
 {
 	*body = cJSON_Parse(api_body(r, NULL));
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(*body, "dag_id");
+	const cJSON *from = cJSON_GetObjectItemCaseSensitive(*body, "from_date");
+	const cJSON *to = cJSON_GetObjectItemCaseSensitive(*body, "to_date");
+	const cJSON *rep = cJSON_GetObjectItemCaseSensitive(*body, "reprocess_behavior");
+	const cJSON *mar = cJSON_GetObjectItemCaseSensitive(*body, "max_active_runs");
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(*body, "dag_run_conf");
 	if (!cJSON_IsObject(*body)) {
 		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
 		return NULL;
 	}
-	return read_create(r, *body, b, dates, n);
+	if (!cJSON_IsString(id) || !cJSON_IsString(from) || !cJSON_IsString(to) || (rep && !cJSON_IsString(rep)) ||
+	    (mar && (!cJSON_IsNumber(mar) || mar->valuedouble < 1 || mar->valuedouble > 1e6)) ||
+	    (c && !cJSON_IsObject(c))) {
+		api_problem(r, 400, "Bad Request", "dag_id, from_date and to_date are required; reprocess_behavior is "
+			    "none, failed or completed; max_active_runs at least 1; dag_run_conf an object");
+		return NULL;
+	}
+	*conf = c ? cJSON_PrintUnformatted(c) : NULL;
+	*req = (struct backfill_request){
+		.from = from->valuestring,
+		.to = to->valuestring,
+		.reprocess = rep ? rep->valuestring : NULL,
+		.max_active_runs = mar ? (int)mar->valuedouble : 0,
+		.run_backwards = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(*body, "run_backwards")),
+		.conf = *conf,
+	};
+	return api_dag_by_id(r, id->valuestring);
+}
+
+/* Replies with the problem for a backfill use case's error. */
+static void reply_error(struct req *r, int rc, const char *err)
+{
+	if (rc == -EINVAL)
+		api_problem(r, 400, "Bad Request", "%s", err);
+	else if (rc == -EEXIST || rc == -EALREADY)
+		api_problem(r, 409, "Conflict", "%s", err);
+	else if (rc == -ENOENT)
+		api_problem(r, 404, "Backfill not found", "%s", err);
+	else
+		api_write_failed(r, rc);
+}
+
+struct create_call {
+	const struct dag *d;
+	const struct backfill_request *req;
+	struct backfill_row out;
+	char *err;
+};
+
+static int create_fn(struct store *st, void *arg)
+{
+	struct create_call *c = arg;
+	return backfill_create(st, c->d, c->req, &c->out, &c->err);
 }
 
 static void create(struct req *r)
 {
 	cJSON *body = NULL;
-	struct backfill_row b = {0};
-	usec_t *dates = NULL;
-	size_t n = 0;
-	struct dag *d = parse_create(r, &body, &b, &dates, &n);
-	if (!d)
-		goto out;
-	const cJSON *conf = cJSON_GetObjectItemCaseSensitive(body, "dag_run_conf");
-	char *conf_text = conf ? cJSON_PrintUnformatted(conf) : xstrdup("{}");
-	b.dag_run_conf = conf_text;
-	b.created_at = b.updated_at = now_usec();
-	b.completed_at = USEC_NONE;
-	int rc = sched_write(insert_fn, &b);
-	if (rc == -EEXIST)
-		api_problem(r, 409, "Conflict", "DAG '%s' already has a backfill in progress", b.dag_id);
-	else if (rc < 0)
-		api_write_failed(r, rc);
-	else
-		api_reply(r, 200, api_backfill(&b));
-	free(conf_text);
-out:
-	free(dates);
+	char *conf = NULL;
+	struct backfill_request req;
+	struct dag *d = read_request(r, &body, &req, &conf);
+	if (d) {
+		struct create_call c = {.d = d, .req = &req};
+		int rc = sched_write(create_fn, &c);
+		if (rc < 0)
+			reply_error(r, rc, c.err);
+		else
+			api_reply(r, 200, api_backfill(&c.out));
+		backfill_row_free(&c.out);
+		free(c.err);
+	}
+	free(conf);
 	dag_unref(d);
 	cJSON_Delete(body);
 }
@@ -125,26 +111,30 @@ out:
 static void dry_run(struct req *r)
 {
 	cJSON *body = NULL;
-	struct backfill_row b = {0};
-	usec_t *dates = NULL;
+	char *conf = NULL, *err = NULL;
+	struct backfill_request req;
+	struct backfill_row b;
+	struct backfill_step *steps = NULL;
 	size_t n = 0;
-	struct dag *d = parse_create(r, &body, &b, &dates, &n);
-	if (d) {
+	struct dag *d = read_request(r, &body, &req, &conf);
+	int rc = d ? backfill_plan(api_store(r), d, &req, &b, &steps, &n, &err) : 0;
+	if (d && rc < 0) {
+		reply_error(r, rc, err);
+	} else if (d) {
 		cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "backfills");
 		for (size_t i = 0; i < n; i++) {
-			struct run_row existing = {0};
-			bool have = store_run_get(api_store(r), d->dag_id, NULL, dates[i], &existing) == 0;
 			cJSON *e = cJSON_CreateObject();
-			json_add_time(e, "logical_date", dates[i]);
-			cJSON_AddStringToObject(e, "action",
-						backfill_action_name(backfill_action(b.reprocess_behavior, -1, have ? &existing : NULL)));
+			json_add_time(e, "logical_date", steps[i].logical_date);
+			cJSON_AddStringToObject(e, "action", backfill_action_name(steps[i].action));
 			cJSON_AddItemToArray(arr, e);
-			run_row_free(&existing);
 		}
 		cJSON_AddNumberToObject(o, "total_entries", (double)n);
 		api_reply(r, 200, o);
+		backfill_steps_free(steps, n);
+		backfill_row_free(&b);
 	}
-	free(dates);
+	free(err);
+	free(conf);
 	dag_unref(d);
 	cJSON_Delete(body);
 }
@@ -171,50 +161,36 @@ static void get(struct req *r)
 
 struct change {
 	int64_t id;
-	const char *what;
+	enum bf_change what;
+	struct backfill_row out;
+	char *err;
 };
 
 static int change_fn(struct store *st, void *arg)
 {
 	struct change *c = arg;
-	struct backfill_row b = {0};
-	int rc = store_backfill_get(st, c->id, &b);
-	if (rc == 0 && b.completed_at != USEC_NONE)
-		rc = -EALREADY;
-	if (rc == 0 && (rc = store_begin(st)) == 0) {
-		if (!strcmp(c->what, "cancel")) {
-			rc = store_backfill_update(st, c->id, b.is_paused, now_usec());
-			if (rc == 0)
-				rc = store_backfill_fail_queued(st, c->id, now_usec());
-		} else {
-			rc = store_backfill_update(st, c->id, !strcmp(c->what, "pause"), USEC_NONE);
-		}
-		rc = rc == 0 ? store_commit(st) : (store_rollback(st), rc);
-	}
-	backfill_row_free(&b);
-	return rc;
+	return backfill_change(st, c->id, c->what, &c->out, &c->err);
 }
 
-static void change(struct req *r, const char *what)
+static void change(struct req *r, enum bf_change what)
 {
 	struct backfill_row b = {0};
 	if (!find(r, &b))
 		return;
-	struct change c = {b.id, what};
+	struct change c = {.id = b.id, .what = what};
 	int rc = sched_write(change_fn, &c);
+	if (rc < 0)
+		reply_error(r, rc, c.err);
+	else
+		api_reply(r, 200, api_backfill(&c.out));
 	backfill_row_free(&b);
-	if (rc == -EALREADY)
-		api_problem(r, 409, "Conflict", "backfill %lld has already completed", (long long)c.id);
-	else if (rc < 0)
-		api_write_failed(r, rc);
-	else if (store_backfill_get(api_store(r), c.id, &b) == 0)
-		api_reply(r, 200, api_backfill(&b));
-	backfill_row_free(&b);
+	backfill_row_free(&c.out);
+	free(c.err);
 }
 
-static void pause_bf(struct req *r) { change(r, "pause"); }
-static void unpause_bf(struct req *r) { change(r, "unpause"); }
-static void cancel_bf(struct req *r) { change(r, "cancel"); }
+static void pause_bf(struct req *r) { change(r, BF_PAUSE); }
+static void unpause_bf(struct req *r) { change(r, BF_RESUME); }
+static void cancel_bf(struct req *r) { change(r, BF_CANCEL); }
 
 const struct route api_backfill_routes[] = {
 	{"GET", "/backfills", ROLE_VIEWER, list},

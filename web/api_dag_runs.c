@@ -9,6 +9,7 @@
 #include "web/apijson.h"
 #include "orchestrator/engine.h"
 #include "orchestrator/ops.h"
+#include "orchestrator/runs.h"
 #include "orchestrator/scheduler.h"
 
 bool api_find_run(struct req *r, struct run_row *run)
@@ -126,22 +127,16 @@ static void get_ti(struct req *r)
 }
 
 struct trigger_call {
-	struct run_row *run;
-	bool auto_date, auto_id;  /* logical date / run_id were not given: they may step past a clash */
+	const struct dag *d;
+	struct run_request req;
+	struct run_row run;
+	char *err;
 };
 
 static int write_run(struct store *st, void *arg)
 {
 	struct trigger_call *c = arg;
-	struct run_row *run = c->run;
-	int rc = store_begin(st);
-	if (rc < 0)
-		return rc;
-	rc = engine_insert_run(st, run, c->auto_date, c->auto_id);
-	if (rc == 0)
-		return store_commit(st);
-	store_rollback(st);
-	return rc;
+	return runs_queue(st, c->d, &c->req, &c->run, &c->err);
 }
 
 /* Reads an optional ISO time field; false after replying 400 when it is malformed. */
@@ -157,13 +152,22 @@ static bool body_time(struct req *r, const cJSON *body, const char *key, usec_t 
 	return true;
 }
 
+/* The logical date the body asked for, for messages. */
+static const char *body_date(const cJSON *body)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "logical_date");
+	if (!cJSON_IsString(v))
+		v = cJSON_GetObjectItemCaseSensitive(body, "execution_date");
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
 /* POST /dags/{dag_id}/dagRuns: queues a manual run; the scheduler starts it at once. */
 static void trigger(struct req *r)
 {
-	struct run_row run = {0};
-	struct dag *d = NULL;
+	struct trigger_call tc = {0};
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
 	usec_t ld = USEC_NONE, ds = USEC_NONE, de = USEC_NONE;
+	char *conf_text = NULL;
 	if (!cJSON_IsObject(body)) {
 		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
 		goto out;
@@ -178,36 +182,41 @@ static void trigger(struct req *r)
 	if (!body_time(r, body, "logical_date", &ld) || !body_time(r, body, "execution_date", &ld) ||
 	    !body_time(r, body, "data_interval_start", &ds) || !body_time(r, body, "data_interval_end", &de))
 		goto out;
-	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))))
+	conf_text = cJSON_IsObject(conf) ? cJSON_PrintUnformatted(conf) : NULL;
+	tc.req = (struct run_request){
+		.run_type = "manual",
+		.run_id = cJSON_IsString(id) ? id->valuestring : NULL,
+		.logical_date = ld,
+		.data_interval_start = ds,
+		.data_interval_end = de,
+		.conf = conf_text,
+		.note = cJSON_IsString(note) ? note->valuestring : NULL,
+	};
+	/* Refused before anything else is looked up: a bad run_id is the caller's error, whatever
+	 * the DAG. */
+	if (runs_check(&tc.req, &tc.err) < 0) {
+		api_problem(r, 400, "Bad Request", "%s", tc.err);
 		goto out;
-	run.logical_date = ld != USEC_NONE ? ld : now_usec();
-	run.dag_id = xstrdup(d->dag_id);
-	run.run_id = cJSON_IsString(id) ? xstrdup(id->valuestring) : engine_run_id("manual", run.logical_date);
-	run.run_type = xstrdup("manual");
-	run.state = xstrdup("queued");
-	if (ds != USEC_NONE && de != USEC_NONE) {
-		run.data_interval_start = ds;
-		run.data_interval_end = de;
-	} else {
-		engine_infer_interval(d, run.logical_date, &run.data_interval_start, &run.data_interval_end);
 	}
-	run.conf = conf && cJSON_IsObject(conf) ? cJSON_PrintUnformatted(conf) : xstrdup("{}");
-	run.note = cJSON_IsString(note) ? xstrdup(note->valuestring) : NULL;
-	run.queued_at = now_usec();
-	run.start_date = run.end_date = USEC_NONE;
-	run.external_trigger = true;
-	struct trigger_call tc = {&run, ld == USEC_NONE, !cJSON_IsString(id)};
+	struct dag *d = api_dag_by_id(r, api_param(r, "dag_id"));
+	if (!d)
+		goto out;
+	tc.d = d;
 	int rc = sched_write(write_run, &tc);
 	if (rc == -EEXIST)
 		api_problem(r, 409, "Conflict", "DAGRun with DAG ID: '%s' and DAGRun ID or logical date '%s' already exists",
-			    run.dag_id, run.run_id);
+			    d->dag_id, tc.req.run_id ? tc.req.run_id : body_date(body));
+	else if (rc == -EINVAL)
+		api_problem(r, 400, "Bad Request", "%s", tc.err);
 	else if (rc < 0)
 		api_write_failed(r, rc);
 	else
-		api_reply(r, 200, api_dag_run(&run));
-out:
-	run_row_free(&run);
+		api_reply(r, 200, api_dag_run(&tc.run));
 	dag_unref(d);
+out:
+	run_row_free(&tc.run);
+	free(tc.err);
+	free(conf_text);
 	cJSON_Delete(body);
 }
 

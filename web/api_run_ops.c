@@ -1,7 +1,7 @@
 /* Changing runs: clearTaskInstances, updateTaskInstancesState, dagRuns/{id}/clear, PATCH and
  * DELETE of a run; reading: dagStats and dagRuns/list. Changes run on the scheduler's thread
- * through ops.c. Clearing inside a running run is done by the engine in memory; marking and
- * deleting a run that is running right now answer 409. */
+ * through the use cases of ops.c, which also decide that clearing inside a running run is done by
+ * the engine in memory; marking and deleting a run that is running right now answer 409. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,47 +26,11 @@ struct op_call {
 	char *err;
 };
 
-/* Clearing inside a run that is running: the selection comes from the database, the change is
- * made by the engine in memory (tries under way are left to finish and are not reported). */
-static int clear_running(struct store *st, struct op_call *c)
-{
-	struct engine *e = sched_engine();
-	free(c->err);
-	c->err = NULL;
-	c->n = ops_select(st, c->d, c->run, &c->sel, &c->rows, &c->err);
-	if (c->n < 0 || c->dry_run)
-		return c->n < 0 ? c->n : 0;
-	int64_t *pks = xcalloc((size_t)c->n + 1, sizeof(*pks));
-	bool *done = xcalloc((size_t)c->n + 1, sizeof(*done));
-	for (int i = 0; i < c->n; i++)
-		pks[i] = c->rows[i].pk;
-	int rc = e ? engine_clear(e, c->run->pk, pks, (size_t)c->n, done) : -ENOENT;
-	int kept = 0;
-	for (int i = 0; i < c->n; i++) {
-		if (rc >= 0 && done[i])
-			c->rows[kept++] = c->rows[i];
-		else
-			ti_row_free(&c->rows[i]);
-	}
-	c->n = kept;
-	free(pks);
-	free(done);
-	if (rc == -ENOENT) {
-		/* Running, but not under this daemon (a `sluice dags test` drives it). */
-		c->err = xasprintf("run %s of %s is running outside the daemon; clear it once it has ended",
-				   c->run->run_id, c->run->dag_id);
-		return -EBUSY;
-	}
-	return 0;
-}
-
 static int run_op(struct store *st, void *arg)
 {
 	struct op_call *c = arg;
 	c->n = c->mark_state ? ops_mark(st, c->d, c->run, &c->sel, c->mark_state, c->dry_run, &c->rows, &c->err)
-			     : ops_clear(st, c->d, c->run, &c->sel, c->dry_run, &c->rows, &c->err);
-	if (c->n == -EBUSY && !c->mark_state)
-		return clear_running(st, c);
+			     : ops_clear(st, sched_engine(), c->d, c->run, &c->sel, c->dry_run, &c->rows, &c->err);
 	return c->n < 0 ? c->n : 0;
 }
 
@@ -308,21 +272,16 @@ out:
 	cJSON_Delete(body);
 }
 
+struct delete_call {
+	const char *home;
+	const struct run_row *run;
+	char *err;
+};
+
 static int delete_run_fn(struct store *st, void *arg)
 {
-	const struct run_row *run = arg;
-	struct run_row now = {0};
-	int rc = store_begin(st);
-	if (rc < 0)
-		return rc;
-	if ((rc = store_run_get(st, run->dag_id, run->run_id, 0, &now)) == 0) {
-		rc = !strcmp(now.state, "running") ? -EBUSY : store_run_delete(st, now.pk);
-		run_row_free(&now);
-	}
-	if (rc == 0)
-		return store_commit(st);
-	store_rollback(st);
-	return rc;
+	struct delete_call *c = arg;
+	return ops_delete_run(st, c->home, c->run->dag_id, c->run->run_id, false, &c->err);
 }
 
 /* DELETE /dags/{dag_id}/dagRuns/{dag_run_id} (its logs go too). */
@@ -331,17 +290,17 @@ static void delete_run(struct req *r)
 	struct run_row run = {0};
 	if (!api_find_run(r, &run))
 		return;
-	int rc = sched_write(delete_run_fn, &run);
-	if (rc == -EBUSY) {
-		api_problem(r, 409, "Conflict", "run %s is running; delete it once it has ended", run.run_id);
-	} else if (rc < 0) {
+	struct delete_call c = {api_home(r), &run, NULL};
+	int rc = sched_write(delete_run_fn, &c);
+	if (rc == -EBUSY)
+		api_problem(r, 409, "Conflict", "%s", c.err);
+	else if (rc == -ENOENT)
+		api_problem(r, 404, "DAGRun not found", "%s", c.err);
+	else if (rc < 0)
 		api_write_failed(r, rc);
-	} else {
-		char *logs = xasprintf("%s/logs/%s/%s", api_home(r), run.dag_id, run.run_id);
-		remove_tree(logs);
-		free(logs);
+	else
 		api_reply_empty(r);
-	}
+	free(c.err);
 	run_row_free(&run);
 }
 

@@ -99,7 +99,7 @@ static int teardown(void **state)
 
 	executor_close(f->ex);
 	evloop_free(f->loop);
-	remove_tree(f->dir);
+	remove_tree("/", f->dir);
 	free(f);
 	return 0;
 }

@@ -349,7 +349,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	notify_free(f->n);
-	remove_tree(f->dir);
+	remove_tree("/", f->dir);
 	free(f);
 	return 0;
 }

@@ -28,7 +28,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	remove_tree(dir);
+	remove_tree("/", dir);
 	(void)state;
 	return 0;
 }

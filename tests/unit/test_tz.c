@@ -363,7 +363,7 @@ static int tmpdir_teardown(void **state)
 {
 	(void)state;
 	unsetenv("TZDIR");
-	return remove_tree(tmpdir);
+	return remove_tree("/", tmpdir);
 }
 
 static void tzb_save(const struct tzb *b, const char *name)
