@@ -187,6 +187,23 @@ def t_trigger():
     expect("hello from a" in log, f"the API-triggered run ran its task: {log}")
 
 
+def t_run_id_traversal():
+    p = home.run("users", "create", "otto", "--role", "op", "--password-stdin", input="op-pass-123\n")
+    eq(p.returncode, 0, p.stderr)
+    target = os.path.normpath(os.path.join(home.home, "logs", "d", "../../../x"))
+    for bad in ["../../../x", "..", ".", "a/b", "x" * 251, "r" * 100000, "a b", "caf\u00e9"]:
+        st, _, body = send("POST", "/dags/d/dagRuns", {"dag_run_id": bad}, auth="otto:op-pass-123")
+        eq(st, 400, f"run_id {bad[:20]!r}: {body}")
+        expect("run_id" in body["detail"], body)
+        recorded.append({"name": "POST dagRuns (400 run_id)", "schema": "Error", "body": body})
+    st, _, body = send("POST", "/dags/d/dagRuns", {"dag_run_id": "ok~1:2+3.4-5_6"}, auth="otto:op-pass-123")
+    eq(st, 200, f"Airflow's characters are accepted: {body}")
+    runs = [r["dag_run_id"] for r in call("GET", "/dags/d/dagRuns")[2]["dag_runs"]]
+    expect(not any(".." in r or "/" in r for r in runs), runs)
+    expect(not os.path.exists(target), f"nothing written outside $SLUICE_HOME ({target})")
+    wait_until(lambda: call("GET", "/dags/d/dagRuns/ok~1:2+3.4-5_6")[2]["state"] == "success", 20, "the run")
+
+
 def t_pools_crud():
     st, _, body = send("POST", "/pools", {"name": "gpu", "slots": 2, "description": "cards"})
     eq(st, 200, f"create: {body}")
@@ -511,6 +528,8 @@ try:
     check("dags: list and filters, get, details, tasks, source", t_dags)
     check("PATCH /dags/{id}: pause through the scheduler; viewers get 403", t_pause)
     check("POST /dags/{id}/dagRuns: trigger, 409, 400, 404, 403; the run succeeds", t_trigger)
+    check("run_id: traversal, '.', '..', 100,000 bytes and other characters get 400; nothing written outside",
+          t_run_id_traversal)
     check("pools: create, 409, 400, PATCH with update_mask, 403, DELETE", t_pools_crud)
     check("logs (JSON with continuation token, text/plain), tries, xcomEntries", t_logs_tries_xcom)
     check("clearTaskInstances, updateTaskInstancesState, run clear/PATCH/DELETE, dagStats, list", t_run_ops)

@@ -1,0 +1,72 @@
+"""Hostile identifiers through the CLI: run ids that would leave $SLUICE_HOME are usage errors,
+and rows crafted by hand in the database cannot make `db prune` or `dags test` delete a folder
+outside the home."""
+import os
+import sqlite3
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Home, check, eq, expect, finish  # noqa: E402
+
+home = Home()
+home.write_dag("d.lua", 'local d = dag { id = "d" }\nd:task "a" { cmd = "echo hi" }\nreturn d\n')
+
+
+def runs():
+    return home.json("runs", "list", "d", "--json")["dag_runs"]
+
+
+def victim(name):
+    """A folder where a traversal from logs/d/<run_id> would land, with a file in it. logs/d
+    exists, as it does once any run of d has run, so that the kernel can resolve the "..". """
+    os.makedirs(os.path.join(home.home, "logs", "d"), exist_ok=True)
+    path = os.path.normpath(os.path.join(home.home, "logs", "d", "..", "..", "..", name))
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "keep.txt"), "w") as f:
+        f.write("precious\n")
+    return path
+
+
+def craft_run(run_id, logical_date_us, state="success", end_us=1):
+    db = sqlite3.connect(os.path.join(home.home, "sluice.db"))
+    db.execute("INSERT INTO dag_run (dag_id, run_id, run_type, logical_date, state, conf, end_date) "
+               "VALUES ('d', ?, 'manual', ?, ?, '{}', ?)", (run_id, logical_date_us, state, end_us))
+    db.commit()
+    db.close()
+
+
+def t_trigger_refuses_bad_run_ids():
+    for bad in ["../../../x", "..", ".", "a/b", "x" * 251, "r" * 100000, "a b"]:
+        p = home.run("dags", "trigger", "d", "--run-id", bad)
+        eq(p.returncode, 2, f"--run-id {bad[:20]!r}: {p.stdout}{p.stderr}")
+        expect("run-id" in p.stderr, p.stderr)
+    p = home.run("dags", "trigger", "d", "--run-id", "fine~1:2+3")
+    eq(p.returncode, 0, p.stderr)
+    eq([r["dag_run_id"] for r in runs()], ["fine~1:2+3"], "only the good run was queued")
+    expect(not os.path.exists(os.path.normpath(os.path.join(home.home, "logs", "d", "../../../x"))),
+           "nothing outside the home")
+
+
+def t_prune_stays_in_the_home():
+    keep = victim("victim_prune")
+    craft_run("../../../victim_prune", 10)
+    p = home.run("db", "prune", "--older-than", "1d")
+    eq(p.returncode, 0, p.stdout + p.stderr)
+    expect(os.path.exists(os.path.join(keep, "keep.txt")), f"prune left {keep} alone")
+    expect(not any(r["dag_run_id"] == "../../../victim_prune" for r in runs()), "the crafted row is gone")
+
+
+def t_dags_test_stays_in_the_home():
+    keep = victim("victim_test")
+    # 2026-11-01T00:00:00Z: the logical date `dags test` will replace.
+    craft_run("../../../victim_test", 1793491200 * 1000000, state="failed")
+    run = home.test_run("d", "--logical-date", "2026-11-01", expect_state="success")
+    eq(run["state"], "success", "dags test ran")
+    expect(os.path.exists(os.path.join(keep, "keep.txt")), f"dags test left {keep} alone")
+
+
+check("dags trigger: run ids outside Airflow's characters are usage errors", t_trigger_refuses_bad_run_ids)
+check("db prune with a hand-crafted run id deletes nothing outside the home", t_prune_stays_in_the_home)
+check("dags test replacing a hand-crafted run deletes nothing outside the home", t_dags_test_stays_in_the_home)
+home.cleanup()
+finish()
