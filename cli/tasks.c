@@ -13,6 +13,7 @@
 #include "web/apijson.h"
 #include "cli/cli.h"
 #include "orchestrator/dagbag.h"
+#include "orchestrator/control.h"
 #include "orchestrator/engine.h"
 #include "orchestrator/ops.h"
 #include "orchestrator/scheduler.h"
@@ -270,14 +271,16 @@ static void change_usage(bool mark)
 		       "                         [--downstream] [--upstream] [--map-index N] [--dry-run] [--json]\n\n"
 		       "Sets task instances of a run that is not running. When every instance is then\n"
 		       "finished, the run's state follows from its leaves; otherwise the run is queued\n"
-		       "again so that the rest runs.\n");
+		       "again so that the rest runs. With `sluice serve` up, the daemon makes the change.\n");
 	else
 		printf("usage: sluice tasks clear DAG_ID RUN_ID TASK_ID... [--downstream] [--upstream]\n"
 		       "                          [--only-failed] [--map-index N] [--dry-run] [--json]\n\n"
-		       "Clears task instances of a run that is not running so that they run again: their\n"
-		       "state goes back to none (their tries and logs are kept; retries are available\n"
-		       "again) and the run is queued; `sluice serve` runs what was cleared. --dry-run\n"
-		       "lists what would be cleared.\n");
+		       "Clears task instances so that they run again: their state goes back to none\n"
+		       "(their tries and logs are kept; retries are available again) and `sluice serve`\n"
+		       "runs what was cleared. With the daemon up, it makes the change, also inside a\n"
+		       "run it is driving (a try under way finishes first); without it, the run must not\n"
+		       "be running and is queued for the daemon's next start. --dry-run lists what would\n"
+		       "be cleared.\n");
 }
 
 static void print_changed(const char *dag_id, const struct run_row *run, struct ti_row *rows, int n,
@@ -296,6 +299,61 @@ static void print_changed(const char *dag_id, const struct run_row *run, struct 
 		printf("%s%s %s.%s[%d] (was %s)\n", dry ? "would " : "", mark ? "mark" : "clear", dag_id,
 		       rows[i].task_id, rows[i].map_index, rows[i].state);
 	printf("%d task instance%s %s%s\n", n, n == 1 ? "" : "s", dry ? "would be " : "", mark ? "marked" : "cleared");
+}
+
+/* With a daemon up, the change is its to make (control.c): it holds the writer and, for a run it
+ * is driving, the engine. Returns the count with the instances in *out (as they were), -ESRCH
+ * when the daemon cannot be reached (then the change is made here), or -errno with *err. */
+static int change_in_daemon(struct cli_ctx *cli, struct store *st, const struct run_row *run,
+			    const struct ops_selection *sel, const char *mark_state, bool dry, struct ti_row **out,
+			    char **err)
+{
+	cJSON *req = cJSON_CreateObject(), *reply = NULL;
+	cJSON_AddStringToObject(req, "op", mark_state ? "mark" : "clear");
+	cJSON_AddStringToObject(req, "dag_id", run->dag_id);
+	cJSON_AddStringToObject(req, "run_id", run->run_id);
+	cJSON *ids = cJSON_AddArrayToObject(req, "task_ids");
+	for (size_t i = 0; i < sel->ntasks; i++)
+		cJSON_AddItemToArray(ids, cJSON_CreateString(sel->task_ids[i]));
+	cJSON_AddNumberToObject(req, "map_index", sel->map_index);
+	cJSON_AddBoolToObject(req, "upstream", sel->upstream);
+	cJSON_AddBoolToObject(req, "downstream", sel->downstream);
+	cJSON_AddBoolToObject(req, "only_failed", sel->only_failed);
+	cJSON_AddBoolToObject(req, "dry_run", dry);
+	if (mark_state)
+		cJSON_AddStringToObject(req, "state", mark_state);
+	int rc = control_call(cli->home, req, &reply, 60 * USEC_PER_SEC, err);
+	cJSON_Delete(req);
+	if (rc == -ECONNREFUSED || rc == -ENOENT) {
+		free(*err);
+		*err = NULL;
+		return -ESRCH;
+	}
+	if (rc < 0)
+		return rc;
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(reply, "rc");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(reply, "error"), *it;
+	rc = cJSON_IsNumber(n) ? (int)n->valuedouble : -EPROTO;
+	if (rc < 0) {
+		*err = xstrdup(cJSON_IsString(e) ? e->valuestring : "the daemon refused the change");
+		cJSON_Delete(reply);
+		return rc;
+	}
+	int k = 0;
+	*out = xcalloc((size_t)rc + 1, sizeof(**out));
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, "task_instances")) {
+		const cJSON *task = cJSON_GetObjectItemCaseSensitive(it, "task_id");
+		const cJSON *mi = cJSON_GetObjectItemCaseSensitive(it, "map_index");
+		const cJSON *was = cJSON_GetObjectItemCaseSensitive(it, "state");
+		if (k >= rc || !cJSON_IsString(task) || !cJSON_IsNumber(mi) ||
+		    store_ti_get(st, run->pk, task->valuestring, (int)mi->valuedouble, &(*out)[k]) < 0)
+			continue;
+		free((*out)[k].state);
+		(*out)[k].state = xstrdup(cJSON_IsString(was) ? was->valuestring : "none");
+		k++;
+	}
+	cJSON_Delete(reply);
+	return k;
 }
 
 static int tasks_change(struct cli_ctx *cli, int argc, char **argv, bool mark)
@@ -352,14 +410,18 @@ static int tasks_change(struct cli_ctx *cli, int argc, char **argv, bool mark)
 	}
 	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, dag_id, argv[optind + 1], &run) < 0)
 		goto out;
-	n = mark ? ops_mark(st, d, &run, &sel, state, dry, &rows, &err) : ops_clear(st, NULL, d, &run, &sel, dry, &rows, &err);
+	bool daemon = sched_daemon_running(cli->home, NULL);
+	n = daemon ? change_in_daemon(cli, st, &run, &sel, mark ? state : NULL, dry, &rows, &err) : -ESRCH;
+	if (n == -ESRCH)
+		n = mark ? ops_mark(st, d, &run, &sel, state, dry, &rows, &err)
+			 : ops_clear(st, NULL, d, &run, &sel, dry, &rows, &err);
 	if (n < 0) {
 		fprintf(stderr, "sluice: %s\n", err);
 		n = 0;
 		goto out;
 	}
 	print_changed(dag_id, &run, rows, n, mark, dry, json);
-	if (!dry && n && !json && !sched_daemon_running(cli->home, NULL))
+	if (!dry && n && !json && !daemon)
 		fprintf(stderr, "no `sluice serve` is running: the run continues when it starts\n");
 	rc = 0;
 out:

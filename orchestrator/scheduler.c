@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "orchestrator/backfill.h"
+#include "orchestrator/control.h"
 #include "orchestrator/cron.h"
 #include "orchestrator/dagbag.h"
 #include "orchestrator/engine.h"
@@ -60,6 +61,7 @@ struct sched {
 	struct evloop *loop;
 	struct engine *eng;
 	struct notify *notify;
+	struct control *control;  /* the CLI's way in (control.c); NULL when it could not listen */
 	struct dagbag bag;
 	struct dag_state *dags;
 	size_t ndags;
@@ -834,8 +836,18 @@ int sched_serve(const struct sched_opts *o)
 	pthread_mutex_lock(&wq_lock);
 	current = &s;
 	pthread_mutex_unlock(&wq_lock);
+	char *lib = xasprintf("%s/lib", s.bag.dir);
+	struct control_opts co = {.home = o->home, .lib_dir = lib, .limits = &lim};
+	if (control_start(&co, &s.control, &err) < 0) {
+		/* The CLI then cannot reach this daemon; everything else works. */
+		log_warnx("%s", err);
+		free(err);
+		err = NULL;
+	}
+	free(lib);
 	rc = evloop_run(s.loop) < 0 ? 1 : 0;
 	close_writes();
+	control_stop(s.control);
 	log_info("stopped");
 out:
 	free(err);

@@ -326,15 +326,34 @@ def t_clear_and_mark():
     eq(p.returncode, 1, "unknown task")
     expect("has no task 'nope'" in p.stderr, p.stderr)
 
-    # a running run is refused
-    home.write_dag("s.lua", 'local d = dag { id = "s" }\nd:task "a" { cmd = "sleep 3" }\nreturn d\n')
+    # with a daemon up, the CLI hands the change to it: clearing inside a running run works as
+    # the REST API's clearTaskInstances does; marking a running run is refused
+    flag2 = os.path.join(home.dir, "fixed2")
+    home.write_dag("s.lua", 'local d = dag { id = "s" }\nd:task "slow" { cmd = "sleep 4" }\n'
+                            f'local f = d:task "flaky" {{ cmd = "test -e {flag2}" }}\n'
+                            'local a = d:task "after" { cmd = "true" }\nd:flow(f >> a)\nreturn d\n')
     home.run("dags", "trigger", "s", "--run-id", "r")
     dm = Daemon(home).start()
     try:
-        wait_until(lambda: runs(home, "s")[0]["state"] == "running", 10, "s running")
-        p = home.run("tasks", "clear", "s", "r", "a")
-        eq(p.returncode, 1, "clearing a running run")
+        def states():
+            return {t["task_id"]: t["state"] for t in home.json("tasks", "list", "s", "r", "--json")["task_instances"]}
+        wait_until(lambda: states().get("after") == "upstream_failed", 15, "flaky to fail while slow runs")
+        eq(states()["slow"], "running", "slow still runs")
+        p = home.run("tasks", "mark", "s", "r", "flaky", "--state", "success")
+        eq(p.returncode, 1, "marking inside a running run")
         expect("is running" in p.stderr, p.stderr)
+        out = home.json("tasks", "clear", "s", "r", "flaky", "--downstream", "--dry-run", "--json")
+        eq(sorted(t["task_id"] for t in out["task_instances"]), ["after", "flaky"], "dry run in a running run")
+        eq(states()["flaky"], "failed", "the dry run changed nothing")
+        with open(flag2, "w"):
+            pass
+        p = home.run("tasks", "clear", "s", "r", "flaky", "--downstream")
+        eq(p.returncode, 0, p.stdout + p.stderr)
+        expect("clear s.flaky[-1] (was failed)" in p.stdout and "2 task instances cleared" in p.stdout, p.stdout)
+        rs = wait_until(lambda: finished(home, "s", 1), 20, "the run to end")
+        eq(rs[0]["state"], "success", "the run succeeds after the clear")
+        tis = {t["task_id"]: t for t in home.json("tasks", "list", "s", "r", "--json")["task_instances"]}
+        eq((tis["flaky"]["try_number"], tis["after"]["try_number"], tis["slow"]["try_number"]), (2, 1, 1), "tries")
     finally:
         dm.stop()
     home.cleanup()
@@ -412,6 +431,7 @@ check("kill -9 during a run: every task runs exactly once", t_kill9_exactly_once
 check("SIGTERM leaves tries running; restart re-attaches", t_sigterm_keeps_tasks)
 check("--kill-tasks-on-exit", t_kill_tasks_on_exit)
 check("one daemon per home", t_one_daemon)
-check("tasks clear (dry run, downstream, mapped) and mark", t_clear_and_mark)
+check("tasks clear (dry run, downstream, mapped) and mark; clear inside a running run through the daemon",
+      t_clear_and_mark)
 check("backfill: dry run, reprocess failed, max_active_runs, pause, resume, cancel", t_backfill)
 finish()
