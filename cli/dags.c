@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "orchestrator/notify.h"
 #include "orchestrator/ops.h"
+#include "orchestrator/runner.h"
 #include "orchestrator/store.h"
 
 /* Shared CLI helpers ------------------------------------------------------------------------- */
@@ -346,43 +347,6 @@ out:
 
 /* dags test ------------------------------------------------------------------------------------------ */
 
-struct test_state {
-	struct evloop *loop;
-	struct engine *engine;
-	struct erun *run;
-	int run_done;
-	int signals;
-	int sigfd;
-	int64_t run_pk;
-	char *state;
-};
-
-static void test_run_done(void *arg, struct erun *r)
-{
-	struct test_state *ts = arg;
-	ts->run_done = 1;
-	ts->run_pk = erun_row(r)->pk;
-	ts->state = xstrdup(erun_row(r)->state);
-	ts->run = NULL;
-	evloop_stop(ts->loop);
-}
-
-static void test_signal(struct evloop *loop, int fd, uint32_t events, void *arg)
-{
-	struct test_state *ts = arg;
-	struct signalfd_siginfo si;
-	if (read(fd, &si, sizeof(si)) != sizeof(si))
-		return;
-	if (++ts->signals == 1 && ts->run) {
-		fprintf(stderr, "sluice: interrupted; stopping the running tasks (again to quit at once)\n");
-		engine_cancel_run(ts->engine, ts->run, "interrupted by the user");
-	} else {
-		fprintf(stderr, "sluice: quitting; running tasks keep running under their supervisors\n");
-		evloop_stop(loop);
-	}
-	(void)events;
-}
-
 /* Task instances in the DAG's topological order, then by map index. Each row's position is
  * looked up once (bsearch over the task ids), so the sort is O(n log n). */
 struct id_pos {
@@ -570,12 +534,9 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 	}
 
 	struct dagbag bag;
-	struct store *st = NULL;
-	struct evloop *loop = NULL;
-	struct engine *eng = NULL;
-	struct test_state ts = {.sigfd = -1};
-	struct notify *notify = NULL;
-	char *err = NULL, *shim = NULL, owner[32];
+	struct runner run = {.sigfd = -1};
+	struct run_row done = {0};
+	char *err = NULL, *shim = NULL, *run_id = NULL;
 	if (cli_load_bag(cli, &bag) < 0)
 		return 1;
 	struct dag *d = dagbag_find(&bag, id);
@@ -584,82 +545,46 @@ static int dags_test(struct cli_ctx *cli, int argc, char **argv)
 		print_import_errors(&bag, stderr);
 		goto out;
 	}
-	if (cli_open_store(cli, 0, &st) < 0)
-		goto out;
-	dagbag_sync_dag(st, &bag, d);
-
-	char *run_id = engine_run_id("manual", logical);
-	replace_old_run(cli, st, d->dag_id, run_id, logical);
-
-	loop = evloop_new();
-	if (!(notify = notify_new(cli->home, &err))) {
-		fprintf(stderr, "sluice: cannot start the callback worker: %s\n", err);
-		free(run_id);
-		goto out;
-	}
 	shim = xasprintf("%s/sluice-shim", cli->exe_dir);
-	snprintf(owner, sizeof(owner), "test:%d", (int)getpid());
-	struct engine_opts eo = {
+	struct runner_opts ro = {
 		.home = cli->home,
 		.shim_path = shim,
 		.parallelism = cli->cfg->parallelism,
 		.kill_grace = cli->cfg->kill_grace,
 		.ignore_unknown_pools = true,
-		.notify = notify,
 	};
-	if (!loop || !(eng = engine_new(st, loop, &eo, &err))) {
-		fprintf(stderr, "sluice: cannot start the engine: %s\n", err ? err : strerror(errno));
-		free(run_id);
+	if (runner_open(&run, &ro, &err) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
 		goto out;
 	}
-	ts.loop = loop;
-	ts.engine = eng;
-	engine_on_run_done(eng, test_run_done, &ts);
-
-	ts.sigfd = stop_signals_fd();
-	if (ts.sigfd >= 0)
-		evloop_add_fd(loop, ts.sigfd, EPOLLIN, test_signal, &ts);
-
-	struct run_spec spec = {
+	dagbag_sync_dag(run.st, &bag, d);
+	run_id = runs_default_id("manual", logical);
+	replace_old_run(cli, run.st, d->dag_id, run_id, logical);
+	struct run_request req = {
 		.run_type = "manual",
 		.run_id = run_id,
 		.logical_date = logical,
 		.data_interval_start = USEC_NONE,
 		.data_interval_end = USEC_NONE,
 		.conf = conf,
-		.owner = owner,
 	};
-	if (engine_create_run(eng, d, &spec, &ts.run, &err) < 0) {
-		fprintf(stderr, "sluice: cannot create the run: %s\n", err);
-		free(run_id);
-		goto out;
-	}
-	free(run_id);
 	if (!json)
-		fprintf(stderr, "running %s of DAG %s (logs in %s/logs/%s)\n", erun_row(ts.run)->run_id,
-			d->dag_id, cli->home, d->dag_id);
-	if (!ts.run_done)
-		evloop_run(loop);
-	if (ts.run_done) {
-		if (notify_flush(notify, 60 * USEC_PER_SEC) < 0)
-			fprintf(stderr, "sluice: callbacks still running after 60 s; giving up on them\n");
-		print_test_result(st, d, ts.run_pk, json);
-		rc = strcmp(ts.state, "success") ? 1 : 0;
-	} else {
+		fprintf(stderr, "running %s of DAG %s (logs in %s/logs/%s)\n", run_id, d->dag_id, cli->home, d->dag_id);
+	int orc = runner_run_one(&run, d, &req, &done, &err);
+	if (orc == -EINTR) {
 		rc = 130;
+	} else if (orc < 0) {
+		fprintf(stderr, "sluice: cannot create the run: %s\n", err);
+	} else {
+		print_test_result(run.st, d, done.pk, json);
+		rc = strcmp(done.state, "success") ? 1 : 0;
 	}
 out:
 	free(err);
-	free(ts.state);
-	if (ts.sigfd >= 0) {
-		evloop_del_fd(loop, ts.sigfd);
-		close(ts.sigfd);
-	}
-	engine_free(eng);
-	notify_free(notify);
-	evloop_free(loop);
+	free(run_id);
+	run_row_free(&done);
+	runner_close(&run);
 	free(shim);
-	store_close(st);
 	dagbag_free(&bag);
 	return rc;
 }

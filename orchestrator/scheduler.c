@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "orchestrator/notify.h"
 #include "orchestrator/ops.h"
+#include "orchestrator/runner.h"
 #include "orchestrator/runs.h"
 #include "orchestrator/store.h"
 #include "orchestrator/tz.h"
@@ -57,6 +58,7 @@ struct bf_state {
 
 struct sched {
 	const struct sched_opts *o;
+	struct runner run;        /* owns the four below, which are borrowed from it */
 	struct store *st;
 	struct evloop *loop;
 	struct engine *eng;
@@ -73,7 +75,6 @@ struct sched {
 	size_t nbfs;
 	struct ev_timer *tick;
 	usec_t last_rescan;
-	int sigfd;
 	bool stopping;
 	usec_t stop_deadline;
 	int lockfd;
@@ -297,7 +298,11 @@ static void sync_dags(struct sched *s)
 		changed |= s->bag.files[i].changed;
 	if (!changed && s->ndags)
 		return;
-	store_begin(s->st);
+	if (store_begin(s->st) < 0) {
+		/* Nothing is marked as synced: the next rescan tries again. */
+		log_warnx("cannot record the DAG folder's changes now; trying again at the next rescan");
+		return;
+	}
 	const char **ids = NULL;
 	size_t nids = 0;
 	for (size_t i = 0; i < s->ndags; i++)
@@ -338,7 +343,8 @@ static void sync_dags(struct sched *s)
 	store_import_error_retain(s->st, paths, s->bag.nfiles);
 	free(paths);
 	store_dags_set_active(s->st, ids, nids);
-	store_commit(s->st);
+	if (store_commit(s->st) < 0)
+		log_warnx("the DAG folder's changes were not recorded; they are recorded with the next change");
 	free(ids);
 	s->bag.any_removed = false;
 	size_t out = 0;
@@ -733,14 +739,13 @@ static void on_run_done(void *arg, struct erun *r)
 		arm_tick(s, 0);
 }
 
-static void on_signal(struct evloop *loop, int fd, uint32_t events, void *arg)
+/* SIGTERM or SIGINT: stop (after the running tries with --kill-tasks-on-exit); a second one
+ * stops at once. */
+static void on_stop(void *arg, struct runner *r, int count)
 {
 	struct sched *s = arg;
-	struct signalfd_siginfo si;
-	if (read(fd, &si, sizeof(si)) != sizeof(si))
-		return;
 	if (s->stopping) {
-		evloop_stop(loop);
+		evloop_stop(r->loop);
 		return;
 	}
 	s->stopping = true;
@@ -751,9 +756,9 @@ static void on_signal(struct evloop *loop, int fd, uint32_t events, void *arg)
 		arm_tick(s, 0);
 	} else {
 		log_info("stopping; running tries keep running under their supervisors");
-		evloop_stop(loop);
+		evloop_stop(r->loop);
 	}
-	(void)events;
+	(void)count;
 }
 
 /* Start-up ------------------------------------------------------------------------------------------ */
@@ -781,19 +786,10 @@ static void recover(struct sched *s)
 	poll_queued(s);
 }
 
-static int setup_signals(struct sched *s)
-{
-	signal(SIGPIPE, SIG_IGN);
-	s->sigfd = stop_signals_fd();
-	if (s->sigfd < 0)
-		return s->sigfd;
-	return evloop_add_fd(s->loop, s->sigfd, EPOLLIN, on_signal, s);
-}
-
 int sched_serve(const struct sched_opts *o)
 {
-	struct sched s = {.o = o, .sigfd = -1, .lockfd = -1};
-	char *db = xasprintf("%s/sluice.db", o->home), *err = NULL;
+	struct sched s = {.o = o, .lockfd = -1, .run = {.sigfd = -1}};
+	char *err = NULL;
 	int rc = 1;
 
 	log_set_timestamps(true);
@@ -803,28 +799,24 @@ int sched_serve(const struct sched_opts *o)
 	}
 	if (take_lock(&s) < 0)
 		goto out;
-	if (store_open(db, 0, &s.st, &err) < 0) {
-		log_warnx("%s", err);
-		goto out;
-	}
-	struct dag_lua_limits lim = {o->cfg->dag_memory_limit, o->cfg->dag_instruction_limit, o->cfg->dag_time_limit};
-	dagbag_init(&s.bag, o->cfg->dags_folder, &lim);
-	s.loop = evloop_new();
-	if (!(s.notify = notify_new(o->home, &err))) {
-		log_warnx("cannot start the callback worker: %s", err);
-		goto out;
-	}
-	struct engine_opts eo = {
+	struct runner_opts ro = {
 		.home = o->home,
 		.shim_path = o->shim_path,
 		.parallelism = o->cfg->parallelism,
 		.kill_grace = o->cfg->kill_grace,
-		.notify = s.notify,
+		.on_stop = on_stop,
+		.arg = &s,
 	};
-	if (!s.loop || !(s.eng = engine_new(s.st, s.loop, &eo, &err)) || setup_signals(&s) < 0) {
-		log_warnx("cannot start: %s", err ? err : strerror(errno));
+	if (runner_open(&s.run, &ro, &err) < 0) {
+		log_warnx("cannot start: %s", err);
 		goto out;
 	}
+	s.st = s.run.st;
+	s.loop = s.run.loop;
+	s.eng = s.run.eng;
+	s.notify = s.run.notify;
+	struct dag_lua_limits lim = {o->cfg->dag_memory_limit, o->cfg->dag_instruction_limit, o->cfg->dag_time_limit};
+	dagbag_init(&s.bag, o->cfg->dags_folder, &lim);
 	engine_on_run_done(s.eng, on_run_done, &s);
 	s.last_rescan = now_usec();
 	rescan(&s);
@@ -851,15 +843,9 @@ int sched_serve(const struct sched_opts *o)
 	log_info("stopped");
 out:
 	free(err);
-	engine_free(s.eng);
-	notify_free(s.notify); /* waits a bounded time for queued callbacks */
-	if (s.sigfd >= 0) {
-		evloop_del_fd(s.loop, s.sigfd);
-		close(s.sigfd);
-	}
 	if (s.tick)
 		evloop_timer_cancel(s.loop, s.tick);
-	evloop_free(s.loop);
+	runner_close(&s.run);
 	for (size_t i = 0; i < s.ndags; i++)
 		state_free(&s.dags[i]);
 	free(s.dags);
@@ -876,9 +862,7 @@ out:
 		free(s.bfs[i].dates);
 	free(s.bfs);
 	dagbag_free(&s.bag);
-	store_close(s.st);
 	if (s.lockfd >= 0)
 		close(s.lockfd);
-	free(db);
 	return rc;
 }
