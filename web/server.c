@@ -16,6 +16,7 @@
 #include "web/apijson.h"
 #include "web/auth.h"
 #include "web/embedded.h"
+#include "web/router.h"
 #include "base/log.h"
 #include "orchestrator/store.h"
 
@@ -41,8 +42,7 @@ struct req {
 	bool too_large;
 	enum role role;
 	struct store *st;          /* this worker thread's read-only connection */
-	char *param_name[API_MAX_PARAMS], *param_value[API_MAX_PARAMS];
-	int nparams;
+	struct route_params params;
 	/* The response. */
 	unsigned status;
 	char *payload;
@@ -159,10 +159,7 @@ void api_problem(struct req *r, unsigned status, const char *title, const char *
 
 const char *api_param(struct req *r, const char *name)
 {
-	for (int i = 0; i < r->nparams; i++)
-		if (!strcmp(r->param_name[i], name))
-			return r->param_value[i];
-	return NULL;
+	return router_param(&r->params, name);
 }
 
 const char *api_query(struct req *r, const char *name)
@@ -358,35 +355,6 @@ static const struct route *const root_tables[] = {
 	api_metrics_routes, NULL,
 };
 
-/* Matches path against a pattern, filling r's parameters. */
-static bool match_path(struct req *r, const char *pattern, const char *path)
-{
-	r->nparams = 0;
-	while (*pattern && *path) {
-		if (*pattern != '/' || *path != '/')
-			return false;
-		pattern++;
-		path++;
-		const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
-		size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
-		size_t sl = se ? (size_t)(se - path) : strlen(path);
-		if (pattern[0] == '{') {
-			if (sl == 0 || r->nparams == API_MAX_PARAMS)
-				return false;
-			free(r->param_name[r->nparams]);
-			free(r->param_value[r->nparams]);
-			r->param_name[r->nparams] = xstrndup(pattern + 1, pl - 2);
-			r->param_value[r->nparams] = xstrndup(path, sl);
-			r->nparams++;
-		} else if (pl != sl || strncmp(pattern, path, pl)) {
-			return false;
-		}
-		pattern += pl;
-		path += sl;
-	}
-	return !*pattern && !*path;
-}
-
 /* Dispatch --------------------------------------------------------------------------------------- */
 
 static struct store *thread_store(struct web *w)
@@ -409,24 +377,8 @@ static void dispatch(struct req *r)
 		tables = root_tables;
 		path = r->url;
 	}
-	/* The most specific route wins: the one with the fewest {parameters}, so that
-	 * ".../{task_id}/tries" is not taken for ".../{task_id}/{map_index}". */
-	const struct route *match = NULL;
-	int match_params = 0;
-	bool path_known = false;
-	for (size_t t = 0; tables[t]; t++) {
-		for (const struct route *rt = tables[t]; rt->method; rt++) {
-			if (!match_path(r, rt->path, path))
-				continue;
-			path_known = true;
-			if (!strcmp(rt->method, r->method) && (!match || r->nparams < match_params)) {
-				match = rt;
-				match_params = r->nparams;
-			}
-		}
-	}
-	if (match)
-		match_path(r, match->path, path);
+	bool path_known;
+	const struct route *match = router_find(tables, r->method, path, &r->params, &path_known);
 	if (!match) {
 		if (path_known)
 			reply_problem(r, 405, "Method Not Allowed", "this resource does not support that method");
@@ -518,10 +470,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	sb_free(&r->body);
 	free(r->payload);
-	for (int i = 0; i < API_MAX_PARAMS; i++) {
-		free(r->param_name[i]);
-		free(r->param_value[i]);
-	}
+	router_params_free(&r->params);
 	free(r);
 	*con_cls = NULL;
 }

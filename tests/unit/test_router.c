@@ -1,0 +1,112 @@
+/* The REST router (web/router.c): the most specific route wins, path parameters, 404 versus 405,
+ * and the real route tables have no two rows that the router could not tell apart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "web/router.h"
+
+static void h(struct req *r) { (void)r; }
+
+static const struct route ti_routes[] = {
+	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_VIEWER, h},
+	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", ROLE_VIEWER, h},
+	{"GET", "/dags/{dag_id}", ROLE_VIEWER, h},
+	{"PATCH", "/dags/{dag_id}", ROLE_OP, h},
+	{"POST", "/dags/~/dagRuns/list", ROLE_VIEWER, h},
+	{"POST", "/dags/{dag_id}/dagRuns", ROLE_OP, h},
+	{NULL, NULL, ROLE_NONE, NULL},
+};
+static const struct route *const tables[] = {ti_routes, NULL};
+
+static void test_most_specific_wins(void **state)
+{
+	struct route_params p = {0};
+	bool known;
+	const struct route *r = router_find(tables, "GET", "/dags/d/dagRuns/r/taskInstances/t/tries", &p, &known);
+	assert_ptr_equal(r, &ti_routes[1]);
+	assert_int_equal(p.n, 3);
+	assert_string_equal(router_param(&p, "task_id"), "t");
+	r = router_find(tables, "GET", "/dags/d/dagRuns/r/taskInstances/t/3", &p, &known);
+	assert_ptr_equal(r, &ti_routes[0]);
+	assert_string_equal(router_param(&p, "map_index"), "3");
+	r = router_find(tables, "POST", "/dags/~/dagRuns/list", &p, &known);
+	assert_ptr_equal(r, &ti_routes[4]);
+	assert_int_equal(p.n, 0);
+	r = router_find(tables, "POST", "/dags/etl/dagRuns", &p, &known);
+	assert_ptr_equal(r, &ti_routes[5]);
+	assert_string_equal(router_param(&p, "dag_id"), "etl");
+	router_params_free(&p);
+	(void)state;
+}
+
+static void test_not_found_and_wrong_method(void **state)
+{
+	struct route_params p = {0};
+	bool known;
+	assert_null(router_find(tables, "DELETE", "/dags/d", &p, &known));
+	assert_true(known);
+	assert_null(router_find(tables, "GET", "/nope", &p, &known));
+	assert_false(known);
+	assert_null(router_find(tables, "GET", "/dags/", &p, &known));
+	assert_false(known);
+	assert_null(router_find(tables, "GET", "/dags//x", &p, &known));
+	assert_null(router_find(tables, "GET", "/dags/d/", &p, &known));
+	assert_int_equal(p.n, 0);
+	assert_null(router_param(&p, "dag_id"));
+	(void)state;
+}
+
+/* Two rows of the server's tables with the same method and the same number of parameters whose
+ * paths could both match one URL would make the choice depend on table order. */
+static bool could_clash(const char *a, const char *b)
+{
+	while (*a && *b) {
+		const char *ae = strchr(a + 1, '/'), *be = strchr(b + 1, '/');
+		size_t al = ae ? (size_t)(ae - a) : strlen(a), bl = be ? (size_t)(be - b) : strlen(b);
+		if (a[1] != '{' && b[1] != '{' && (al != bl || strncmp(a, b, al)))
+			return false;
+		a += al;
+		b += bl;
+	}
+	return !*a && !*b;
+}
+
+static int nparams(const char *path)
+{
+	int n = 0;
+	for (; *path; path++)
+		n += *path == '{';
+	return n;
+}
+
+static void test_server_tables_are_unambiguous(void **state)
+{
+	const struct route *const all[] = {api_import_error_routes, api_pool_routes, api_dag_run_routes, api_dag_routes,
+					   api_ti_routes, api_run_op_routes, api_backfill_routes, NULL};
+	size_t rows = 0;
+	for (size_t t = 0; all[t]; t++)
+		for (const struct route *x = all[t]; x->method; x++, rows++)
+			for (size_t u = t; all[u]; u++)
+				for (const struct route *y = u == t ? x + 1 : all[u]; y->method; y++)
+					if (!strcmp(x->method, y->method) && nparams(x->path) == nparams(y->path) &&
+					    could_clash(x->path, y->path))
+						fail_msg("%s %s and %s %s", x->method, x->path, y->method, y->path);
+	assert_true(rows >= 40);
+	(void)state;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_most_specific_wins),
+		cmocka_unit_test(test_not_found_and_wrong_method),
+		cmocka_unit_test(test_server_tables_are_unambiguous),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
