@@ -13,25 +13,35 @@
 
 enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES };
 
+/* One row per option (as Redis's static_configs[]): its type, default, bounds and help. Every
+ * source (default, file, environment, flag) goes through apply(), which checks the bounds, so a
+ * value out of range is refused at start with where it came from and why. */
 struct option_def {
 	const char *name;        /* section.key */
 	enum opt_type type;
 	const char *def;
 	size_t offset;
+	long long min, max;      /* OPT_INT: the value; OPT_DURATION: microseconds; OPT_BYTES: bytes */
 	const char *help;
 };
 
 #define OFF(f) offsetof(struct config, f)
 
+#define SEC USEC_PER_SEC
+#define MIB (1LL << 20)
+
 static const struct option_def options[] = {
-	{"core.dags_folder", OPT_PATH, "dags", OFF(dags_folder), "folder of DAG files (--dags, SLUICE_DAGS)"},
-	{"core.parallelism", OPT_INT, "32", OFF(parallelism), "tries the local executor runs at once"},
-	{"core.kill_grace", OPT_DURATION, "5s", OFF(kill_grace), "time between SIGTERM and SIGKILL"},
-	{"core.dag_file_memory_limit", OPT_BYTES, "64MiB", OFF(dag_memory_limit), "memory a DAG file may use"},
-	{"core.dag_file_instruction_limit", OPT_INT, "200000000", OFF(dag_instruction_limit), "Lua instructions a DAG file may run"},
-	{"core.dag_file_time_limit", OPT_DURATION, "5s", OFF(dag_time_limit), "time a DAG file may take to load"},
-	{"webserver.bind", OPT_STRING, "127.0.0.1", OFF(bind), "address the web server listens on"},
-	{"webserver.port", OPT_INT, "8080", OFF(port), "port of the web server"},
+	{"core.dags_folder", OPT_PATH, "dags", OFF(dags_folder), 0, 0, "folder of DAG files (--dags, SLUICE_DAGS)"},
+	{"core.parallelism", OPT_INT, "32", OFF(parallelism), 1, 4096, "tries the local executor runs at once"},
+	{"core.kill_grace", OPT_DURATION, "5s", OFF(kill_grace), 0, 3600 * SEC, "time between SIGTERM and SIGKILL"},
+	{"core.dag_file_memory_limit", OPT_BYTES, "64MiB", OFF(dag_memory_limit), 1 * MIB, 16384 * MIB,
+	 "memory a DAG file may use"},
+	{"core.dag_file_instruction_limit", OPT_INT, "200000000", OFF(dag_instruction_limit), 100000,
+	 1000000000000LL, "Lua instructions a DAG file may run"},
+	{"core.dag_file_time_limit", OPT_DURATION, "5s", OFF(dag_time_limit), SEC / 10, 600 * SEC,
+	 "time a DAG file may take to load"},
+	{"webserver.bind", OPT_STRING, "127.0.0.1", OFF(bind), 0, 0, "address the web server listens on"},
+	{"webserver.port", OPT_INT, "8080", OFF(port), 0, 65535, "port of the web server (0: any free port)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -70,58 +80,163 @@ static char *abs_path(const char *home, const char *p)
 	return xasprintf("%s/%s", cwd, p);
 }
 
-static int apply(struct config *cfg, const struct option_def *o, const char *value, char **err)
+/* Parses value as o's type into *n (strings are not numbers: *n is left alone). */
+static int parse_value(const struct option_def *o, const char *value, long long *n, char **err)
 {
-	void *field = (char *)cfg + o->offset;
-	long long n;
 	char *end;
+	usec_t d;
+	size_t b;
 	switch (o->type) {
 	case OPT_STRING:
-		free(*(char **)field);
-		*(char **)field = xstrdup(value);
-		return 0;
 	case OPT_PATH:
-		free(*(char **)field);
-		*(char **)field = abs_path(cfg->home, value);
+		if (!*value) {
+			*err = xasprintf("%s: must not be empty", o->name);
+			return -EINVAL;
+		}
 		return 0;
 	case OPT_INT:
 		errno = 0;
-		n = strtoll(value, &end, 10);
-		if (errno || end == value || *end || n < 0) {
-			*err = xasprintf("%s: \"%s\" is not a non-negative integer", o->name, value);
+		*n = strtoll(value, &end, 10);
+		if (errno || end == value || *end) {
+			*err = xasprintf("%s = %s: not an integer", o->name, value);
 			return -EINVAL;
 		}
-		if (o->offset == OFF(dag_instruction_limit))
-			cfg->dag_instruction_limit = (unsigned long long)n;
-		else
-			*(int *)field = n > INT_MAX ? INT_MAX : (int)n;
 		return 0;
 	case OPT_DURATION:
-		if (parse_duration(value, (usec_t *)field) < 0) {
-			*err = xasprintf("%s: \"%s\" is not a duration (e.g. 5s, 10m)", o->name, value);
+		if (parse_duration(value, &d) < 0) {
+			*err = xasprintf("%s = %s: not a duration (e.g. 5s, 10m)", o->name, value);
 			return -EINVAL;
 		}
+		*n = d;
 		return 0;
 	case OPT_BYTES:
-		if (parse_bytes(value, (size_t *)field) < 0) {
-			*err = xasprintf("%s: \"%s\" is not a size (e.g. 64MiB)", o->name, value);
+		if (parse_bytes(value, &b) < 0 || b > (size_t)LLONG_MAX) {
+			*err = xasprintf("%s = %s: not a size (e.g. 64MiB)", o->name, value);
 			return -EINVAL;
 		}
+		*n = (long long)b;
 		return 0;
 	}
 	return -EINVAL;
 }
 
-int config_set(struct config *cfg, const char *name, const char *value, char **err)
+/* "between 1 and 65535", in the option's own units. */
+static char *bounds_text(const struct option_def *o)
 {
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		if (!strcmp(options[i].name, name)) {
-			sources[i] = "flag";
-			return apply(cfg, &options[i], value, err);
+	char lo[32], hi[32];
+	if (o->type == OPT_DURATION) {
+		format_duration(o->min, lo, sizeof(lo));
+		format_duration(o->max, hi, sizeof(hi));
+	} else if (o->type == OPT_BYTES) {
+		snprintf(lo, sizeof(lo), "%lldMiB", o->min / MIB);
+		snprintf(hi, sizeof(hi), "%lldMiB", o->max / MIB);
+	} else {
+		snprintf(lo, sizeof(lo), "%lld", o->min);
+		snprintf(hi, sizeof(hi), "%lld", o->max);
+	}
+	return xasprintf("between %s and %s", lo, hi);
+}
+
+static int apply(struct config *cfg, const struct option_def *o, const char *value, char **err)
+{
+	void *field = (char *)cfg + o->offset;
+	long long n = 0;
+	int rc = parse_value(o, value, &n, err);
+	if (rc < 0)
+		return rc;
+	bool numeric = o->type != OPT_STRING && o->type != OPT_PATH;
+	if (numeric && (n < o->min || n > o->max)) {
+		char *b = bounds_text(o);
+		*err = xasprintf("%s = %s: must be %s", o->name, value, b);
+		free(b);
+		return -ERANGE;
+	}
+	switch (o->type) {
+	case OPT_STRING:
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		break;
+	case OPT_PATH:
+		free(*(char **)field);
+		*(char **)field = abs_path(cfg->home, value);
+		break;
+	case OPT_INT:
+		if (o->offset == OFF(dag_instruction_limit))
+			cfg->dag_instruction_limit = (unsigned long long)n;
+		else
+			*(int *)field = (int)n;
+		break;
+	case OPT_DURATION:
+		*(usec_t *)field = n;
+		break;
+	case OPT_BYTES:
+		*(size_t *)field = (size_t)n;
+		break;
+	}
+	return 0;
+}
+
+/* The option called name, or NULL. */
+static const struct option_def *find_option(const char *name)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (!strcmp(options[i].name, name))
+			return &options[i];
+	return NULL;
+}
+
+/* Levenshtein distance, capped: for "did you mean". */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[128];
+	if (la >= 127 || lb >= 127)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cur = row[j], cost = a[i - 1] != b[j - 1];
+			size_t best = prev + cost;
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			prev = cur;
 		}
 	}
-	*err = xasprintf("unknown option '%s'", name);
-	return -ENOENT;
+	return row[lb];
+}
+
+/* "unknown option 'x'" with the nearest known one when it is close. */
+static char *unknown_option(const char *name)
+{
+	const char *best = NULL;
+	size_t bd = 4;
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		size_t d = edit_distance(name, options[i].name);
+		if (d < bd) {
+			bd = d;
+			best = options[i].name;
+		}
+	}
+	return best ? xasprintf("unknown option '%s' (did you mean '%s'?)", name, best)
+		    : xasprintf("unknown option '%s'", name);
+}
+
+int config_set(struct config *cfg, const char *name, const char *value, char **err)
+{
+	const struct option_def *o = find_option(name);
+	if (!o) {
+		*err = unknown_option(name);
+		return -ENOENT;
+	}
+	int rc = apply(cfg, o, value, err);
+	if (rc == 0)
+		sources[o - options] = "flag";
+	return rc;
 }
 
 static char *trim(char *s)
@@ -144,10 +259,14 @@ static int read_ini(struct config *cfg, const char *path, char **err)
 		*err = xasprintf("cannot read %s: %s", path, strerror(-rc));
 		return rc;
 	}
-	char section[64] = "core", *save = NULL;
+	char section[64] = "core", *next = data;
 	int lineno = 0;
 	rc = 0;
-	for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	/* Line by line, blank ones included, so that messages name the right line. */
+	for (char *line = data; next; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
 		lineno++;
 		char *l = trim(line);
 		if (!*l || *l == '#' || *l == ';')
@@ -172,17 +291,18 @@ static int read_ini(struct config *cfg, const char *path, char **err)
 		*eq = '\0';
 		char *name = xasprintf("%s.%s", section, trim(l));
 		char *e2 = NULL;
-		size_t i;
-		for (i = 0; i < NOPTIONS && strcmp(options[i].name, name); i++)
-			;
-		if (i == NOPTIONS) {
-			*err = xasprintf("%s:%d: unknown option '%s'", path, lineno, name);
-			rc = -EINVAL;
-		} else if ((rc = apply(cfg, &options[i], trim(eq + 1), &e2)) < 0) {
+		const struct option_def *o = find_option(name);
+		if (!o) {
+			e2 = unknown_option(name);
 			*err = xasprintf("%s:%d: %s", path, lineno, e2);
 			free(e2);
+			rc = -EINVAL;
+		} else if ((rc = apply(cfg, o, trim(eq + 1), &e2)) < 0) {
+			*err = xasprintf("%s:%d: %s", path, lineno, e2);
+			free(e2);
+			rc = -EINVAL;
 		} else {
-			sources[i] = "sluice.cfg";
+			sources[o - options] = "sluice.cfg";
 		}
 		free(name);
 		if (rc < 0)
@@ -219,7 +339,7 @@ int config_load(struct config *cfg, const char *home, char **err)
 		if (v) {
 			char *e2 = NULL;
 			if (apply(cfg, &options[i], v, &e2) < 0) {
-				*err = xasprintf("%s: %s", sb_str(&env), e2);
+				*err = xasprintf("environment %s: %s", sb_str(&env), e2);
 				free(e2);
 				sb_free(&env);
 				return -EINVAL;
@@ -285,7 +405,10 @@ void config_print(const struct config *cfg, bool json)
 			cur = options[i].name;
 		}
 		char *v = value_string(cfg, &options[i]);
-		printf("# %s (from %s)\n%s = %s\n", options[i].help, sources[i], dot + 1, v);
+		bool numeric = options[i].type != OPT_STRING && options[i].type != OPT_PATH;
+		char *b = numeric ? bounds_text(&options[i]) : xstrdup("");
+		printf("# %s%s%s (from %s)\n%s = %s\n", options[i].help, numeric ? "; " : "", b, sources[i], dot + 1, v);
+		free(b);
 		free(v);
 	}
 }

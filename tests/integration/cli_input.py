@@ -1,6 +1,7 @@
-"""Hostile identifiers through the CLI: run ids that would leave $SLUICE_HOME are usage errors,
-and rows crafted by hand in the database cannot make `db prune` or `dags test` delete a folder
-outside the home."""
+"""Bad input through the CLI: run ids that would leave $SLUICE_HOME are usage errors, rows crafted
+by hand in the database cannot make `db prune` or `dags test` delete a folder outside the home,
+and configuration values out of range stop `sluice serve` before it starts, saying where and
+why."""
 import os
 import sqlite3
 import sys
@@ -65,8 +66,30 @@ def t_dags_test_stays_in_the_home():
     expect(os.path.exists(os.path.join(keep, "keep.txt")), f"dags test left {keep} alone")
 
 
+def t_config_out_of_range():
+    cfg = os.path.join(home.home, "sluice.cfg")
+    cases = [("[webserver]\nport = 70000\n", "sluice.cfg:2: webserver.port = 70000: must be between 0 and 65535"),
+             ("[core]\n\nparallelism = 0\n", "sluice.cfg:3: core.parallelism = 0: must be between 1 and 4096"),
+             ("[core]\nparalelism = 4\n", "did you mean 'core.parallelism'?")]
+    for text, want in cases:
+        with open(cfg, "w") as f:
+            f.write(text)
+        p = home.run("serve", "--port", "0", timeout=20)
+        expect(p.returncode != 0, f"serve started with {text!r}")
+        expect(want in p.stderr, f"wanted {want!r} in {p.stderr!r}")
+        expect("REST API at" not in p.stdout, p.stdout)
+    os.remove(cfg)
+    p = home.run("serve", "--port", "99999", timeout=20)
+    eq(p.returncode, 2, p.stderr)
+    expect("must be between 0 and 65535" in p.stderr, p.stderr)
+    p = home.run("config", "show", env={"SLUICE__CORE__PARALLELISM": "-1"})
+    expect(p.returncode != 0 and "SLUICE__CORE__PARALLELISM" in p.stderr, p.stderr)
+
+
 check("dags trigger: run ids outside Airflow's characters are usage errors", t_trigger_refuses_bad_run_ids)
 check("db prune with a hand-crafted run id deletes nothing outside the home", t_prune_stays_in_the_home)
 check("dags test replacing a hand-crafted run deletes nothing outside the home", t_dags_test_stays_in_the_home)
+check("config values out of range or unknown stop serve at start, with file, line and reason",
+      t_config_out_of_range)
 home.cleanup()
 finish()
