@@ -1,6 +1,5 @@
 /* sluice backfill create | list | pause | resume | cancel */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,21 +13,6 @@
 #include "orchestrator/dag_lua.h"
 #include "orchestrator/scheduler.h"
 #include "orchestrator/store.h"
-
-static void backfill_usage(FILE *f)
-{
-	fprintf(f, "usage: sluice backfill COMMAND\n\n"
-		   "  create DAG_ID --from DATE --to DATE [--reprocess none|failed|completed]\n"
-		   "         [--max-active-runs N] [--run-backwards] [--conf JSON] [--dry-run] [--json]\n"
-		   "      one run per logical date of the DAG's schedule in [--from, --to] (inclusive;\n"
-		   "      dates without an offset are read in the DAG's time zone). none (default): only\n"
-		   "      dates with no run; failed: also re-run failed runs; completed: re-run all.\n"
-		   "      --dry-run prints what would happen. The daemon (sluice serve) runs it, at most\n"
-		   "      --max-active-runs (default 10) runs at a time, after scheduled runs.\n"
-		   "  list [DAG_ID] [--json]\n"
-		   "  pause ID | resume ID        stop / resume creating runs (running ones go on)\n"
-		   "  cancel ID                   stop for good; its runs that have not started fail\n");
-}
 
 static void print_backfill(const struct backfill_row *b)
 {
@@ -72,42 +56,18 @@ static void print_plan(const struct backfill_step *steps, size_t n, bool json)
 	}
 }
 
-static int cmd_backfill_create(struct cli_ctx *cli, int argc, char **argv)
+static int create(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	static const struct option longopts[] = {
-		{"from", required_argument, NULL, 'f'},
-		{"to", required_argument, NULL, 't'},
-		{"reprocess", required_argument, NULL, 'r'},
-		{"max-active-runs", required_argument, NULL, 'm'},
-		{"run-backwards", no_argument, NULL, 'b'},
-		{"conf", required_argument, NULL, 'c'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	struct backfill_request req = {
+		.from = a->val['f'],
+		.to = a->val['t'],
+		.reprocess = a->set['r'] ? a->val['r'] : "none",
+		.max_active_runs = a->set['m'] ? atoi(a->val['m']) : 10,
+		.run_backwards = a->set['b'],
+		.conf = a->set['c'] ? a->val['c'] : "{}",
 	};
-	struct backfill_request req = {.max_active_runs = 10, .reprocess = "none", .conf = "{}"};
-	bool dry = false, json = false;
-	int opt, rc = 1;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'f': req.from = optarg; break;
-		case 't': req.to = optarg; break;
-		case 'r': req.reprocess = optarg; break;
-		case 'm': req.max_active_runs = atoi(optarg); break;
-		case 'b': req.run_backwards = true; break;
-		case 'c': req.conf = optarg; break;
-		case 'n': dry = true; break;
-		case 'j': json = true; break;
-		case 'h': backfill_usage(stdout); return 0;
-		default: return 2;
-		}
-	}
-	if (optind != argc - 1 || !req.from || !req.to) {
-		fprintf(stderr, "usage: sluice backfill create DAG_ID --from DATE --to DATE [...] (see --help)\n");
-		return 2;
-	}
+	bool dry = a->set['n'], json = a->set['j'];
+	int rc = 1;
 	if (!backfill_reprocess_valid(req.reprocess) || req.max_active_runs < 1) {
 		fprintf(stderr, "sluice: --reprocess is none, failed or completed; --max-active-runs at least 1\n");
 		return 2;
@@ -127,9 +87,9 @@ static int cmd_backfill_create(struct cli_ctx *cli, int argc, char **argv)
 	char *err = NULL;
 	if (cli_load_bag(cli, &bag) < 0)
 		return 1;
-	struct dag *d = dagbag_find(&bag, argv[optind]);
+	struct dag *d = dagbag_find(&bag, a->argv[0]);
 	if (!d) {
-		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", argv[optind], cli->dags);
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", a->argv[0], cli->dags);
 		goto out;
 	}
 	if (dry) {
@@ -167,20 +127,10 @@ out:
 	return rc;
 }
 
-static int backfill_list(struct cli_ctx *cli, int argc, char **argv)
+static int backfill_list(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	const char *dag_id = NULL;
-	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (argv[i][0] != '-' && !dag_id)
-			dag_id = argv[i];
-		else {
-			fprintf(stderr, "sluice backfill list: unexpected argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
+	const char *dag_id = a->argc ? a->argv[0] : NULL;
+	bool json = a->set['j'];
 	struct store *st = NULL;
 	struct backfill_row *bfs = NULL;
 	int n = 0;
@@ -206,24 +156,19 @@ static int backfill_list(struct cli_ctx *cli, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_backfill_change(struct cli_ctx *cli, int argc, char **argv, const char *what)
+static int change(struct cli_ctx *cli, const struct cmd_args *a, enum bf_change ch)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: sluice backfill %s ID\n", what);
-		return 2;
-	}
 	struct store *st = NULL;
 	struct backfill_row b = {0};
 	int rc = 1;
 	char *end;
-	long long id = strtoll(argv[1], &end, 10);
+	long long id = strtoll(a->argv[0], &end, 10);
 	if (*end || id <= 0) {
 		fprintf(stderr, "sluice: backfill ids are numbers (see `sluice backfill list`)\n");
 		return 2;
 	}
 	if (cli_open_store(cli, 0, &st) < 0)
 		return 1;
-	enum bf_change ch = !strcmp(what, "cancel") ? BF_CANCEL : !strcmp(what, "pause") ? BF_PAUSE : BF_RESUME;
 	char *err = NULL;
 	if (backfill_change(st, id, ch, &b, &err) == 0) {
 		print_backfill(&b);
@@ -237,20 +182,46 @@ static int cmd_backfill_change(struct cli_ctx *cli, int argc, char **argv, const
 	return rc;
 }
 
-int cli_backfill(struct cli_ctx *cli, int argc, char **argv)
-{
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		backfill_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	const char *sub = argv[1];
-	if (!strcmp(sub, "create"))
-		return cmd_backfill_create(cli, argc - 1, argv + 1);
-	if (!strcmp(sub, "list"))
-		return backfill_list(cli, argc - 1, argv + 1);
-	if (!strcmp(sub, "pause") || !strcmp(sub, "resume") || !strcmp(sub, "cancel"))
-		return cmd_backfill_change(cli, argc - 1, argv + 1, sub);
-	fprintf(stderr, "sluice backfill: unknown command '%s'\n", sub);
-	backfill_usage(stderr);
-	return 2;
-}
+static int backfill_pause(struct cli_ctx *cli, const struct cmd_args *a) { return change(cli, a, BF_PAUSE); }
+static int backfill_resume(struct cli_ctx *cli, const struct cmd_args *a) { return change(cli, a, BF_RESUME); }
+static int backfill_cancel(struct cli_ctx *cli, const struct cmd_args *a) { return change(cli, a, BF_CANCEL); }
+
+static const struct cmd_opt create_opts[] = {
+	{"from", 'f', "DATE", true, false, "the first logical date (inclusive; without an offset, in the DAG's zone)"},
+	{"to", 't', "DATE", true, false, "the last logical date (inclusive)"},
+	{"reprocess", 'r', "none|failed|completed", false, false,
+	 "none (default): only dates with no run; failed: also re-run failed runs; completed: all"},
+	{"max-active-runs", 'm', "N", false, false, "runs of the backfill at a time (default 10)"},
+	{"run-backwards", 'b', NULL, false, false, "newest date first"},
+	{"conf", 'c', "JSON", false, false, "the runs' conf"},
+	{"dry-run", 'n', NULL, false, false, "print what would happen at each date; create nothing"},
+	{"json", 'j', NULL, false, false, "print JSON (Airflow 3's Backfill)"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_backfill_create = {
+	"backfill", "create", "DAG_ID", 1, 1, create_opts, "one run per logical date in a range",
+	"Records a backfill: one run per logical date of the DAG's schedule in [--from, --to]. The\n"
+	"daemon (sluice serve) runs it, at most --max-active-runs runs at a time, after scheduled runs.\n"
+	"A DAG has at most one backfill in progress.",
+	create,
+};
+
+static const struct cmd_opt list_opts[] = {
+	{"json", 'j', NULL, false, false, "print JSON (Airflow 3's Backfill)"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_backfill_list = {
+	"backfill", "list", "[DAG_ID]", 0, 1, list_opts, "backfills, of one DAG or all", NULL, backfill_list,
+};
+const struct cmd_entry cmd_backfill_pause = {
+	"backfill", "pause", "ID", 1, 1, NULL, "stop creating runs (running ones go on)", NULL, backfill_pause,
+};
+const struct cmd_entry cmd_backfill_resume = {
+	"backfill", "resume", "ID", 1, 1, NULL, "resume creating runs", NULL, backfill_resume,
+};
+const struct cmd_entry cmd_backfill_cancel = {
+	"backfill", "cancel", "ID", 1, 1, NULL, "stop for good; its runs that have not started fail", NULL,
+	backfill_cancel,
+};

@@ -1,9 +1,13 @@
-/* The CLI's command table entries. Each command gets the global context and its own argv
- * (argv[0] is the command word, e.g. "dags") and returns the process exit status. */
+/* The CLI as a command table (as tmux's cmd_table): one struct cmd_entry per command, with its
+ * words, positional arguments, options, argument counts, help and function. One dispatcher
+ * (cmd.c) parses every command line the same way, checks the counts and the required options,
+ * prints usage on a mistake (exit 2) and help for --help, -h and `sluice help COMMAND`; so a
+ * command function only reads its parsed arguments, makes one call and prints. */
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 struct config;
 
@@ -13,6 +17,47 @@ struct cli_ctx {
 	const char *exe_dir;   /* directory of the sluice binary (to find sluice-shim) */
 	struct config *cfg;    /* effective configuration */
 };
+
+/* An option: --name [ARG]; its one-character key is how the command reads it (cmd_args) and,
+ * with short set, also its short form (-n 5). */
+struct cmd_opt {
+	const char *name;
+	char key;
+	const char *arg;       /* the value's name in usage ("JSON"), NULL for a flag */
+	bool required;
+	bool short_too;
+	const char *help;
+};
+
+/* A parsed command line: the positional arguments and the options, by key. */
+struct cmd_args {
+	int argc;
+	char **argv;
+	bool set[128];
+	const char *val[128];
+};
+
+struct cmd_entry {
+	const char *group;     /* "dags", or the command itself for one-word commands ("serve") */
+	const char *name;      /* "trigger", or NULL for a one-word command */
+	const char *args;      /* positional synopsis, e.g. "DAG_ID RUN_ID TASK_ID..." */
+	int min_args, max_args; /* positional counts; max -1 = any number */
+	const struct cmd_opt *opts; /* ended by a {NULL} row; NULL for none */
+	const char *summary;   /* one line, for the group's list */
+	const char *help;      /* what it does (for --help), NULL = the summary */
+	int (*fn)(struct cli_ctx *cli, const struct cmd_args *a);
+};
+
+/* Every command, in the order `sluice help` lists them (main.c). */
+extern const struct cmd_entry *const cmd_table[];
+
+/* Dispatches argv (argv[0] is the first word after the global options) through cmd_table.
+ * Returns the exit status. */
+int cmd_dispatch(struct cli_ctx *cli, int argc, char **argv);
+/* Prints "usage: sluice GROUP NAME ARGS [OPTIONS]" for e to f. */
+void cmd_usage(FILE *f, const struct cmd_entry *e);
+/* The usage of e on stderr plus a reason; returns 2 (a usage error) for the command to return. */
+int cmd_usage_error(const struct cmd_entry *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prints a JSON tree (pretty) to stdout and frees it. */
 struct cJSON;
@@ -31,17 +76,12 @@ char *cli_db_path(struct cli_ctx *cli);
  * STORE_READONLY and no database yet, returns -ENOENT silently with *st = NULL. */
 int cli_open_store(struct cli_ctx *cli, int flags, struct store **st);
 
-int cli_dags(struct cli_ctx *cli, int argc, char **argv);
-int cli_db(struct cli_ctx *cli, int argc, char **argv);
-int cli_tasks(struct cli_ctx *cli, int argc, char **argv);
-int cli_cron(struct cli_ctx *cli, int argc, char **argv);
-int cli_runs(struct cli_ctx *cli, int argc, char **argv);
-int cli_serve(struct cli_ctx *cli, int argc, char **argv);
-int cli_pools(struct cli_ctx *cli, int argc, char **argv);
-int cli_backfill(struct cli_ctx *cli, int argc, char **argv);
-int cli_users(struct cli_ctx *cli, int argc, char **argv);
-int cli_tokens(struct cli_ctx *cli, int argc, char **argv);
-/* sluice dags trigger (argv[0] == "trigger"). */
-int cli_dags_trigger(struct cli_ctx *cli, int argc, char **argv);
+/* The commands of each file. */
+extern const struct cmd_entry cmd_serve, cmd_dags_list, cmd_dags_show, cmd_dags_check, cmd_dags_test,
+	cmd_dags_trigger, cmd_dags_pause, cmd_dags_unpause, cmd_backfill_create, cmd_backfill_list,
+	cmd_backfill_pause, cmd_backfill_resume, cmd_backfill_cancel, cmd_runs_list, cmd_tasks_list,
+	cmd_tasks_logs, cmd_tasks_clear, cmd_tasks_mark, cmd_cron_next, cmd_pools_list, cmd_pools_set,
+	cmd_pools_delete, cmd_users_create, cmd_tokens_create, cmd_db_migrate, cmd_db_check, cmd_db_prune,
+	cmd_config_show;
 
 #endif

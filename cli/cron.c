@@ -1,6 +1,5 @@
 /* sluice cron next: prints the next fire times of a cron expression, in UTC. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,39 +11,6 @@
 #include "base/util.h"
 
 #define CRON_MAX_COUNT 10000
-
-static const char cron_usage[] =
-	"Usage: sluice cron next \"EXPR\" [--tz ZONE] [--from ISO8601] [-n N] [--json]\n"
-	"\n"
-	"Commands:\n"
-	"  next    print the next fire times of a schedule, one UTC ISO-8601 line each\n"
-	"\n"
-	"Run 'sluice cron next --help' for the expression syntax and options.\n";
-
-static const char cron_next_usage[] =
-	"Usage: sluice cron next \"EXPR\" [--tz ZONE] [--from ISO8601] [-n N] [--json]\n"
-	"\n"
-	"Prints the first N fire times of EXPR strictly after --from, one per line, in UTC\n"
-	"(2026-11-20T17:00:00Z).\n"
-	"\n"
-	"  EXPR              5-field cron \"minute hour day-of-month month day-of-week\"\n"
-	"                    (lists, ranges, */step, N/step, JAN-DEC, SUN-SAT, 0-7 with 7 =\n"
-	"                    Sunday), @hourly, @daily, @midnight, @weekly, @monthly, @yearly,\n"
-	"                    @annually, @once, or \"@every DURATION\" (e.g. @every 15m: multiples\n"
-	"                    of the duration since 1970-01-01T00:00:00Z)\n"
-	"  -z, --tz ZONE     IANA time zone the fields are read in (default UTC); see\n"
-	"                    docs/cron.md for what happens when clocks change\n"
-	"  -f, --from TIME   start after this instant (default now); ISO-8601, UTC unless it\n"
-	"                    carries an offset (2026-03-29T00:00:00+01:00)\n"
-	"  -n, --count N     how many fire times to print (default 1, at most 10000)\n"
-	"      --json        print {\"expression\": ..., \"timezone\": ..., \"fire_times\": [...]}\n"
-	"      --batch       for tests: read lines \"EXPR<TAB>ZONE<TAB>FROM<TAB>N\" on stdin and\n"
-	"                    print one line per input: the N fire times separated by spaces\n"
-	"                    (fewer when the schedule ends) or \"error: MESSAGE\"\n"
-	"  -h, --help        show this help\n"
-	"\n"
-	"@once fires a single time, at the DAG's start; here that is the first second after\n"
-	"--from. Exit status: 0 on success, 1 for a bad expression or zone, 2 for bad usage.\n";
 
 /* The result of one "cron next" question, printed by the caller. */
 struct next_req {
@@ -196,61 +162,30 @@ static int usage_error(const char *fmt, ...)
 	return 2;
 }
 
-static int cron_cmd_next(int argc, char **argv)
+static int cmd_next(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	static const struct option opts[] = {
-		{ "tz", required_argument, NULL, 'z' },	 { "from", required_argument, NULL, 'f' },
-		{ "count", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
-		{ "batch", no_argument, NULL, 'b' },	 { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct next_req req = { NULL, "UTC", floor_div_sec(now_usec()), 1 };
-	bool json = false, batch = false;
+	struct next_req req = { NULL, a->set['z'] ? a->val['z'] : "UTC", floor_div_sec(now_usec()), 1 };
+	bool json = a->set['j'];
 	char err[512];
 	int64_t *times;
 	usec_t from;
-	int opt, n;
+	int n;
 
-	optind = 0;	/* GNU: fully re-initialise, main() may have parsed its own options */
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":z:f:n:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'z':
-			req.zone = optarg;
-			break;
-		case 'f':
-			if (parse_iso8601(optarg, &from) < 0)
-				return usage_error("bad --from \"%s\" (use e.g. 2026-11-20T17:00:00Z)",
-						   optarg);
-			req.after = floor_div_sec(from);
-			break;
-		case 'n':
-			if (parse_count(optarg, &req.count) < 0)
-				return usage_error("bad -n \"%s\" (a number from 1 to 10000)", optarg);
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'b':
-			batch = true;
-			break;
-		case 'h':
-			fputs(cron_next_usage, stdout);
-			return 0;
-		case ':':
-			return usage_error("option %s needs a value", argv[optind - 1]);
-		default:
-			return usage_error("unknown option %s", argv[optind - 1]);
-		}
+	(void)cli;
+	if (a->set['f']) {
+		if (parse_iso8601(a->val['f'], &from) < 0)
+			return usage_error("bad --from \"%s\" (use e.g. 2026-11-20T17:00:00Z)", a->val['f']);
+		req.after = floor_div_sec(from);
 	}
-	if (batch)
-		return optind == argc ? run_batch() : usage_error("--batch reads stdin, not EXPR");
-	if (optind == argc)
+	if (a->set['n'] && parse_count(a->val['n'], &req.count) < 0)
+		return usage_error("bad -n \"%s\" (a number from 1 to 10000)", a->val['n']);
+	if (a->set['b'])
+		return a->argc == 0 ? run_batch() : usage_error("--batch reads stdin, not EXPR");
+	if (a->argc == 0)
 		return usage_error("missing EXPR (quote it: sluice cron next \"0 3 * * *\")");
-	if (argc - optind > 1)
-		return usage_error("unexpected argument \"%s\" (quote the expression)",
-				   argv[optind + 1]);
-	req.expr = argv[optind];
+	if (a->argc > 1)
+		return usage_error("unexpected argument \"%s\" (quote the expression)", a->argv[1]);
+	req.expr = a->argv[0];
 	times = xmalloc((size_t)req.count * sizeof(*times));
 	if ((n = next_times(&req, times, err, sizeof(err))) < 0) {
 		fprintf(stderr, "sluice cron next: %s\n", err);
@@ -266,20 +201,24 @@ static int cron_cmd_next(int argc, char **argv)
 	return 0;
 }
 
-int cli_cron(struct cli_ctx *cli, int argc, char **argv)
-{
-	(void)cli;
-	if (argc < 2) {
-		fputs(cron_usage, stderr);
-		return 2;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(cron_usage, stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "next") == 0)
-		return cron_cmd_next(argc - 1, argv + 1);
-	fprintf(stderr, "sluice cron: unknown command \"%s\"\n\n%s", argv[1], cron_usage);
-	return 2;
-}
+static const struct cmd_opt next_opts[] = {
+	{"tz", 'z', "ZONE", false, true, "IANA time zone the fields are read in (default UTC; see docs/cron.md)"},
+	{"from", 'f', "TIME", false, true, "start after this instant (default now); ISO-8601, UTC unless offset"},
+	{"count", 'n', "N", false, true, "how many fire times to print (default 1, at most 10000)"},
+	{"json", 'j', NULL, false, false, "print {\"expression\", \"timezone\", \"fire_times\": [...]}"},
+	{"batch", 'b', NULL, false, false, "for tests: answer lines EXPR<TAB>ZONE<TAB>FROM<TAB>N from stdin"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_cron_next = {
+	"cron", "next", "\"EXPR\"", 0, -1, next_opts, "the next fire times of a schedule",
+	"Prints the first N fire times of EXPR strictly after --from, one per line, in UTC\n"
+	"(2026-11-20T17:00:00Z). EXPR is a 5-field cron \"minute hour day-of-month month day-of-week\"\n"
+	"(lists, ranges, */step, N/step, JAN-DEC, SUN-SAT, 0-7 with 7 = Sunday), @hourly, @daily,\n"
+	"@midnight, @weekly, @monthly, @yearly, @annually, @once, or \"@every DURATION\" (e.g. @every\n"
+	"15m: multiples of the duration since 1970-01-01T00:00:00Z). --batch prints one line per input:\n"
+	"the N fire times separated by spaces (fewer when the schedule ends) or \"error: MESSAGE\".\n\n"
+	"@once fires a single time, at the DAG's start; here that is the first second after --from.\n"
+	"Exit status: 0 on success, 1 for a bad expression or zone, 2 for bad usage.",
+	cmd_next,
+};

@@ -1,29 +1,26 @@
 /* sluice dags list | show | check | test | pause | unpause */
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
-#include "web/apijson.h"
+#include "base/log.h"
 #include "cli/cli.h"
 #include "orchestrator/config.h"
 #include "orchestrator/dagbag.h"
 #include "orchestrator/engine.h"
-#include "base/evloop.h"
-#include "base/log.h"
-#include "orchestrator/notify.h"
 #include "orchestrator/ops.h"
 #include "orchestrator/runner.h"
+#include "orchestrator/runs.h"
+#include "orchestrator/scheduler.h"
 #include "orchestrator/store.h"
+#include "web/apijson.h"
 
 /* Shared CLI helpers ------------------------------------------------------------------------- */
 
@@ -87,14 +84,6 @@ static void print_import_errors(const struct dagbag *bag, FILE *f)
 			fprintf(f, "%s\n", bag->files[i].error);
 }
 
-static bool want_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return true;
-	return false;
-}
-
 /* dags list ----------------------------------------------------------------------------------------- */
 
 static bool paused_in(struct store *st, const char *dag_id)
@@ -105,17 +94,9 @@ static bool paused_in(struct store *st, const char *dag_id)
 	return p;
 }
 
-static int dags_list(struct cli_ctx *cli, int argc, char **argv)
+static int dags_list(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else {
-			fprintf(stderr, "sluice dags list: unknown option '%s'\n", argv[i]);
-			return 2;
-		}
-	}
+	bool json = a->set['j'];
 	struct dagbag bag;
 	struct store *st = NULL;
 	if (cli_load_bag(cli, &bag) < 0)
@@ -198,26 +179,10 @@ static void print_dag_text(const struct dag *d)
 	}
 }
 
-static int dags_show(struct cli_ctx *cli, int argc, char **argv)
+static int dags_show(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	bool json = false, dot = false;
-	const char *id = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (!strcmp(argv[i], "--dot"))
-			dot = true;
-		else if (argv[i][0] != '-' && !id)
-			id = argv[i];
-		else {
-			fprintf(stderr, "sluice dags show: unexpected argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
-	if (!id) {
-		fprintf(stderr, "usage: sluice dags show DAG_ID [--dot] [--json]\n");
-		return 2;
-	}
+	bool json = a->set['j'], dot = a->set['d'];
+	const char *id = a->argv[0];
 	struct dagbag bag;
 	if (cli_load_bag(cli, &bag) < 0)
 		return 1;
@@ -248,33 +213,22 @@ static int dags_show(struct cli_ctx *cli, int argc, char **argv)
 
 /* dags check ---------------------------------------------------------------------------------------- */
 
-static int dags_check(struct cli_ctx *cli, int argc, char **argv)
+static int dags_check(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	bool json = false;
+	bool json = a->set['j'];
 	struct dagbag bag;
-	int nfiles = 0;
 	char *err = NULL;
 
 	cli_bag_init(cli, &bag);
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "sluice dags check: unknown option '%s'\n", argv[i]);
+	for (int i = 0; i < a->argc; i++) {
+		if (dagbag_add_file(&bag, a->argv[i], &err) < 0) {
+			fprintf(stderr, "sluice: cannot read %s\n", err);
+			free(err);
 			dagbag_free(&bag);
-			return 2;
-		} else {
-			nfiles++;
-			if (dagbag_add_file(&bag, argv[i], &err) < 0) {
-				fprintf(stderr, "sluice: cannot read %s\n", err);
-				free(err);
-				err = NULL;
-				dagbag_free(&bag);
-				return 1;
-			}
+			return 1;
 		}
 	}
-	if (nfiles == 0 && dagbag_refresh(&bag, &err) < 0) {
+	if (a->argc == 0 && dagbag_refresh(&bag, &err) < 0) {
 		fprintf(stderr, "sluice: %s\n", err);
 		free(err);
 		dagbag_free(&bag);
@@ -316,20 +270,16 @@ static int dags_check(struct cli_ctx *cli, int argc, char **argv)
 
 /* dags pause / unpause ------------------------------------------------------------------------------ */
 
-static int dags_pause(struct cli_ctx *cli, int argc, char **argv, bool pause)
+static int set_paused(struct cli_ctx *cli, const char *id, bool pause)
 {
-	if (argc != 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: sluice dags %s DAG_ID\n", pause ? "pause" : "unpause");
-		return 2;
-	}
 	struct dagbag bag;
 	struct store *st;
 	if (cli_load_bag(cli, &bag) < 0)
 		return 1;
-	struct dag *d = dagbag_find(&bag, argv[1]);
+	struct dag *d = dagbag_find(&bag, id);
 	int rc = 1;
 	if (!d) {
-		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", argv[1], cli->dags);
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", id, cli->dags);
 		goto out;
 	}
 	if (cli_open_store(cli, 0, &st) < 0)
@@ -344,6 +294,9 @@ out:
 	dagbag_free(&bag);
 	return rc;
 }
+
+static int dags_pause(struct cli_ctx *cli, const struct cmd_args *a) { return set_paused(cli, a->argv[0], true); }
+static int dags_unpause(struct cli_ctx *cli, const struct cmd_args *a) { return set_paused(cli, a->argv[0], false); }
 
 /* dags test ------------------------------------------------------------------------------------------ */
 
@@ -481,43 +434,12 @@ static void replace_old_run(struct cli_ctx *cli, struct store *st, const char *d
 	run_row_free(&old);
 }
 
-static int dags_test(struct cli_ctx *cli, int argc, char **argv)
+static int dags_test(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	static const struct option longopts[] = {
-		{"logical-date", required_argument, NULL, 'd'},
-		{"conf", required_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *conf = NULL, *ld = NULL;
-	bool json = false;
-	int opt, rc = 1;
-
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': ld = optarg; break;
-		case 'c': conf = optarg; break;
-		case 'j': json = true; break;
-		case 'h':
-			printf("usage: sluice dags test DAG_ID [--logical-date DATE] [--conf JSON] [--json]\n\n"
-			       "Runs one run of the DAG to completion in the foreground, with every state change\n"
-			       "recorded in the database and every try logged under $SLUICE_HOME/logs. An earlier\n"
-			       "run at the same logical date is replaced. Exits 0 iff the run succeeded.\n\n"
-			       "  --logical-date DATE  e.g. 2026-11-01 or 2026-11-01T03:00:00Z (default: now)\n"
-			       "  --conf JSON          the run's conf (overrides params of the same name)\n"
-			       "  --json               print the run and its task instances as JSON\n");
-			return 0;
-		default:
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "usage: sluice dags test DAG_ID [--logical-date DATE] [--conf JSON] [--json]\n");
-		return 2;
-	}
-	const char *id = argv[optind];
+	const char *conf = a->val['c'], *ld = a->val['d'];
+	bool json = a->set['j'];
+	int rc = 1;
+	const char *id = a->argv[0];
 	usec_t logical = (now_usec() / USEC_PER_SEC) * USEC_PER_SEC;
 	if (ld && parse_iso8601(ld, &logical) < 0) {
 		fprintf(stderr, "sluice: --logical-date: \"%s\" is not a date (use 2026-11-01 or 2026-11-01T03:00:00Z)\n", ld);
@@ -589,51 +511,211 @@ out:
 	return rc;
 }
 
-/* Dispatch ---------------------------------------------------------------------------------------- */
+/* dags trigger ----------------------------------------------------------------------------------- */
 
-static void dags_usage(FILE *f)
+static void print_run(const struct run_row *r, bool json)
 {
-	fprintf(f, "usage: sluice dags COMMAND ...\n\n"
-		   "  list [--json]                          DAGs in the DAG folder\n"
-		   "  show DAG_ID [--dot] [--json]           tasks and dependencies of a DAG\n"
-		   "  check [FILE...] [--json]               import every DAG file (or the given files);\n"
-		   "                                         prints each import error, exits 1 if any\n"
-		   "  test DAG_ID [--logical-date D] [--conf JSON] [--json]\n"
-		   "                                         run one DAG run in the foreground;\n"
-		   "                                         exits 0 iff the run succeeded\n"
-		   "  trigger DAG_ID [--conf JSON] [--logical-date T] [--run-id ID] [--wait] [--json]\n"
-		   "                                         queue a manual run for the daemon\n"
-		   "  pause DAG_ID | unpause DAG_ID          stop / resume scheduled runs\n");
+	if (json) {
+		cli_print_json(api_dag_run(r));
+		return;
+	}
+	char ld[ISO_BUFSZ];
+	format_iso8601(r->logical_date, ld, sizeof(ld));
+	printf("run %s of %s (logical date %s): %s\n", r->run_id, r->dag_id, ld, r->state);
 }
 
-int cli_dags(struct cli_ctx *cli, int argc, char **argv)
+/* Polls the run until it ends; returns its final row in *out. Bounded by the run itself. */
+static int wait_run(struct store *st, const char *dag_id, const char *run_id, struct run_row *out)
 {
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		dags_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	for (;;) {
+		struct run_row r = {0};
+		int rc = store_run_get(st, dag_id, run_id, 0, &r);
+		if (rc < 0)
+			return rc;
+		if (!strcmp(r.state, "success") || !strcmp(r.state, "failed")) {
+			*out = r;
+			return 0;
+		}
+		run_row_free(&r);
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
 	}
-	const char *sub = argv[1];
-	argc--;
-	argv++;
-	if (strcmp(sub, "test") && strcmp(sub, "trigger") && want_help(argc, argv)) {
-		dags_usage(stdout);
-		return 0;
-	}
-	if (!strcmp(sub, "list"))
-		return dags_list(cli, argc, argv);
-	if (!strcmp(sub, "show"))
-		return dags_show(cli, argc, argv);
-	if (!strcmp(sub, "check"))
-		return dags_check(cli, argc, argv);
-	if (!strcmp(sub, "test"))
-		return dags_test(cli, argc, argv);
-	if (!strcmp(sub, "trigger"))
-		return cli_dags_trigger(cli, argc, argv);
-	if (!strcmp(sub, "pause"))
-		return dags_pause(cli, argc, argv, true);
-	if (!strcmp(sub, "unpause"))
-		return dags_pause(cli, argc, argv, false);
-	fprintf(stderr, "sluice dags: unknown command '%s'\n", sub);
-	dags_usage(stderr);
-	return 2;
 }
+
+/* A DAG whose file no longer imports still runs in its last good version (the one the daemon
+ * recorded). Returns a new reference in *owned, or NULL. */
+static struct dag *last_good_version(struct store *st, struct dagbag *bag, const char *id, struct dag **owned)
+{
+	char *version = NULL, *lib = xasprintf("%s/lib", bag->dir);
+	*owned = NULL;
+	if (store_dag_version_current(st, id, &version) == 0)
+		*owned = dagbag_load_stored(st, id, version, lib, &bag->limits);
+	if (*owned)
+		fprintf(stderr, "note: %s does not import now; queuing a run of its last good version\n",
+			(*owned)->fileloc);
+	free(version);
+	free(lib);
+	return *owned;
+}
+
+static int dags_trigger(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	const char *conf = a->set['c'] ? a->val['c'] : "{}", *ld = a->val['d'], *run_id = a->val['r'];
+	bool wait = a->set['w'], json = a->set['j'];
+	int rc = 1;
+	char *err = NULL;
+	usec_t logical = now_usec();
+	if (ld && parse_iso8601(ld, &logical) < 0) {
+		fprintf(stderr, "sluice: --logical-date: \"%s\" is not a date\n", ld);
+		return 2;
+	}
+	cJSON *c = cJSON_Parse(conf);
+	if (!cJSON_IsObject(c)) {
+		cJSON_Delete(c);
+		fprintf(stderr, "sluice: --conf must be a JSON object\n");
+		return 2;
+	}
+	struct run_request req = {
+		.run_type = "manual",
+		.run_id = run_id,
+		.logical_date = ld ? logical : USEC_NONE,
+		.data_interval_start = USEC_NONE,
+		.data_interval_end = USEC_NONE,
+		.conf = conf,
+	};
+	if (runs_check(&req, &err) < 0) {
+		cJSON_Delete(c);
+		fprintf(stderr, "sluice: --run-id: %s\n", err);
+		free(err);
+		return 2;
+	}
+	int daemon_pid = 0;
+	bool daemon = sched_daemon_running(cli->home, &daemon_pid);
+	if (wait && !daemon) {
+		cJSON_Delete(c);
+		fprintf(stderr, "sluice: --wait needs a running `sluice serve` for %s\n", cli->home);
+		return 1;
+	}
+
+	struct dagbag bag;
+	struct store *st = NULL;
+	struct run_row r = {0}, done = {0};
+	struct dag *fallback = NULL;
+	if (cli_load_bag(cli, &bag) < 0) {
+		cJSON_Delete(c);
+		return 1;
+	}
+	const char *id = a->argv[0];
+	if (cli_open_store(cli, 0, &st) < 0)
+		goto out;
+	struct dag *d = dagbag_find(&bag, id);
+	if (!d)
+		d = last_good_version(st, &bag, id, &fallback);
+	if (!d) {
+		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", id, cli->dags);
+		goto out;
+	}
+	req.dag_source = dagbag_source_of(&bag, d);
+	if (fallback)
+		req.dag_version = fallback->version;
+	if (runs_queue(st, d, &req, &r, &err) < 0) {
+		fprintf(stderr, "sluice: %s\n", err);
+		goto out;
+	}
+	if (!daemon && !json)
+		fprintf(stderr, "no `sluice serve` is running for %s: the run is queued and starts when it runs\n",
+			cli->home);
+	if (!wait) {
+		print_run(&r, json);
+		rc = 0;
+		goto out;
+	}
+	if (!json)
+		fprintf(stderr, "queued %s; waiting for it to end\n", r.run_id);
+	if (wait_run(st, r.dag_id, r.run_id, &done) < 0) {
+		fprintf(stderr, "sluice: the run disappeared while waiting\n");
+		goto out;
+	}
+	print_run(&done, json);
+	rc = strcmp(done.state, "success") ? 1 : 0;
+out:
+	free(err);
+	dag_unref(fallback);
+	cJSON_Delete(c);
+	run_row_free(&r);
+	run_row_free(&done);
+	store_close(st);
+	dagbag_free(&bag);
+	return rc;
+}
+
+static const struct cmd_opt trigger_opts[] = {
+	{"conf", 'c', "JSON", false, false, "the run's conf, a JSON object (overrides params)"},
+	{"logical-date", 'd', "T", false, false, "its logical date (default: now)"},
+	{"run-id", 'r', "ID", false, false, "its run id ([A-Za-z0-9_.~:+-], at most 250 bytes)"},
+	{"wait", 'w', NULL, false, false, "wait for the run to end; exit 0 iff it succeeded (needs the daemon)"},
+	{"json", 'j', NULL, false, false, "print Airflow's DAGRun"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_dags_trigger = {
+	"dags", "trigger", "DAG_ID", 1, 1, trigger_opts, "queue a manual run for the daemon",
+	"Queues a manual run. A running `sluice serve` starts it within a second; without a daemon the\n"
+	"run stays queued until one starts. A DAG whose file does not import now runs in its last\n"
+	"good version.",
+	dags_trigger,
+};
+
+/* The table ------------------------------------------------------------------------------------ */
+
+static const struct cmd_opt json_opt[] = {
+	{"json", 'j', NULL, false, false, "print JSON in Airflow's field names"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_dags_list = {
+	"dags", "list", NULL, 0, 0, json_opt, "the DAGs of the DAG folder", NULL, dags_list,
+};
+
+static const struct cmd_opt show_opts[] = {
+	{"dot", 'd', NULL, false, false, "print the graph in Graphviz's dot language"},
+	{"json", 'j', NULL, false, false, "print Airflow's DAGDetail with its tasks"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_dags_show = {
+	"dags", "show", "DAG_ID", 1, 1, show_opts, "tasks and dependencies of a DAG", NULL, dags_show,
+};
+
+const struct cmd_entry cmd_dags_check = {
+	"dags", "check", "[FILE...]", 0, -1, json_opt, "import every DAG file (or the given files)",
+	"Imports every DAG file of the folder, or the given files, and prints each import error as\n"
+	"file:line: message. Exits 1 if there is any.",
+	dags_check,
+};
+
+static const struct cmd_opt test_opts[] = {
+	{"logical-date", 'd', "DATE", false, false, "e.g. 2026-11-01 or 2026-11-01T03:00:00Z (default: now)"},
+	{"conf", 'c', "JSON", false, false, "the run's conf (overrides params of the same name)"},
+	{"json", 'j', NULL, false, false, "print the run and its task instances as JSON"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_dags_test = {
+	"dags", "test", "DAG_ID", 1, 1, test_opts, "run one DAG run in the foreground",
+	"Runs one run of the DAG to completion in the foreground, with every state change recorded\n"
+	"in the database and every try logged under $SLUICE_HOME/logs. An earlier run at the same\n"
+	"logical date is replaced. Exits 0 iff the run succeeded. A first SIGINT stops the running\n"
+	"tasks and fails the run; a second quits at once.",
+	dags_test,
+};
+
+const struct cmd_entry cmd_dags_pause = {
+	"dags", "pause", "DAG_ID", 1, 1, NULL, "stop scheduled runs of a DAG",
+	"Pauses the DAG: the daemon creates no scheduled runs for it; triggered runs stay queued.",
+	dags_pause,
+};
+
+const struct cmd_entry cmd_dags_unpause = {
+	"dags", "unpause", "DAG_ID", 1, 1, NULL, "resume scheduled runs of a DAG", NULL, dags_unpause,
+};

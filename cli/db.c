@@ -8,7 +8,7 @@
 #include "orchestrator/ops.h"
 #include "orchestrator/store.h"
 
-static int db_migrate(struct cli_ctx *cli)
+static int db_migrate(struct cli_ctx *cli, const struct cmd_args *a)
 {
 	struct store *st;
 	char *err = NULL;
@@ -30,7 +30,7 @@ static int db_migrate(struct cli_ctx *cli)
 	return 0;
 }
 
-static int db_check(struct cli_ctx *cli)
+static int db_check(struct cli_ctx *cli, const struct cmd_args *a)
 {
 	struct store *st;
 	struct strbuf report = {0};
@@ -57,24 +57,12 @@ static int db_check(struct cli_ctx *cli)
 
 /* db prune --older-than D [--dry-run]: finished runs that ended longer ago go, with their task
  * instances, tries, outputs and logs. Running and queued runs are never touched. */
-static int db_prune(struct cli_ctx *cli, int argc, char **argv)
+static int db_prune(struct cli_ctx *cli, const struct cmd_args *a)
 {
 	usec_t age = 0;
-	bool dry = false;
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--older-than") && i + 1 < argc && parse_duration(argv[i + 1], &age) == 0)
-			i++;
-		else if (!strcmp(argv[i], "--dry-run"))
-			dry = true;
-		else {
-			fprintf(stderr, "usage: sluice db prune --older-than DURATION [--dry-run]   (e.g. 90d)\n");
-			return 2;
-		}
-	}
-	if (age <= 0) {
-		fprintf(stderr, "usage: sluice db prune --older-than DURATION [--dry-run]   (e.g. 90d)\n");
-		return 2;
-	}
+	bool dry = a->set['n'];
+	if (parse_duration(a->val['o'], &age) < 0 || age <= 0)
+		return cmd_usage_error(&cmd_db_prune, "--older-than takes a duration such as 90d");
 	struct store *st;
 	struct run_row *runs = NULL;
 	if (cli_open_store(cli, 0, &st) < 0)
@@ -100,25 +88,28 @@ static int db_prune(struct cli_ctx *cli, int argc, char **argv)
 	return 0;
 }
 
-int cli_db(struct cli_ctx *cli, int argc, char **argv)
-{
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fprintf(argc < 2 ? stderr : stdout,
-			"usage: sluice db COMMAND\n\n"
-			"  migrate   apply pending schema migrations to $SLUICE_HOME/sluice.db\n"
-			"  check     report the schema level and run SQLite's integrity and foreign-key\n"
-			"            checks; exits 1 on any problem\n"
-			"  prune --older-than DURATION [--dry-run]\n"
-			"            remove finished runs that ended longer ago (e.g. 90d), with their task\n"
-			"            instances, tries, outputs and logs\n");
-		return argc < 2 ? 2 : 0;
-	}
-	if (!strcmp(argv[1], "migrate"))
-		return db_migrate(cli);
-	if (!strcmp(argv[1], "check"))
-		return db_check(cli);
-	if (!strcmp(argv[1], "prune"))
-		return db_prune(cli, argc, argv);
-	fprintf(stderr, "sluice db: unknown command '%s'\n", argv[1]);
-	return 2;
-}
+const struct cmd_entry cmd_db_migrate = {
+	"db", "migrate", NULL, 0, 0, NULL, "apply pending schema migrations",
+	"Applies pending schema migrations to $SLUICE_HOME/sluice.db (every command does so too).", db_migrate,
+};
+
+const struct cmd_entry cmd_db_check = {
+	"db", "check", NULL, 0, 0, NULL, "schema level, integrity and foreign-key checks",
+	"Reports the schema level and runs SQLite's integrity and foreign-key checks; exits 1 on any\n"
+	"problem.",
+	db_check,
+};
+
+static const struct cmd_opt prune_opts[] = {
+	{"older-than", 'o', "DURATION", true, false, "runs that ended longer ago than this (e.g. 90d)"},
+	{"dry-run", 'n', NULL, false, false, "list what would go; remove nothing"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_db_prune = {
+	"db", "prune", NULL, 0, 0, prune_opts, "remove old finished runs and their logs",
+	"Removes finished runs that ended longer ago, with their task instances, tries, outputs and\n"
+	"logs. Running and queued runs are never touched; logs are only removed inside\n"
+	"$SLUICE_HOME/logs.",
+	db_prune,
+};

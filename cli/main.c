@@ -14,25 +14,54 @@
 #include "base/log.h"
 #include "base/util.h"
 
-static int cli_config(struct cli_ctx *cli, int argc, char **argv);
+static int config_show(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	config_print(cli->cfg, a->set['j']);
+	return 0;
+}
 
-static const struct cmd_entry {
-	const char *name;
-	int (*fn)(struct cli_ctx *cli, int argc, char **argv);
-	const char *summary;
-} cmd_table[] = {
-	{"serve", cli_serve, "run the scheduler daemon"},
-	{"dags", cli_dags, "list, show, check, test, trigger, pause and unpause DAGs"},
-	{"backfill", cli_backfill, "create, list, pause, resume and cancel backfills"},
-	{"runs", cli_runs, "list the runs of a DAG"},
-	{"tasks", cli_tasks, "list, clear and mark task instances; show their logs"},
-	{"cron", cli_cron, "print the next fire times of a cron expression"},
-	{"pools", cli_pools, "list, create, resize and delete pools"},
-	{"users", cli_users, "create users of the REST API"},
-	{"tokens", cli_tokens, "create API tokens"},
-	{"db", cli_db, "migrate and check the database"},
-	{"config", cli_config, "show the effective configuration"},
-	{NULL, NULL, NULL},
+static const struct cmd_opt config_opts[] = {
+	{"json", 'j', NULL, false, false, "print JSON"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_config_show = {
+	"config", "show", NULL, 0, 0, config_opts, "the effective configuration",
+	"Prints every option with its value, bounds and where the value came from (default,\n"
+	"$SLUICE_HOME/sluice.cfg, SLUICE__SECTION__KEY environment, flag).",
+	config_show,
+};
+
+const struct cmd_entry *const cmd_table[] = {
+	&cmd_serve,
+	&cmd_dags_list, &cmd_dags_show, &cmd_dags_check, &cmd_dags_test, &cmd_dags_trigger, &cmd_dags_pause,
+	&cmd_dags_unpause,
+	&cmd_backfill_create, &cmd_backfill_list, &cmd_backfill_pause, &cmd_backfill_resume, &cmd_backfill_cancel,
+	&cmd_runs_list,
+	&cmd_tasks_list, &cmd_tasks_logs, &cmd_tasks_clear, &cmd_tasks_mark,
+	&cmd_cron_next,
+	&cmd_pools_list, &cmd_pools_set, &cmd_pools_delete,
+	&cmd_users_create, &cmd_tokens_create,
+	&cmd_db_migrate, &cmd_db_check, &cmd_db_prune,
+	&cmd_config_show,
+	NULL,
+};
+
+/* The groups, in order, for `sluice help`. */
+static const struct {
+	const char *group, *summary;
+} groups[] = {
+	{"serve", "run the scheduler daemon and the REST API"},
+	{"dags", "list, show, check, test, trigger, pause and unpause DAGs"},
+	{"backfill", "create, list, pause, resume and cancel backfills"},
+	{"runs", "list the runs of a DAG"},
+	{"tasks", "list, clear and mark task instances; show their logs"},
+	{"cron", "print the next fire times of a cron expression"},
+	{"pools", "list, create, resize and delete pools"},
+	{"users", "create users of the REST API"},
+	{"tokens", "create API tokens"},
+	{"db", "migrate, check and prune the database"},
+	{"config", "show the effective configuration"},
 };
 
 static void usage(FILE *f)
@@ -52,9 +81,9 @@ static void usage(FILE *f)
 		"  -h, --help   show this help;  --version  print the version\n"
 		"\n"
 		"Commands:\n");
-	for (const struct cmd_entry *c = cmd_table; c->name; c++)
-		fprintf(f, "  %-8s %s\n", c->name, c->summary);
-	fprintf(f, "\nRun `sluice COMMAND --help` for the options of a command.\n");
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		fprintf(f, "  %-8s %s\n", groups[i].group, groups[i].summary);
+	fprintf(f, "\nRun `sluice help COMMAND` (or `sluice COMMAND --help`) for its commands and options.\n");
 }
 
 void cli_print_json(cJSON *j)
@@ -66,31 +95,6 @@ void cli_print_json(cJSON *j)
 	}
 	free(s);
 	cJSON_Delete(j);
-}
-
-static int cli_config(struct cli_ctx *cli, int argc, char **argv)
-{
-	bool json = false;
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		printf("usage: sluice config show [--json]\n\n"
-		       "Prints every option with its value and where the value came from\n"
-		       "(default, $SLUICE_HOME/sluice.cfg, SLUICE__SECTION__KEY environment, flag).\n");
-		return argc < 2 ? 2 : 0;
-	}
-	if (strcmp(argv[1], "show")) {
-		fprintf(stderr, "sluice config: unknown subcommand '%s'\n", argv[1]);
-		return 2;
-	}
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = true;
-		} else {
-			fprintf(stderr, "sluice config show: unknown option '%s'\n", argv[i]);
-			return 2;
-		}
-	}
-	config_print(cli->cfg, json);
-	return 0;
 }
 
 static char *absolute(const char *p)
@@ -141,7 +145,7 @@ int main(int argc, char **argv)
 			i++;
 		}
 	}
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || (!strcmp(argv[1], "help") && argc == 2)) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
@@ -149,10 +153,10 @@ int main(int argc, char **argv)
 		printf("sluice %s\n", SLUICE_VERSION);
 		return 0;
 	}
-	const struct cmd_entry *cmd = cmd_table;
-	while (cmd->name && strcmp(cmd->name, argv[1]))
-		cmd++;
-	if (!cmd->name) {
+	bool known = !strcmp(argv[1], "help");
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		known |= !strcmp(groups[i].group, argv[1]);
+	if (!known) {
 		fprintf(stderr, "sluice: unknown command '%s'\n\n", argv[1]);
 		usage(stderr);
 		return 2;
@@ -172,7 +176,7 @@ int main(int argc, char **argv)
 	}
 	char *exe = exe_dir();
 	struct cli_ctx cli = {.home = home, .dags = cfg.dags_folder, .exe_dir = exe, .cfg = &cfg};
-	rc = cmd->fn(&cli, argc - 1, argv + 1);
+	rc = cmd_dispatch(&cli, argc - 1, argv + 1);
 	config_free(&cfg);
 	free(exe);
 	free(home);

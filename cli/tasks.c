@@ -1,7 +1,6 @@
 /* sluice runs list | tasks list | tasks logs */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,31 +32,10 @@ static int find_run(struct store *st, const char *dag_id, const char *arg, struc
 
 /* runs list -------------------------------------------------------------------------------------- */
 
-int cli_runs(struct cli_ctx *cli, int argc, char **argv)
+static int runs_list(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	bool json = false;
-	const char *dag_id = NULL;
-	if (argc < 2 || strcmp(argv[1], "list")) {
-		fprintf(argc < 2 ? stderr : stdout, "usage: sluice runs list DAG_ID [--json]\n");
-		return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? 0 : 2;
-	}
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("usage: sluice runs list DAG_ID [--json]\n\nLists the runs of a DAG, newest first.\n");
-			return 0;
-		} else if (!dag_id && argv[i][0] != '-')
-			dag_id = argv[i];
-		else {
-			fprintf(stderr, "sluice runs list: unexpected argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
-	if (!dag_id) {
-		fprintf(stderr, "usage: sluice runs list DAG_ID [--json]\n");
-		return 2;
-	}
+	bool json = a->set['j'];
+	const char *dag_id = a->argv[0];
 	struct store *st = NULL;
 	struct run_row *runs = NULL;
 	int n = 0;
@@ -91,25 +69,10 @@ int cli_runs(struct cli_ctx *cli, int argc, char **argv)
 
 /* tasks list ------------------------------------------------------------------------------------- */
 
-static int tasks_list(struct cli_ctx *cli, int argc, char **argv)
+static int tasks_list(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	bool json = false;
-	const char *pos[2] = {NULL, NULL};
-	int npos = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (argv[i][0] != '-' && npos < 2)
-			pos[npos++] = argv[i];
-		else {
-			fprintf(stderr, "sluice tasks list: unexpected argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
-	if (npos != 2) {
-		fprintf(stderr, "usage: sluice tasks list DAG_ID RUN_ID [--json]\n");
-		return 2;
-	}
+	bool json = a->set['j'];
+	const char *const *pos = (const char *const *)a->argv;
 	struct store *st = NULL;
 	struct run_row run = {0};
 	struct ti_row *tis = NULL;
@@ -186,37 +149,11 @@ static bool ti_finished(struct store *st, int64_t run_pk, const char *task, int 
 	return done;
 }
 
-static int tasks_logs(struct cli_ctx *cli, int argc, char **argv)
+static int tasks_logs(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	static const struct option longopts[] = {
-		{"try", required_argument, NULL, 't'},
-		{"map-index", required_argument, NULL, 'm'},
-		{"follow", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	int try_number = 0, map_index = -1, opt;
-	bool follow = false;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "fh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 't': try_number = atoi(optarg); break;
-		case 'm': map_index = atoi(optarg); break;
-		case 'f': follow = true; break;
-		case 'h':
-			printf("usage: sluice tasks logs DAG_ID RUN_ID TASK_ID [--try N] [--map-index N] [--follow]\n\n"
-			       "Prints the log of a try (default: the latest). With --follow, keeps printing\n"
-			       "what the try writes until it ends.\n");
-			return 0;
-		default:
-			return 2;
-		}
-	}
-	if (argc - optind != 3) {
-		fprintf(stderr, "usage: sluice tasks logs DAG_ID RUN_ID TASK_ID [--try N] [--map-index N] [--follow]\n");
-		return 2;
-	}
-	const char *dag_id = argv[optind], *task = argv[optind + 2];
+	int try_number = a->set['t'] ? atoi(a->val['t']) : 0, map_index = a->set['m'] ? atoi(a->val['m']) : -1;
+	bool follow = a->set['f'];
+	const char *dag_id = a->argv[0], *task = a->argv[2];
 	struct store *st = NULL;
 	struct run_row run = {0};
 	struct ti_row ti;
@@ -225,7 +162,7 @@ static int tasks_logs(struct cli_ctx *cli, int argc, char **argv)
 		fprintf(stderr, "sluice: no database at %s yet\n", cli->home);
 		return 1;
 	}
-	if (find_run(st, dag_id, argv[optind + 1], &run) < 0)
+	if (find_run(st, dag_id, a->argv[1], &run) < 0)
 		goto out;
 	if (store_ti_get(st, run.pk, task, map_index, &ti) < 0) {
 		fprintf(stderr, "sluice: run %s of %s has no task instance %s (map index %d)\n", run.run_id,
@@ -263,25 +200,6 @@ out:
 }
 
 /* tasks clear / tasks mark --------------------------------------------------------------------- */
-
-static void change_usage(bool mark)
-{
-	if (mark)
-		printf("usage: sluice tasks mark DAG_ID RUN_ID TASK_ID... --state success|failed|skipped\n"
-		       "                         [--downstream] [--upstream] [--map-index N] [--dry-run] [--json]\n\n"
-		       "Sets task instances of a run that is not running. When every instance is then\n"
-		       "finished, the run's state follows from its leaves; otherwise the run is queued\n"
-		       "again so that the rest runs. With `sluice serve` up, the daemon makes the change.\n");
-	else
-		printf("usage: sluice tasks clear DAG_ID RUN_ID TASK_ID... [--downstream] [--upstream]\n"
-		       "                          [--only-failed] [--map-index N] [--dry-run] [--json]\n\n"
-		       "Clears task instances so that they run again: their state goes back to none\n"
-		       "(their tries and logs are kept; retries are available again) and `sluice serve`\n"
-		       "runs what was cleared. With the daemon up, it makes the change, also inside a\n"
-		       "run it is driving (a try under way finishes first); without it, the run must not\n"
-		       "be running and is queued for the daemon's next start. --dry-run lists what would\n"
-		       "be cleared.\n");
-}
 
 static void print_changed(const char *dag_id, const struct run_row *run, struct ti_row *rows, int n,
 			  bool mark, bool dry, bool json)
@@ -356,45 +274,19 @@ static int change_in_daemon(struct cli_ctx *cli, struct store *st, const struct 
 	return k;
 }
 
-static int tasks_change(struct cli_ctx *cli, int argc, char **argv, bool mark)
+static int tasks_change(struct cli_ctx *cli, const struct cmd_args *a, bool mark)
 {
-	static const struct option longopts[] = {
-		{"downstream", no_argument, NULL, 'd'},
-		{"upstream", no_argument, NULL, 'u'},
-		{"only-failed", no_argument, NULL, 'f'},
-		{"map-index", required_argument, NULL, 'm'},
-		{"state", required_argument, NULL, 's'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	struct ops_selection sel = {
+		.map_index = a->set['m'] ? atoi(a->val['m']) : -2,
+		.downstream = a->set['d'],
+		.upstream = a->set['u'],
+		.only_failed = a->set['f'],
+		.task_ids = (const char *const *)a->argv + 2,
+		.ntasks = (size_t)(a->argc - 2),
 	};
-	struct ops_selection sel = {.map_index = -2};
-	const char *state = NULL;
-	bool dry = false, json = false;
-	int opt, rc = 1;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': sel.downstream = true; break;
-		case 'u': sel.upstream = true; break;
-		case 'f': sel.only_failed = true; break;
-		case 'm': sel.map_index = atoi(optarg); break;
-		case 's': state = optarg; break;
-		case 'n': dry = true; break;
-		case 'j': json = true; break;
-		case 'h': change_usage(mark); return 0;
-		default: return 2;
-		}
-	}
-	if (argc - optind < 3 || (mark && !state)) {
-		fprintf(stderr, "usage: sluice tasks %s DAG_ID RUN_ID TASK_ID... %s(see --help)\n",
-			mark ? "mark" : "clear", mark ? "--state STATE " : "");
-		return 2;
-	}
-	const char *dag_id = argv[optind];
-	sel.task_ids = (const char *const *)argv + optind + 2;
-	sel.ntasks = (size_t)(argc - optind - 2);
+	const char *state = a->val['s'], *dag_id = a->argv[0];
+	bool dry = a->set['n'], json = a->set['j'];
+	int rc = 1;
 	struct dagbag bag;
 	struct store *st = NULL;
 	struct run_row run = {0};
@@ -408,7 +300,7 @@ static int tasks_change(struct cli_ctx *cli, int argc, char **argv, bool mark)
 		fprintf(stderr, "sluice: DAG '%s' not found in %s\n", dag_id, cli->dags);
 		goto out;
 	}
-	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, dag_id, argv[optind + 1], &run) < 0)
+	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, dag_id, a->argv[1], &run) < 0)
 		goto out;
 	bool daemon = sched_daemon_running(cli->home, NULL);
 	n = daemon ? change_in_daemon(cli, st, &run, &sel, mark ? state : NULL, dry, &rows, &err) : -ESRCH;
@@ -435,28 +327,70 @@ out:
 	return rc;
 }
 
-int cli_tasks(struct cli_ctx *cli, int argc, char **argv)
-{
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fprintf(argc < 2 ? stderr : stdout,
-			"usage: sluice tasks COMMAND ...\n\n"
-			"  list DAG_ID RUN_ID [--json]                     task instances of a run\n"
-			"  logs DAG_ID RUN_ID TASK_ID [--try N] [--map-index N] [--follow]\n"
-			"                                                  the log of a try\n"
-			"  clear DAG_ID RUN_ID TASK_ID... [--downstream] [--upstream] [--only-failed]\n"
-			"        [--map-index N] [--dry-run]               run task instances again\n"
-			"  mark DAG_ID RUN_ID TASK_ID... --state success|failed|skipped [--downstream]\n"
-			"        [--upstream] [--map-index N] [--dry-run]  set task instances' state\n");
-		return argc < 2 ? 2 : 0;
-	}
-	if (!strcmp(argv[1], "list"))
-		return tasks_list(cli, argc - 1, argv + 1);
-	if (!strcmp(argv[1], "logs"))
-		return tasks_logs(cli, argc - 1, argv + 1);
-	if (!strcmp(argv[1], "clear"))
-		return tasks_change(cli, argc - 1, argv + 1, false);
-	if (!strcmp(argv[1], "mark"))
-		return tasks_change(cli, argc - 1, argv + 1, true);
-	fprintf(stderr, "sluice tasks: unknown command '%s'\n", argv[1]);
-	return 2;
-}
+static int tasks_clear(struct cli_ctx *cli, const struct cmd_args *a) { return tasks_change(cli, a, false); }
+static int tasks_mark(struct cli_ctx *cli, const struct cmd_args *a) { return tasks_change(cli, a, true); }
+
+static const struct cmd_opt json_opt[] = {
+	{"json", 'j', NULL, false, false, "print JSON in Airflow's field names"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_runs_list = {
+	"runs", "list", "DAG_ID", 1, 1, json_opt, "the runs of a DAG, newest first", NULL, runs_list,
+};
+
+const struct cmd_entry cmd_tasks_list = {
+	"tasks", "list", "DAG_ID RUN_ID", 2, 2, json_opt, "the task instances of a run",
+	"Lists the task instances of a run (RUN_ID may also be its logical date).", tasks_list,
+};
+
+static const struct cmd_opt logs_opts[] = {
+	{"try", 't', "N", false, false, "the try (default: the latest)"},
+	{"map-index", 'm', "N", false, false, "the instance of a mapped task"},
+	{"follow", 'f', NULL, false, true, "keep printing what the try writes until it ends"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_tasks_logs = {
+	"tasks", "logs", "DAG_ID RUN_ID TASK_ID", 3, 3, logs_opts, "the log of a try",
+	"Prints the log of a try (default: the latest). With --follow, keeps printing what the try\n"
+	"writes until it ends.",
+	tasks_logs,
+};
+
+static const struct cmd_opt clear_opts[] = {
+	{"downstream", 'd', NULL, false, false, "also the tasks downstream of them"},
+	{"upstream", 'u', NULL, false, false, "also the tasks upstream of them"},
+	{"only-failed", 'f', NULL, false, false, "only failed and upstream_failed instances"},
+	{"map-index", 'm', "N", false, false, "only this instance of a mapped task"},
+	{"dry-run", 'n', NULL, false, false, "list what would be cleared; change nothing"},
+	{"json", 'j', NULL, false, false, "print the task instances as JSON"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_tasks_clear = {
+	"tasks", "clear", "DAG_ID RUN_ID TASK_ID...", 3, -1, clear_opts, "run task instances again",
+	"Clears task instances so that they run again: their state goes back to none (their tries and\n"
+	"logs are kept; retries are available again) and `sluice serve` runs what was cleared. With\n"
+	"the daemon up, it makes the change, also inside a run it is driving (a try under way finishes\n"
+	"first); without it, the run must not be running and is queued for the daemon's next start.",
+	tasks_clear,
+};
+
+static const struct cmd_opt mark_opts[] = {
+	{"state", 's', "success|failed|skipped", true, false, "the state to set"},
+	{"downstream", 'd', NULL, false, false, "also the tasks downstream of them"},
+	{"upstream", 'u', NULL, false, false, "also the tasks upstream of them"},
+	{"map-index", 'm', "N", false, false, "only this instance of a mapped task"},
+	{"dry-run", 'n', NULL, false, false, "list what would be marked; change nothing"},
+	{"json", 'j', NULL, false, false, "print the task instances as JSON"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_tasks_mark = {
+	"tasks", "mark", "DAG_ID RUN_ID TASK_ID...", 3, -1, mark_opts, "set task instances' state",
+	"Sets task instances of a run that is not running. When every instance is then finished, the\n"
+	"run's state follows from its leaves; otherwise the run is queued again so that the rest runs.\n"
+	"With `sluice serve` up, the daemon makes the change.",
+	tasks_mark,
+};

@@ -8,26 +8,14 @@
 #include "cli/cli.h"
 #include "orchestrator/store.h"
 
-static int users_create(struct cli_ctx *cli, int argc, char **argv)
+static int users_create(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	const char *name = NULL, *role = NULL;
-	bool from_stdin = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--role") && i + 1 < argc)
-			role = argv[++i];
-		else if (!strcmp(argv[i], "--password-stdin"))
-			from_stdin = true;
-		else if (argv[i][0] != '-' && !name)
-			name = argv[i];
-		else {
-			fprintf(stderr, "sluice users create: unexpected argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
-	if (!name || !role || auth_role_parse(role) < 0 || !valid_id(name)) {
-		fprintf(stderr, "usage: sluice users create NAME --role admin|op|viewer [--password-stdin]\n");
-		return 2;
-	}
+	const char *name = a->argv[0], *role = a->val['r'];
+	bool from_stdin = a->set['p'];
+	if (auth_role_parse(role) < 0)
+		return cmd_usage_error(&cmd_users_create, "the role is admin, op or viewer");
+	if (!valid_id(name))
+		return cmd_usage_error(&cmd_users_create, "NAME is [A-Za-z0-9_.-]+");
 	char *pw = NULL, *hash = NULL, *err = NULL;
 	if (from_stdin) {
 		char buf[1024];
@@ -69,23 +57,11 @@ out:
 	return rc;
 }
 
-static int tokens_create(struct cli_ctx *cli, int argc, char **argv)
+static int tokens_create(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	const char *name = NULL, *role = "op";
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--role") && i + 1 < argc)
-			role = argv[++i];
-		else if (argv[i][0] != '-' && !name)
-			name = argv[i];
-		else {
-			fprintf(stderr, "sluice tokens create: unexpected argument '%s'\n", argv[i]);
-			return 2;
-		}
-	}
-	if (!name || auth_role_parse(role) < 0 || !valid_id(name)) {
-		fprintf(stderr, "usage: sluice tokens create NAME [--role admin|op|viewer]\n");
-		return 2;
-	}
+	const char *name = a->argv[0], *role = a->set['r'] ? a->val['r'] : "op";
+	if (auth_role_parse(role) < 0 || !valid_id(name))
+		return cmd_usage_error(&cmd_tokens_create, "NAME is [A-Za-z0-9_.-]+ and the role admin, op or viewer");
 	struct store *st = NULL;
 	char hash[65], *token = auth_new_token();
 	int rc = 1;
@@ -106,28 +82,28 @@ out:
 	return rc;
 }
 
-int cli_users(struct cli_ctx *cli, int argc, char **argv)
-{
-	if (argc >= 2 && !strcmp(argv[1], "create"))
-		return users_create(cli, argc - 1, argv + 1);
-	bool help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
-	fprintf(help ? stdout : stderr,
-		"usage: sluice users create NAME --role admin|op|viewer [--password-stdin]\n\n"
-		"Creates a user of the REST API (or changes its role and password). Without\n"
-		"--password-stdin a random password is made and printed. Passwords are stored as\n"
-		"yescrypt hashes. Viewers can read; ops can also trigger, clear, pause and change pools;\n"
-		"admins can do everything.\n");
-	return help ? 0 : 2;
-}
+static const struct cmd_opt user_opts[] = {
+	{"role", 'r', "admin|op|viewer", true, false, "what the user may do"},
+	{"password-stdin", 'p', NULL, false, false, "read the password from standard input (else a random one is printed)"},
+	{NULL, 0, NULL, false, false, NULL},
+};
 
-int cli_tokens(struct cli_ctx *cli, int argc, char **argv)
-{
-	if (argc >= 2 && !strcmp(argv[1], "create"))
-		return tokens_create(cli, argc - 1, argv + 1);
-	bool help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
-	fprintf(help ? stdout : stderr,
-		"usage: sluice tokens create NAME [--role admin|op|viewer]\n\n"
-		"Creates an API token (default role op) and prints it once; use it as\n"
-		"`Authorization: Bearer <token>`. Only its SHA-256 hash is stored.\n");
-	return help ? 0 : 2;
-}
+const struct cmd_entry cmd_users_create = {
+	"users", "create", "NAME", 1, 1, user_opts, "create a user of the REST API",
+	"Creates a user of the REST API (or changes its role and password). Without --password-stdin a\n"
+	"random password is made and printed. Passwords are stored as yescrypt hashes. Viewers can read;\n"
+	"ops can also trigger, clear, pause and change pools; admins can do everything.",
+	users_create,
+};
+
+static const struct cmd_opt token_opts[] = {
+	{"role", 'r', "admin|op|viewer", false, false, "what the token may do (default op)"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_tokens_create = {
+	"tokens", "create", "NAME", 1, 1, token_opts, "create an API token",
+	"Creates an API token (default role op) and prints it once; use it as\n"
+	"`Authorization: Bearer <token>`. Only its SHA-256 hash is stored.",
+	tokens_create,
+};

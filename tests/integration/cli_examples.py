@@ -133,6 +133,48 @@ def t_help():
     eq(p.returncode, 2, "unknown command")
 
 
+def commands():
+    """Every command of the table, as listed by `sluice help` and `sluice help GROUP`."""
+    out = home.run("help").stdout
+    groups = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines() if line.startswith("  ")]
+    expect(len(groups) >= 10, f"groups: {groups}")
+    found = []
+    for g in groups:
+        p = home.run("help", g)
+        eq(p.returncode, 0, f"help {g}: {p.stderr}")
+        if p.stdout.startswith(f"usage: sluice {g} COMMAND"):
+            found += [[g, line.split()[0]] for line in p.stdout.splitlines()[2:] if line.startswith("  ")]
+        else:
+            found.append([g])
+    return found
+
+
+def t_every_command_in_the_table():
+    cmds = commands()
+    expect(len(cmds) >= 28, f"{len(cmds)} commands: {cmds}")
+    for words in cmds:
+        name = " ".join(words)
+        p = home.run(*words, "--help")
+        eq(p.returncode, 0, f"{name} --help: {p.stderr}")
+        expect(p.stdout.startswith(f"usage: sluice {name}"), f"{name} --help: {p.stdout[:200]}")
+        q = home.run("help", *words)
+        eq((q.returncode, q.stdout), (0, p.stdout), f"sluice help {name} prints the same as --help")
+        r = home.run(*words, "--no-such-option")
+        eq(r.returncode, 2, f"{name} --no-such-option: {r.stdout}{r.stderr}")
+        expect(f"usage: sluice {name}" in r.stderr, f"{name}: usage on a mistake: {r.stderr}")
+        synopsis = p.stdout.splitlines()[0]
+        if "..." not in synopsis and words != ["cron", "next"]:
+            r = home.run(*words, *["extra"] * 6)
+            eq(r.returncode, 2, f"{name} with too many arguments: {r.stdout}{r.stderr}")
+            expect("unexpected argument" in r.stderr, r.stderr)
+    p = home.run("tasks", "help")
+    eq(p.returncode, 0, "sluice tasks help")
+    expect("clear" in p.stdout and "mark" in p.stdout, p.stdout)
+    p = home.run("tasks", "mark", "d", "r", "t")
+    eq(p.returncode, 2, "a required option")
+    expect("--state is required" in p.stderr, p.stderr)
+
+
 check("dags check passes on the examples", t_check)
 check("dags list --json", t_list)
 check("dags show --json/--dot", t_show)
@@ -144,5 +186,7 @@ check("runs list / tasks list --json", t_runs_and_tasks)
 check("dags test replaces a run at the same logical date", t_rerun_replaces)
 check("db check and migrate", t_db)
 check("--help everywhere", t_help)
+check("every command of the table: --help, sluice help, unknown option and argument counts",
+      t_every_command_in_the_table)
 home.cleanup()
 finish()
