@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "orchestrator/engine.h"
 #include "orchestrator/runs.h"
+#include "orchestrator/states.h"
 
 /* Marks t and, when asked, everything up- or downstream of it. */
 static void closure(const struct dag *d, int t, bool up, bool down, bool *sel)
@@ -159,30 +160,39 @@ static int clear_stored(struct store *st, const struct dag *d, const struct run_
 	rc = 0;
 	for (int i = 0; i < n && rc == 0; i++) {
 		int t = dag_task_index(d, (*out)[i].task_id);
-		rc = store_ti_clear(st, (*out)[i].pk, d->tasks[t].retries);
+		struct ti_row cleared;
+		ti_row_copy(&cleared, &(*out)[i]);
+		ti_clear_row(&cleared, d->tasks[t].retries);
+		if ((rc = store_ti_update(st, &cleared)) == 0)
+			rc = store_output_clear(st, cleared.pk);
+		ti_row_free(&cleared);
 	}
 	if (rc == 0 && n > 0)
 		rc = store_run_requeue(st, run->pk);
 	return end_change(st, rc, out, n, err);
 }
 
-/* The state of a run whose instances are all finished: failed when a leaf failed. */
+/* The state of a run whose instances are all finished (run_outcome over its leaves); *all_done
+ * says whether they are. */
 static const char *final_state(struct store *st, const struct dag *d, const struct run_row *run, bool *all_done)
 {
 	struct ti_row *rows = NULL;
 	int n = store_ti_list(st, run->pk, &rows);
-	bool failed = false;
+	enum ti_state *leaves = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*leaves));
+	size_t nleaves = 0;
 	*all_done = true;
 	for (int i = 0; i < n; i++) {
 		int s = ti_state_parse(rows[i].state);
 		int t = dag_task_index(d, rows[i].task_id);
 		if (s < 0 || !ti_state_finished((enum ti_state)s))
 			*all_done = false;
-		else if (t >= 0 && d->tasks[t].n_down == 0 && (s == TI_FAILED || s == TI_UPSTREAM_FAILED))
-			failed = true;
+		else if (t >= 0 && d->tasks[t].n_down == 0)
+			leaves[nleaves++] = (enum ti_state)s;
 	}
+	enum run_state out = run_outcome(leaves, nleaves, false);
+	free(leaves);
 	free_rows(rows, n < 0 ? 0 : n);
-	return failed ? "failed" : "success";
+	return run_state_name(out);
 }
 
 int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,

@@ -803,6 +803,21 @@ void ti_row_init(struct ti_row *t)
 	t->exit_code = TI_NO_EXIT;
 }
 
+void ti_row_copy(struct ti_row *dst, const struct ti_row *src)
+{
+	*dst = *src;
+	dst->dag_id = dup_or_null(src->dag_id);
+	dst->run_id = dup_or_null(src->run_id);
+	dst->task_id = dup_or_null(src->task_id);
+	dst->state = dup_or_null(src->state);
+	dst->operator_name = dup_or_null(src->operator_name);
+	dst->executor = dup_or_null(src->executor);
+	dst->hostname = dup_or_null(src->hostname);
+	dst->external_id = dup_or_null(src->external_id);
+	dst->pool = dup_or_null(src->pool);
+	dst->note = dup_or_null(src->note);
+}
+
 void ti_row_free(struct ti_row *t)
 {
 	free(t->dag_id);
@@ -942,18 +957,6 @@ int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "ti get");
-}
-
-int store_ti_clear(struct store *st, int64_t ti_pk, int retries)
-{
-	sqlite3_stmt *s = prep(st,
-		"UPDATE task_instance SET state = 'none', max_tries = try_number + ?1, hostname = NULL, "
-		"pid = NULL, external_id = NULL, queued_when = NULL, start_date = NULL, end_date = NULL, "
-		"duration = NULL, exit_code = NULL, next_retry_at = NULL, first_poke_at = NULL WHERE id = ?2");
-	sqlite3_bind_int(s, 1, retries);
-	sqlite3_bind_int64(s, 2, ti_pk);
-	int rc = run(st, s);
-	return rc ? rc : store_output_clear(st, ti_pk);
 }
 
 int store_ti_set_state(struct store *st, int64_t ti_pk, const char *state, usec_t when)

@@ -157,6 +157,8 @@ struct ti_row {
 #define TI_NO_EXIT INT32_MIN
 void ti_row_init(struct ti_row *t);
 void ti_row_free(struct ti_row *t);
+/* Deep copy (dst is overwritten, not freed). */
+void ti_row_copy(struct ti_row *dst, const struct ti_row *src);
 
 int store_ti_insert(struct store *st, struct ti_row *t);
 /* Writes every mutable field of t (state, tries, times, pid, exit code, ...). */
@@ -166,9 +168,6 @@ int store_ti_list(struct store *st, int64_t run_pk, struct ti_row **out);
 /* One task instance; map_index -1 for unmapped. -ENOENT when missing. */
 int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_index, struct ti_row *out);
 
-/* Clears a task instance for another try, as Airflow does: state none, times, pid and exit code
- * reset, outputs removed, max_tries = try_number + retries (its tries so far are kept). */
-int store_ti_clear(struct store *st, int64_t ti_pk, int retries);
 /* Sets a task instance's state (mark success/failed/skipped); end_date = when if unset. */
 int store_ti_set_state(struct store *st, int64_t ti_pk, const char *state, usec_t when);
 /* Puts a run back to queued (end_date cleared) and hands it to the daemon (owner NULL). */
