@@ -15,6 +15,7 @@
 #include "orchestrator/control.h"
 #include "orchestrator/engine.h"
 #include "orchestrator/ops.h"
+#include "orchestrator/runs.h"
 #include "orchestrator/scheduler.h"
 #include "orchestrator/store.h"
 
@@ -176,7 +177,11 @@ static int tasks_logs(struct cli_ctx *cli, const struct cmd_args *a)
 		fprintf(stderr, "sluice: %s has not run yet\n", task);
 		goto out;
 	}
-	char *path = engine_log_path(cli->home, dag_id, run.run_id, task, map_index, try_number);
+	char *path = runs_log_path(cli->home, dag_id, run.run_id, task, map_index, try_number, "log");
+	if (!path) {
+		fprintf(stderr, "sluice: the ids of this task instance do not name a log\n");
+		goto out;
+	}
 	long long off = 0;
 	if (copy_from(path, &off) < 0 && !follow) {
 		fprintf(stderr, "sluice: no log at %s\n", path);

@@ -14,6 +14,8 @@
 #include "executors/executor.h"
 #include "base/log.h"
 #include "orchestrator/notify.h"
+#include "orchestrator/runs.h"
+#include "orchestrator/states.h"
 #include "orchestrator/template.h"
 #include "orchestrator/tz.h"
 
@@ -23,8 +25,9 @@
 struct eti {
 	struct erun *run;
 	int task;                  /* index into run->dag->tasks */
-	struct ti_row row;
-	enum ti_state state;
+	struct ti_row row;         /* the database row; row.state is NULL in memory and is written
+	                              from `state` at each commit (sync_row): the state is held once */
+	enum ti_state state;       /* changed only by set_state(), which checks the state table */
 	bool needs_insert;         /* created in memory (map expansion), no row yet */
 	bool dirty;                /* row must be written at the next commit */
 	bool outputs_dirty;
@@ -51,7 +54,8 @@ struct etask {
 struct erun {
 	struct engine *e;
 	struct dag *dag;
-	struct run_row row;
+	struct run_row row;        /* row.state is the name of `state`, written by set_run_state() only */
+	enum run_state state;
 	cJSON *conf;
 	struct etask *tasks;
 	size_t unfinished;         /* instances not in a finished state */
@@ -176,7 +180,7 @@ static void publish_ti(const struct eti *ti)
 	cJSON_AddStringToObject(o, "dag_run_id", ti->row.run_id);
 	cJSON_AddStringToObject(o, "task_id", ti->row.task_id);
 	cJSON_AddNumberToObject(o, "map_index", ti->row.map_index);
-	cJSON_AddStringToObject(o, "state", ti->row.state);
+	cJSON_AddStringToObject(o, "state", ti_state_name(ti->state));
 	cJSON_AddNumberToObject(o, "try_number", ti->row.try_number);
 	publish("task_instance", ti->row.dag_id, o);
 }
@@ -190,47 +194,42 @@ static void publish_run(const struct erun *r)
 	publish("dag_run", r->row.dag_id, o);
 }
 
+/* The one place a task instance's state changes (states.c checks the transition). */
 static void set_state(struct eti *ti, enum ti_state st)
 {
+	ti_transition(&ti->row, ti->state, st);
 	ti->state = st;
-	free(ti->row.state);
-	ti->row.state = xstrdup(ti_state_name(st));
 	mark_dirty(ti);
 	publish_ti(ti);
 }
 
-char *engine_run_id(const char *run_type, usec_t logical_date)
+/* The one place a run's state changes. */
+static void set_run_state(struct erun *r, enum run_state st)
 {
-	char iso[ISO_BUFSZ];
-	format_iso8601(logical_date, iso, sizeof(iso));
-	return xasprintf("%s__%s", run_type, iso);
+	run_transition(&r->row, r->state, st);
+	r->state = st;
+	free(r->row.state);
+	r->row.state = xstrdup(run_state_name(st));
+	mark_run_dirty(r);
+	publish_run(r);
 }
 
-int engine_insert_run(struct store *st, struct run_row *r, bool auto_date, bool auto_id)
+/* Writes the in-memory state into the row just before it goes to the database. */
+static struct ti_row *sync_row(struct eti *ti)
 {
-	int rc = store_run_insert(st, r);
-	for (int i = 0; rc == -EEXIST && auto_date && i < 1000; i++) {
-		r->logical_date++;
-		if (auto_id) {
-			free(r->run_id);
-			r->run_id = engine_run_id(r->run_type, r->logical_date);
-		}
-		rc = store_run_insert(st, r);
-	}
-	return rc;
+	free(ti->row.state);
+	ti->row.state = xstrdup(ti_state_name(ti->state));
+	return &ti->row;
 }
 
-char *engine_log_path(const char *home, const char *dag_id, const char *run_id,
-		      const char *task_id, int map_index, int try_number)
-{
-	return xasprintf("%s/logs/%s/%s/%s/%d/%d.log", home, dag_id, run_id, task_id, map_index, try_number);
-}
-
-/* Path of a try's sibling file: same as the log with another extension. */
+/* Path of a try's file: its log ("log"), status, pid or output file. Ids were checked when the
+ * run was queued; a row that holds others anyway gets a path no file can be made at (NUL-free,
+ * under no folder), so its try fails instead of writing outside the home. */
 static char *try_file(const struct eti *ti, const char *ext)
 {
-	return xasprintf("%s/logs/%s/%s/%s/%d/%d.%s", ti->run->e->home, ti->row.dag_id, ti->row.run_id,
-			 ti->row.task_id, ti->row.map_index, ti->row.try_number, ext);
+	char *p = runs_log_path(ti->run->e->home, ti->row.dag_id, ti->row.run_id, ti->row.task_id,
+				ti->row.map_index, ti->row.try_number, ext);
+	return p ? p : xstrdup("/nonexistent/sluice: an id of this task instance is not a valid name");
 }
 
 static void append_log(const struct eti *ti, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -395,7 +394,6 @@ static struct eti *new_eti(struct erun *r, int task, int map_index)
 	ti->row.run_id = xstrdup(r->row.run_id);
 	ti->row.task_id = xstrdup(t->id);
 	ti->row.map_index = map_index;
-	ti->row.state = xstrdup("none");
 	ti->row.max_tries = t->retries;
 	ti->row.operator_name = xstrdup(t->operator_name);
 	ti->row.executor = xstrdup(t->executor);
@@ -437,29 +435,6 @@ static void free_run(struct erun *r)
 	free(r);
 }
 
-void engine_infer_interval(const struct dag *d, usec_t t, usec_t *start, usec_t *end)
-{
-	*start = *end = t;
-	if (!d->schedule)
-		return;
-	char err[256];
-	struct cron *c = cron_parse(d->schedule, err, sizeof(err));
-	char *terr = NULL;
-	const struct tz *zone = tz_get(d->timezone, &terr);
-	free(terr);
-	if (!c || !zone) {
-		cron_free(c);
-		return;
-	}
-	int64_t secs = t / USEC_PER_SEC, e1, s1;
-	/* The interval that ends at the latest fire time <= t. */
-	if (cron_prev(c, zone, secs, &e1) == 0 && cron_prev(c, zone, e1 - 1, &s1) == 0) {
-		*start = s1 * USEC_PER_SEC;
-		*end = e1 * USEC_PER_SEC;
-	}
-	cron_free(c);
-}
-
 static void on_run_timeout(struct evloop *loop, void *arg)
 {
 	struct erun *r = arg;
@@ -476,58 +451,17 @@ static void schedule_ti(struct eti *ti);
 static void retry_timer(struct evloop *loop, void *arg);
 static void enqueue_eval(struct engine *e, struct erun *r, int task);
 
-int engine_create_run(struct engine *e, struct dag *d, const struct run_spec *spec,
+int engine_create_run(struct engine *e, struct dag *d, const struct run_request *req,
 		      struct erun **out, char **err)
 {
 	struct run_row row = {0};
-	usec_t now = now_usec();
-	int rc;
-
-	row.dag_id = xstrdup(d->dag_id);
-	row.run_type = xstrdup(spec->run_type ? spec->run_type : "manual");
-	row.logical_date = spec->logical_date != USEC_NONE ? spec->logical_date : now;
-	row.run_id = spec->run_id ? xstrdup(spec->run_id) : engine_run_id(row.run_type, row.logical_date);
-	if (spec->data_interval_start != USEC_NONE && spec->data_interval_end != USEC_NONE) {
-		row.data_interval_start = spec->data_interval_start;
-		row.data_interval_end = spec->data_interval_end;
-	} else {
-		engine_infer_interval(d, row.logical_date, &row.data_interval_start, &row.data_interval_end);
-	}
-	cJSON *conf = cJSON_Parse(spec->conf ? spec->conf : "{}");
-	if (!cJSON_IsObject(conf)) {
-		cJSON_Delete(conf);
-		*err = xstrdup("conf must be a JSON object");
-		rc = -EINVAL;
-		goto out;
-	}
-	row.conf = cJSON_PrintUnformatted(conf);
-	cJSON_Delete(conf);
-	row.state = xstrdup("queued");
-	row.queued_at = now;
-	row.start_date = row.end_date = USEC_NONE;
-	row.note = spec->note ? xstrdup(spec->note) : NULL;
-	row.dag_version = xstrdup(d->version);
-	row.external_trigger = strcmp(row.run_type, "scheduled") != 0;
-	row.owner = spec->owner ? xstrdup(spec->owner) : NULL;
-
-	if ((rc = store_begin(e->st)) < 0) {
-		*err = xstrdup("cannot start a database transaction");
-		goto out;
-	}
-	if ((rc = store_run_insert(e->st, &row)) < 0) {
-		store_rollback(e->st);
-		*err = rc == -EEXIST
-			       ? xasprintf("a run of '%s' with run_id '%s' or the same logical date already exists",
-					   d->dag_id, row.run_id)
-			       : xstrdup("cannot insert the run");
-		goto out;
-	}
-	if ((rc = store_commit(e->st)) < 0) {
-		*err = xstrdup("cannot commit the new run");
-		goto out;
-	}
-	rc = engine_start_run(e, d, &row, out, err);
-out:
+	struct run_request pinned = *req;
+	/* The engine runs the version it was handed, and records it. */
+	if (!pinned.dag_version)
+		pinned.dag_version = d->version;
+	int rc = runs_queue(e->st, d, &pinned, &row, err);
+	if (rc == 0)
+		rc = engine_start_run(e, d, &row, out, err);
 	run_row_free(&row);
 	return rc;
 }
@@ -578,6 +512,8 @@ static int load_instances(struct engine *e, struct erun *r)
 		ti->row = rows[i];
 		int stt = ti_state_parse(ti->row.state);
 		ti->state = stt < 0 ? TI_NONE : (enum ti_state)stt;
+		free(ti->row.state);
+		ti->row.state = NULL;
 		add_instance(&r->tasks[idx], ti);
 	}
 	free(rows);
@@ -585,7 +521,7 @@ static int load_instances(struct engine *e, struct erun *r)
 		struct etask *et = &r->tasks[i];
 		if (et->ninst == 0) {
 			struct eti *ti = new_eti(r, (int)i, -1);
-			int rc = store_ti_insert(e->st, &ti->row);
+			int rc = store_ti_insert(e->st, sync_row(ti));
 			if (rc < 0) {
 				free_eti(ti);
 				return rc;
@@ -748,6 +684,11 @@ static void resume_instances(struct engine *e, struct erun *r)
 int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
 		     struct erun **out, char **err)
 {
+	/* A row written around runs_queue() (by hand, say) must not name files outside the home. */
+	if (!valid_id(row->dag_id) || !valid_run_id(row->run_id)) {
+		*err = xasprintf("its DAG id or run id is not a valid name; the run is left alone");
+		return -EINVAL;
+	}
 	struct erun *r = xcalloc(1, sizeof(*r));
 	int rc;
 
@@ -769,12 +710,12 @@ int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
 		*err = xstrdup("cannot load or create the task instances");
 		goto fail;
 	}
-	if (strcmp(r->row.state, "running")) {
-		free(r->row.state);
-		r->row.state = xstrdup("running");
+	int rs = run_state_parse(r->row.state);
+	r->state = rs < 0 ? RUN_QUEUED : (enum run_state)rs;
+	if (r->state != RUN_RUNNING) {
+		set_run_state(r, RUN_RUNNING);
 		r->row.start_date = now_usec();
 		store_run_update(e->st, &r->row);
-		publish_run(r);
 	}
 	if ((rc = store_commit(e->st)) < 0) {
 		*err = xstrdup("cannot commit the run's task instances");
@@ -910,7 +851,7 @@ static cJSON *cb_body(const char *event, const struct erun *r, const struct eti 
 	cJSON_AddStringToObject(o, "dag_id", r->row.dag_id);
 	cJSON_AddStringToObject(o, "run_id", r->row.run_id);
 	cJSON_AddStringToObject(o, "run_type", r->row.run_type);
-	cJSON_AddStringToObject(o, "state", ti ? ti_state_name(ti->state) : r->row.state);
+	cJSON_AddStringToObject(o, "state", ti ? ti_state_name(ti->state) : run_state_name(r->state));
 	json_add_time(o, "logical_date", r->row.logical_date);
 	json_add_time(o, "data_interval_start", r->row.data_interval_start);
 	json_add_time(o, "data_interval_end", r->row.data_interval_end);
@@ -931,7 +872,9 @@ static void fire_callback(struct erun *r, struct eti *ti, const char *event, con
 	struct engine *e = r->e;
 	if (!e->notify || (!cb->cmd && !cb->webhook))
 		return;
-	char *log = xasprintf("%s/logs/%s/%s/callbacks.log", e->home, r->row.dag_id, r->row.run_id);
+	char *dir = runs_log_dir(e->home, r->row.dag_id, r->row.run_id);
+	char *log = dir ? xasprintf("%s/callbacks.log", dir) : NULL;
+	free(dir);
 	char *cmd = NULL, *err = NULL;
 	struct eti stand_in = {.run = r, .heap_idx = -1};
 	struct cb_ctx ctx = {ti ? ti : &stand_in, ti != NULL};
@@ -956,22 +899,25 @@ static void fire_callback(struct erun *r, struct eti *ti, const char *event, con
 
 static void finish_run(struct erun *r)
 {
-	bool failed = r->cancelled;
-	for (size_t i = 0; i < r->dag->ntasks && !failed; i++) {
+	size_t n = 0, cap = 0;
+	enum ti_state *leaves = NULL;
+	for (size_t i = 0; i < r->dag->ntasks; i++) {
 		if (r->dag->tasks[i].n_down)
 			continue;
 		for (size_t k = 0; k < r->tasks[i].ninst; k++) {
-			enum ti_state s = r->tasks[i].inst[k]->state;
-			if (s == TI_FAILED || s == TI_UPSTREAM_FAILED)
-				failed = true;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				leaves = xrealloc(leaves, cap * sizeof(*leaves));
+			}
+			leaves[n++] = r->tasks[i].inst[k]->state;
 		}
 	}
-	free(r->row.state);
-	r->row.state = xstrdup(failed ? "failed" : "success");
+	bool failed = run_outcome(leaves, n, r->cancelled) == RUN_FAILED;
+	free(leaves);
 	r->row.end_date = now_usec();
 	r->finished = true;
 	r->notify = true;
-	publish_run(r);
+	set_run_state(r, failed ? RUN_FAILED : RUN_SUCCESS);
 	if (failed)
 		fire_callback(r, NULL, "on_failure", &r->dag->on_failure, r->cancelled ? r->row.note : NULL);
 	else
@@ -1759,10 +1705,10 @@ static void commit_dirty(struct engine *e)
 		struct eti *ti = e->dirty.v[i];
 		ti->dirty = false;
 		if (ti->needs_insert) {
-			if (store_ti_insert(e->st, &ti->row) == 0)
+			if (store_ti_insert(e->st, sync_row(ti)) == 0)
 				ti->needs_insert = false;
 		} else {
-			store_ti_update(e->st, &ti->row);
+			store_ti_update(e->st, sync_row(ti));
 		}
 		if (ti->outputs_dirty)
 			write_outputs(e, ti);
@@ -2006,14 +1952,9 @@ static void reset_ti(struct eti *ti)
 		evloop_timer_cancel(ti->run->e->loop, ti->timer);
 		ti->timer = NULL;
 	}
-	ti->row.max_tries = ti->row.try_number + t->retries;
-	ti->row.queued_when = ti->row.start_date = ti->row.end_date = USEC_NONE;
-	ti->row.next_retry_at = ti->row.first_poke_at = USEC_NONE;
-	ti->row.duration = -1;
-	ti->row.exit_code = TI_NO_EXIT;
-	ti->row.pid = 0;
-	free(ti->row.external_id);
-	ti->row.external_id = NULL;
+	ti_clear_row(&ti->row, t->retries);
+	free(ti->row.state); /* held in ti->state, as ever */
+	ti->row.state = NULL;
 	for (size_t i = 0; i < ti->noutputs; i++) {
 		free(ti->outputs[i].key);
 		free(ti->outputs[i].value);
@@ -2056,11 +1997,8 @@ int engine_clear(struct engine *e, int64_t run_pk, const int64_t *ti_pks, size_t
 	if (r->finished) {
 		/* Finished in this very iteration and not reaped yet: it runs again. */
 		r->finished = r->notify = false;
-		free(r->row.state);
-		r->row.state = xstrdup("running");
 		r->row.end_date = USEC_NONE;
-		mark_run_dirty(r);
-		publish_run(r);
+		set_run_state(r, RUN_RUNNING);
 	}
 	count_upstream(r);
 	for (size_t i = 0; i < r->dag->ntasks; i++)

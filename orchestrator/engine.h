@@ -20,6 +20,7 @@
 
 #include "orchestrator/dag.h"
 #include "base/evloop.h"
+#include "orchestrator/runs.h"
 #include "orchestrator/store.h"
 
 struct engine;
@@ -39,21 +40,11 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 /* Frees the engine. Running tries are left to their supervisors. */
 void engine_free(struct engine *e);
 
-/* What a new run looks like; NULL/USEC_NONE fields get defaults. */
-struct run_spec {
-	const char *run_type;    /* "manual" (default), "scheduled", "backfill" */
-	const char *run_id;      /* default "<run_type>__<logical date ISO>" */
-	usec_t logical_date;     /* default now */
-	usec_t data_interval_start, data_interval_end; /* default: inferred from the schedule */
-	const char *conf;        /* JSON object text, default "{}" */
-	const char *note;
-	const char *owner;       /* NULL = the daemon; "test:<pid>" for `dags test` */
-};
-
-/* Creates and persists a run of d (state queued) and starts it. *err set on failure
- * (-EEXIST when the run_id or logical date is taken, -EINVAL for bad conf). On success,
- * *out (if not NULL) gets a borrowed pointer valid until the run-finished callback returns. */
-int engine_create_run(struct engine *e, struct dag *d, const struct run_spec *spec,
+/* Queues a run of d (runs_queue(): the one place that builds a run row; the run records d's
+ * version unless req pins one) and starts it. *err set on failure (-EEXIST when the run_id or
+ * logical date is taken, -EINVAL for a bad run_id or conf). On success, *out (if not NULL) gets
+ * a borrowed pointer valid until the run-finished callback returns. */
+int engine_create_run(struct engine *e, struct dag *d, const struct run_request *req,
 		      struct erun **out, char **err);
 
 /* Starts a run whose row is in the database (state queued or running): loads its task
@@ -95,21 +86,5 @@ void engine_cancel_run(struct engine *e, struct erun *run, const char *why);
 /* Accessors of a run for callers that report on it. */
 const struct run_row *erun_row(const struct erun *r);
 const struct dag *erun_dag(const struct erun *r);
-
-/* Infers the data interval of a manual run at logical date t, as Airflow does: the last
- * complete schedule interval that ends at or before t; [t, t] without a schedule. */
-void engine_infer_interval(const struct dag *d, usec_t t, usec_t *start, usec_t *end);
-
-/* Airflow's run id "<run_type>__<logical date ISO>" (malloc'd). */
-char *engine_run_id(const char *run_type, usec_t logical_date);
-
-/* Inserts a queued run, inside the caller's transaction. When the logical date was defaulted to
- * "now" (auto_date), a clash with a run in the same microsecond steps it by 1 us, and the run_id
- * made from it too (auto_id). Returns 0 or store_run_insert's error (-EEXIST). */
-int engine_insert_run(struct store *st, struct run_row *r, bool auto_date, bool auto_id);
-
-/* Path of a try's log: <home>/logs/<dag>/<run>/<task>/<map_index>/<try>.log (malloc'd). */
-char *engine_log_path(const char *home, const char *dag_id, const char *run_id,
-		      const char *task_id, int map_index, int try_number);
 
 #endif

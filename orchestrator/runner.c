@@ -125,20 +125,12 @@ int runner_run_one(struct runner *r, struct dag *d, const struct run_request *re
 	struct one x = {.r = r};
 	char owner[32];
 	snprintf(owner, sizeof(owner), "test:%d", (int)getpid());
-	struct run_spec spec = {
-		.run_type = req->run_type,
-		.run_id = req->run_id,
-		.logical_date = req->logical_date,
-		.data_interval_start = req->data_interval_start,
-		.data_interval_end = req->data_interval_end,
-		.conf = req->conf,
-		.note = req->note,
-		.owner = owner,
-	};
+	struct run_request mine = *req;
+	mine.owner = owner;
 	runner_stop_cb saved_stop = r->on_stop;
 	void *saved_arg = r->arg;
 	engine_on_run_done(r->eng, one_done, &x);
-	int rc = engine_create_run(r->eng, d, &spec, &x.run, err);
+	int rc = engine_create_run(r->eng, d, &mine, &x.run, err);
 	if (rc < 0)
 		goto out;
 	r->on_stop = one_stop;

@@ -1,12 +1,37 @@
 #include "orchestrator/runs.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
-#include "orchestrator/engine.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/tz.h"
+
+void runs_infer_interval(const struct dag *d, usec_t t, usec_t *start, usec_t *end)
+{
+	*start = *end = t;
+	if (!d->schedule)
+		return;
+	char err[256];
+	struct cron *c = cron_parse(d->schedule, err, sizeof(err));
+	char *terr = NULL;
+	const struct tz *zone = tz_get(d->timezone, &terr);
+	free(terr);
+	if (!c || !zone) {
+		cron_free(c);
+		return;
+	}
+	int64_t secs = t / USEC_PER_SEC, e1, s1;
+	/* The interval that ends at the latest fire time <= t. */
+	if (cron_prev(c, zone, secs, &e1) == 0 && cron_prev(c, zone, e1 - 1, &s1) == 0) {
+		*start = s1 * USEC_PER_SEC;
+		*end = e1 * USEC_PER_SEC;
+	}
+	cron_free(c);
+}
 
 char *runs_default_id(const char *run_type, usec_t logical_date)
 {
@@ -51,7 +76,7 @@ static void build_row(const struct dag *d, const struct run_request *req, usec_t
 		r->data_interval_start = req->data_interval_start;
 		r->data_interval_end = req->data_interval_end;
 	} else {
-		engine_infer_interval(d, r->logical_date, &r->data_interval_start, &r->data_interval_end);
+		runs_infer_interval(d, r->logical_date, &r->data_interval_start, &r->data_interval_end);
 	}
 	cJSON *conf = cJSON_Parse(req->conf ? req->conf : "{}");
 	r->conf = cJSON_PrintUnformatted(conf);
@@ -122,6 +147,15 @@ int runs_queue(struct store *w, const struct dag *d, const struct run_request *r
 char *runs_log_dir(const char *home, const char *dag_id, const char *run_id)
 {
 	return path_under(home, "logs", dag_id, run_id, NULL);
+}
+
+char *runs_log_path(const char *home, const char *dag_id, const char *run_id, const char *task_id, int map_index,
+		    int try_number, const char *ext)
+{
+	char mi[16], file[48];
+	snprintf(mi, sizeof(mi), "%d", map_index);
+	snprintf(file, sizeof(file), "%d.%s", try_number, ext);
+	return path_under(home, "logs", dag_id, run_id, task_id, mi, file, NULL);
 }
 
 int runs_remove_logs(const char *home, const char *dag_id, const char *run_id)

@@ -44,6 +44,16 @@ int runs_insert(struct store *w, const struct dag *d, const struct run_request *
 /* Airflow's run id "<run_type>__<logical date ISO>" (malloc'd). */
 char *runs_default_id(const char *run_type, usec_t logical_date);
 
+/* Infers the data interval of a manual run at logical date t, as Airflow does: the last
+ * complete schedule interval that ends at or before t; [t, t] without a schedule. */
+void runs_infer_interval(const struct dag *d, usec_t t, usec_t *start, usec_t *end);
+
+/* $home/logs/<dag>/<run>/<task>/<map_index>/<try>.<ext> (ext "log" for the try's log; the
+ * supervisor's status, pid and output files sit beside it), malloc'd; NULL when an id could
+ * step outside the home. */
+char *runs_log_path(const char *home, const char *dag_id, const char *run_id, const char *task_id, int map_index,
+		    int try_number, const char *ext);
+
 /* $home/logs/<dag_id>/<run_id> (malloc'd), or NULL when an id could step outside it. */
 char *runs_log_dir(const char *home, const char *dag_id, const char *run_id);
 

@@ -477,15 +477,15 @@ static int create_scheduled(struct sched *s, struct dag_state *ds, usec_t start,
 {
 	char iso[ISO_BUFSZ], *err = NULL;
 	format_iso8601(start, iso, sizeof(iso));
-	char *run_id = engine_run_id("scheduled", start);
-	struct run_spec spec = {
+	char *run_id = runs_default_id("scheduled", start);
+	struct run_request req = {
 		.run_type = "scheduled",
 		.run_id = run_id,
 		.logical_date = start,
 		.data_interval_start = start,
 		.data_interval_end = end,
 	};
-	int rc = engine_create_run(s->eng, ds->dag, &spec, NULL, &err);
+	int rc = engine_create_run(s->eng, ds->dag, &req, NULL, &err);
 	if (rc == -EEXIST)
 		log_warnx("DAG %s: a run at %s already exists; not scheduling another", ds->dag_id, iso);
 	else if (rc < 0)

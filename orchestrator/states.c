@@ -33,10 +33,10 @@ int run_state_parse(const char *name)
  *   none        -> scheduled (its trigger rule says run), skipped / upstream_failed (says not),
  *                  failed (a mapped task whose items cannot be read), removed (its task is gone)
  *   scheduled   -> queued (dispatched), failed (it can never start, e.g. an unknown pool),
- *                  skipped (the run is cancelled), none (cleared), success / up_for_reschedule
- *                  (a path sensor poked in the scheduler)
+ *                  skipped (the run is cancelled), none (cleared)
  *   queued      -> running (spawned), failed / up_for_retry (the spawn failed), skipped
- *                  (cancelled before it started)
+ *                  (cancelled before it started), success / up_for_reschedule / failed (a path
+ *                  sensor is poked by the engine itself once dispatched, with no process)
  *   running     -> success, failed, skipped (exit 99), up_for_retry, up_for_reschedule (a
  *                  sensor's poke said not yet)
  *   up_for_retry, up_for_reschedule -> scheduled (the timer fired), failed (a sensor timed out),
@@ -44,8 +44,8 @@ int run_state_parse(const char *name)
  *   finished    -> none (cleared); removed -> none (its task is back) */
 static const enum ti_state ti_next[TI__COUNT][8] = {
 	[TI_NONE] = {S, SK, UF, F, RM, N, N, N},
-	[TI_SCHEDULED] = {Q, F, SK, N, OK, RS, RM, N},
-	[TI_QUEUED] = {R, F, UR, SK, N, N, N, N},
+	[TI_SCHEDULED] = {Q, F, SK, N, RM, S, S, S},
+	[TI_QUEUED] = {R, F, UR, SK, OK, RS, Q, Q},
 	[TI_RUNNING] = {OK, F, SK, UR, RS, R, R, R},
 	[TI_UP_FOR_RETRY] = {S, F, SK, N, UR, UR, UR, UR},
 	[TI_UP_FOR_RESCHEDULE] = {S, F, SK, N, OK, RS, RS, RS},

@@ -9,6 +9,7 @@
 #include "web/api.h"
 #include "web/apijson.h"
 #include "orchestrator/engine.h"
+#include "orchestrator/runs.h"
 
 #define LOG_CHUNK (1u << 20)
 
@@ -48,7 +49,11 @@ static void logs(struct req *r)
 	const char *token = api_query(r, "token"), *full = api_query(r, "full_content");
 	bool all = full && !strcmp(full, "true");
 	long long offset = token && !all ? strtoll(token, NULL, 10) : 0;
-	char *path = engine_log_path(api_home(r), ti.dag_id, ti.run_id, ti.task_id, ti.map_index, (int)try_number);
+	char *path = runs_log_path(api_home(r), ti.dag_id, ti.run_id, ti.task_id, ti.map_index, (int)try_number, "log");
+	if (!path) {
+		api_problem(r, 404, "Log not found", "the ids of this task instance do not name a log");
+		goto out;
+	}
 	struct strbuf content = {0};
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && offset >= 0 && lseek(fd, offset, SEEK_SET) == offset) {
