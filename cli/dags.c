@@ -569,12 +569,6 @@ static int dags_trigger(struct cli_ctx *cli, const struct cmd_args *a)
 		fprintf(stderr, "sluice: --logical-date: \"%s\" is not a date\n", ld);
 		return 2;
 	}
-	cJSON *c = cJSON_Parse(conf);
-	if (!cJSON_IsObject(c)) {
-		cJSON_Delete(c);
-		fprintf(stderr, "sluice: --conf must be a JSON object\n");
-		return 2;
-	}
 	struct run_request req = {
 		.run_type = "manual",
 		.run_id = run_id,
@@ -583,16 +577,15 @@ static int dags_trigger(struct cli_ctx *cli, const struct cmd_args *a)
 		.data_interval_end = USEC_NONE,
 		.conf = conf,
 	};
+	/* --run-id and --conf are checked before anything is read or written. */
 	if (runs_check(&req, &err) < 0) {
-		cJSON_Delete(c);
-		fprintf(stderr, "sluice: --run-id: %s\n", err);
+		rc = cmd_usage_error(&cmd_dags_trigger, "%s", err);
 		free(err);
-		return 2;
+		return rc;
 	}
 	int daemon_pid = 0;
 	bool daemon = sched_daemon_running(cli->home, &daemon_pid);
 	if (wait && !daemon) {
-		cJSON_Delete(c);
 		fprintf(stderr, "sluice: --wait needs a running `sluice serve` for %s\n", cli->home);
 		return 1;
 	}
@@ -601,10 +594,8 @@ static int dags_trigger(struct cli_ctx *cli, const struct cmd_args *a)
 	struct store *st = NULL;
 	struct run_row r = {0}, done = {0};
 	struct dag *fallback = NULL;
-	if (cli_load_bag(cli, &bag) < 0) {
-		cJSON_Delete(c);
+	if (cli_load_bag(cli, &bag) < 0)
 		return 1;
-	}
 	const char *id = a->argv[0];
 	if (cli_open_store(cli, 0, &st) < 0)
 		goto out;
@@ -641,7 +632,6 @@ static int dags_trigger(struct cli_ctx *cli, const struct cmd_args *a)
 out:
 	free(err);
 	dag_unref(fallback);
-	cJSON_Delete(c);
 	run_row_free(&r);
 	run_row_free(&done);
 	store_close(st);

@@ -1,0 +1,180 @@
+/* The template context of a try ({{ ds }}, outputs.X.Y, params, conf). */
+#include "orchestrator/engine_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/events.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/runs.h"
+#include "orchestrator/template.h"
+#include "orchestrator/tz.h"
+
+/* Templating context --------------------------------------------------------------------------- */
+
+void eng_json_scalar(const cJSON *v, struct strbuf *out)
+{
+	if (cJSON_IsString(v)) {
+		sb_puts(out, v->valuestring);
+	} else if (cJSON_IsNumber(v)) {
+		double d = v->valuedouble;
+		if (d == (double)(long long)d && d > -1e15 && d < 1e15)
+			sb_printf(out, "%lld", (long long)d);
+		else
+			sb_printf(out, "%.17g", d);
+	} else if (cJSON_IsBool(v)) {
+		sb_puts(out, cJSON_IsTrue(v) ? "true" : "false");
+	} else if (cJSON_IsNull(v)) {
+		sb_puts(out, "");
+	} else {
+		char *s = cJSON_PrintUnformatted(v);
+		sb_puts(out, s);
+		free(s);
+	}
+}
+
+/* Follows a dotted path ("a.b.c") into a JSON object; NULL when absent. */
+static const cJSON *json_path(const cJSON *root, const char *path)
+{
+	char *copy = xstrdup(path), *save = NULL;
+	const cJSON *cur = root;
+	for (char *tok = strtok_r(copy, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save)) {
+		if (cJSON_IsArray(cur)) {
+			char *end;
+			long idx = strtol(tok, &end, 10);
+			cur = *end ? NULL : cJSON_GetArrayItem(cur, (int)idx);
+		} else {
+			cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+		}
+	}
+	free(copy);
+	return cur;
+}
+
+static const char *ti_output(const struct eti *ti, const char *key)
+{
+	for (size_t i = 0; i < ti->noutputs; i++)
+		if (!strcmp(ti->outputs[i].key, key))
+			return ti->outputs[i].value;
+	return NULL;
+}
+
+/* outputs.TASK.KEY: the value TASK wrote; for a mapped TASK, the values of all its instances
+ * in map_index order joined by commas. */
+static int lookup_output(const struct eti *ti, const char *rest, struct strbuf *out, char **err)
+{
+	const struct erun *r = ti->run;
+	const char *dot = strrchr(rest, '.');
+	if (!dot || dot == rest || !dot[1]) {
+		*err = xasprintf("'outputs.%s' must be written outputs.TASK.KEY", rest);
+		return -ENOENT;
+	}
+	char *task = xstrndup(rest, (size_t)(dot - rest));
+	const char *key = dot + 1;
+	int idx = dag_task_index(r->dag, task);
+	int rc = 0;
+	if (idx < 0) {
+		*err = xasprintf("unknown task '%s' in 'outputs.%s'", task, rest);
+		rc = -ENOENT;
+		goto out;
+	}
+	const struct etask *et = &r->tasks[idx];
+	for (size_t k = 0; k < et->ninst; k++) {
+		const char *v = ti_output(et->inst[k], key);
+		if (!v) {
+			*err = xasprintf("task '%s' has no output '%s' (it is %s; outputs are the key=value "
+					 "lines a successful task writes to $SLUICE_OUTPUT)",
+					 task, key, ti_state_name(et->inst[k]->state));
+			rc = -ENOENT;
+			goto out;
+		}
+		if (k)
+			sb_putc(out, ',');
+		sb_puts(out, v);
+	}
+out:
+	free(task);
+	return rc;
+}
+
+static void put_date(struct strbuf *out, usec_t t, bool nodash)
+{
+	char iso[ISO_BUFSZ];
+	format_iso8601(t, iso, sizeof(iso));
+	if (nodash)
+		sb_printf(out, "%.4s%.2s%.2s", iso, iso + 5, iso + 8);
+	else
+		sb_add(out, iso, 10);
+}
+
+int eng_ti_lookup(void *ctx, const char *name, struct strbuf *out, char **err)
+{
+	const struct eti *ti = ctx;
+	const struct erun *r = ti->run;
+	char iso[ISO_BUFSZ];
+
+	if (!strcmp(name, "ds")) {
+		put_date(out, r->row.logical_date, false);
+	} else if (!strcmp(name, "ds_nodash")) {
+		put_date(out, r->row.logical_date, true);
+	} else if (!strcmp(name, "ts") || !strcmp(name, "logical_date")) {
+		format_iso8601(r->row.logical_date, iso, sizeof(iso));
+		sb_puts(out, iso);
+	} else if (!strcmp(name, "ts_nodash")) {
+		format_iso8601_z(r->row.logical_date, iso, sizeof(iso));
+		for (const char *p = iso; *p && *p != 'Z'; p++)
+			if (*p != '-' && *p != ':')
+				sb_putc(out, *p);
+	} else if (!strcmp(name, "data_interval_start")) {
+		format_iso8601(r->row.data_interval_start, iso, sizeof(iso));
+		sb_puts(out, iso);
+	} else if (!strcmp(name, "data_interval_end")) {
+		format_iso8601(r->row.data_interval_end, iso, sizeof(iso));
+		sb_puts(out, iso);
+	} else if (!strcmp(name, "run_id")) {
+		sb_puts(out, r->row.run_id);
+	} else if (!strcmp(name, "dag_id")) {
+		sb_puts(out, r->row.dag_id);
+	} else if (!strcmp(name, "task_id")) {
+		sb_puts(out, ti->row.task_id);
+	} else if (!strcmp(name, "try_number")) {
+		sb_printf(out, "%d", ti->row.try_number);
+	} else if (!strcmp(name, "map_index")) {
+		sb_printf(out, "%d", ti->row.map_index);
+	} else if (!strcmp(name, "item")) {
+		if (!ti->item) {
+			*err = xstrdup("'item' is only defined in mapped tasks (d:map)");
+			return -ENOENT;
+		}
+		sb_puts(out, ti->item);
+	} else if (!strncmp(name, "params.", 7)) {
+		/* A trigger's conf overrides the DAG's params of the same name. */
+		const cJSON *v = json_path(r->conf, name + 7);
+		if (!v)
+			v = json_path(r->dag->params, name + 7);
+		if (!v) {
+			*err = xasprintf("unknown param '%s' (not in the DAG's params nor in the run's conf)", name + 7);
+			return -ENOENT;
+		}
+		eng_json_scalar(v, out);
+	} else if (!strncmp(name, "conf.", 5)) {
+		const cJSON *v = json_path(r->conf, name + 5);
+		if (!v) {
+			*err = xasprintf("the run's conf has no '%s'", name + 5);
+			return -ENOENT;
+		}
+		eng_json_scalar(v, out);
+	} else if (!strncmp(name, "outputs.", 8)) {
+		return lookup_output(ti, name + 8, out, err);
+	} else {
+		return -ENOENT;
+	}
+	return 0;
+}

@@ -1,0 +1,186 @@
+/* Starting a try: environment, argv, the executor. */
+#include "orchestrator/engine_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/events.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "orchestrator/cron.h"
+#include "orchestrator/runs.h"
+#include "orchestrator/template.h"
+#include "orchestrator/tz.h"
+
+/* Builds the environment of a try: the daemon's, then SLUICE_*, then the task's env. */
+static char **build_env(struct engine *e, struct eti *ti, const char *out_path)
+{
+	struct task *t = ti_task(ti);
+	struct erun *r = ti->run;
+	size_t cap = e->n_base_env + t->n_env + 16, n = 0;
+	char **env = xcalloc(cap, sizeof(char *));
+	char iso[ISO_BUFSZ];
+	for (size_t i = 0; i < e->n_base_env; i++)
+		env[n++] = xstrdup(e->base_env[i]);
+	format_iso8601(r->row.logical_date, iso, sizeof(iso));
+	env[n++] = xasprintf("SLUICE_DAG_ID=%s", r->row.dag_id);
+	env[n++] = xasprintf("SLUICE_RUN_ID=%s", r->row.run_id);
+	env[n++] = xasprintf("SLUICE_TASK_ID=%s", ti->row.task_id);
+	env[n++] = xasprintf("SLUICE_TRY_NUMBER=%d", ti->row.try_number);
+	env[n++] = xasprintf("SLUICE_MAP_INDEX=%d", ti->row.map_index);
+	env[n++] = xasprintf("SLUICE_LOGICAL_DATE=%s", iso);
+	env[n++] = xasprintf("SLUICE_DS=%.10s", iso);
+	env[n++] = xasprintf("SLUICE_OUTPUT=%s", out_path);
+	if (ti->item)
+		env[n++] = xasprintf("SLUICE_ITEM=%s", ti->item);
+	for (size_t i = 0; i < t->n_env; i++) {
+		/* A task's env overrides the inherited variable of the same name. */
+		size_t kl = strlen(t->env[i].key);
+		for (size_t j = 0; j < n; j++) {
+			if (!strncmp(env[j], t->env[i].key, kl) && env[j][kl] == '=') {
+				free(env[j]);
+				env[j] = env[--n];
+				break;
+			}
+		}
+		env[n++] = xasprintf("%s=%s", t->env[i].key, t->env[i].value);
+	}
+	env[n] = NULL;
+	return env;
+}
+
+static void free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* Renders the command of ti; returns a NULL-terminated argv or NULL with *err set. */
+static char **render_argv(struct eti *ti, char **err)
+{
+	struct task *t = ti_task(ti);
+	if (t->cmd_shell) {
+		char *cmd = NULL;
+		if (tmpl_render(t->cmd_shell, eng_ti_lookup, ti, &cmd, err) < 0)
+			return NULL;
+		char **argv = xcalloc(4, sizeof(char *));
+		argv[0] = xstrdup("/bin/sh");
+		argv[1] = xstrdup("-c");
+		argv[2] = cmd;
+		return argv;
+	}
+	size_t n = 0;
+	while (t->cmd_argv[n])
+		n++;
+	char **argv = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		if (tmpl_render(t->cmd_argv[i], eng_ti_lookup, ti, &argv[i], err) < 0) {
+			free_strv(argv);
+			return NULL;
+		}
+	}
+	return argv;
+}
+
+/* The try could not start: why goes to its log and its history (takes err). */
+static void start_failed(struct engine *e, struct eti *ti, char *err, bool retryable)
+{
+	if (retryable)
+		eng_append_log(ti, "cannot start the try: %s", err ? err : "unknown error");
+	else
+		eng_append_log(ti, "%s", err);
+	eng_release_slots(e, ti);
+	free(ti->message);
+	ti->message = err;
+	eng_fail_try(ti, retryable);
+}
+
+void eng_start_try(struct engine *e, struct eti *ti)
+{
+	struct task *t = ti_task(ti);
+	char *err = NULL, *cwd = NULL;
+	char **argv = NULL, **env = NULL;
+	char *log = eng_try_file(ti, "log"), *status = eng_try_file(ti, "status");
+	char *pidf = eng_try_file(ti, "pid"), *outp = eng_try_file(ti, "out");
+	struct exec_entry *x = eng_get_executor(e, t->executor, &err);
+
+	if (x)
+		x->pending--;
+	if (ti->row.start_date == USEC_NONE)
+		ti->row.start_date = now_usec();
+	if (t->kind == TASK_SENSOR && ti->row.first_poke_at == USEC_NONE)
+		ti->row.first_poke_at = ti->row.start_date;
+	free(ti->row.hostname);
+	ti->row.hostname = xstrdup(e->hostname);
+	if (t->kind == TASK_SENSOR && !t->cmd_shell && !t->cmd_argv) {
+		eng_poke_path(ti);
+		goto out;
+	}
+	char *dir = xstrdup(log);
+	*strrchr(dir, '/') = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		mkdir_p(dir, 0755);
+	free(dir);
+	if (!x)
+		goto fail_setup;
+	if (!(argv = render_argv(ti, &err)))
+		goto fail_render;
+	if (t->cwd && tmpl_render(t->cwd, eng_ti_lookup, ti, &cwd, &err) < 0)
+		goto fail_render;
+	unlink(status); /* a cleared task may run the same try number again */
+	unlink(pidf);
+	unlink(outp);
+	env = build_env(e, ti, outp);
+	struct exec_spec spec = {
+		.argv = (const char *const *)argv,
+		.envp = (const char *const *)env,
+		.cwd = cwd,
+		.log_path = log,
+		.status_path = status,
+		.pid_path = pidf,
+		.timeout = t->execution_timeout,
+		.kill_grace = e->kill_grace,
+		.dag_id = ti->row.dag_id,
+		.run_id = ti->row.run_id,
+		.task_id = ti->row.task_id,
+		.map_index = ti->row.map_index,
+		.try_number = ti->row.try_number,
+	};
+	char *ext = NULL;
+	int pid = 0;
+	if (x->ex->ops->start(x->ex, (uint64_t)(uintptr_t)ti, &spec, &ext, &pid, &err) < 0)
+		goto fail_setup;
+	ti->ex = x->ex;
+	ti->spawned = true;
+	ti->row.pid = pid;
+	free(ti->row.external_id);
+	ti->row.external_id = ext;
+	eng_set_state(ti, TI_RUNNING);
+	goto out;
+
+fail_render:
+	/* A template error is deterministic: retrying cannot fix it, so the task fails now. */
+	start_failed(e, ti, err, false);
+	err = NULL;
+	goto out;
+fail_setup:
+	start_failed(e, ti, err, true);
+	err = NULL;
+out:
+	free_strv(argv);
+	free_strv(env);
+	free(cwd);
+	free(err);
+	free(log);
+	free(status);
+	free(pidf);
+	free(outp);
+}
