@@ -53,8 +53,17 @@ static int load_instances(struct engine *e, struct erun *r)
 	for (int i = 0; i < n; i++) {
 		int idx = dag_task_index(d, rows[i].task_id);
 		if (idx < 0) {
+			/* Its task is not in the DAG the run resumes with (the run's own version could
+			 * not be loaded, so it runs the current one): as Airflow does, the instance
+			 * becomes removed and takes no further part in the run. */
+			int was = ti_state_parse(rows[i].state);
+			if (was != TI_REMOVED && ti_transition(&rows[i], was < 0 ? TI_NONE : (enum ti_state)was, TI_REMOVED)) {
+				log_warnx("run %s of %s: task %s is no longer in the DAG; its instance is removed",
+					  rows[i].run_id, rows[i].dag_id, rows[i].task_id);
+				store_ti_set_state(e->st, rows[i].pk, "removed", now_usec());
+			}
 			ti_row_free(&rows[i]);
-			continue; /* a task of another version; cannot happen for a run's own version */
+			continue;
 		}
 		struct eti *ti = xcalloc(1, sizeof(*ti));
 		ti->run = r;

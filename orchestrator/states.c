@@ -41,24 +41,25 @@ int run_state_parse(const char *name)
  *                  sensor's poke said not yet)
  *   up_for_retry, up_for_reschedule -> scheduled (the timer fired), failed (a sensor timed out),
  *                  skipped (cancelled), none (cleared), success (a path sensor found its path)
- *   finished    -> none (cleared); removed -> none (its task is back) */
+ *   finished    -> none (cleared); removed -> none (its task is back)
+ *   any state   -> removed: its task is not in the DAG the run resumes with (Airflow's rule) */
 static const enum ti_state ti_next[TI__COUNT][8] = {
 	[TI_NONE] = {S, SK, UF, F, RM, N, N, N},
 	[TI_SCHEDULED] = {Q, F, SK, N, RM, S, S, S},
-	[TI_QUEUED] = {R, F, UR, SK, OK, RS, Q, Q},
-	[TI_RUNNING] = {OK, F, SK, UR, RS, R, R, R},
-	[TI_UP_FOR_RETRY] = {S, F, SK, N, UR, UR, UR, UR},
-	[TI_UP_FOR_RESCHEDULE] = {S, F, SK, N, OK, RS, RS, RS},
-	[TI_SUCCESS] = {N, OK, OK, OK, OK, OK, OK, OK},
-	[TI_FAILED] = {N, F, F, F, F, F, F, F},
-	[TI_UPSTREAM_FAILED] = {N, UF, UF, UF, UF, UF, UF, UF},
-	[TI_SKIPPED] = {N, SK, SK, SK, SK, SK, SK, SK},
+	[TI_QUEUED] = {R, F, UR, SK, OK, RS, RM, Q},
+	[TI_RUNNING] = {OK, F, SK, UR, RS, RM, R, R},
+	[TI_UP_FOR_RETRY] = {S, F, SK, N, RM, UR, UR, UR},
+	[TI_UP_FOR_RESCHEDULE] = {S, F, SK, N, OK, RM, RS, RS},
+	[TI_SUCCESS] = {N, RM, OK, OK, OK, OK, OK, OK},
+	[TI_FAILED] = {N, RM, F, F, F, F, F, F},
+	[TI_UPSTREAM_FAILED] = {N, RM, UF, UF, UF, UF, UF, UF},
+	[TI_SKIPPED] = {N, RM, SK, SK, SK, SK, SK, SK},
 	[TI_REMOVED] = {N, RM, RM, RM, RM, RM, RM, RM},
 };
 
 bool ti_transition_allowed(enum ti_state from, enum ti_state to)
 {
-	if (from >= TI__COUNT || to >= TI__COUNT)
+	if ((unsigned)from >= TI__COUNT || (unsigned)to >= TI__COUNT)
 		return false;
 	if (from == to)
 		return true;
@@ -80,7 +81,7 @@ static const bool run_next[RUN__COUNT][RUN__COUNT] = {
 
 bool run_transition_allowed(enum run_state from, enum run_state to)
 {
-	if (from >= RUN__COUNT || to >= RUN__COUNT)
+	if ((unsigned)from >= RUN__COUNT || (unsigned)to >= RUN__COUNT)
 		return false;
 	return from == to || run_next[from][to];
 }

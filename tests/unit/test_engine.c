@@ -214,7 +214,8 @@ static void ended(void *arg, struct erun *run)
 
 /* A run resumed from what the database says (as after a restart): finished instances are left
  * alone, an up_for_retry one whose time has come runs its next try, a queued one whose
- * supervisor never started is started, one never started runs once its upstreams allow. */
+ * supervisor never started is started, one never started runs once its upstreams allow, and one
+ * whose task is not in the DAG becomes removed (TI_REMOVED, as in Airflow). */
 static void test_recovery_decisions(void **state)
 {
 	struct fx *f = *state;
@@ -232,11 +233,13 @@ static void test_recovery_decisions(void **state)
 	free(r.state);
 	r.state = xstrdup("running");
 	assert_int_equal(store_run_update(f->run.st, &r), 0);
-	struct ti_row rows[4] = {stored_ti(&r, "a", "success", 1), stored_ti(&r, "b", "up_for_retry", 1),
-				 stored_ti(&r, "q", "queued", 1), stored_ti(&r, "z", "none", 0)};
+	/* "gone": an instance of a task that is not in the DAG the run resumes with. */
+	struct ti_row rows[5] = {stored_ti(&r, "a", "success", 1), stored_ti(&r, "b", "up_for_retry", 1),
+				 stored_ti(&r, "q", "queued", 1), stored_ti(&r, "z", "none", 0),
+				 stored_ti(&r, "gone", "failed", 1)};
 	rows[1].max_tries = 2;
 	rows[1].next_retry_at = now_usec() - USEC_PER_SEC;
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		assert_int_equal(store_ti_insert(f->run.st, &rows[i]), 0);
 		ti_row_free(&rows[i]);
 	}
@@ -258,6 +261,7 @@ static void test_recovery_decisions(void **state)
 	assert_int_equal(t.try_number, 1);
 	ti_row_free(&t);
 	expect_state(f, &r, "z", "success");
+	expect_state(f, &r, "gone", "removed"); /* and its failure does not fail the run */
 	char *log = runs_log_path(f->home, "resume", r.run_id, "a", -1, 1, "log");
 	struct stat sb;
 	assert_int_not_equal(stat(log, &sb), 0); /* a's try never ran here */

@@ -97,6 +97,79 @@ static void test_clear_refuses_a_running_run_without_its_engine(void **state)
 	run_row_free(&r);
 }
 
+static void insert_ti(struct fixture *f, const struct run_row *r, const char *task, const char *state)
+{
+	struct ti_row t;
+	ti_row_init(&t);
+	t.run_pk = r->pk;
+	t.dag_id = xstrdup("etl");
+	t.run_id = xstrdup(r->run_id);
+	t.task_id = xstrdup(task);
+	t.state = xstrdup(state);
+	t.try_number = 1;
+	t.max_tries = 0;
+	t.hostname = xstrdup("worker-1");
+	t.pid = 1234;
+	t.end_date = now_usec();
+	assert_int_equal(store_ti_insert(f->w, &t), 0);
+	ti_row_free(&t);
+}
+
+static void free_rows(struct ti_row *rows, int n)
+{
+	for (int i = 0; i < n; i++)
+		ti_row_free(&rows[i]);
+	free(rows);
+}
+
+static void test_clear_and_mark_a_stored_run(void **state)
+{
+	struct fixture *f = *state;
+	struct run_row r = queue(f, "r3"), now = {0};
+	insert_ti(f, &r, "a", "success");
+	insert_ti(f, &r, "b", "failed");
+	set_run_state(f, &r, "failed");
+	const char *ids[] = {"a"};
+	struct ops_selection sel = {.task_ids = ids, .ntasks = 1, .map_index = -2, .downstream = true,
+				    .only_failed = true};
+	struct ti_row *rows = NULL, t;
+	char *err = NULL;
+	/* A dry run lists what would be cleared (a is not failed) and changes nothing. */
+	assert_int_equal(ops_clear(f->w, NULL, f->d, &r, &sel, true, &rows, &err), 1);
+	assert_string_equal(rows[0].task_id, "b");
+	free_rows(rows, 1);
+	assert_int_equal(store_ti_get(f->w, r.pk, "b", -1, &t), 0);
+	assert_string_equal(t.state, "failed");
+	ti_row_free(&t);
+	/* The clear: the rows as they were come back; the store has them reset, the run queued. */
+	assert_int_equal(ops_clear(f->w, NULL, f->d, &r, &sel, false, &rows, &err), 1);
+	assert_string_equal(rows[0].state, "failed");
+	free_rows(rows, 1);
+	assert_int_equal(store_ti_get(f->w, r.pk, "b", -1, &t), 0);
+	assert_string_equal(t.state, "none");
+	assert_int_equal(t.max_tries, 1); /* try_number + retries: one more try */
+	assert_null(t.hostname);          /* the same reset as the engine's (ti_clear_row) */
+	assert_int_equal(t.pid, 0);
+	assert_true(t.end_date == USEC_NONE);
+	ti_row_free(&t);
+	assert_int_equal(store_run_get(f->w, "etl", "r3", 0, &now), 0);
+	assert_string_equal(now.state, "queued");
+	run_row_free(&now);
+
+	/* Marking the last unfinished leaf success: the run's state follows its leaves. */
+	set_run_state(f, &r, "failed");
+	const char *b[] = {"b"};
+	struct ops_selection mark = {.task_ids = b, .ntasks = 1, .map_index = -2};
+	assert_int_equal(ops_mark(f->w, f->d, &r, &mark, "success", false, &rows, &err), 1);
+	free_rows(rows, 1);
+	assert_int_equal(store_run_get(f->w, "etl", "r3", 0, &now), 0);
+	assert_string_equal(now.state, "success");
+	run_row_free(&now);
+	assert_int_equal(ops_mark(f->w, f->d, &r, &mark, "running", false, &rows, &err), -EINVAL);
+	free(err);
+	run_row_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -105,6 +178,7 @@ int main(void)
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_clear_refuses_a_running_run_without_its_engine, fixture_setup,
 						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_clear_and_mark_a_stored_run, fixture_setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
