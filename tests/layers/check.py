@@ -6,7 +6,8 @@
 Usage: check.py [ROOT]       check the tree at ROOT (default: the source root)
        check.py --self-test  show that the check fails on wrong includes and passes on right ones
 
-Exits 1 and prints file:line: reason for each include that crosses a layer the wrong way."""
+Exits 1 and prints file:line: reason for each include that crosses a layer the wrong way, or that
+reaches another folder's internal header (NAME_int.h)."""
 import os
 import re
 import sys
@@ -44,6 +45,8 @@ def check_file(root: str, folder: str, path: str) -> list:
                 problems.append(where + ': a relative include; name the folder instead')
             elif len(parts) != 2 or parts[0] not in ALLOWED:
                 problems.append(where + ': an include must name its folder (e.g. "base/log.h")')
+            elif parts[1].endswith('_int.h') and parts[0] != folder:
+                problems.append(where + ': %s is internal to %s/' % (target, parts[0]))
             elif not allowed(folder, target):
                 problems.append(where + ': %s/ may not include %s/ (arrows: cli -> web -> '
                                 'orchestrator -> executors -> base; kernels -> base)' % (folder, parts[0]))
@@ -75,6 +78,7 @@ def self_test() -> int:
         'kernels/g.c': ('#include "orchestrator/dag.h"\n', 'kernels/ may not include orchestrator/'),
         'executors/h.h': ('#include "../base/log.h"\n', 'a relative include'),
         'web/i.c': ('#include "store.h"\n', 'must name its folder'),
+        'web/j.c': ('#include "orchestrator/engine_int.h"\n', 'internal to orchestrator/'),
     }
     good = {
         'cli/main.c': '#include "web/server.h"\n#include "orchestrator/store.h"\n#include <stdio.h>\n',
