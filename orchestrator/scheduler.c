@@ -23,6 +23,7 @@
 #include "orchestrator/ops.h"
 #include "orchestrator/runner.h"
 #include "orchestrator/runs.h"
+#include "orchestrator/schedule.h"
 #include "orchestrator/store.h"
 #include "orchestrator/tz.h"
 
@@ -449,28 +450,14 @@ static void admit(struct sched *s)
 /* The first interval start to consider for a DAG that has no marker yet. */
 static void init_marker(struct sched *s, struct dag_state *ds)
 {
-	struct dag *d = ds->dag;
-	usec_t last_end;
+	usec_t last_end = USEC_NONE;
 	bool any;
-	int64_t t;
 	ds->have_marker = true;
 	free(ds->marker_schedule);
-	ds->marker_schedule = xstrdup(d->schedule);
-	if (store_run_last_scheduled(s->st, d->dag_id, &last_end, &any) == 0 && any && last_end != USEC_NONE) {
-		ds->marker = last_end; /* intervals are contiguous: the next one starts here */
-		return;
-	}
-	if (d->start_date != USEC_NONE && cron_next(ds->cron, ds->zone, d->start_date / USEC_PER_SEC - 1, &t) == 0) {
-		ds->marker = t * USEC_PER_SEC;
-		return;
-	}
-	/* No start_date: begin with the latest complete interval. */
-	int64_t e1, s1;
-	if (cron_prev(ds->cron, ds->zone, now_usec() / USEC_PER_SEC, &e1) == 0 &&
-	    cron_prev(ds->cron, ds->zone, e1 - 1, &s1) == 0)
-		ds->marker = s1 * USEC_PER_SEC;
-	else
-		ds->marker = now_usec();
+	ds->marker_schedule = xstrdup(ds->dag->schedule);
+	if (store_run_last_scheduled(s->st, ds->dag_id, &last_end, &any) < 0 || !any)
+		last_end = USEC_NONE;
+	ds->marker = schedule_first_marker(ds->cron, ds->zone, ds->dag, last_end, now_usec());
 }
 
 static int create_scheduled(struct sched *s, struct dag_state *ds, usec_t start, usec_t end)
@@ -514,7 +501,6 @@ static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
 {
 	struct dag *d = ds->dag;
 	usec_t now = now_usec();
-	int64_t t;
 
 	if (!ds->cron || !ds->zone || ds->paused)
 		return USEC_NONE;
@@ -525,32 +511,12 @@ static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
 	if (!ds->have_marker)
 		init_marker(s, ds);
 	for (int guard = 0; guard < 1000; guard++) {
-		/* The interval [start, end) that starts at the first fire time >= marker. */
-		if (cron_next(ds->cron, ds->zone, ds->marker / USEC_PER_SEC - 1, &t) < 0)
+		usec_t start, end;
+		enum sched_next next = schedule_next(ds->cron, ds->zone, d, ds->marker, now, &start, &end);
+		if (next == SCHED_NEVER)
 			return USEC_NONE;
-		usec_t start = t * USEC_PER_SEC;
-		if (cron_next(ds->cron, ds->zone, t, &t) < 0)
-			return USEC_NONE;
-		usec_t end = t * USEC_PER_SEC;
-		if (d->end_date != USEC_NONE && start > d->end_date)
-			return USEC_NONE;
-		if (end > now)
+		if (next == SCHED_WAIT)
 			return end;
-		if (!d->catchup) {
-			/* Only the latest complete interval (that starts by end_date). */
-			int64_t e1, s1;
-			if (cron_prev(ds->cron, ds->zone, now / USEC_PER_SEC, &e1) == 0 &&
-			    cron_prev(ds->cron, ds->zone, e1 - 1, &s1) == 0) {
-				if (d->end_date != USEC_NONE && s1 * USEC_PER_SEC > d->end_date &&
-				    (cron_prev(ds->cron, ds->zone, d->end_date / USEC_PER_SEC, &s1) < 0 ||
-				     cron_next(ds->cron, ds->zone, s1, &e1) < 0))
-					return USEC_NONE;
-				if (s1 * USEC_PER_SEC > start) {
-					start = s1 * USEC_PER_SEC;
-					end = e1 * USEC_PER_SEC;
-				}
-			}
-		}
 		if (engine_active_runs(s->eng, d->dag_id) + pending_of(s, d->dag_id) >= d->max_active_runs)
 			return now + TICK; /* a slot frees when a run ends */
 		create_scheduled(s, ds, start, end);
