@@ -98,8 +98,11 @@ static const struct cmd_opt *find_opt(const struct cmd_entry *e, const char *wor
 				*inline_val = word + 3 + n;
 			return o;
 		}
-		if (word[1] == o->key && o->short_too && !word[2])
+		if (word[1] == o->key && o->short_too && word[1] != '-') {
+			if (word[2]) /* -n5: the value attached */
+				*inline_val = word + 2;
 			return o;
+		}
 	}
 	return NULL;
 }
