@@ -72,7 +72,7 @@ static void fire_callback(struct erun *r, struct eti *ti, const char *event, con
 	struct cb_ctx ctx = {ti ? ti : &stand_in, ti != NULL};
 	if (!ti)
 		ti_row_init(&stand_in.row);
-	if (cb->cmd && tmpl_render(cb->cmd, cb_lookup, &ctx, &cmd, &err) < 0) {
+	if (cb->cmd && tmpl_render_shell(cb->cmd, cb_lookup, &ctx, &cmd, &err) < 0) {
 		log_warnx("%s callback of %s: %s", event, r->row.dag_id, err);
 		notify_fire(e->notify, event, NULL, NULL, NULL, log); /* nothing to run */
 		free(err);

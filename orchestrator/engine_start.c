@@ -17,8 +17,17 @@
 #include "orchestrator/template.h"
 #include "orchestrator/tz.h"
 
+static void free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
 /* Builds the environment of a try: the daemon's, then SLUICE_*, then the task's env. */
-static char **build_env(struct engine *e, struct eti *ti, const char *out_path)
+static char **build_env(struct engine *e, struct eti *ti, const char *out_path, char **err)
 {
 	struct task *t = ti_task(ti);
 	struct erun *r = ti->run;
@@ -48,20 +57,21 @@ static char **build_env(struct engine *e, struct eti *ti, const char *out_path)
 				break;
 			}
 		}
-		env[n++] = xasprintf("%s=%s", t->env[i].key, t->env[i].value);
+		/* Templated too: the environment is the way to hand a task data that must not
+		 * meet a shell parser ($X in the command, or os.environ in a script). */
+		char *value = NULL;
+		if (tmpl_render(t->env[i].value, eng_ti_lookup, ti, &value, err) < 0) {
+			env[n] = NULL;
+			free_strv(env);
+			return NULL;
+		}
+		env[n++] = xasprintf("%s=%s", t->env[i].key, value);
+		free(value);
 	}
 	env[n] = NULL;
 	return env;
 }
 
-static void free_strv(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
 
 /* Renders the command of ti; returns a NULL-terminated argv or NULL with *err set. */
 static char **render_argv(struct eti *ti, char **err)
@@ -69,7 +79,7 @@ static char **render_argv(struct eti *ti, char **err)
 	struct task *t = ti_task(ti);
 	if (t->cmd_shell) {
 		char *cmd = NULL;
-		if (tmpl_render(t->cmd_shell, eng_ti_lookup, ti, &cmd, err) < 0)
+		if (tmpl_render_shell(t->cmd_shell, eng_ti_lookup, ti, &cmd, err) < 0)
 			return NULL;
 		char **argv = xcalloc(4, sizeof(char *));
 		argv[0] = xstrdup("/bin/sh");
@@ -138,7 +148,8 @@ void eng_start_try(struct engine *e, struct eti *ti)
 	unlink(status); /* a cleared task may run the same try number again */
 	unlink(pidf);
 	unlink(outp);
-	env = build_env(e, ti, outp);
+	if (!(env = build_env(e, ti, outp, &err)))
+		goto fail_render;
 	struct exec_spec spec = {
 		.argv = (const char *const *)argv,
 		.envp = (const char *const *)env,

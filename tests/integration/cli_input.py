@@ -2,6 +2,7 @@
 by hand in the database cannot make `db prune` or `dags test` delete a folder outside the home,
 and configuration values out of range stop `sluice serve` before it starts, saying where and
 why."""
+import json
 import os
 import sqlite3
 import sys
@@ -66,6 +67,25 @@ def t_dags_test_stays_in_the_home():
     expect(os.path.exists(os.path.join(keep, "keep.txt")), f"dags test left {keep} alone")
 
 
+def t_templates_cannot_inject():
+    victim = os.path.join(home.dir, "pwned")
+    out = os.path.join(home.dir, "out")
+    home.write_dag("inj.lua", 'local d = dag { id = "inj", params = { p = "ok" } }\n'
+                   f'd:task "bare" {{ cmd = "printf %s {{{{ conf.x }}}} > {out}.bare" }}\n'
+                   f'd:task "dq" {{ cmd = "printf %s \\"{{{{ conf.x }}}}\\" > {out}.dq" }}\n'
+                   f'd:task "sq" {{ cmd = "printf %s \'{{{{ conf.x }}}}\' > {out}.sq" }}\n'
+                   f'd:task "env" {{ cmd = "printf %s \\"$X\\" > {out}.env", env = {{ X = "{{{{ conf.x }}}}" }} }}\n'
+                   f'd:task "argv" {{ cmd = {{ "sh", "-c", "printf %s \\"$1\\" > {out}.argv", "-", "{{{{ conf.x }}}}" }} }}\n'
+                   'return d\n')
+    evil = f"$(touch {victim}) `touch {victim}` ; touch {victim} \" ' \\"
+    run = home.test_run("inj", "--conf", json.dumps({"x": evil}), expect_state="success")
+    eq(run["state"], "success", "the run")
+    expect(not os.path.exists(victim), "a hostile conf value ran as a command")
+    for kind in ("bare", "dq", "sq", "env", "argv"):
+        with open(f"{out}.{kind}") as f:
+            eq(f.read(), evil, f"{kind}: the task got the value as data")
+
+
 def t_config_out_of_range():
     cfg = os.path.join(home.home, "sluice.cfg")
     cases = [("[webserver]\nport = 70000\n", "sluice.cfg:2: webserver.port = 70000: must be between 0 and 65535"),
@@ -89,6 +109,8 @@ def t_config_out_of_range():
 check("dags trigger: run ids outside Airflow's characters are usage errors", t_trigger_refuses_bad_run_ids)
 check("db prune with a hand-crafted run id deletes nothing outside the home", t_prune_stays_in_the_home)
 check("dags test replacing a hand-crafted run deletes nothing outside the home", t_dags_test_stays_in_the_home)
+check("templates cannot inject: hostile conf in bare, quoted, env and argv commands is data",
+      t_templates_cannot_inject)
 check("config values out of range or unknown stop serve at start, with file, line and reason",
       t_config_out_of_range)
 home.cleanup()

@@ -1,11 +1,13 @@
-/* Templating: names, literals, unknown names as errors. */
+/* Templating: names, literals, unknown names as errors, and values a shell reads as data. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -20,6 +22,14 @@ static int lookup(void *ctx, const char *name, struct strbuf *out, char **err)
 	}
 	if (!strcmp(name, "params.region")) {
 		sb_puts(out, "eu");
+		return 0;
+	}
+	if (!strcmp(name, "conf.evil")) {
+		sb_puts(out, "$(touch /tmp/pwned) `id` \"q\" 'x' \\ ; rm -rf ~");
+		return 0;
+	}
+	if (!strcmp(name, "conf.spaced")) {
+		sb_puts(out, "a b");
 		return 0;
 	}
 	if (!strcmp(name, "outputs.x.y")) {
@@ -76,6 +86,9 @@ static void test_errors(void **state)
 	assert_non_null(strstr(e, "missing '}}'"));
 	free(e);
 	e = render_err("echo {{ ds | upper }}");
+	assert_non_null(strstr(e, "unknown filter"));
+	free(e);
+	e = render_err("echo {{ ds | raw x }}");
 	assert_non_null(strstr(e, "expected '}}'"));
 	free(e);
 	e = render_err("echo {{ }}");
@@ -101,12 +114,73 @@ static void test_names(void **state)
 	(void)state;
 }
 
+static char *render_sh(const char *s)
+{
+	char *out = NULL, *err = NULL;
+	assert_int_equal(tmpl_render_shell(s, lookup, NULL, &out, &err), 0);
+	return out;
+}
+
+/* What /bin/sh makes of cmd: its output (at most 4 KiB). */
+static char *sh_output(const char *cmd)
+{
+	char *full = xasprintf("cd /tmp && %s", cmd), buf[4096];
+	FILE *p = popen(full, "r");
+	size_t n = p ? fread(buf, 1, sizeof(buf) - 1, p) : 0;
+	if (p)
+		pclose(p);
+	buf[n] = '\0';
+	free(full);
+	return xstrdup(buf);
+}
+
+static void test_shell_quoting(void **state)
+{
+	static const char evil[] = "$(touch /tmp/pwned) `id` \"q\" 'x' \\ ; rm -rf ~";
+	/* Plain values stay as they are, so ordinary commands read the same. */
+	char *o = render_sh("fetch --day {{ ds }} --region {{ params.region }}");
+	assert_string_equal(o, "fetch --day 2026-11-01 --region eu");
+	free(o);
+	/* Bare, in '...' and in "...": the shell prints the value back, byte for byte, and runs none of it. */
+	static const char *const cmds[] = {
+		"printf '%s' {{ conf.evil }}",
+		"printf '%s' '{{ conf.evil }}'",
+		"printf '%s' \"{{ conf.evil }}\"",
+		"printf '%s' \"pre {{ conf.evil }} post\" | sed 's/^pre //; s/ post$//'",
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		o = render_sh(cmds[i]);
+		char *got = sh_output(o);
+		if (strcmp(got, evil))
+			fail_msg("%s rendered as %s printed %s", cmds[i], o, got);
+		free(got);
+		free(o);
+	}
+	assert_int_not_equal(access("/tmp/pwned", F_OK), 0);
+	/* A value with a space stays one word. */
+	o = render_sh("printf '<%s>' {{ conf.spaced }}");
+	char *got = sh_output(o);
+	assert_string_equal(got, "<a b>");
+	free(got);
+	free(o);
+	/* | raw is the way to write shell syntax through a value, on purpose. */
+	o = render_sh("echo {{ conf.spaced | raw }}");
+	assert_string_equal(o, "echo a b");
+	free(o);
+	/* tmpl_render (argv elements, paths) never quotes. */
+	o = render_ok("{{ conf.spaced }}");
+	assert_string_equal(o, "a b");
+	free(o);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_shell_quoting),
 	};
 	return cmocka_run_group_tests_name("template", tests, NULL, NULL);
 }
