@@ -91,6 +91,7 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 		.lib_dir = lib,
 		.home = cli->home,
 		.no_auth = no_auth,
+		.allowed_hosts = cli->cfg->allowed_hosts,
 		.heartbeat = heartbeat_cb,
 	};
 	if (web_start(&wo, &web, &err) < 0) {

@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES };
+enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST };
 
 /* One row per option (as Redis's static_configs[]): its type, default, bounds and help. Every
  * source (default, file, environment, flag) goes through apply(), which checks the bounds, so a
@@ -42,6 +42,8 @@ static const struct option_def options[] = {
 	 "time a DAG file may take to load"},
 	{"webserver.bind", OPT_STRING, "127.0.0.1", OFF(bind), 0, 0, "address the web server listens on"},
 	{"webserver.port", OPT_INT, "8080", OFF(port), 0, 65535, "port of the web server (0: any free port)"},
+	{"webserver.allowed_hosts", OPT_LIST, "", OFF(allowed_hosts), 0, 0,
+	 "host names (comma-separated) browsers may reach the API by, besides IP addresses and localhost"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -87,6 +89,8 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 	usec_t d;
 	size_t b;
 	switch (o->type) {
+	case OPT_LIST:
+		return 0;
 	case OPT_STRING:
 	case OPT_PATH:
 		if (!*value) {
@@ -144,7 +148,7 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 	int rc = parse_value(o, value, &n, err);
 	if (rc < 0)
 		return rc;
-	bool numeric = o->type != OPT_STRING && o->type != OPT_PATH;
+	bool numeric = o->type != OPT_STRING && o->type != OPT_PATH && o->type != OPT_LIST;
 	if (numeric && (n < o->min || n > o->max)) {
 		char *b = bounds_text(o);
 		*err = xasprintf("%s = %s: must be %s", o->name, value, b);
@@ -153,6 +157,7 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 	}
 	switch (o->type) {
 	case OPT_STRING:
+	case OPT_LIST:
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		break;
@@ -356,6 +361,7 @@ void config_free(struct config *cfg)
 	free(cfg->home);
 	free(cfg->dags_folder);
 	free(cfg->bind);
+	free(cfg->allowed_hosts);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -366,6 +372,7 @@ static char *value_string(const struct config *cfg, const struct option_def *o)
 	switch (o->type) {
 	case OPT_STRING:
 	case OPT_PATH:
+	case OPT_LIST:
 		return xstrdup(*(char *const *)field ? *(char *const *)field : "");
 	case OPT_INT:
 		if (o->offset == OFF(dag_instruction_limit))
@@ -405,7 +412,7 @@ void config_print(const struct config *cfg, bool json)
 			cur = options[i].name;
 		}
 		char *v = value_string(cfg, &options[i]);
-		bool numeric = options[i].type != OPT_STRING && options[i].type != OPT_PATH;
+		bool numeric = options[i].type != OPT_STRING && options[i].type != OPT_PATH && options[i].type != OPT_LIST;
 		char *b = numeric ? bounds_text(&options[i]) : xstrdup("");
 		printf("# %s%s%s (from %s)\n%s = %s\n", options[i].help, numeric ? "; " : "", b, sources[i], dot + 1, v);
 		free(b);

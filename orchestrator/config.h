@@ -19,6 +19,7 @@ struct config {
 	usec_t dag_time_limit;
 	char *bind;                 /* web server address */
 	int port;
+	char *allowed_hosts;        /* names the API may be reached by (besides IPs, localhost) */
 };
 
 /* Loads the configuration for home (absolute). Returns 0, or -EINVAL with *err set when a

@@ -16,6 +16,7 @@
 #include "web/apijson.h"
 #include "web/auth.h"
 #include "web/embedded.h"
+#include "web/origin.h"
 #include "web/router.h"
 #include "base/log.h"
 #include "orchestrator/store.h"
@@ -27,7 +28,7 @@
 
 struct web {
 	struct web_opts o;
-	char *db_path, *bind, *lib_dir, *home;
+	char *db_path, *bind, *lib_dir, *home, *allowed_hosts;
 	struct MHD_Daemon *mhd;
 	int port;
 	pthread_key_t store_key;
@@ -377,6 +378,17 @@ static void dispatch(struct req *r)
 		tables = root_tables;
 		path = r->url;
 	}
+	/* Changes, and everything when auth is off, only from this server's own pages or a
+	 * non-browser client: never under a rebound host name or from another site. */
+	const char *why;
+	bool mutating = strcmp(r->method, "GET") && strcmp(r->method, "HEAD") && strcmp(r->method, "OPTIONS");
+	if ((mutating || r->w->o.no_auth) &&
+	    !origin_allowed(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+			    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin"), r->w->port,
+			    r->w->o.allowed_hosts, &why)) {
+		reply_problem(r, 403, "Forbidden", why);
+		return;
+	}
 	bool path_known;
 	const struct route *match = router_find(tables, r->method, path, &r->params, &path_known);
 	if (!match) {
@@ -504,6 +516,8 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 	w->o.lib_dir = w->lib_dir;
 	w->o.db_path = w->db_path;
 	w->o.bind = w->bind;
+	w->allowed_hosts = xstrdup(o->allowed_hosts ? o->allowed_hosts : "");
+	w->o.allowed_hosts = w->allowed_hosts;
 	if (!w->o.max_body)
 		w->o.max_body = DEFAULT_MAX_BODY;
 	pthread_key_create(&w->store_key, close_store);
@@ -521,6 +535,7 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 		free(w->bind);
 		free(w->lib_dir);
 		free(w->home);
+		free(w->allowed_hosts);
 		free(w);
 		return -EADDRINUSE;
 	}
@@ -542,5 +557,6 @@ void web_stop(struct web *w)
 	free(w->bind);
 	free(w->lib_dir);
 	free(w->home);
+	free(w->allowed_hosts);
 	free(w);
 }

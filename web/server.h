@@ -21,6 +21,8 @@ struct web_opts {
 	const char *lib_dir;       /* <dags>/lib, for DAG versions that `require` modules */
 	const char *home;          /* $SLUICE_HOME, where the logs are */
 	bool no_auth;              /* only allowed on a loopback address */
+	const char *allowed_hosts; /* names a browser may reach it by besides IPs and localhost
+	                              (comma-separated; webserver.allowed_hosts) */
 	size_t max_body;           /* bytes; 0 = 1 MiB */
 	/* The scheduler's latest heartbeat (wall clock), for /health; called from worker threads. */
 	usec_t (*heartbeat)(void *arg);

@@ -28,9 +28,11 @@ with open(os.path.join(home.home, "admin_password.txt")) as f:
     ADMIN = "admin:" + f.read().strip()
 
 
-def call(method, path, auth=ADMIN, body=None, bearer=None):
-    url = f"http://127.0.0.1:{PORT}/api/v1{path}"
+def call(method, path, auth=ADMIN, body=None, bearer=None, headers=None, port=None):
+    url = f"http://127.0.0.1:{port or PORT}/api/v1{path}"
     req = urllib.request.Request(url, method=method, data=body)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
     if auth:
         req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     if bearer:
@@ -514,6 +516,45 @@ def t_validate():
     expect(len(recorded) >= 20, f"only {len(recorded)} responses recorded")
 
 
+def t_host_and_origin():
+    body = json.dumps({"is_paused": False}).encode()
+    # DNS rebinding: the attacker's name for 127.0.0.1; CSRF: another site's page posting here.
+    for headers, why in (({"Host": f"evil.example:{PORT}"}, "rebound host"),
+                         ({"Host": f"127.0.0.1:{PORT + 1}"}, "another port"),
+                         ({"Origin": "http://evil.example"}, "foreign origin"),
+                         ({"Origin": "null"}, "opaque origin"),
+                         ({"Origin": f"http://localhost:{PORT}"}, "origin of another host name")):
+        st, ctype, out = call("PATCH", "/dags/d", body=body, headers=headers)
+        eq(st, 403, f"{why}: {out}")
+        eq(ctype, "application/problem+json", why)
+        recorded.append({"name": f"PATCH with {why}", "schema": "Error", "body": out})
+    for headers in ({}, {"Origin": f"http://127.0.0.1:{PORT}"}, {"Host": f"localhost:{PORT}",
+                                                                 "Origin": f"http://localhost:{PORT}"}):
+        st, _, out = call("PATCH", "/dags/d", body=body, headers=headers)
+        eq(st, 200, f"same origin {headers}: {out}")
+    # Reads with credentials are not a browser's business to forge: they go on.
+    st, _, out = call("GET", "/dags/d", headers={"Host": f"evil.example:{PORT}"})
+    eq(st, 200, f"GET under another name: {out}")
+
+
+def t_no_auth_checks_every_request():
+    h = Home()
+    h.write_dag("d.lua", 'local d = dag { id = "d" }\nd:task "a" { cmd = "true" }\nreturn d\n')
+    dm2 = Daemon(h, "--no-auth").start()
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", dm2.output()).group(1))
+        st, _, out = call("GET", "/dags", auth=None, port=port, headers={"Host": f"evil.example:{port}"})
+        eq(st, 403, f"without auth, a rebound GET: {out}")
+        st, _, out = call("POST", "/dags/d/dagRuns", auth=None, port=port, body=b'{"conf": {}}',
+                          headers={"Origin": "http://evil.example", "Content-Type": "text/plain"})
+        eq(st, 403, f"without auth, a cross-site text/plain POST: {out}")
+        st, _, out = call("GET", "/dags", auth=None, port=port)
+        eq(st, 200, f"without auth, a local client: {out}")
+    finally:
+        dm2.stop()
+        h.cleanup()
+
+
 def t_no_auth_only_on_loopback():
     p = home.run("serve", "--bind", "0.0.0.0", "--port", "0", "--no-auth", timeout=20)
     eq(p.returncode, 1, "refused")
@@ -536,6 +577,7 @@ try:
     check("order_by, PATCH of a task instance", t_order_and_patch_ti)
     check("clearTaskInstances inside a running run (the engine clears in memory)", t_clear_running_run)
     check("backfills: dry run, create, 409, 400, completion, cancel", t_backfills_api)
+    check("Host and Origin: rebound names, other ports and foreign origins get 403 on changes", t_host_and_origin)
     check("/metrics in Prometheus text format", t_metrics)
     check("SSE events (filtered, resumable) and log tailing while a task runs", t_events_and_tailing)
     check("/openapi.yaml: valid (swagger-parser) and covering every route of the server", t_openapi)
@@ -543,5 +585,6 @@ try:
 finally:
     dm.stop()
 check("--no-auth is refused off loopback", t_no_auth_only_on_loopback)
+check("--no-auth: every request is checked for Host and Origin", t_no_auth_checks_every_request)
 home.cleanup()
 finish()
