@@ -178,6 +178,19 @@ static char *b64decode(const char *in)
 	return out;
 }
 
+/* A hash of a random password, made once: an unknown user's password is checked against it, so
+ * that a wrong user name costs the same as a wrong password and timing does not tell which. */
+static char *dummy_hash;
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void make_dummy(void)
+{
+	char *err = NULL, *pw = auth_new_password(16);
+	dummy_hash = auth_hash_password(pw, &err);
+	free(err);
+	free(pw);
+}
+
 static enum role check_basic(struct store *st, const char *b64)
 {
 	char *pair = b64decode(b64), *hash = NULL, *role = NULL;
@@ -187,8 +200,14 @@ static enum role check_basic(struct store *st, const char *b64)
 	char *colon = strchr(pair, ':');
 	if (colon) {
 		*colon = '\0';
-		if (store_user_get(st, pair, &hash, &role) == 0 && auth_check_password(colon + 1, hash))
-			r = (enum role)auth_role_parse(role);
+		if (store_user_get(st, pair, &hash, &role) == 0) {
+			if (auth_check_password(colon + 1, hash))
+				r = (enum role)auth_role_parse(role);
+		} else {
+			pthread_once(&dummy_once, make_dummy);
+			if (dummy_hash)
+				(void)auth_check_password(colon + 1, dummy_hash);
+		}
 	}
 	free(pair);
 	free(hash);
