@@ -429,7 +429,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, bool sync)
 {
 	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	int rc = 0;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	const char *p = data;
 
 	if (fd < 0) {

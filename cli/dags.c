@@ -63,7 +63,7 @@ int cli_open_store(struct cli_ctx *cli, int flags, struct store **st)
 			free(path);
 			return -ENOENT; /* no database yet: callers treat it as empty */
 		}
-	} else if ((rc = mkdir_p(cli->home, 0755)) < 0) {
+	} else if ((rc = mkdir_p(cli->home, 0700)) < 0) {
 		fprintf(stderr, "sluice: cannot create %s: %s\n", cli->home, strerror(-rc));
 		free(path);
 		return rc;

@@ -57,7 +57,7 @@ static const char usage_text[] =
 	"\n"
 	"Supervises one task try of the sluice workflow orchestrator.\n"
 	"\n"
-	"  --log PATH       append the command's stdout and stderr to PATH (created 0644)\n"
+	"  --log PATH       append the command's stdout and stderr to PATH (created 0600: only the owner reads logs)\n"
 	"  --status PATH    write the end status here atomically when the command ends:\n"
 	"                   lines kind=exited|signaled|timeout, code=N, start_us=, end_us=\n"
 	"                   (wall clock microseconds) and optionally message=TEXT\n"
@@ -230,7 +230,7 @@ static int create_exclusive(const char *path, const char *content)
 
 	if (snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, content, strlen(content));
@@ -244,7 +244,7 @@ static int create_exclusive(const char *path, const char *content)
 	if (err != -EPERM && err != -EOPNOTSUPP)
 		return err;
 	/* A file system without hard links: fall back to O_EXCL (a reader may see it empty). */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno == EEXIST ? 1 : -errno;
 	rc = write_all(fd, content, strlen(content));
@@ -285,7 +285,7 @@ static int write_status(const char *path, const char *kind, int code, long long 
 	}
 	if (snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, text, (size_t)n);
@@ -550,7 +550,7 @@ int main(int argc, char **argv)
 	/* EPERM: spawned as a session leader already (POSIX_SPAWN_SETSID). */
 	if (setsid() < 0 && errno != EPERM)
 		setup_failed(&o, "setsid: %s", strerror(errno));
-	r.log_fd = open(o.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	r.log_fd = open(o.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (r.log_fd < 0)
 		setup_failed(&o, "cannot open log '%s': %s", o.log, strerror(errno));
 	dup2(r.log_fd, 2); /* our own later complaints land in the log too */

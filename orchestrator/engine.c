@@ -114,8 +114,8 @@ void eng_append_log(const struct eti *ti, const char *fmt, ...)
 	char *path = eng_try_file(ti, "log");
 	char *dir = xstrdup(path);
 	*strrchr(dir, '/') = '\0';
-	mkdir_p(dir, 0755);
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	mkdir_p(dir, 0700);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		struct strbuf sb = {0};
 		char ts[ISO_BUFSZ];

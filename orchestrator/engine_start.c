@@ -136,8 +136,8 @@ void eng_start_try(struct engine *e, struct eti *ti)
 	}
 	char *dir = xstrdup(log);
 	*strrchr(dir, '/') = '\0';
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		mkdir_p(dir, 0755);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		mkdir_p(dir, 0700);
 	free(dir);
 	if (!x)
 		goto fail_setup;

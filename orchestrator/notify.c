@@ -145,7 +145,7 @@ static void job_log(const struct job *j, bool warn, const char *fmt, ...)
 		goto out;
 	format_iso8601_z(now_usec(), when, sizeof(when));
 	line = xasprintf("[%s] sluice: callback %s: %s\n", when, j->event, msg);
-	fd = open(j->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(j->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		log_warn("callback %s: cannot open %s", j->event, j->log_path);
 	} else {
@@ -167,7 +167,7 @@ static void job_prepare(const struct job *j)
 	if (!j->log_path || !(slash = strrchr(j->log_path, '/')) || slash == j->log_path)
 		return;
 	dir = xstrndup(j->log_path, (size_t)(slash - j->log_path));
-	if ((rc = mkdir_p(dir, 0755)) < 0)
+	if ((rc = mkdir_p(dir, 0700)) < 0)
 		log_warnx("callback %s: cannot create %s: %s", j->event, dir, strerror(-rc));
 	free(dir);
 }
@@ -231,7 +231,7 @@ static int spawn_setup(posix_spawnattr_t *attr, posix_spawn_file_actions_t *fa, 
 	}
 	posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(fa, 1, log ? log : "/dev/null",
-					 O_WRONLY | O_APPEND | O_CREAT, 0644);
+					 O_WRONLY | O_APPEND | O_CREAT, 0600);
 	posix_spawn_file_actions_adddup2(fa, 1, 2);
 	posix_spawn_file_actions_addclosefrom_np(fa, 3);
 	return 0;

@@ -33,7 +33,7 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 	r->sigfd = -1;
 	r->on_stop = o->on_stop;
 	r->arg = o->arg;
-	if ((rc = mkdir_p(o->home, 0755)) < 0) {
+	if ((rc = mkdir_p(o->home, 0700)) < 0) {
 		*err = xasprintf("cannot create %s: %s", o->home, strerror(-rc));
 		goto fail;
 	}

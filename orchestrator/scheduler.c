@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "orchestrator/backfill.h"
@@ -199,7 +200,7 @@ bool sched_daemon_running(const char *home, int *pid)
 static int take_lock(struct sched *s)
 {
 	char *path = lock_path(s->o->home);
-	s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lockfd < 0) {
 		log_warn("cannot open %s", path);
 		free(path);
@@ -759,12 +760,16 @@ int sched_serve(const struct sched_opts *o)
 	int rc = 1;
 
 	log_set_timestamps(true);
-	if (mkdir_p(o->home, 0755) < 0) {
+	if (mkdir_p(o->home, 0700) < 0) {
 		log_warn("cannot create %s", o->home);
 		goto out;
 	}
 	if (take_lock(&s) < 0)
 		goto out;
+	struct stat hs;
+	if (stat(o->home, &hs) == 0 && (hs.st_mode & 077))
+		log_warnx("%s is open to other users (mode %03o): it holds the database and every task's log; "
+			  "`chmod 700 %s`", o->home, (unsigned)(hs.st_mode & 0777), o->home);
 	struct runner_opts ro = {
 		.home = o->home,
 		.shim_path = o->shim_path,

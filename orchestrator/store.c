@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -214,6 +215,10 @@ int store_open(const char *path, int flags, struct store **out, char **err)
 		goto fail;
 	}
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+	/* The database holds password hashes and every run's conf: the owner's alone. SQLite gives
+	 * its -wal and -shm files the database file's mode. */
+	if (!(flags & STORE_READONLY))
+		chmod(path, 0600);
 	sqlite3_extended_result_codes(st->db, 0);
 	if (!st->readonly && (rc = exec_sql(st, "PRAGMA journal_mode=WAL", err)) < 0)
 		goto fail;

@@ -8,7 +8,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Home, check, eq, expect, finish  # noqa: E402
+from harness import Daemon, Home, check, eq, expect, finish, wait_until  # noqa: E402
 
 home = Home()
 home.write_dag("d.lua", 'local d = dag { id = "d" }\nd:task "a" { cmd = "echo hi" }\nreturn d\n')
@@ -86,6 +86,29 @@ def t_templates_cannot_inject():
             eq(f.read(), evil, f"{kind}: the task got the value as data")
 
 
+def t_files_are_the_owners():
+    h = Home()
+    h.write_dag("d.lua", 'local d = dag { id = "d" }\nd:task "a" { cmd = "echo secret" }\nreturn d\n')
+    h.test_run("d", "--logical-date", "2026-11-01", expect_state="success")
+    import stat
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)
+    eq(oct(mode(h.home)), oct(0o700), "the home")
+    eq(oct(mode(os.path.join(h.home, "sluice.db"))), oct(0o600), "the database")
+    logs = os.path.join(h.home, "logs")
+    for root, dirs, files in os.walk(logs):
+        eq(oct(mode(root)), oct(0o700), f"log folder {root}")
+        for f in files:
+            eq(oct(mode(os.path.join(root, f))), oct(0o600), f"log file {f}")
+    expect(any(files for _, _, files in os.walk(logs)), "the run wrote logs")
+    os.chmod(h.home, 0o755)
+    dm = Daemon(h).start()
+    try:
+        wait_until(lambda: "open to other users" in dm.output(), 10, "a warning about a loose home")
+    finally:
+        dm.stop()
+    h.cleanup()
+
+
 def t_config_out_of_range():
     cfg = os.path.join(home.home, "sluice.cfg")
     cases = [("[webserver]\nport = 70000\n", "sluice.cfg:2: webserver.port = 70000: must be between 0 and 65535"),
@@ -111,6 +134,7 @@ check("db prune with a hand-crafted run id deletes nothing outside the home", t_
 check("dags test replacing a hand-crafted run deletes nothing outside the home", t_dags_test_stays_in_the_home)
 check("templates cannot inject: hostile conf in bare, quoted, env and argv commands is data",
       t_templates_cannot_inject)
+check("the home is 0700, the database and logs 0600; a looser home is warned about", t_files_are_the_owners)
 check("config values out of range or unknown stop serve at start, with file, line and reason",
       t_config_out_of_range)
 home.cleanup()
