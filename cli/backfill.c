@@ -62,12 +62,15 @@ static int create(struct cli_ctx *cli, const struct cmd_args *a)
 		.from = a->val['f'],
 		.to = a->val['t'],
 		.reprocess = a->set['r'] ? a->val['r'] : "none",
-		.max_active_runs = a->set['m'] ? atoi(a->val['m']) : 10,
+		.max_active_runs = 10,
 		.run_backwards = a->set['b'],
 		.conf = a->set['c'] ? a->val['c'] : "{}",
 	};
 	bool dry = a->set['n'], json = a->set['j'];
-	int rc = 1;
+	int rc = cmd_int_opt(&cmd_backfill_create, a, 'm', 1, 1000000, &req.max_active_runs);
+	if (rc)
+		return rc;
+	rc = 1;
 	if (!backfill_reprocess_valid(req.reprocess) || req.max_active_runs < 1) {
 		fprintf(stderr, "sluice: --reprocess is none, failed or completed; --max-active-runs at least 1\n");
 		return 2;

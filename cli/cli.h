@@ -59,6 +59,10 @@ void cmd_usage(FILE *f, const struct cmd_entry *e);
 /* The usage of e on stderr plus a reason; returns 2 (a usage error) for the command to return. */
 int cmd_usage_error(const struct cmd_entry *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The integer value of option key, in [min, max], into *out (left alone when the option is not
+ * given). Returns 0, or 2 after printing e's usage: `return` it. */
+int cmd_int_opt(const struct cmd_entry *e, const struct cmd_args *a, char key, long min, long max, int *out);
+
 /* Prints a JSON tree (pretty) to stdout and frees it. */
 struct cJSON;
 void cli_print_json(struct cJSON *j);

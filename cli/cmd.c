@@ -32,6 +32,23 @@ int cmd_usage_error(const struct cmd_entry *e, const char *fmt, ...)
 	return 2;
 }
 
+int cmd_int_opt(const struct cmd_entry *e, const struct cmd_args *a, char key, long min, long max, int *out)
+{
+	if (!a->set[(int)key])
+		return 0;
+	char *end;
+	long v = strtol(a->val[(int)key], &end, 10);
+	const char *name = "?";
+	for (const struct cmd_opt *o = e->opts; o && o->name; o++)
+		if (o->key == key)
+			name = o->name;
+	if (!*a->val[(int)key] || *end || v < min || v > max)
+		return cmd_usage_error(e, "--%s: \"%s\" is not an integer from %ld to %ld", name, a->val[(int)key], min,
+				       max);
+	*out = (int)v;
+	return 0;
+}
+
 static void print_help(const struct cmd_entry *e)
 {
 	cmd_usage(stdout, e);

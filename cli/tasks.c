@@ -152,8 +152,11 @@ static bool ti_finished(struct store *st, int64_t run_pk, const char *task, int 
 
 static int tasks_logs(struct cli_ctx *cli, const struct cmd_args *a)
 {
-	int try_number = a->set['t'] ? atoi(a->val['t']) : 0, map_index = a->set['m'] ? atoi(a->val['m']) : -1;
+	int try_number = 0, map_index = -1;
 	bool follow = a->set['f'];
+	int bad = cmd_int_opt(&cmd_tasks_logs, a, 't', 1, 1000000, &try_number);
+	if (bad || (bad = cmd_int_opt(&cmd_tasks_logs, a, 'm', -1, 100000000, &map_index)))
+		return bad;
 	const char *dag_id = a->argv[0], *task = a->argv[2];
 	struct store *st = NULL;
 	struct run_row run = {0};
@@ -282,7 +285,7 @@ static int change_in_daemon(struct cli_ctx *cli, struct store *st, const struct 
 static int tasks_change(struct cli_ctx *cli, const struct cmd_args *a, bool mark)
 {
 	struct ops_selection sel = {
-		.map_index = a->set['m'] ? atoi(a->val['m']) : -2,
+		.map_index = -2,
 		.downstream = a->set['d'],
 		.upstream = a->set['u'],
 		.only_failed = a->set['f'],
@@ -291,7 +294,10 @@ static int tasks_change(struct cli_ctx *cli, const struct cmd_args *a, bool mark
 	};
 	const char *state = a->val['s'], *dag_id = a->argv[0];
 	bool dry = a->set['n'], json = a->set['j'];
-	int rc = 1;
+	int rc = cmd_int_opt(mark ? &cmd_tasks_mark : &cmd_tasks_clear, a, 'm', -1, 100000000, &sel.map_index);
+	if (rc)
+		return rc;
+	rc = 1;
 	struct dagbag bag;
 	struct store *st = NULL;
 	struct run_row run = {0};

@@ -33,7 +33,7 @@ struct option_def {
 static const struct option_def options[] = {
 	{"core.dags_folder", OPT_PATH, "dags", OFF(dags_folder), 0, 0, "folder of DAG files (--dags, SLUICE_DAGS)"},
 	{"core.parallelism", OPT_INT, "32", OFF(parallelism), 1, 4096, "tries the local executor runs at once"},
-	{"core.kill_grace", OPT_DURATION, "5s", OFF(kill_grace), 0, 3600 * SEC, "time between SIGTERM and SIGKILL"},
+	{"core.kill_grace", OPT_DURATION, "5s", OFF(kill_grace), SEC / 10, 3600 * SEC, "time between SIGTERM and SIGKILL"},
 	{"core.dag_file_memory_limit", OPT_BYTES, "64MiB", OFF(dag_memory_limit), 1 * MIB, 16384 * MIB,
 	 "memory a DAG file may use"},
 	{"core.dag_file_instruction_limit", OPT_INT, "200000000", OFF(dag_instruction_limit), 100000,
@@ -294,6 +294,12 @@ static int read_ini(struct config *cfg, const char *path, char **err)
 			break;
 		}
 		*eq = '\0';
+		/* A comment may follow a value after whitespace: "parallelism = 8   # per host". */
+		for (char *c = eq + 1; *c; c++)
+			if ((*c == '#' || *c == ';') && c > eq + 1 && isspace((unsigned char)c[-1])) {
+				*c = '\0';
+				break;
+			}
 		char *name = xasprintf("%s.%s", section, trim(l));
 		char *e2 = NULL;
 		const struct option_def *o = find_option(name);

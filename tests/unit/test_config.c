@@ -80,7 +80,7 @@ static void test_out_of_range_values_name_file_line_and_reason(void **state)
 	write_cfg("[core]\nparallelism = lots\n");
 	load_fails("core.parallelism = lots: not an integer");
 	write_cfg("[core]\nkill_grace = 2h\n");
-	load_fails("must be between 0ms and 1h");
+	load_fails("must be between 100ms and 1h");
 	write_cfg("[core]\ndag_file_memory_limit = ten GiB\n");
 	load_fails("not a size");
 	write_cfg("[core]\ndag_file_memory_limit = 100k\n");
@@ -100,6 +100,18 @@ static void test_unknown_keys_and_syntax(void **state)
 	load_fails("sluice.cfg:1: missing ']'");
 	write_cfg("[core]\n\n\njust words\n");
 	load_fails("sluice.cfg:4: expected key = value");
+	(void)state;
+}
+
+static void test_comments_after_values(void **state)
+{
+	struct config cfg;
+	char *err = NULL;
+	write_cfg("[core]\nparallelism = 8   # per host\n[webserver]\nbind = 127.0.0.1 ; loopback only\n");
+	assert_int_equal(config_load(&cfg, home, &err), 0);
+	assert_int_equal(cfg.parallelism, 8);
+	assert_string_equal(cfg.bind, "127.0.0.1");
+	config_free(&cfg);
 	(void)state;
 }
 
@@ -137,6 +149,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_out_of_range_values_name_file_line_and_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_keys_and_syntax, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sources_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_comments_after_values, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
