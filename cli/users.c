@@ -107,3 +107,66 @@ const struct cmd_entry cmd_tokens_create = {
 	"`Authorization: Bearer <token>`. Only its SHA-256 hash is stored.",
 	tokens_create,
 };
+
+static int users_delete(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st = NULL;
+	if (cli_open_store(cli, 0, &st) < 0)
+		return 1;
+	int rc = store_user_delete(st, a->argv[0]);
+	if (rc == 0)
+		printf("user %s deleted\n", a->argv[0]);
+	else
+		fprintf(stderr, "sluice: %s\n", rc == -ENOENT ? "no such user" : "cannot delete the user");
+	store_close(st);
+	return rc == 0 ? 0 : 1;
+}
+
+const struct cmd_entry cmd_users_delete = {
+	"users", "delete", "NAME", 1, 1, NULL, "delete a user",
+	"Deletes a user of the REST API; its credentials stop working with the next request.", users_delete,
+};
+
+static void print_token(void *arg, const char *name, const char *role, usec_t created)
+{
+	char iso[ISO_BUFSZ];
+	format_iso8601(created, iso, sizeof(iso));
+	printf("%-32s %-8s %s\n", name, role, iso);
+	(void)arg;
+}
+
+static int tokens_list(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st = NULL;
+	int rc = cli_open_store(cli, STORE_READONLY, &st);
+	if (rc < 0 && rc != -ENOENT)
+		return 1;
+	printf("%-32s %-8s %s\n", "NAME", "ROLE", "CREATED");
+	if (st)
+		rc = store_token_each(st, print_token, NULL);
+	store_close(st);
+	return rc < 0 && rc != -ENOENT ? 1 : 0;
+}
+
+const struct cmd_entry cmd_tokens_list = {
+	"tokens", "list", NULL, 0, 0, NULL, "the API tokens (names and roles; never the tokens)", NULL, tokens_list,
+};
+
+static int tokens_revoke(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st = NULL;
+	if (cli_open_store(cli, 0, &st) < 0)
+		return 1;
+	int rc = store_token_delete(st, a->argv[0]);
+	if (rc == 0)
+		printf("token %s revoked\n", a->argv[0]);
+	else
+		fprintf(stderr, "sluice: %s\n", rc == -ENOENT ? "no such token" : "cannot revoke the token");
+	store_close(st);
+	return rc == 0 ? 0 : 1;
+}
+
+const struct cmd_entry cmd_tokens_revoke = {
+	"tokens", "revoke", "NAME", 1, 1, NULL, "revoke an API token",
+	"Revokes an API token; it stops working with the next request.", tokens_revoke,
+};

@@ -1320,6 +1320,34 @@ int store_token_role(struct store *st, const char *token_hash, char **role)
 	return rc == SQLITE_DONE ? -ENOENT : sql_err(st, NULL, "token get");
 }
 
+int store_user_delete(struct store *st, const char *username)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM user WHERE username = ?");
+	bind_text(s, 1, username);
+	int rc = run(st, s);
+	return rc ? rc : sqlite3_changes(st->db) ? 0 : -ENOENT;
+}
+
+int store_token_delete(struct store *st, const char *name)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM api_token WHERE name = ?");
+	bind_text(s, 1, name);
+	int rc = run(st, s);
+	return rc ? rc : sqlite3_changes(st->db) ? 0 : -ENOENT;
+}
+
+int store_token_each(struct store *st, void (*fn)(void *arg, const char *name, const char *role, usec_t created),
+		     void *arg)
+{
+	sqlite3_stmt *s = prep(st, "SELECT name, role, created_at FROM api_token ORDER BY name");
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+		   col_time(s, 2));
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "token list");
+}
+
 int store_pool_slots(struct store *st, const char *name, int *slots)
 {
 	sqlite3_stmt *s = prep(st, "SELECT slots FROM pool WHERE name = ?");

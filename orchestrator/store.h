@@ -239,6 +239,12 @@ int store_user_get(struct store *st, const char *username, char **password_hash,
 int store_token_add(struct store *st, const char *name, const char *token_hash, const char *role);
 /* The role (malloc'd) of the token with this hash; -ENOENT when unknown. */
 int store_token_role(struct store *st, const char *token_hash, char **role);
+/* Removes a user / a token by name: in effect for the very next request. -ENOENT when none. */
+int store_user_delete(struct store *st, const char *username);
+int store_token_delete(struct store *st, const char *name);
+/* Calls fn for every token (never the token itself: only its name, role and creation time). */
+int store_token_each(struct store *st, void (*fn)(void *arg, const char *name, const char *role, usec_t created),
+		     void *arg);
 
 /* Pools. */
 int store_pool_slots(struct store *st, const char *name, int *slots);

@@ -106,27 +106,30 @@ void auth_token_hash(const char *token, char out[65])
 	sha256_hex(token, strlen(token), out);
 }
 
-/* A tiny cache of successful checks: SHA-256 of the header -> role, for CACHE_TTL. */
+/* A cache of password checks that passed, so that a client sending Basic credentials with every
+ * request pays for yescrypt once: SHA-256 of the header -> SHA-256 of the password hash it was
+ * verified against. The user's row is still read on every request, and the cached check only
+ * counts while that row holds the same hash: a deleted user, a new password or a new role are
+ * in effect for the very next request. Tokens are not cached (their lookup is one indexed read). */
 static struct {
 	char key[65];
-	enum role role;
+	char verified[65];
 	usec_t until;
 } cache[CACHE_SLOTS];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static enum role cache_get(const char *key)
+static bool cache_hit(const char *key, const char *verified)
 {
-	enum role r = ROLE_NONE;
+	bool hit = false;
 	usec_t now = mono_usec();
 	pthread_mutex_lock(&cache_lock);
-	for (int i = 0; i < CACHE_SLOTS; i++)
-		if (cache[i].until > now && !strcmp(cache[i].key, key))
-			r = cache[i].role;
+	for (int i = 0; i < CACHE_SLOTS && !hit; i++)
+		hit = cache[i].until > now && !strcmp(cache[i].key, key) && !strcmp(cache[i].verified, verified);
 	pthread_mutex_unlock(&cache_lock);
-	return r;
+	return hit;
 }
 
-static void cache_put(const char *key, enum role role)
+static void cache_put(const char *key, const char *verified)
 {
 	usec_t now = mono_usec();
 	int slot = 0;
@@ -135,7 +138,7 @@ static void cache_put(const char *key, enum role role)
 		if (cache[i].until < cache[slot].until)
 			slot = i;
 	memcpy(cache[slot].key, key, 65);
-	cache[slot].role = role;
+	memcpy(cache[slot].verified, verified, 65);
 	cache[slot].until = now + CACHE_TTL;
 	pthread_mutex_unlock(&cache_lock);
 }
@@ -191,9 +194,9 @@ static void make_dummy(void)
 	free(pw);
 }
 
-static enum role check_basic(struct store *st, const char *b64)
+static enum role check_basic(struct store *st, const char *header, const char *b64)
 {
-	char *pair = b64decode(b64), *hash = NULL, *role = NULL;
+	char *pair = b64decode(b64), *hash = NULL, *role = NULL, key[65], verified[65];
 	enum role r = ROLE_NONE;
 	if (!pair)
 		return ROLE_NONE;
@@ -201,8 +204,12 @@ static enum role check_basic(struct store *st, const char *b64)
 	if (colon) {
 		*colon = '\0';
 		if (store_user_get(st, pair, &hash, &role) == 0) {
-			if (auth_check_password(colon + 1, hash))
+			sha256_hex(header, strlen(header), key);
+			sha256_hex(hash, strlen(hash), verified);
+			if (cache_hit(key, verified) || auth_check_password(colon + 1, hash)) {
 				r = (enum role)auth_role_parse(role);
+				cache_put(key, verified);
+			}
 		} else {
 			pthread_once(&dummy_once, make_dummy);
 			if (dummy_hash)
@@ -217,15 +224,11 @@ static enum role check_basic(struct store *st, const char *b64)
 
 enum role auth_check_header(struct store *st, const char *authorization)
 {
-	char key[65];
 	enum role r = ROLE_NONE;
 	if (!authorization)
 		return ROLE_NONE;
-	sha256_hex(authorization, strlen(authorization), key);
-	if ((r = cache_get(key)) != ROLE_NONE)
-		return r;
 	if (!strncasecmp(authorization, "Basic ", 6)) {
-		r = check_basic(st, authorization + 6);
+		r = check_basic(st, authorization, authorization + 6);
 	} else if (!strncasecmp(authorization, "Bearer ", 7)) {
 		char h[65], *role = NULL;
 		auth_token_hash(authorization + 7, h);
@@ -235,8 +238,6 @@ enum role auth_check_header(struct store *st, const char *authorization)
 	}
 	if ((int)r < 0)
 		r = ROLE_NONE;
-	if (r != ROLE_NONE)
-		cache_put(key, r);
 	return r;
 }
 

@@ -82,6 +82,31 @@ def t_auth():
     problem("/pools", 401, auth="vera:wrong")
 
 
+def t_revocation_is_immediate():
+    token = home.run("tokens", "create", "short-lived", "--role", "op").stdout.strip()
+    eq(call("GET", "/pools", auth=None, bearer=token)[0], 200, "the token works")
+    p = home.run("tokens", "list")
+    expect("short-lived" in p.stdout and token not in p.stdout, f"tokens list shows names, never tokens: {p.stdout}")
+    eq(home.run("tokens", "revoke", "short-lived").returncode, 0, "revoke")
+    eq(call("GET", "/pools", auth=None, bearer=token)[0], 401, "a revoked token stops at once")
+    eq(home.run("tokens", "revoke", "short-lived").returncode, 1, "revoking twice")
+    pw = "first-pass-1"
+    eq(home.run("users", "create", "ulla", "--role", "op", "--password-stdin", input=pw + "\n").returncode, 0, "user")
+    eq(call("GET", "/pools", auth="ulla:" + pw)[0], 200, "the password works (and is now cached)")
+    st, _, _ = send("PATCH", "/dags/d", {"is_paused": False}, auth="ulla:" + pw)
+    eq(st, 200, "an op may pause")
+    eq(home.run("users", "create", "ulla", "--role", "viewer", "--password-stdin", input=pw + "\n").returncode, 0,
+       "role change")
+    st, _, _ = send("PATCH", "/dags/d", {"is_paused": False}, auth="ulla:" + pw)
+    eq(st, 403, "a role change is in effect at once")
+    eq(home.run("users", "create", "ulla", "--role", "op", "--password-stdin", input="second-pass-2\n").returncode, 0,
+       "password change")
+    eq(call("GET", "/pools", auth="ulla:" + pw)[0], 401, "the old password stops at once")
+    eq(call("GET", "/pools", auth="ulla:second-pass-2")[0], 200, "the new one works")
+    eq(home.run("users", "delete", "ulla").returncode, 0, "delete")
+    eq(call("GET", "/pools", auth="ulla:second-pass-2")[0], 401, "a deleted user stops at once")
+
+
 def t_resources():
     pools = get_ok("/pools", "PoolCollection")
     eq(pools["total_entries"], 1, "pools")
@@ -564,6 +589,7 @@ def t_no_auth_only_on_loopback():
 try:
     check("health and version are public", t_public)
     check("auth: none, wrong, Basic, Bearer token, viewer user", t_auth)
+    check("revoked tokens, changed roles and passwords, deleted users: in effect at once", t_revocation_is_immediate)
     check("pools, import errors, dag runs, task instances", t_resources)
     check("pagination, 400, 404, 405, 413", t_pagination_and_errors)
     check("dags: list and filters, get, details, tasks, source", t_dags)
