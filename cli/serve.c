@@ -1,6 +1,5 @@
 /* sluice serve | dags trigger | pools */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
