@@ -26,6 +26,10 @@
  * workers than streams allowed (api_events.c caps them at 8). */
 #define WORKERS 16
 
+/* Stands in for a %00 or a malformed %-escape: no id may hold it, and dispatch() refuses a path
+ * with it, instead of the NUL cutting "/dags/hello%00junk" down to "/dags/hello". */
+#define BAD_ESCAPE '\x7f'
+
 struct web {
 	struct web_opts o;
 	char *db_path, *bind, *lib_dir, *home, *allowed_hosts;
@@ -378,6 +382,10 @@ static void dispatch(struct req *r)
 		tables = root_tables;
 		path = r->url;
 	}
+	if (strchr(r->url, BAD_ESCAPE)) {
+		reply_problem(r, 400, "Bad Request", "the path holds a NUL or a malformed %-escape");
+		return;
+	}
 	/* Changes, and everything when auth is off, only from this server's own pages or a
 	 * non-browser client: never under a rebound host name or from another site. */
 	const char *why;
@@ -440,6 +448,37 @@ static enum MHD_Result send_reply(struct req *r)
 	enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
 	return rc;
+}
+
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* MHD's unescaping of the path and the query, in place; returns the new length. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *out = s;
+	for (const char *p = s; *p; p++) {
+		if (*p != '%') {
+			*out++ = *p;
+			continue;
+		}
+		int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			*out++ = BAD_ESCAPE;
+			if (hi >= 0 && lo >= 0)
+				p += 2;
+			continue;
+		}
+		*out++ = (char)(hi * 16 + lo);
+		p += 2;
+	}
+	*out = '\0';
+	(void)cls;
+	(void)conn;
+	return (size_t)(out - s);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -526,6 +565,7 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WORKERS,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 				  MHD_OPTION_END);
 	if (!w->mhd) {

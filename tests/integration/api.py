@@ -82,6 +82,14 @@ def t_auth():
     problem("/pools", 401, auth="vera:wrong")
 
 
+def t_nul_and_bad_escapes():
+    for path in ("/dags/d%00junk", "/dags/d%zz", "/dags/d%4", "/dags/%00"):
+        st, ctype, body = call("GET", path)
+        eq(st, 400, f"{path}: {body}")
+        eq(ctype, "application/problem+json", path)
+    eq(call("GET", "/dags/%64")[0], 200, "a valid escape (%64 is d) still works")
+
+
 def t_revocation_is_immediate():
     token = home.run("tokens", "create", "short-lived", "--role", "op").stdout.strip()
     eq(call("GET", "/pools", auth=None, bearer=token)[0], 200, "the token works")
@@ -589,6 +597,7 @@ def t_no_auth_only_on_loopback():
 try:
     check("health and version are public", t_public)
     check("auth: none, wrong, Basic, Bearer token, viewer user", t_auth)
+    check("NUL and malformed %-escapes in a path are 400, not a cut-off id", t_nul_and_bad_escapes)
     check("revoked tokens, changed roles and passwords, deleted users: in effect at once", t_revocation_is_immediate)
     check("pools, import errors, dag runs, task instances", t_resources)
     check("pagination, 400, 404, 405, 413", t_pagination_and_errors)
