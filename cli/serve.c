@@ -91,6 +91,7 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 		.home = cli->home,
 		.no_auth = no_auth,
 		.allowed_hosts = cli->cfg->allowed_hosts,
+		.metrics_public = cli->cfg->metrics_public,
 		.heartbeat = heartbeat_cb,
 	};
 	if (web_start(&wo, &web, &err) < 0) {

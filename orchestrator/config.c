@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST };
+enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL };
 
 /* One row per option (as Redis's static_configs[]): its type, default, bounds and help. Every
  * source (default, file, environment, flag) goes through apply(), which checks the bounds, so a
@@ -44,6 +44,8 @@ static const struct option_def options[] = {
 	{"webserver.port", OPT_INT, "8080", OFF(port), 0, 65535, "port of the web server (0: any free port)"},
 	{"webserver.allowed_hosts", OPT_LIST, "", OFF(allowed_hosts), 0, 0,
 	 "host names (comma-separated) browsers may reach the API by, besides IP addresses and localhost"},
+	{"metrics.public", OPT_BOOL, "false", OFF(metrics_public), 0, 1,
+	 "serve /metrics without credentials (else a viewer's, e.g. a Bearer token for the scraper)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -90,6 +92,17 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 	size_t b;
 	switch (o->type) {
 	case OPT_LIST:
+		return 0;
+	case OPT_BOOL:
+		if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") || !strcmp(value, "1"))
+			*n = 1;
+		else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcasecmp(value, "off") ||
+			 !strcmp(value, "0"))
+			*n = 0;
+		else {
+			*err = xasprintf("%s = %s: not true or false", o->name, value);
+			return -EINVAL;
+		}
 		return 0;
 	case OPT_STRING:
 	case OPT_PATH:
@@ -148,7 +161,7 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 	int rc = parse_value(o, value, &n, err);
 	if (rc < 0)
 		return rc;
-	bool numeric = o->type != OPT_STRING && o->type != OPT_PATH && o->type != OPT_LIST;
+	bool numeric = o->type != OPT_STRING && o->type != OPT_PATH && o->type != OPT_LIST && o->type != OPT_BOOL;
 	if (numeric && (n < o->min || n > o->max)) {
 		char *b = bounds_text(o);
 		*err = xasprintf("%s = %s: must be %s", o->name, value, b);
@@ -176,6 +189,9 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 		break;
 	case OPT_BYTES:
 		*(size_t *)field = (size_t)n;
+		break;
+	case OPT_BOOL:
+		*(bool *)field = n != 0;
 		break;
 	}
 	return 0;
@@ -389,6 +405,8 @@ static char *value_string(const struct config *cfg, const struct option_def *o)
 		return xstrdup(buf);
 	case OPT_BYTES:
 		return xasprintf("%zuMiB", *(const size_t *)field >> 20);
+	case OPT_BOOL:
+		return xstrdup(*(const bool *)field ? "true" : "false");
 	}
 	return xstrdup("");
 }
@@ -418,7 +436,8 @@ void config_print(const struct config *cfg, bool json)
 			cur = options[i].name;
 		}
 		char *v = value_string(cfg, &options[i]);
-		bool numeric = options[i].type != OPT_STRING && options[i].type != OPT_PATH && options[i].type != OPT_LIST;
+		bool numeric = options[i].type != OPT_STRING && options[i].type != OPT_PATH && options[i].type != OPT_LIST &&
+			       options[i].type != OPT_BOOL;
 		char *b = numeric ? bounds_text(&options[i]) : xstrdup("");
 		printf("# %s%s%s (from %s)\n%s = %s\n", options[i].help, numeric ? "; " : "", b, sources[i], dot + 1, v);
 		free(b);

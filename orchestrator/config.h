@@ -20,6 +20,7 @@ struct config {
 	char *bind;                 /* web server address */
 	int port;
 	char *allowed_hosts;        /* names the API may be reached by (besides IPs, localhost) */
+	bool metrics_public;        /* /metrics without credentials */
 };
 
 /* Loads the configuration for home (absolute). Returns 0, or -EINVAL with *err set when a

@@ -1,4 +1,5 @@
-/* GET /metrics: Prometheus text exposition format (public, like /health). */
+/* GET /metrics: Prometheus text exposition format (a viewer's credentials, or public with
+ * metrics.public = true). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,6 @@ static void api_metrics(struct req *r)
 }
 
 const struct route api_metrics_routes[] = {
-	{"GET", "/metrics", ROLE_NONE, api_metrics},
+	{"GET", "/metrics", ROLE_VIEWER, api_metrics}, /* public with metrics.public = true */
 	{NULL, NULL, ROLE_NONE, NULL},
 };

@@ -407,14 +407,16 @@ static void dispatch(struct req *r)
 		return;
 	}
 	r->st = thread_store(r->w);
-	if (match->min_role != ROLE_NONE && !r->w->o.no_auth) {
+	/* The root tables hold /metrics only, public when the operator says so. */
+	enum role need = tables == root_tables && r->w->o.metrics_public ? ROLE_NONE : match->min_role;
+	if (need != ROLE_NONE && !r->w->o.no_auth) {
 		const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 		r->role = r->st ? auth_check_header(r->st, auth) : ROLE_NONE;
 		if (r->role == ROLE_NONE) {
 			reply_problem(r, 401, "Unauthorized", "credentials are missing or invalid (HTTP Basic or Bearer token)");
 			return;
 		}
-		if (r->role < match->min_role) {
+		if (r->role < need) {
 			reply_problem(r, 403, "Forbidden", "your role may not do this");
 			return;
 		}

@@ -21,6 +21,7 @@ struct web_opts {
 	const char *lib_dir;       /* <dags>/lib, for DAG versions that `require` modules */
 	const char *home;          /* $SLUICE_HOME, where the logs are */
 	bool no_auth;              /* only allowed on a loopback address */
+	bool metrics_public;       /* /metrics without credentials (metrics.public) */
 	const char *allowed_hosts; /* names a browser may reach it by besides IPs and localhost
 	                              (comma-separated; webserver.allowed_hosts) */
 	size_t max_body;           /* bytes; 0 = 1 MiB */

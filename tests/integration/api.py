@@ -383,8 +383,22 @@ def t_backfills_api():
     problem("/backfills/999", 404)
 
 
+def metrics_status(port, auth=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def t_metrics():
-    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=30) as resp:
+    eq(metrics_status(PORT), 401, "/metrics needs credentials unless metrics.public")
+    req = urllib.request.Request(f"http://127.0.0.1:{PORT}/metrics")
+    req.add_header("Authorization", "Basic " + base64.b64encode(ADMIN.encode()).decode())
+    with urllib.request.urlopen(req, timeout=30) as resp:
         text = resp.read().decode()
         expect(resp.headers.get("Content-Type").startswith("text/plain"), "metrics content type")
     for needle in ('sluice_task_instances{state="success"}', 'sluice_dag_runs{state="success"}',
@@ -588,6 +602,22 @@ def t_no_auth_checks_every_request():
         h.cleanup()
 
 
+def t_metrics_public():
+    h = Home()
+    os.environ["SLUICE__METRICS__PUBLIC"] = "true"
+    try:
+        dm3 = Daemon(h).start()
+    finally:
+        del os.environ["SLUICE__METRICS__PUBLIC"]
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", dm3.output()).group(1))
+        eq(metrics_status(port), 200, "metrics.public = true: /metrics for a scraper without credentials")
+        eq(call("GET", "/pools", auth=None, port=port)[0], 401, "the rest still needs credentials")
+    finally:
+        dm3.stop()
+        h.cleanup()
+
+
 def t_no_auth_only_on_loopback():
     p = home.run("serve", "--bind", "0.0.0.0", "--port", "0", "--no-auth", timeout=20)
     eq(p.returncode, 1, "refused")
@@ -613,7 +643,7 @@ try:
     check("clearTaskInstances inside a running run (the engine clears in memory)", t_clear_running_run)
     check("backfills: dry run, create, 409, 400, completion, cancel", t_backfills_api)
     check("Host and Origin: rebound names, other ports and foreign origins get 403 on changes", t_host_and_origin)
-    check("/metrics in Prometheus text format", t_metrics)
+    check("/metrics in Prometheus text format, behind credentials", t_metrics)
     check("SSE events (filtered, resumable) and log tailing while a task runs", t_events_and_tailing)
     check("/openapi.yaml: valid (swagger-parser) and covering every route of the server", t_openapi)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
@@ -621,5 +651,6 @@ finally:
     dm.stop()
 check("--no-auth is refused off loopback", t_no_auth_only_on_loopback)
 check("--no-auth: every request is checked for Host and Origin", t_no_auth_checks_every_request)
+check("metrics.public = true opens /metrics and nothing else", t_metrics_public)
 home.cleanup()
 finish()
