@@ -474,6 +474,7 @@ static int dags_test(struct cli_ctx *cli, const struct cmd_args *a)
 		.parallelism = cli->cfg->parallelism,
 		.kill_grace = cli->cfg->kill_grace,
 		.ignore_unknown_pools = true,
+		.env_passthrough = cli->cfg->task_env_passthrough,
 	};
 	if (runner_open(&run, &ro, &err) < 0) {
 		fprintf(stderr, "sluice: %s\n", err);

@@ -40,6 +40,8 @@ static const struct option_def options[] = {
 	 1000000000000LL, "Lua instructions a DAG file may run"},
 	{"core.dag_file_time_limit", OPT_DURATION, "5s", OFF(dag_time_limit), SEC / 10, 600 * SEC,
 	 "time a DAG file may take to load"},
+	{"core.task_env_passthrough", OPT_LIST, "", OFF(task_env_passthrough), 0, 0,
+	 "variables of the daemon's environment tasks also get (comma-separated; beyond PATH, HOME, LANG, ...)"},
 	{"webserver.bind", OPT_STRING, "127.0.0.1", OFF(bind), 0, 0, "address the web server listens on"},
 	{"webserver.port", OPT_INT, "8080", OFF(port), 0, 65535, "port of the web server (0: any free port)"},
 	{"webserver.allowed_hosts", OPT_LIST, "", OFF(allowed_hosts), 0, 0,
@@ -384,6 +386,7 @@ void config_free(struct config *cfg)
 	free(cfg->dags_folder);
 	free(cfg->bind);
 	free(cfg->allowed_hosts);
+	free(cfg->task_env_passthrough);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -17,6 +17,7 @@ struct config {
 	size_t dag_memory_limit;    /* bytes per DAG file */
 	unsigned long long dag_instruction_limit;
 	usec_t dag_time_limit;
+	char *task_env_passthrough; /* extra variables of the daemon's environment tasks get */
 	char *bind;                 /* web server address */
 	int port;
 	char *allowed_hosts;        /* names the API may be reached by (besides IPs, localhost) */

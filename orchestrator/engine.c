@@ -338,6 +338,32 @@ int engine_create_run(struct engine *e, struct dag *d, const struct run_request 
 
 /* Public API ------------------------------------------------------------------------------------ */
 
+/* Whether the daemon's variable "NAME=value" reaches tasks: only what a process needs to run
+ * programs (the list below and LC_*), plus the names of core.task_env_passthrough. The rest of
+ * the daemon's environment (credentials, tokens, its own settings) stays out of tasks. */
+static bool passed_through(const char *var, const char *extra)
+{
+	static const char *const always[] = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ",
+					     "TMPDIR", "SHELL", "TERM", NULL};
+	size_t n = strcspn(var, "=");
+	if (!strncmp(var, "SLUICE_", 7))
+		return false;
+	if (!strncmp(var, "LC_", 3))
+		return true;
+	for (size_t i = 0; always[i]; i++)
+		if (strlen(always[i]) == n && !strncmp(var, always[i], n))
+			return true;
+	for (const char *p = extra; p && *p;) {
+		while (*p == ',' || *p == ' ')
+			p++;
+		size_t k = strcspn(p, ", ");
+		if (k == n && !strncmp(var, p, n))
+			return true;
+		p += k;
+	}
+	return false;
+}
+
 struct engine *engine_new(struct store *st, struct evloop *loop, const struct engine_opts *o, char **err)
 {
 	extern char **environ;
@@ -357,7 +383,7 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 		n++;
 	e->base_env = xcalloc(n + 1, sizeof(char *));
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "SLUICE_", 7))
+		if (passed_through(environ[i], o->env_passthrough))
 			e->base_env[e->n_base_env++] = xstrdup(environ[i]);
 	srandom((unsigned)(now_usec() ^ getpid()));
 	evloop_set_idle(loop, eng_on_idle, e);

@@ -33,6 +33,7 @@ struct engine_opts {
 	usec_t kill_grace;       /* SIGTERM -> SIGKILL grace for timeouts and cancels */
 	bool ignore_unknown_pools; /* `dags test`: a missing pool does not hold a task back */
 	struct notify *notify;   /* runs the DAGs' callbacks; NULL: none (borrowed) */
+	const char *env_passthrough; /* names of the daemon's variables tasks also get (comma-separated) */
 };
 
 /* Creates an engine over a writable store and a loop (both borrowed). NULL with *err set. */

@@ -56,6 +56,7 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 		.parallelism = o->parallelism,
 		.kill_grace = o->kill_grace,
 		.ignore_unknown_pools = o->ignore_unknown_pools,
+		.env_passthrough = o->env_passthrough,
 		.notify = r->notify,
 	};
 	if (!(r->eng = engine_new(r->st, r->loop, &eo, err)))

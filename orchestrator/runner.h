@@ -24,6 +24,7 @@ struct runner_opts {
 	int parallelism;
 	usec_t kill_grace;
 	bool ignore_unknown_pools; /* `dags test`: a missing pool does not hold a task back */
+	const char *env_passthrough; /* core.task_env_passthrough */
 	runner_stop_cb on_stop;    /* NULL: the first signal stops the loop */
 	void *arg;
 };

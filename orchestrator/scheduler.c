@@ -775,6 +775,7 @@ int sched_serve(const struct sched_opts *o)
 		.shim_path = o->shim_path,
 		.parallelism = o->cfg->parallelism,
 		.kill_grace = o->cfg->kill_grace,
+		.env_passthrough = o->cfg->task_env_passthrough,
 		.on_stop = on_stop,
 		.arg = &s,
 	};

@@ -109,6 +109,29 @@ def t_files_are_the_owners():
     h.cleanup()
 
 
+def t_tasks_get_a_clean_environment():
+    h = Home()
+    out = os.path.join(h.dir, "env")
+    h.write_dag("e.lua", 'local d = dag { id = "e" }\n'
+                f'd:task "a" {{ cmd = "env > {out}", env = {{ MINE = "set by the DAG" }} }}\nreturn d\n')
+    secrets = {"AWS_SECRET_ACCESS_KEY": "s3cr3t", "DATABASE_URL": "postgres://u:p@h/db", "KEEP_ME": "yes"}
+    p = h.run("dags", "test", "e", env=secrets)
+    eq(p.returncode, 0, p.stderr)
+    with open(out) as f:
+        env = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+    expect("AWS_SECRET_ACCESS_KEY" not in env and "DATABASE_URL" not in env, f"the daemon's secrets leaked: {env}")
+    expect("PATH" in env and env.get("MINE") == "set by the DAG" and env.get("SLUICE_DAG_ID") == "e", f"{env}")
+    with open(os.path.join(h.home, "sluice.cfg"), "w") as f:
+        f.write("[core]\ntask_env_passthrough = KEEP_ME\n")
+    p = h.run("dags", "test", "e", env=secrets)
+    eq(p.returncode, 0, p.stderr)
+    with open(out) as f:
+        env = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+    eq(env.get("KEEP_ME"), "yes", "core.task_env_passthrough lets a named variable through")
+    expect("AWS_SECRET_ACCESS_KEY" not in env, "and only that one")
+    h.cleanup()
+
+
 def t_config_out_of_range():
     cfg = os.path.join(home.home, "sluice.cfg")
     cases = [("[webserver]\nport = 70000\n", "sluice.cfg:2: webserver.port = 70000: must be between 0 and 65535"),
@@ -135,6 +158,8 @@ check("dags test replacing a hand-crafted run deletes nothing outside the home",
 check("templates cannot inject: hostile conf in bare, quoted, env and argv commands is data",
       t_templates_cannot_inject)
 check("the home is 0700, the database and logs 0600; a looser home is warned about", t_files_are_the_owners)
+check("tasks get a clean environment: PATH and the like, the DAG's env, SLUICE_*, and what the config names",
+      t_tasks_get_a_clean_environment)
 check("config values out of range or unknown stop serve at start, with file, line and reason",
       t_config_out_of_range)
 home.cleanup()
