@@ -338,6 +338,50 @@ out:
 	return rc;
 }
 
+/* runs cancel: through the daemon when it is up (it drives the run), else on the database. */
+static int runs_cancel(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st = NULL;
+	struct run_row run = {0};
+	char *err = NULL;
+	int rc = 1;
+	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, a->argv[0], a->argv[1], &run) < 0)
+		goto out;
+	int n = -ESRCH;
+	if (sched_daemon_running(cli->home, NULL)) {
+		cJSON *req = cJSON_CreateObject(), *reply = NULL;
+		cJSON_AddStringToObject(req, "op", "cancel");
+		cJSON_AddStringToObject(req, "dag_id", run.dag_id);
+		cJSON_AddStringToObject(req, "run_id", run.run_id);
+		n = control_call(cli->home, req, &reply, 60 * USEC_PER_SEC, &err);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(reply, "rc"), *e = cJSON_GetObjectItemCaseSensitive(reply, "error");
+		if (n == 0)
+			n = cJSON_IsNumber(v) ? (int)v->valuedouble : -EPROTO;
+		if (n < 0 && n != -ECONNREFUSED && n != -ENOENT && cJSON_IsString(e) && !err)
+			err = xstrdup(e->valuestring);
+		if (n == -ECONNREFUSED || n == -ENOENT) {
+			free(err);
+			err = NULL;
+			n = -ESRCH;
+		}
+		cJSON_Delete(req);
+		cJSON_Delete(reply);
+	}
+	if (n == -ESRCH)
+		n = ops_cancel_run(st, NULL, &run, "cancelled by `sluice runs cancel`", &err);
+	if (n < 0) {
+		fprintf(stderr, "sluice: %s\n", err ? err : "cannot cancel the run");
+		goto out;
+	}
+	printf("run %s of %s: cancelled; its tries are being stopped\n", run.run_id, run.dag_id);
+	rc = 0;
+out:
+	free(err);
+	run_row_free(&run);
+	store_close(st);
+	return rc;
+}
+
 static int tasks_clear(struct cli_ctx *cli, const struct cmd_args *a) { return tasks_change(cli, a, false); }
 static int tasks_mark(struct cli_ctx *cli, const struct cmd_args *a) { return tasks_change(cli, a, true); }
 
@@ -348,6 +392,15 @@ static const struct cmd_opt json_opt[] = {
 
 const struct cmd_entry cmd_runs_list = {
 	"runs", "list", "DAG_ID", 1, 1, json_opt, "the runs of a DAG, newest first", NULL, runs_list,
+};
+
+const struct cmd_entry cmd_runs_cancel = {
+	"runs", "cancel", "DAG_ID RUN_ID", 2, 2, NULL, "stop a run: its tries are killed and it fails",
+	"Cancels a run, as Airflow's \"mark failed\" on a running run does: the daemon stops its tries (their\n"
+	"whole process groups, SIGTERM then SIGKILL after core.kill_grace), tasks that did not start are\n"
+	"skipped, and the run fails. A queued run fails without starting. RUN_ID may also be its\n"
+	"logical date.",
+	runs_cancel,
 };
 
 const struct cmd_entry cmd_tasks_list = {

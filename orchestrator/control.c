@@ -111,6 +111,20 @@ static int run_change(struct store *w, const struct op_call *call, bool mark, st
 	return rc;
 }
 
+/* {"op": "cancel", "dag_id", "run_id"}: the run's tries are stopped and it fails. */
+static int run_cancel(struct store *w, const struct op_call *call, char **err)
+{
+	struct run_row run = {0};
+	const char *dag_id = str(call->req, "dag_id"), *run_id = str(call->req, "run_id");
+	if (!dag_id || !run_id || store_run_get(w, dag_id, run_id, 0, &run) < 0) {
+		*err = xasprintf("no run %s of DAG %s", run_id ? run_id : "?", dag_id ? dag_id : "?");
+		return -ENOENT;
+	}
+	int rc = ops_cancel_run(w, sched_engine(), &run, "cancelled by `sluice runs cancel`", err);
+	run_row_free(&run);
+	return rc;
+}
+
 static int handle(struct store *w, void *arg)
 {
 	struct op_call *call = arg;
@@ -120,6 +134,8 @@ static int handle(struct store *w, void *arg)
 	int n;
 	if (op && (!strcmp(op, "clear") || !strcmp(op, "mark"))) {
 		n = run_change(w, call, !strcmp(op, "mark"), &rows, &err);
+	} else if (op && !strcmp(op, "cancel")) {
+		n = run_cancel(w, call, &err);
 	} else {
 		err = xasprintf("unknown op '%s'", op ? op : "");
 		n = -EINVAL;

@@ -434,6 +434,18 @@ void engine_on_run_done(struct engine *e, engine_run_done_cb cb, void *arg)
 	e->done_arg = arg;
 }
 
+int engine_cancel_run_pk(struct engine *e, int64_t run_pk, const char *why)
+{
+	for (struct erun *r = e->runs; r; r = r->next) {
+		if (r->row.pk == run_pk && !r->finished) {
+			engine_cancel_run(e, r, why);
+			evloop_wake(e->loop);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 void engine_cancel_run(struct engine *e, struct erun *r, const char *why)
 {
 	if (r->finished || r->cancelled)

@@ -84,6 +84,10 @@ void engine_on_run_done(struct engine *e, engine_run_done_cb cb, void *arg);
  * did not start become skipped... then the run fails. */
 void engine_cancel_run(struct engine *e, struct erun *run, const char *why);
 
+/* engine_cancel_run() for the run with this primary key; -ENOENT when the engine does not drive
+ * it (or it has finished). */
+int engine_cancel_run_pk(struct engine *e, int64_t run_pk, const char *why);
+
 /* Accessors of a run for callers that report on it. */
 const struct run_row *erun_row(const struct erun *r);
 const struct dag *erun_dag(const struct erun *r);

@@ -286,3 +286,35 @@ int ops_delete_run(struct store *w, const char *home, const char *dag_id, const 
 	run_row_free(&now);
 	return rc;
 }
+
+int ops_cancel_run(struct store *w, struct engine *e, const struct run_row *run, const char *why, char **err)
+{
+	struct run_row now = {0};
+	int rc = store_run_get(w, run->dag_id, run->run_id, 0, &now);
+	if (rc < 0) {
+		*err = xasprintf("no run %s of DAG %s", run->run_id, run->dag_id);
+		return rc;
+	}
+	if (!strcmp(now.state, "running")) {
+		rc = e ? engine_cancel_run_pk(e, now.pk, why) : -ENOENT;
+		if (rc == -ENOENT) {
+			rc = -EBUSY;
+			*err = xasprintf("run %s of %s is running outside the daemon; stop that process instead",
+					 run->run_id, run->dag_id);
+		}
+	} else if (!strcmp(now.state, "queued")) {
+		/* Not started: nothing to stop, it just never runs. */
+		free(now.state);
+		now.state = xstrdup("failed");
+		free(now.note);
+		now.note = xstrdup(why);
+		now.end_date = now_usec();
+		if ((rc = store_run_update(w, &now)) < 0)
+			*err = xstrdup("cannot record the cancel");
+	} else {
+		rc = -EALREADY;
+		*err = xasprintf("run %s of %s has already ended (%s)", run->run_id, run->dag_id, now.state);
+	}
+	run_row_free(&now);
+	return rc;
+}

@@ -34,6 +34,12 @@ struct engine;
 int ops_clear(struct store *w, struct engine *e, const struct dag *d, const struct run_row *run,
 	      const struct ops_selection *sel, bool dry_run, struct ti_row **out, char **err);
 
+/* Use case "cancel a run" (Airflow's "mark failed" on a running run): a running run the daemon's
+ * engine e drives has its tries stopped (their process groups killed) and fails, with why as its
+ * note; a queued run fails without starting. Returns 0, -EBUSY (running outside the daemon),
+ * -EALREADY (it has ended), -ENOENT, or the store's error, with *err. */
+int ops_cancel_run(struct store *w, struct engine *e, const struct run_row *run, const char *why, char **err);
+
 /* Use case "delete a run": in one transaction, refuses a running run (-EBUSY) unless force
  * (`dags test` replacing its own earlier run) and deletes the run with its instances, tries and
  * outputs; then removes its logs, never outside $home/logs whatever the row says. Returns 0,

@@ -233,6 +233,36 @@ static int set_run_state(struct store *st, void *arg)
 }
 
 /* PATCH /dags/{dag_id}/dagRuns/{dag_run_id} {"state": "success" | "failed" | "queued"} */
+struct cancel_call {
+	const struct run_row *run;
+	char *err;
+};
+
+static int cancel_fn(struct store *st, void *arg)
+{
+	struct cancel_call *c = arg;
+	return ops_cancel_run(st, sched_engine(), c->run, "marked failed through the REST API", &c->err);
+}
+
+/* PATCH {"state": "failed"} of a running run, Airflow's way to stop one: its tries are killed
+ * and it fails once they have ended (within the kill grace). */
+static void cancel_running(struct req *r, const struct run_row *run)
+{
+	struct cancel_call c = {run, NULL};
+	int rc = sched_write(cancel_fn, &c);
+	struct run_row now = {0};
+	if (rc == -EBUSY || rc == -EALREADY)
+		api_problem(r, 409, "Conflict", "%s", c.err);
+	else if (rc < 0)
+		api_write_failed(r, rc);
+	else if (store_run_get(api_store(r), run->dag_id, run->run_id, 0, &now) == 0)
+		api_reply(r, 200, api_dag_run(&now));
+	else
+		api_problem(r, 404, "DAGRun not found", "the run is gone");
+	run_row_free(&now);
+	free(c.err);
+}
+
 static void patch_run(struct req *r)
 {
 	struct run_row run = {0};
@@ -247,6 +277,10 @@ static void patch_run(struct req *r)
 	}
 	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))) || !api_find_run(r, &run))
 		goto out;
+	if (!strcmp(state->valuestring, "failed") && !strcmp(run.state, "running")) {
+		cancel_running(r, &run);
+		goto out;
+	}
 	bool queue = !strcmp(state->valuestring, "queued");
 	struct op_call c = {.d = d, .run = &run, .mark_state = queue ? NULL : state->valuestring};
 	/* success marks every instance; failed the unfinished ones; queued clears them all. */

@@ -550,6 +550,21 @@ def t_clear_running_run():
     eq(tis["flaky"]["max_tries"], 1, "retries available again")
 
 
+def t_mark_a_running_run_failed():
+    home.write_dag("stop.lua", 'local d = dag { id = "stop" }\nd:task "slow" { cmd = "sleep 62.5" }\nreturn d\n')
+    wait_until(lambda: call("GET", "/dags/stop")[0] == 200, 10, "the daemon to see stop")
+    eq(send("POST", "/dags/stop/dagRuns", {"dag_run_id": "s1"})[0], 200, "trigger")
+    wait_until(lambda: call("GET", "/dags/stop/dagRuns/s1")[2]["state"] == "running", 10, "s1 to run")
+    st, _, body = send("PATCH", "/dags/stop/dagRuns/s1", {"state": "failed"})
+    eq(st, 200, f"PATCH failed on a running run: {body}")
+    recorded.append({"name": "PATCH a running run failed", "schema": "DAGRun", "body": body})
+    wait_until(lambda: call("GET", "/dags/stop/dagRuns/s1")[2]["state"] == "failed", 15, "the run to fail")
+    ti = call("GET", "/dags/stop/dagRuns/s1/taskInstances/slow")[2]
+    eq((ti["state"], ti["try_number"]), ("failed", 1), "its try was stopped")
+    st, _, body = send("PATCH", "/dags/stop/dagRuns/s1", {"state": "failed"})
+    eq(st, 200, "an ended run takes the state asked for, as before")
+
+
 def t_validate():
     expect(os.path.exists(SPEC), f"Airflow's API spec is not at {SPEC} (shared/ must sit beside the "
                                  "repository, or set SLUICE_AIRFLOW_SPEC)")
@@ -646,6 +661,7 @@ try:
     check("/metrics in Prometheus text format, behind credentials", t_metrics)
     check("SSE events (filtered, resumable) and log tailing while a task runs", t_events_and_tailing)
     check("/openapi.yaml: valid (swagger-parser) and covering every route of the server", t_openapi)
+    check("PATCH state=failed of a running run stops its tries (Airflow's mark failed)", t_mark_a_running_run_failed)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
 finally:
     dm.stop()

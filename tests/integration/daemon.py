@@ -2,6 +2,7 @@
 concurrent CLI writers, and kill -9 in the middle of a run."""
 import concurrent.futures
 import os
+import subprocess
 import sys
 import time
 
@@ -359,6 +360,39 @@ def t_clear_and_mark():
     home.cleanup()
 
 
+def alive(pattern):
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
+def t_cancel():
+    home = Home()
+    home.write_dag("k.lua", 'local d = dag { id = "k" }\n'
+                            'local s = d:task "slow" { cmd = "sleep 61.25", retries = 3 }\n'
+                            'local a = d:task "after" { cmd = "true" }\nd:flow(s >> a)\nreturn d\n')
+    home.run("dags", "trigger", "k", "--run-id", "r1")
+    home.run("dags", "trigger", "k", "--run-id", "r2", "--logical-date", "2026-01-01")
+    p = home.run("runs", "cancel", "k", "r2")
+    eq(p.returncode, 0, f"a queued run is cancelled without a daemon: {p.stderr}")
+    dm = Daemon(home).start()
+    try:
+        wait_until(lambda: alive("sleep 61.25"), 15, "the slow task to start")
+        p = home.run("runs", "cancel", "k", "r1")
+        eq(p.returncode, 0, p.stdout + p.stderr)
+        rs = wait_until(lambda: finished(home, "k", 2), 20, "the cancelled run to end")
+        states = {r["dag_run_id"]: r["state"] for r in rs}
+        eq(states, {"r1": "failed", "r2": "failed"}, "both runs failed")
+        tis = {t["task_id"]: t for t in home.json("tasks", "list", "k", "r1", "--json")["task_instances"]}
+        eq((tis["slow"]["state"], tis["slow"]["try_number"]), ("failed", 1), "the try was stopped, not retried")
+        eq(tis["after"]["state"], "skipped", "what had not started is skipped")
+        wait_until(lambda: not alive("sleep 61.25"), 10, "the task's process to be gone")
+        p = home.run("runs", "cancel", "k", "r1")
+        eq(p.returncode, 1, "cancelling an ended run")
+        expect("already ended" in p.stderr, p.stderr)
+    finally:
+        dm.stop()
+    home.cleanup()
+
+
 def t_backfill():
     home = Home()
     # start_date in the future: the schedule itself creates nothing, only the backfill runs
@@ -433,5 +467,6 @@ check("--kill-tasks-on-exit", t_kill_tasks_on_exit)
 check("one daemon per home", t_one_daemon)
 check("tasks clear (dry run, downstream, mapped) and mark; clear inside a running run through the daemon",
       t_clear_and_mark)
+check("runs cancel: the daemon kills the tries, skips the rest, the run fails; a queued run fails", t_cancel)
 check("backfill: dry run, reprocess failed, max_active_runs, pause, resume, cancel", t_backfill)
 finish()
