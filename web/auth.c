@@ -265,3 +265,94 @@ int auth_ensure_admin(struct store *st, char **password)
 	*password = pw;
 	return 1;
 }
+
+/* Back-off after failed logins, per user name (Basic) and per client address (other than
+ * loopback, whose clients are local tools): the first THROTTLE_FREE failures in a row cost
+ * nothing more, then each one blocks that user or address for twice as long as the one before,
+ * from 1 s up to THROTTLE_MAX. A success resets it. A blocked attempt is refused before any
+ * password work, so guessing runs at a few tries per hour instead of ~60 a second. */
+#define THROTTLE_SLOTS 512
+#define THROTTLE_FREE 5
+#define THROTTLE_MAX (300 * USEC_PER_SEC)
+
+static struct {
+	char key[65];
+	int failures;
+	usec_t until, last;
+} throttle[THROTTLE_SLOTS];
+static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The slot of key, or a free (the least recently used) one when create; -1 otherwise. */
+static int throttle_slot(const char *key, bool create)
+{
+	int lru = 0;
+	for (int i = 0; i < THROTTLE_SLOTS; i++) {
+		if (!strcmp(throttle[i].key, key))
+			return i;
+		if (throttle[i].last < throttle[lru].last)
+			lru = i;
+	}
+	if (!create)
+		return -1;
+	memset(&throttle[lru], 0, sizeof(throttle[lru]));
+	memcpy(throttle[lru].key, key, 65);
+	return lru;
+}
+
+static void throttle_keys(const char *authorization, const char *client, char keys[2][65], int *n)
+{
+	*n = 0;
+	if (authorization && !strncasecmp(authorization, "Basic ", 6)) {
+		char *pair = b64decode(authorization + 6), *colon = pair ? strchr(pair, ':') : NULL;
+		if (colon) {
+			*colon = '\0';
+			char *k = xasprintf("user:%s", pair);
+			sha256_hex(k, strlen(k), keys[(*n)++]);
+			free(k);
+		}
+		free(pair);
+	}
+	if (client && strncmp(client, "127.", 4) && strcmp(client, "::1")) {
+		char *k = xasprintf("addr:%s", client);
+		sha256_hex(k, strlen(k), keys[(*n)++]);
+		free(k);
+	}
+}
+
+enum role auth_check(struct store *st, const char *authorization, const char *client, usec_t *retry_after)
+{
+	char keys[2][65];
+	int n;
+	usec_t now = mono_usec();
+	*retry_after = 0;
+	throttle_keys(authorization, client, keys, &n);
+	pthread_mutex_lock(&throttle_lock);
+	for (int i = 0; i < n; i++) {
+		int s = throttle_slot(keys[i], false);
+		if (s >= 0 && throttle[s].until > now && throttle[s].until - now > *retry_after)
+			*retry_after = throttle[s].until - now;
+	}
+	pthread_mutex_unlock(&throttle_lock);
+	if (*retry_after)
+		return ROLE_NONE;
+	enum role r = auth_check_header(st, authorization);
+	if (!authorization)
+		return r;
+	pthread_mutex_lock(&throttle_lock);
+	for (int i = 0; i < n; i++) {
+		int s = throttle_slot(keys[i], r == ROLE_NONE);
+		if (s < 0)
+			continue;
+		throttle[s].last = now;
+		if (r != ROLE_NONE) {
+			throttle[s].failures = 0;
+			throttle[s].until = 0;
+		} else if (++throttle[s].failures > THROTTLE_FREE) {
+			int k = throttle[s].failures - THROTTLE_FREE - 1;
+			usec_t d = k >= 9 ? THROTTLE_MAX : USEC_PER_SEC << k;
+			throttle[s].until = now + (d < THROTTLE_MAX ? d : THROTTLE_MAX);
+		}
+	}
+	pthread_mutex_unlock(&throttle_lock);
+	return r;
+}

@@ -30,6 +30,12 @@ void auth_token_hash(const char *token, char out[65]);
  * purpose); thread-safe. */
 enum role auth_check_header(struct store *st, const char *authorization);
 
+/* auth_check_header() with a back-off after failed logins, per user name and per client address
+ * (client: its IP address as text; loopback clients are not throttled by address). When the
+ * user or the address is in its back-off, returns ROLE_NONE at once with *retry_after > 0 (for
+ * a 429 and its Retry-After); else *retry_after = 0. Thread-safe. */
+enum role auth_check(struct store *st, const char *authorization, const char *client, usec_t *retry_after);
+
 /* Creates the "admin" user with a random password when there are no users yet. Returns 1 and
  * the password (malloc'd) in *password when it did, 0 when users exist, negative on error. */
 int auth_ensure_admin(struct store *st, char **password);

@@ -48,6 +48,7 @@ struct req {
 	enum role role;
 	struct store *st;          /* this worker thread's read-only connection */
 	struct route_params params;
+	int retry_after;           /* seconds, for a 429's Retry-After; 0 = none */
 	/* The response. */
 	unsigned status;
 	char *payload;
@@ -137,6 +138,7 @@ static const char *problem_type(unsigned status)
 	case 405: return "MethodNotAllowed";
 	case 409: return "AlreadyExists";
 	case 413: return "RequestTooLarge";
+	case 429: return "TooManyRequests";
 	default: return "Unknown";
 	}
 }
@@ -372,6 +374,17 @@ static struct store *thread_store(struct web *w)
 	return st;
 }
 
+/* The client's IP address as text ("" when unknown). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
 static void dispatch(struct req *r)
 {
 	const char *prefix = "/api/v1";
@@ -411,7 +424,15 @@ static void dispatch(struct req *r)
 	enum role need = tables == root_tables && r->w->o.metrics_public ? ROLE_NONE : match->min_role;
 	if (need != ROLE_NONE && !r->w->o.no_auth) {
 		const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		r->role = r->st ? auth_check_header(r->st, auth) : ROLE_NONE;
+		char client[INET6_ADDRSTRLEN] = "";
+		client_address(r->conn, client, sizeof(client));
+		usec_t wait = 0;
+		r->role = r->st ? auth_check(r->st, auth, client, &wait) : ROLE_NONE;
+		if (wait > 0) {
+			r->retry_after = (int)((wait + USEC_PER_SEC - 1) / USEC_PER_SEC);
+			reply_problem(r, 429, "Too Many Requests", "too many failed logins; try again after Retry-After seconds");
+			return;
+		}
 		if (r->role == ROLE_NONE) {
 			reply_problem(r, 401, "Unauthorized", "credentials are missing or invalid (HTTP Basic or Bearer token)");
 			return;
@@ -445,6 +466,11 @@ static enum MHD_Result send_reply(struct req *r)
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");
+	if (r->retry_after > 0) {
+		char secs[16];
+		snprintf(secs, sizeof(secs), "%d", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
 	if (r->status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"sluice\"");
 	enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);

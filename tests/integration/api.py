@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -88,6 +89,29 @@ def t_nul_and_bad_escapes():
         eq(st, 400, f"{path}: {body}")
         eq(ctype, "application/problem+json", path)
     eq(call("GET", "/dags/%64")[0], 200, "a valid escape (%64 is d) still works")
+
+
+def t_login_back_off():
+    pw = "tess-pass-123"
+    eq(home.run("users", "create", "tess", "--role", "viewer", "--password-stdin", input=pw + "\n").returncode, 0, "user")
+    for i in range(6):
+        eq(call("GET", "/pools", auth="tess:wrong")[0], 401, f"wrong password {i + 1}")
+    # Past five failures in a row the user is blocked, even with the right password, before any
+    # password work, and told for how long.
+    req = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/v1/pools")
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"tess:{pw}".encode()).decode())
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        raise AssertionError("a blocked user got in")
+    except urllib.error.HTTPError as e:
+        eq(e.code, 429, "blocked")
+        retry = int(e.headers.get("Retry-After"))
+        expect(1 <= retry <= 2, f"Retry-After {retry}")
+        recorded.append({"name": "429 after failed logins", "schema": "Error", "body": json.loads(e.read())})
+    eq(call("GET", "/pools")[0], 200, "another user is not affected")
+    time.sleep(retry + 0.2)
+    eq(call("GET", "/pools", auth=f"tess:{pw}")[0], 200, "after the back-off the right password works")
+    eq(call("GET", "/pools", auth="tess:wrong")[0], 401, "and a success reset the count")
 
 
 def t_revocation_is_immediate():
@@ -643,6 +667,7 @@ try:
     check("health and version are public", t_public)
     check("auth: none, wrong, Basic, Bearer token, viewer user", t_auth)
     check("NUL and malformed %-escapes in a path are 400, not a cut-off id", t_nul_and_bad_escapes)
+    check("failed logins: a back-off per user, 429 with Retry-After, reset by a success", t_login_back_off)
     check("revoked tokens, changed roles and passwords, deleted users: in effect at once", t_revocation_is_immediate)
     check("pools, import errors, dag runs, task instances", t_resources)
     check("pagination, 400, 404, 405, 413", t_pagination_and_errors)
