@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "web/api.h"
@@ -26,6 +27,95 @@ static bool find_ti(struct req *r, struct run_row *run, struct ti_row *ti)
 		    api_param(r, "task_id"), map_index, run->run_id);
 	run_row_free(run);
 	return false;
+}
+
+/* A whole log streamed from its file, in bounded memory whatever its size: as JSON
+ * {"continuation_token", "content"} (escaped on the fly) or as plain text. It ends at the size
+ * the file had when the request came, which is the continuation token. */
+struct log_stream {
+	int fd;
+	long long left;            /* bytes of the file still to send */
+	bool json;
+	int phase;                 /* 0: the JSON prefix, 1: the content, 2: the suffix, 3: done */
+	char prefix[96];
+};
+
+static size_t json_escape_into(const char *in, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c < 0x20) {
+			o += (size_t)sprintf(out + o, "\\u%04x", c);
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	return o;
+}
+
+static long log_stream_read(void *ctx, char *buf, size_t max)
+{
+	struct log_stream *ls = ctx;
+	if (ls->phase == 0) {
+		ls->phase = 1;
+		if (ls->json) {
+			size_t n = strlen(ls->prefix);
+			memcpy(buf, ls->prefix, n < max ? n : max);
+			return (long)(n < max ? n : max);
+		}
+	}
+	if (ls->phase == 1) {
+		char raw[4096];
+		size_t want = ls->json ? (max / 6 < sizeof(raw) ? max / 6 : sizeof(raw)) : (max < sizeof(raw) ? max : sizeof(raw));
+		if ((long long)want > ls->left)
+			want = (size_t)ls->left;
+		ssize_t n = want ? read(ls->fd, ls->json ? raw : buf, want) : 0;
+		if (n > 0) {
+			ls->left -= n;
+			return ls->json ? (long)json_escape_into(raw, (size_t)n, buf) : (long)n;
+		}
+		ls->phase = 2; /* the end of the file, or as much as there was */
+	}
+	if (ls->phase == 2 && ls->json) {
+		ls->phase = 3;
+		memcpy(buf, "\"}", 2);
+		return 2;
+	}
+	return -1;
+}
+
+static void log_stream_done(void *ctx)
+{
+	struct log_stream *ls = ctx;
+	close(ls->fd);
+	free(ls);
+}
+
+/* full_content=true: streams the log from offset (replies and returns true), or returns false
+ * when the file cannot be opened. */
+static bool stream_log(struct req *r, const char *path, long long offset, bool text)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &sb) < 0 || offset < 0 || offset > sb.st_size || lseek(fd, offset, SEEK_SET) != offset) {
+		close(fd);
+		return false;
+	}
+	struct log_stream *ls = xcalloc(1, sizeof(*ls));
+	ls->fd = fd;
+	ls->left = (long long)sb.st_size - offset;
+	ls->json = !text;
+	snprintf(ls->prefix, sizeof(ls->prefix), "{\"continuation_token\": \"%lld\", \"content\": \"",
+		 (long long)sb.st_size);
+	api_reply_stream(r, text ? "text/plain; charset=utf-8" : "application/json", log_stream_read,
+			 log_stream_done, ls);
+	return true;
 }
 
 /* The log of one try. The continuation token is the byte offset already read (opaque to
@@ -54,6 +144,12 @@ static void logs(struct req *r)
 		api_problem(r, 404, "Log not found", "the ids of this task instance do not name a log");
 		goto out;
 	}
+	const char *accept = api_header(r, "Accept");
+	bool text = accept && strstr(accept, "text/plain") && !strstr(accept, "application/json");
+	if (all && stream_log(r, path, 0, text)) {
+		free(path);
+		goto out;
+	}
 	struct strbuf content = {0};
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && offset >= 0 && lseek(fd, offset, SEEK_SET) == offset) {
@@ -65,8 +161,7 @@ static void logs(struct req *r)
 	if (fd >= 0)
 		close(fd);
 	free(path);
-	const char *accept = api_header(r, "Accept");
-	if (accept && strstr(accept, "text/plain") && !strstr(accept, "application/json")) {
+	if (text) {
 		api_reply_text(r, 200, sb_steal(&content));
 	} else {
 		cJSON *o = cJSON_CreateObject();

@@ -316,6 +316,23 @@ def t_logs_tries_xcom():
     x = get_ok(f"{base}/xcomEntries/rows", "XCom")
     eq(x["value"], "3", "xcom value")
     problem(f"{base}/xcomEntries/nope", 404)
+    # A big log with everything JSON must escape, streamed whole from the file (bounded memory).
+    path = os.path.join(home.home, "logs", "d", RUN, "a", "-1", "1.log")
+    chunk = 'quote " backslash \\ tab \t nl \n bell \x07 utf-8 \u00e9\u20ac\n'
+    with open(path, "a", encoding="utf-8") as f:
+        for _ in range(3 * 1024 * 1024 // len(chunk.encode())):
+            f.write(chunk)
+    with open(path, "rb") as f:
+        data = f.read()
+    st, _, whole = call("GET", f"{base}/logs/1?full_content=true")
+    eq(st, 200, "a 3 MB log in full")
+    eq(whole["content"].encode(), data, "the streamed JSON content is the file, byte for byte")
+    eq(whole["continuation_token"], str(len(data)), "its token is the file's size")
+    req = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/v1{base}/logs/1?full_content=true")
+    req.add_header("Authorization", "Basic " + base64.b64encode(ADMIN.encode()).decode())
+    req.add_header("Accept", "text/plain")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        eq(resp.read(), data, "and as plain text")
 
 
 def t_run_ops():
