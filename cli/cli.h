@@ -84,7 +84,7 @@ int cli_open_store(struct cli_ctx *cli, int flags, struct store **st);
 extern const struct cmd_entry cmd_serve, cmd_dags_list, cmd_dags_show, cmd_dags_check, cmd_dags_test,
 	cmd_dags_trigger, cmd_dags_pause, cmd_dags_unpause, cmd_backfill_create, cmd_backfill_list,
 	cmd_backfill_pause, cmd_backfill_resume, cmd_backfill_cancel, cmd_runs_list, cmd_runs_cancel, cmd_tasks_list,
-	cmd_tasks_logs, cmd_tasks_clear, cmd_tasks_mark, cmd_cron_next, cmd_pools_list, cmd_pools_set,
+	cmd_tasks_logs, cmd_tasks_clear, cmd_tasks_mark, cmd_tasks_kill, cmd_cron_next, cmd_pools_list, cmd_pools_set,
 	cmd_pools_delete, cmd_users_create, cmd_users_delete, cmd_tokens_create, cmd_tokens_list, cmd_tokens_revoke, cmd_db_migrate, cmd_db_check, cmd_db_prune,
 	cmd_config_show;
 

@@ -338,6 +338,28 @@ out:
 	return rc;
 }
 
+/* Hands req to the daemon's control socket; returns its rc (with *err on failure), or -ESRCH when
+ * no daemon answers (then the caller acts on the database itself). Takes req. */
+static int daemon_op(struct cli_ctx *cli, cJSON *req, char **err)
+{
+	cJSON *reply = NULL;
+	int n = sched_daemon_running(cli->home, NULL) ? control_call(cli->home, req, &reply, 60 * USEC_PER_SEC, err)
+						       : -ESRCH;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(reply, "rc"), *e = cJSON_GetObjectItemCaseSensitive(reply, "error");
+	if (n == 0)
+		n = cJSON_IsNumber(v) ? (int)v->valuedouble : -EPROTO;
+	if (n < 0 && cJSON_IsString(e) && !*err)
+		*err = xstrdup(e->valuestring);
+	if (n == -ECONNREFUSED || n == -ENOENT || n == -ESRCH) {
+		free(*err);
+		*err = NULL;
+		n = -ESRCH;
+	}
+	cJSON_Delete(req);
+	cJSON_Delete(reply);
+	return n;
+}
+
 /* runs cancel: through the daemon when it is up (it drives the run), else on the database. */
 static int runs_cancel(struct cli_ctx *cli, const struct cmd_args *a)
 {
@@ -347,26 +369,11 @@ static int runs_cancel(struct cli_ctx *cli, const struct cmd_args *a)
 	int rc = 1;
 	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, a->argv[0], a->argv[1], &run) < 0)
 		goto out;
-	int n = -ESRCH;
-	if (sched_daemon_running(cli->home, NULL)) {
-		cJSON *req = cJSON_CreateObject(), *reply = NULL;
-		cJSON_AddStringToObject(req, "op", "cancel");
-		cJSON_AddStringToObject(req, "dag_id", run.dag_id);
-		cJSON_AddStringToObject(req, "run_id", run.run_id);
-		n = control_call(cli->home, req, &reply, 60 * USEC_PER_SEC, &err);
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(reply, "rc"), *e = cJSON_GetObjectItemCaseSensitive(reply, "error");
-		if (n == 0)
-			n = cJSON_IsNumber(v) ? (int)v->valuedouble : -EPROTO;
-		if (n < 0 && n != -ECONNREFUSED && n != -ENOENT && cJSON_IsString(e) && !err)
-			err = xstrdup(e->valuestring);
-		if (n == -ECONNREFUSED || n == -ENOENT) {
-			free(err);
-			err = NULL;
-			n = -ESRCH;
-		}
-		cJSON_Delete(req);
-		cJSON_Delete(reply);
-	}
+	cJSON *req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "op", "cancel");
+	cJSON_AddStringToObject(req, "dag_id", run.dag_id);
+	cJSON_AddStringToObject(req, "run_id", run.run_id);
+	int n = daemon_op(cli, req, &err);
 	if (n == -ESRCH)
 		n = ops_cancel_run(st, NULL, &run, "cancelled by `sluice runs cancel`", &err);
 	if (n < 0) {
@@ -374,6 +381,39 @@ static int runs_cancel(struct cli_ctx *cli, const struct cmd_args *a)
 		goto out;
 	}
 	printf("run %s of %s: cancelled; its tries are being stopped\n", run.run_id, run.dag_id);
+	rc = 0;
+out:
+	free(err);
+	run_row_free(&run);
+	store_close(st);
+	return rc;
+}
+
+/* tasks kill: only the daemon holds the tries. */
+static int tasks_kill(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st = NULL;
+	struct run_row run = {0};
+	char *err = NULL;
+	int rc = 1, map_index = -1, bad = cmd_int_opt(&cmd_tasks_kill, a, 'm', -1, 100000000, &map_index);
+	if (bad)
+		return bad;
+	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, a->argv[0], a->argv[1], &run) < 0)
+		goto out;
+	cJSON *req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "op", "kill");
+	cJSON_AddStringToObject(req, "dag_id", run.dag_id);
+	cJSON_AddStringToObject(req, "run_id", run.run_id);
+	cJSON_AddStringToObject(req, "task_id", a->argv[2]);
+	cJSON_AddNumberToObject(req, "map_index", map_index);
+	int n = daemon_op(cli, req, &err);
+	if (n == -ESRCH)
+		n = ops_kill_try(st, NULL, &run, a->argv[2], map_index, "", &err);
+	if (n < 0) {
+		fprintf(stderr, "sluice: %s\n", err ? err : "cannot kill the task");
+		goto out;
+	}
+	printf("%d tr%s of %s in run %s: being stopped\n", n, n == 1 ? "y" : "ies", a->argv[2], run.run_id);
 	rc = 0;
 out:
 	free(err);
@@ -401,6 +441,19 @@ const struct cmd_entry cmd_runs_cancel = {
 	"skipped, and the run fails. A queued run fails without starting. RUN_ID may also be its\n"
 	"logical date.",
 	runs_cancel,
+};
+
+static const struct cmd_opt kill_opts[] = {
+	{"map-index", 'm', "N", false, false, "only this instance of a mapped task (default: all running)"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_tasks_kill = {
+	"tasks", "kill", "DAG_ID RUN_ID TASK_ID", 3, 3, kill_opts, "stop a running try; it fails without a retry",
+	"Stops the running try of a task (every running instance of a mapped task, unless --map-index):\n"
+	"the daemon sends SIGTERM to its process group, SIGKILL after core.kill_grace. The try fails\n"
+	"without using its retries and the run goes on from there, as its trigger rules say.",
+	tasks_kill,
 };
 
 const struct cmd_entry cmd_tasks_list = {

@@ -125,6 +125,22 @@ static int run_cancel(struct store *w, const struct op_call *call, char **err)
 	return rc;
 }
 
+/* {"op": "kill", "dag_id", "run_id", "task_id", "map_index"}: the try is stopped and fails. */
+static int run_kill(struct store *w, const struct op_call *call, char **err)
+{
+	struct run_row run = {0};
+	const char *dag_id = str(call->req, "dag_id"), *run_id = str(call->req, "run_id"), *task = str(call->req, "task_id");
+	const cJSON *mi = cJSON_GetObjectItemCaseSensitive(call->req, "map_index");
+	if (!dag_id || !run_id || !task || store_run_get(w, dag_id, run_id, 0, &run) < 0) {
+		*err = xasprintf("no run %s of DAG %s", run_id ? run_id : "?", dag_id ? dag_id : "?");
+		return -ENOENT;
+	}
+	int rc = ops_kill_try(w, sched_engine(), &run, task, cJSON_IsNumber(mi) ? (int)mi->valuedouble : -1,
+			      "killed by `sluice tasks kill`", err);
+	run_row_free(&run);
+	return rc;
+}
+
 static int handle(struct store *w, void *arg)
 {
 	struct op_call *call = arg;
@@ -136,6 +152,8 @@ static int handle(struct store *w, void *arg)
 		n = run_change(w, call, !strcmp(op, "mark"), &rows, &err);
 	} else if (op && !strcmp(op, "cancel")) {
 		n = run_cancel(w, call, &err);
+	} else if (op && !strcmp(op, "kill")) {
+		n = run_kill(w, call, &err);
 	} else {
 		err = xasprintf("unknown op '%s'", op ? op : "");
 		n = -EINVAL;
@@ -144,7 +162,7 @@ static int handle(struct store *w, void *arg)
 	if (n < 0)
 		cJSON_AddStringToObject(call->reply, "error", err ? err : strerror(-n));
 	cJSON *arr = cJSON_AddArrayToObject(call->reply, "task_instances");
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; rows && i < n; i++) {
 		cJSON *t = cJSON_CreateObject();
 		cJSON_AddStringToObject(t, "task_id", rows[i].task_id);
 		cJSON_AddNumberToObject(t, "map_index", rows[i].map_index);

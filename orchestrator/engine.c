@@ -434,6 +434,28 @@ void engine_on_run_done(struct engine *e, engine_run_done_cb cb, void *arg)
 	e->done_arg = arg;
 }
 
+int engine_kill_try(struct engine *e, int64_t run_pk, const char *task_id, int map_index, const char *why)
+{
+	struct erun *r = e->runs;
+	while (r && (r->row.pk != run_pk || r->finished))
+		r = r->next;
+	if (!r)
+		return -ENOENT;
+	int t = dag_task_index(r->dag, task_id), killed = 0;
+	if (t < 0)
+		return -EINVAL;
+	for (size_t k = 0; k < r->tasks[t].ninst; k++) {
+		struct eti *ti = r->tasks[t].inst[k];
+		if (!ti->spawned || ti->cancel_requested || (map_index >= 0 && ti->row.map_index != map_index))
+			continue;
+		ti->cancel_requested = true; /* it ends as failed, without a retry */
+		eng_append_log(ti, "killing: %s", why);
+		ti->ex->ops->cancel(ti->ex, (uint64_t)(uintptr_t)ti);
+		killed++;
+	}
+	return killed ? killed : -ESRCH;
+}
+
 int engine_cancel_run_pk(struct engine *e, int64_t run_pk, const char *why)
 {
 	for (struct erun *r = e->runs; r; r = r->next) {

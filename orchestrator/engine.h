@@ -84,6 +84,12 @@ void engine_on_run_done(struct engine *e, engine_run_done_cb cb, void *arg);
  * did not start become skipped... then the run fails. */
 void engine_cancel_run(struct engine *e, struct erun *run, const char *why);
 
+/* Stops the running tries of task_id (one map_index, or all with -1) in a run the engine drives:
+ * SIGTERM to each try's process group, SIGKILL after the grace; each ends as failed without a
+ * retry and the run goes on from there. Returns how many, -ENOENT (not driven), -EINVAL (no such
+ * task) or -ESRCH (none of them is running). */
+int engine_kill_try(struct engine *e, int64_t run_pk, const char *task_id, int map_index, const char *why);
+
 /* engine_cancel_run() for the run with this primary key; -ENOENT when the engine does not drive
  * it (or it has finished). */
 int engine_cancel_run_pk(struct engine *e, int64_t run_pk, const char *why);

@@ -318,3 +318,28 @@ int ops_cancel_run(struct store *w, struct engine *e, const struct run_row *run,
 	run_row_free(&now);
 	return rc;
 }
+
+int ops_kill_try(struct store *w, struct engine *e, const struct run_row *run, const char *task_id, int map_index,
+		 const char *why, char **err)
+{
+	struct run_row now = {0};
+	int rc = store_run_get(w, run->dag_id, run->run_id, 0, &now);
+	if (rc < 0) {
+		*err = xasprintf("no run %s of DAG %s", run->run_id, run->dag_id);
+		return rc;
+	}
+	if (strcmp(now.state, "running")) {
+		rc = -EALREADY;
+		*err = xasprintf("run %s of %s is not running (%s)", run->run_id, run->dag_id, now.state);
+	} else if ((rc = e ? engine_kill_try(e, now.pk, task_id, map_index, why) : -ENOENT) == -ENOENT) {
+		rc = -EBUSY;
+		*err = xasprintf("run %s of %s is running outside the daemon; stop that process instead", run->run_id,
+				 run->dag_id);
+	} else if (rc == -EINVAL) {
+		*err = xasprintf("DAG %s has no task '%s'", run->dag_id, task_id);
+	} else if (rc == -ESRCH) {
+		*err = xasprintf("task %s of run %s is not running", task_id, run->run_id);
+	}
+	run_row_free(&now);
+	return rc;
+}

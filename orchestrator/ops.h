@@ -40,6 +40,13 @@ int ops_clear(struct store *w, struct engine *e, const struct dag *d, const stru
  * -EALREADY (it has ended), -ENOENT, or the store's error, with *err. */
 int ops_cancel_run(struct store *w, struct engine *e, const struct run_row *run, const char *why, char **err);
 
+/* Use case "kill a try": the running tries of task_id (map_index, or every one with -1) in a
+ * running run the daemon's engine e drives are stopped and fail without a retry. Returns how
+ * many, -EALREADY (the run is not running), -EBUSY (running outside the daemon), -EINVAL (no
+ * such task), -ESRCH (it is not running), with *err. */
+int ops_kill_try(struct store *w, struct engine *e, const struct run_row *run, const char *task_id, int map_index,
+		 const char *why, char **err);
+
 /* Use case "delete a run": in one transaction, refuses a running run (-EBUSY) unless force
  * (`dags test` replacing its own earlier run) and deletes the run with its instances, tries and
  * outputs; then removes its logs, never outside $home/logs whatever the row says. Returns 0,

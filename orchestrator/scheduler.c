@@ -753,6 +753,14 @@ static void recover(struct sched *s)
 	poll_queued(s);
 }
 
+static void warn_loose_home(const char *home)
+{
+	struct stat hs;
+	if (stat(home, &hs) == 0 && (hs.st_mode & 077))
+		log_warnx("%s is open to other users (mode %03o): it holds the database and every task's log; "
+			  "`chmod 700 %s`", home, (unsigned)(hs.st_mode & 0777), home);
+}
+
 int sched_serve(const struct sched_opts *o)
 {
 	struct sched s = {.o = o, .lockfd = -1, .run = {.sigfd = -1}};
@@ -766,10 +774,7 @@ int sched_serve(const struct sched_opts *o)
 	}
 	if (take_lock(&s) < 0)
 		goto out;
-	struct stat hs;
-	if (stat(o->home, &hs) == 0 && (hs.st_mode & 077))
-		log_warnx("%s is open to other users (mode %03o): it holds the database and every task's log; "
-			  "`chmod 700 %s`", o->home, (unsigned)(hs.st_mode & 0777), o->home);
+	warn_loose_home(o->home);
 	struct runner_opts ro = {
 		.home = o->home,
 		.shim_path = o->shim_path,

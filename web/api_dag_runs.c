@@ -238,7 +238,33 @@ static int mark_fn(struct store *st, void *arg)
 	return c->n < 0 ? c->n : 0;
 }
 
-/* PATCH .../taskInstances/{task_id}[/{map_index}] {"dry_run", "new_state"}: returns a reference. */
+struct kill_call {
+	const struct run_row *run;
+	const char *task_id;
+	int map_index;
+	char *err;
+};
+
+static int kill_fn(struct store *st, void *arg)
+{
+	struct kill_call *c = arg;
+	return ops_kill_try(st, sched_engine(), c->run, c->task_id, c->map_index, "marked failed through the REST API",
+			    &c->err);
+}
+
+/* Whether the instance is running right now (then "failed" means: stop it). */
+static bool ti_running(struct req *r, const struct run_row *run, const char *task, int map_index)
+{
+	struct ti_row t;
+	if (store_ti_get(api_store(r), run->pk, task, map_index < 0 ? -1 : map_index, &t) < 0)
+		return false;
+	bool running = !strcmp(t.state, "running");
+	ti_row_free(&t);
+	return running;
+}
+
+/* PATCH .../taskInstances/{task_id}[/{map_index}] {"dry_run", "new_state"}: returns a reference.
+ * new_state "failed" on a running try stops it (it fails without a retry), as Airflow does. */
 static void patch_ti(struct req *r)
 {
 	struct run_row run = {0};
@@ -253,6 +279,25 @@ static void patch_ti(struct req *r)
 	}
 	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))) || !api_find_run(r, &run))
 		goto out;
+	int mindex = mi ? atoi(mi) : -1;
+	if (!strcmp(state->valuestring, "failed") && !cJSON_IsTrue(dry) && !strcmp(run.state, "running") &&
+	    ti_running(r, &run, task, mindex)) {
+		struct kill_call k = {&run, task, mindex, NULL};
+		int krc = sched_write(kill_fn, &k);
+		if (krc < 0) {
+			api_problem(r, krc == -EBUSY ? 409 : krc == -ESRCH || krc == -EALREADY ? 409 : 400, "Conflict", "%s",
+				    k.err ? k.err : strerror(-krc));
+		} else {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "task_id", task);
+			cJSON_AddStringToObject(o, "dag_id", run.dag_id);
+			cJSON_AddStringToObject(o, "dag_run_id", run.run_id);
+			json_add_time(o, "execution_date", run.logical_date);
+			api_reply(r, 200, o);
+		}
+		free(k.err);
+		goto out;
+	}
 	const char *ids[1] = {task};
 	struct mark_call c = {.d = d, .run = &run, .state = state->valuestring, .dry_run = cJSON_IsTrue(dry)};
 	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = 1, .map_index = mi ? atoi(mi) : -2};

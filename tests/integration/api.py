@@ -606,6 +606,19 @@ def t_mark_a_running_run_failed():
     eq(st, 200, "an ended run takes the state asked for, as before")
 
 
+def t_mark_a_running_try_failed():
+    home.write_dag("killme.lua", 'local d = dag { id = "killme" }\nd:task "slow" { cmd = "sleep 64.5", retries = 3 }\n'
+                                 'return d\n')
+    wait_until(lambda: call("GET", "/dags/killme")[0] == 200, 10, "the daemon to see killme")
+    eq(send("POST", "/dags/killme/dagRuns", {"dag_run_id": "k1"})[0], 200, "trigger")
+    ti = "/dags/killme/dagRuns/k1/taskInstances/slow"
+    wait_until(lambda: call("GET", ti)[2].get("state") == "running", 10, "the try to run")
+    st, _, body = send("PATCH", ti, {"new_state": "failed"})
+    eq(st, 200, f"PATCH new_state=failed of a running try: {body}")
+    wait_until(lambda: call("GET", ti)[2].get("state") == "failed", 15, "the try to fail")
+    eq(call("GET", ti)[2]["try_number"], 1, "without a retry")
+
+
 def t_validate():
     expect(os.path.exists(SPEC), f"Airflow's API spec is not at {SPEC} (shared/ must sit beside the "
                                  "repository, or set SLUICE_AIRFLOW_SPEC)")
@@ -704,6 +717,7 @@ try:
     check("SSE events (filtered, resumable) and log tailing while a task runs", t_events_and_tailing)
     check("/openapi.yaml: valid (swagger-parser) and covering every route of the server", t_openapi)
     check("PATCH state=failed of a running run stops its tries (Airflow's mark failed)", t_mark_a_running_run_failed)
+    check("PATCH new_state=failed of a running try stops it without a retry", t_mark_a_running_try_failed)
     check("every response validates against Airflow's REST API schemas (ajv)", t_validate)
 finally:
     dm.stop()

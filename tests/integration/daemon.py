@@ -393,6 +393,34 @@ def t_cancel():
     home.cleanup()
 
 
+def t_kill():
+    home = Home()
+    home.write_dag("kt.lua", 'local d = dag { id = "kt" }\n'
+                             'local s = d:task "slow" { cmd = "sleep 63.75", retries = 2 }\n'
+                             'local o = d:task "other" { cmd = "sleep 1" }\n'
+                             'local a = d:task "after" { cmd = "true" }\nd:flow(s >> a)\nreturn d\n')
+    home.run("dags", "trigger", "kt", "--run-id", "k1")
+    p = home.run("tasks", "kill", "kt", "k1", "slow")
+    eq(p.returncode, 1, "without a daemon there is nothing to kill")
+    dm = Daemon(home).start()
+    try:
+        wait_until(lambda: alive("sleep 63.75"), 15, "the slow task to start")
+        p = home.run("tasks", "kill", "kt", "k1", "slow")
+        eq(p.returncode, 0, p.stdout + p.stderr)
+        rs = wait_until(lambda: finished(home, "kt", 1), 20, "the run to end")
+        eq(rs[0]["state"], "failed", "the killed task's run fails")
+        tis = {t["task_id"]: t for t in home.json("tasks", "list", "kt", "k1", "--json")["task_instances"]}
+        eq((tis["slow"]["state"], tis["slow"]["try_number"]), ("failed", 1), "killed, not retried")
+        eq(tis["other"]["state"], "success", "the rest of the run went on")
+        eq(tis["after"]["state"], "upstream_failed", "downstream as the trigger rule says")
+        expect(not alive("sleep 63.75"), "the process is gone")
+        p = home.run("tasks", "kill", "kt", "k1", "slow")
+        eq(p.returncode, 1, "killing in an ended run")
+    finally:
+        dm.stop()
+    home.cleanup()
+
+
 def t_backfill():
     home = Home()
     # start_date in the future: the schedule itself creates nothing, only the backfill runs
@@ -468,5 +496,6 @@ check("one daemon per home", t_one_daemon)
 check("tasks clear (dry run, downstream, mapped) and mark; clear inside a running run through the daemon",
       t_clear_and_mark)
 check("runs cancel: the daemon kills the tries, skips the rest, the run fails; a queued run fails", t_cancel)
+check("tasks kill: the try stops and fails without a retry; the run goes on", t_kill)
 check("backfill: dry run, reprocess failed, max_active_runs, pause, resume, cancel", t_backfill)
 finish()
