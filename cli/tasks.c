@@ -227,6 +227,41 @@ static void print_changed(const char *dag_id, const struct run_row *run, struct 
 	printf("%d task instance%s %s%s\n", n, n == 1 ? "" : "s", dry ? "would be " : "", mark ? "marked" : "cleared");
 }
 
+/* A control request about run: {"op", "dag_id", "run_id"} (control.h has the protocol). */
+static cJSON *run_request(const char *op, const struct run_row *run)
+{
+	cJSON *req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "op", op);
+	cJSON_AddStringToObject(req, "dag_id", run->dag_id);
+	cJSON_AddStringToObject(req, "run_id", run->run_id);
+	return req;
+}
+
+/* Hands req to the daemon's control socket (takes req). Returns the daemon's rc, with its reply
+ * in *reply when that is not NULL (the caller's) and its error in *err; or -ESRCH when no daemon
+ * listens, and then the caller acts on the database itself. */
+static int daemon_op(struct cli_ctx *cli, cJSON *req, cJSON **reply, char **err)
+{
+	cJSON *rep = NULL;
+	int n = control_call(cli->home, req, &rep, 60 * USEC_PER_SEC, err);
+	cJSON_Delete(req);
+	if (n == -ECONNREFUSED || n == -ENOENT) {
+		free(*err);
+		*err = NULL;
+		return -ESRCH;
+	}
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rep, "rc"), *e = cJSON_GetObjectItemCaseSensitive(rep, "error");
+	if (n == 0)
+		n = cJSON_IsNumber(v) ? (int)v->valuedouble : -EPROTO;
+	if (n < 0 && !*err)
+		*err = xstrdup(cJSON_IsString(e) ? e->valuestring : "the daemon refused the change");
+	if (reply && n >= 0)
+		*reply = rep;
+	else
+		cJSON_Delete(rep);
+	return n;
+}
+
 /* With a daemon up, the change is its to make (control.c): it holds the writer and, for a run it
  * is driving, the engine. Returns the count with the instances in *out (as they were), -ESRCH
  * when the daemon cannot be reached (then the change is made here), or -errno with *err. */
@@ -234,10 +269,7 @@ static int change_in_daemon(struct cli_ctx *cli, struct store *st, const struct 
 			    const struct ops_selection *sel, const char *mark_state, bool dry, struct ti_row **out,
 			    char **err)
 {
-	cJSON *req = cJSON_CreateObject(), *reply = NULL;
-	cJSON_AddStringToObject(req, "op", mark_state ? "mark" : "clear");
-	cJSON_AddStringToObject(req, "dag_id", run->dag_id);
-	cJSON_AddStringToObject(req, "run_id", run->run_id);
+	cJSON *req = run_request(mark_state ? "mark" : "clear", run), *reply = NULL, *it;
 	cJSON *ids = cJSON_AddArrayToObject(req, "task_ids");
 	for (size_t i = 0; i < sel->ntasks; i++)
 		cJSON_AddItemToArray(ids, cJSON_CreateString(sel->task_ids[i]));
@@ -248,23 +280,9 @@ static int change_in_daemon(struct cli_ctx *cli, struct store *st, const struct 
 	cJSON_AddBoolToObject(req, "dry_run", dry);
 	if (mark_state)
 		cJSON_AddStringToObject(req, "state", mark_state);
-	int rc = control_call(cli->home, req, &reply, 60 * USEC_PER_SEC, err);
-	cJSON_Delete(req);
-	if (rc == -ECONNREFUSED || rc == -ENOENT) {
-		free(*err);
-		*err = NULL;
-		return -ESRCH;
-	}
+	int rc = daemon_op(cli, req, &reply, err);
 	if (rc < 0)
 		return rc;
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(reply, "rc");
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(reply, "error"), *it;
-	rc = cJSON_IsNumber(n) ? (int)n->valuedouble : -EPROTO;
-	if (rc < 0) {
-		*err = xstrdup(cJSON_IsString(e) ? e->valuestring : "the daemon refused the change");
-		cJSON_Delete(reply);
-		return rc;
-	}
 	int k = 0;
 	*out = xcalloc((size_t)rc + 1, sizeof(**out));
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(reply, "task_instances")) {
@@ -338,28 +356,6 @@ out:
 	return rc;
 }
 
-/* Hands req to the daemon's control socket; returns its rc (with *err on failure), or -ESRCH when
- * no daemon answers (then the caller acts on the database itself). Takes req. */
-static int daemon_op(struct cli_ctx *cli, cJSON *req, char **err)
-{
-	cJSON *reply = NULL;
-	int n = sched_daemon_running(cli->home, NULL) ? control_call(cli->home, req, &reply, 60 * USEC_PER_SEC, err)
-						       : -ESRCH;
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(reply, "rc"), *e = cJSON_GetObjectItemCaseSensitive(reply, "error");
-	if (n == 0)
-		n = cJSON_IsNumber(v) ? (int)v->valuedouble : -EPROTO;
-	if (n < 0 && cJSON_IsString(e) && !*err)
-		*err = xstrdup(e->valuestring);
-	if (n == -ECONNREFUSED || n == -ENOENT || n == -ESRCH) {
-		free(*err);
-		*err = NULL;
-		n = -ESRCH;
-	}
-	cJSON_Delete(req);
-	cJSON_Delete(reply);
-	return n;
-}
-
 /* runs cancel: through the daemon when it is up (it drives the run), else on the database. */
 static int runs_cancel(struct cli_ctx *cli, const struct cmd_args *a)
 {
@@ -369,11 +365,7 @@ static int runs_cancel(struct cli_ctx *cli, const struct cmd_args *a)
 	int rc = 1;
 	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, a->argv[0], a->argv[1], &run) < 0)
 		goto out;
-	cJSON *req = cJSON_CreateObject();
-	cJSON_AddStringToObject(req, "op", "cancel");
-	cJSON_AddStringToObject(req, "dag_id", run.dag_id);
-	cJSON_AddStringToObject(req, "run_id", run.run_id);
-	int n = daemon_op(cli, req, &err);
+	int n = daemon_op(cli, run_request("cancel", &run), NULL, &err);
 	if (n == -ESRCH)
 		n = ops_cancel_run(st, NULL, &run, "cancelled by `sluice runs cancel`", &err);
 	if (n < 0) {
@@ -400,13 +392,10 @@ static int tasks_kill(struct cli_ctx *cli, const struct cmd_args *a)
 		return bad;
 	if (cli_open_store(cli, 0, &st) < 0 || find_run(st, a->argv[0], a->argv[1], &run) < 0)
 		goto out;
-	cJSON *req = cJSON_CreateObject();
-	cJSON_AddStringToObject(req, "op", "kill");
-	cJSON_AddStringToObject(req, "dag_id", run.dag_id);
-	cJSON_AddStringToObject(req, "run_id", run.run_id);
+	cJSON *req = run_request("kill", &run);
 	cJSON_AddStringToObject(req, "task_id", a->argv[2]);
 	cJSON_AddNumberToObject(req, "map_index", map_index);
-	int n = daemon_op(cli, req, &err);
+	int n = daemon_op(cli, req, NULL, &err);
 	if (n == -ESRCH)
 		n = ops_kill_try(st, NULL, &run, a->argv[2], map_index, "", &err);
 	if (n < 0) {
