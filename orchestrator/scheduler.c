@@ -60,11 +60,7 @@ struct bf_state {
 
 struct sched {
 	const struct sched_opts *o;
-	struct runner run;        /* owns the four below, which are borrowed from it */
-	struct store *st;
-	struct evloop *loop;
-	struct engine *eng;
-	struct notify *notify;
+	struct runner run;        /* the writer (run.st), the loop, the engine, the callback worker */
 	struct control *control;  /* the CLI's way in (control.c); NULL when it could not listen */
 	struct dagbag bag;
 	struct dag_state *dags;
@@ -124,7 +120,7 @@ int sched_write(int (*fn)(struct store *writer, void *ctx), void *ctx)
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = &c;
-	evloop_wake(current->loop);
+	evloop_wake(current->run.loop);
 	while (!c.done)
 		pthread_cond_wait(&wq_done, &wq_lock);
 	pthread_mutex_unlock(&wq_lock);
@@ -141,7 +137,7 @@ static void drain_writes(struct evloop *loop, void *arg)
 		struct write_call *c = wq_head;
 		wq_head = c->next;
 		pthread_mutex_unlock(&wq_lock);
-		int rc = c->fn(s->st, c->ctx);
+		int rc = c->fn(s->run.st, c->ctx);
 		pthread_mutex_lock(&wq_lock);
 		c->rc = rc;
 		c->done = true;
@@ -156,7 +152,7 @@ static void drain_writes(struct evloop *loop, void *arg)
 
 struct engine *sched_engine(void)
 {
-	return current ? current->eng : NULL;
+	return current ? current->run.eng : NULL;
 }
 
 /* At shutdown: no more writes; waiting callers get -ESHUTDOWN. */
@@ -234,7 +230,7 @@ static struct dag *dag_for_run(struct sched *s, const struct run_row *r)
 		if (!strcmp(s->versions[i].dag_id, r->dag_id) && !strcmp(s->versions[i].version, r->dag_version))
 			return s->versions[i].dag;
 	char *lib = xasprintf("%s/lib", s->bag.dir);
-	struct dag *found = dagbag_load_stored(s->st, r->dag_id, r->dag_version, lib, &s->bag.limits);
+	struct dag *found = dagbag_load_stored(s->run.st, r->dag_id, r->dag_version, lib, &s->bag.limits);
 	free(lib);
 	if (!found)
 		return cur; /* version unknown: the current one is the best we have */
@@ -300,7 +296,7 @@ static void sync_dags(struct sched *s)
 		changed |= s->bag.files[i].changed;
 	if (!changed && s->ndags)
 		return;
-	if (store_begin(s->st) < 0) {
+	if (store_begin(s->run.st) < 0) {
 		/* Nothing is marked as synced: the next rescan tries again. */
 		log_warnx("cannot record the DAG folder's changes now; trying again at the next rescan");
 		return;
@@ -313,16 +309,16 @@ static void sync_dags(struct sched *s)
 		struct dagbag_file *f = &s->bag.files[i];
 		if (f->changed) {
 			if (f->error) {
-				store_import_error_set(s->st, f->path, f->error_line, f->error, now);
+				store_import_error_set(s->run.st, f->path, f->error_line, f->error, now);
 				log_warnx("import error: %s", f->error);
 			} else {
-				store_import_error_clear(s->st, f->path);
+				store_import_error_clear(s->run.st, f->path);
 			}
 		}
 		for (size_t k = 0; k < f->ndags; k++) {
 			struct dag *d = f->dags[k];
 			if (f->changed)
-				store_dag_sync(s->st, d, f->source, now);
+				store_dag_sync(s->run.st, d, f->source, now);
 			ids = xrealloc(ids, (nids + 1) * sizeof(char *));
 			ids[nids++] = d->dag_id;
 			struct dag_state *ds = find_state(s, d->dag_id);
@@ -342,10 +338,10 @@ static void sync_dags(struct sched *s)
 	const char **paths = xcalloc(s->bag.nfiles + 1, sizeof(char *));
 	for (size_t i = 0; i < s->bag.nfiles; i++)
 		paths[i] = s->bag.files[i].path;
-	store_import_error_retain(s->st, paths, s->bag.nfiles);
+	store_import_error_retain(s->run.st, paths, s->bag.nfiles);
 	free(paths);
-	store_dags_set_active(s->st, ids, nids);
-	if (store_commit(s->st) < 0)
+	store_dags_set_active(s->run.st, ids, nids);
+	if (store_commit(s->run.st) < 0)
 		log_warnx("the DAG folder's changes were not recorded; they are recorded with the next change");
 	free(ids);
 	s->bag.any_removed = false;
@@ -359,7 +355,7 @@ static void sync_dags(struct sched *s)
 		}
 	}
 	s->ndags = out;
-	store_dag_each(s->st, paused_cb, s);
+	store_dag_each(s->run.st, paused_cb, s);
 }
 
 static void rescan(struct sched *s)
@@ -388,9 +384,9 @@ static bool is_pending(const struct sched *s, int64_t pk)
 static void poll_queued(struct sched *s)
 {
 	struct run_row *rows = NULL;
-	int n = store_run_list_owned(s->st, "queued", 0, &rows);
+	int n = store_run_list_owned(s->run.st, "queued", 0, &rows);
 	for (int i = 0; i < n; i++) {
-		if (engine_has_run(s->eng, rows[i].pk) || is_pending(s, rows[i].pk)) {
+		if (engine_has_run(s->run.eng, rows[i].pk) || is_pending(s, rows[i].pk)) {
 			run_row_free(&rows[i]);
 			continue;
 		}
@@ -421,12 +417,12 @@ static void admit_pass(struct sched *s, bool backfills)
 		}
 		struct dag_state *ds = find_state(s, r->dag_id);
 		struct dag *d = ds ? dag_for_run(s, r) : NULL;
-		bool start = d && !ds->paused && engine_active_runs(s->eng, r->dag_id) < d->max_active_runs;
+		bool start = d && !ds->paused && engine_active_runs(s->run.eng, r->dag_id) < d->max_active_runs;
 		if (start) {
 			char *err = NULL;
 			if (!r->dag_version)
 				r->dag_version = xstrdup(d->version);
-			if (engine_start_run(s->eng, d, r, NULL, &err) < 0) {
+			if (engine_start_run(s->run.eng, d, r, NULL, &err) < 0) {
 				log_warnx("cannot start run %s of %s: %s", r->run_id, r->dag_id, err);
 				free(err);
 			} else {
@@ -456,7 +452,7 @@ static void init_marker(struct sched *s, struct dag_state *ds)
 	ds->have_marker = true;
 	free(ds->marker_schedule);
 	ds->marker_schedule = xstrdup(ds->dag->schedule);
-	if (store_run_last_scheduled(s->st, ds->dag_id, &last_end, &any) < 0 || !any)
+	if (store_run_last_scheduled(s->run.st, ds->dag_id, &last_end, &any) < 0 || !any)
 		last_end = USEC_NONE;
 	ds->marker = schedule_first_marker(ds->cron, ds->zone, ds->dag, last_end, now_usec());
 }
@@ -473,7 +469,7 @@ static int create_scheduled(struct sched *s, struct dag_state *ds, usec_t start,
 		.data_interval_start = start,
 		.data_interval_end = end,
 	};
-	int rc = engine_create_run(s->eng, ds->dag, &req, NULL, &err);
+	int rc = engine_create_run(s->run.eng, ds->dag, &req, NULL, &err);
 	if (rc == -EEXIST)
 		log_warnx("DAG %s: a run at %s already exists; not scheduling another", ds->dag_id, iso);
 	else if (rc < 0)
@@ -490,7 +486,7 @@ static void schedule_once(struct sched *s, struct dag_state *ds)
 {
 	usec_t last_end;
 	bool any;
-	if (store_run_last_scheduled(s->st, ds->dag_id, &last_end, &any) < 0 || any)
+	if (store_run_last_scheduled(s->run.st, ds->dag_id, &last_end, &any) < 0 || any)
 		return;
 	usec_t at = ds->dag->start_date != USEC_NONE ? ds->dag->start_date : now_usec() / USEC_PER_SEC * USEC_PER_SEC;
 	if (at <= now_usec())
@@ -518,7 +514,7 @@ static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
 			return USEC_NONE;
 		if (next == SCHED_WAIT)
 			return end;
-		if (engine_active_runs(s->eng, d->dag_id) + pending_of(s, d->dag_id) >= d->max_active_runs)
+		if (engine_active_runs(s->run.eng, d->dag_id) + pending_of(s, d->dag_id) >= d->max_active_runs)
 			return now + TICK; /* a slot frees when a run ends */
 		create_scheduled(s, ds, start, end);
 		ds->marker = end;
@@ -554,7 +550,7 @@ static int bf_reprocess(struct sched *s, const struct dag *d, const struct run_r
 	struct ops_selection sel = {.task_ids = ids, .ntasks = d->ntasks, .map_index = -2};
 	struct ti_row *rows = NULL;
 	char *err = NULL;
-	int n = ops_clear(s->st, s->eng, d, r, &sel, false, &rows, &err);
+	int n = ops_clear(s->run.st, s->run.eng, d, r, &sel, false, &rows, &err);
 	for (int i = 0; i < n; i++)
 		ti_row_free(&rows[i]);
 	free(rows);
@@ -564,7 +560,7 @@ static int bf_reprocess(struct sched *s, const struct dag *d, const struct run_r
 		free(err);
 		return n;
 	}
-	return store_run_set_backfill(s->st, r->pk, bf_id);
+	return store_run_set_backfill(s->run.st, r->pk, bf_id);
 }
 
 static void bf_create(struct sched *s, const struct dag *d, const struct backfill_row *b, usec_t date)
@@ -582,7 +578,7 @@ static void bf_create(struct sched *s, const struct dag *d, const struct backfil
 		.conf = b->dag_run_conf,
 		.backfill_id = b->id,
 	};
-	if (runs_queue(s->st, d, &req, &r, &err) == 0) {
+	if (runs_queue(s->run.st, d, &req, &r, &err) == 0) {
 		s->pending = xrealloc(s->pending, (s->npending + 1) * sizeof(*s->pending));
 		s->pending[s->npending++] = r;
 		return;
@@ -603,15 +599,15 @@ static void drive_backfill(struct sched *s, const struct backfill_row *b)
 	bs->seen = true;
 	if (b->is_paused)
 		return;
-	int active = store_backfill_runs(s->st, b->id, "queued") + store_backfill_runs(s->st, b->id, "running");
+	int active = store_backfill_runs(s->run.st, b->id, "queued") + store_backfill_runs(s->run.st, b->id, "running");
 	int room = b->max_active_runs - active;
-	int dag_room = ds->dag->max_active_runs - engine_active_runs(s->eng, b->dag_id) - pending_of(s, b->dag_id);
+	int dag_room = ds->dag->max_active_runs - engine_active_runs(s->run.eng, b->dag_id) - pending_of(s, b->dag_id);
 	if (dag_room < room)
 		room = dag_room;
 	while (room > 0 && bs->cursor < bs->ndates) {
 		usec_t date = bs->dates[bs->cursor];
 		struct run_row existing = {0};
-		bool have = store_run_get(s->st, b->dag_id, NULL, date, &existing) == 0;
+		bool have = store_run_get(s->run.st, b->dag_id, NULL, date, &existing) == 0;
 		enum bf_action a = backfill_action(b->reprocess_behavior, b->id, have ? &existing : NULL);
 		if (a == BF_REPROCESS && !strcmp(existing.state, "running"))
 			a = BF_SKIP;
@@ -625,8 +621,8 @@ static void drive_backfill(struct sched *s, const struct backfill_row *b)
 		bs->cursor++;
 	}
 	if (bs->cursor >= bs->ndates &&
-	    store_backfill_runs(s->st, b->id, "queued") + store_backfill_runs(s->st, b->id, "running") == 0) {
-		store_backfill_update(s->st, b->id, b->is_paused, now_usec());
+	    store_backfill_runs(s->run.st, b->id, "queued") + store_backfill_runs(s->run.st, b->id, "running") == 0) {
+		store_backfill_update(s->run.st, b->id, b->is_paused, now_usec());
 		log_info("backfill %lld of %s completed", (long long)b->id, b->dag_id);
 	}
 }
@@ -634,7 +630,7 @@ static void drive_backfill(struct sched *s, const struct backfill_row *b)
 static void drive_backfills(struct sched *s)
 {
 	struct backfill_row *bfs = NULL;
-	int n = store_backfill_list(s->st, NULL, true, &bfs);
+	int n = store_backfill_list(s->run.st, NULL, true, &bfs);
 	for (size_t i = 0; i < s->nbfs; i++)
 		s->bfs[i].seen = false;
 	for (int i = 0; i < n; i++) {
@@ -661,7 +657,7 @@ static void on_tick(struct evloop *loop, void *arg)
 	usec_t now = now_usec(), next = now + TICK;
 	s->tick = NULL;
 	if (s->stopping) {
-		if (engine_running_tries(s->eng) == 0 || now >= s->stop_deadline) {
+		if (engine_running_tries(s->run.eng) == 0 || now >= s->stop_deadline) {
 			evloop_stop(loop);
 			return;
 		}
@@ -673,8 +669,8 @@ static void on_tick(struct evloop *loop, void *arg)
 		s->last_rescan = now;
 		rescan(s);
 	}
-	store_dag_each(s->st, paused_cb, s);
-	engine_reload_pools(s->eng);
+	store_dag_each(s->run.st, paused_cb, s);
+	engine_reload_pools(s->run.eng);
 	poll_queued(s);
 	for (size_t i = 0; i < s->ndags; i++) {
 		usec_t due = schedule_dag(s, &s->dags[i]);
@@ -684,8 +680,8 @@ static void on_tick(struct evloop *loop, void *arg)
 	drive_backfills(s);
 	admit(s);
 	stat_loop = now_usec() - now;
-	stat_commit = store_last_commit_usec(s->st);
-	stat_slots = engine_slots_in_use(s->eng);
+	stat_commit = store_last_commit_usec(s->run.st);
+	stat_slots = engine_slots_in_use(s->run.eng);
 	usec_t delay = next - now_usec();
 	arm_tick(s, delay > 0 ? delay : 0);
 }
@@ -693,8 +689,8 @@ static void on_tick(struct evloop *loop, void *arg)
 static void arm_tick(struct sched *s, usec_t delay)
 {
 	if (s->tick)
-		evloop_timer_cancel(s->loop, s->tick);
-	s->tick = evloop_timer_in(s->loop, delay, on_tick, s);
+		evloop_timer_cancel(s->run.loop, s->tick);
+	s->tick = evloop_timer_in(s->run.loop, delay, on_tick, s);
 }
 
 /* A run ended: a slot may be free for a queued or scheduled run. */
@@ -718,7 +714,7 @@ static void on_stop(void *arg, struct runner *r, int count)
 	s->stopping = true;
 	if (s->o->kill_tasks_on_exit) {
 		log_info("stopping: stopping the running tries first (--kill-tasks-on-exit)");
-		engine_kill_all(s->eng);
+		engine_kill_all(s->run.eng);
 		s->stop_deadline = now_usec() + s->o->cfg->kill_grace + 3 * USEC_PER_SEC;
 		arm_tick(s, 0);
 	} else {
@@ -734,14 +730,14 @@ static void on_stop(void *arg, struct runner *r, int count)
 static void recover(struct sched *s)
 {
 	struct run_row *rows = NULL;
-	int n = store_run_list_owned(s->st, "running", 0, &rows);
+	int n = store_run_list_owned(s->run.st, "running", 0, &rows);
 	for (int i = 0; i < n; i++) {
 		struct run_row *r = &rows[i];
 		struct dag *d = dag_for_run(s, r);
 		char *err = NULL;
 		if (!d) {
 			log_warnx("run %s of %s: its DAG is gone; the run stays as it is", r->run_id, r->dag_id);
-		} else if (engine_start_run(s->eng, d, r, NULL, &err) < 0) {
+		} else if (engine_start_run(s->run.eng, d, r, NULL, &err) < 0) {
 			log_warnx("cannot resume run %s of %s: %s", r->run_id, r->dag_id, err);
 			free(err);
 		} else {
@@ -788,20 +784,16 @@ int sched_serve(const struct sched_opts *o)
 		log_warnx("cannot start: %s", err);
 		goto out;
 	}
-	s.st = s.run.st;
-	s.loop = s.run.loop;
-	s.eng = s.run.eng;
-	s.notify = s.run.notify;
 	struct dag_lua_limits lim = {o->cfg->dag_memory_limit, o->cfg->dag_instruction_limit, o->cfg->dag_time_limit};
 	dagbag_init(&s.bag, o->cfg->dags_folder, &lim);
-	engine_on_run_done(s.eng, on_run_done, &s);
+	engine_on_run_done(s.run.eng, on_run_done, &s);
 	s.last_rescan = now_usec();
 	rescan(&s);
 	recover(&s);
 	log_info("sluice %s serving DAGs from %s (state in %s, pid %d)", SLUICE_VERSION, s.bag.dir, o->home,
 		 (int)getpid());
 	arm_tick(&s, 0);
-	evloop_set_wake(s.loop, drain_writes, &s);
+	evloop_set_wake(s.run.loop, drain_writes, &s);
 	pthread_mutex_lock(&wq_lock);
 	current = &s;
 	pthread_mutex_unlock(&wq_lock);
@@ -814,14 +806,14 @@ int sched_serve(const struct sched_opts *o)
 		err = NULL;
 	}
 	free(lib);
-	rc = evloop_run(s.loop) < 0 ? 1 : 0;
+	rc = evloop_run(s.run.loop) < 0 ? 1 : 0;
 	close_writes();
 	control_stop(s.control);
 	log_info("stopped");
 out:
 	free(err);
 	if (s.tick)
-		evloop_timer_cancel(s.loop, s.tick);
+		evloop_timer_cancel(s.run.loop, s.tick);
 	runner_close(&s.run);
 	for (size_t i = 0; i < s.ndags; i++)
 		state_free(&s.dags[i]);
