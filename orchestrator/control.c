@@ -24,6 +24,7 @@
 struct control {
 	struct control_opts o;
 	char *home, *lib_dir;
+	struct store *ro;         /* the control thread's own read-only connection (lazily opened) */
 	int fd;                   /* listening socket */
 	int stop[2];              /* a byte on stop[1] ends the thread */
 	pthread_t thread;
@@ -47,6 +48,7 @@ static void socket_addr(const char *dir, struct sockaddr_un *sa, int *dirfd)
 struct op_call {
 	const struct control *c;
 	const cJSON *req;
+	struct dag *d;            /* clear/mark: the DAG, loaded on the control thread beforehand */
 	cJSON *reply;
 };
 
@@ -61,13 +63,21 @@ static const char *str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* The DAG of its current stored version, as the REST API loads it. */
-static struct dag *current_dag(struct store *w, const struct control *c, const char *dag_id)
+/* The DAG of its current stored version, as the REST API loads it. On the control thread, with
+ * its own read-only connection: parsing a DAG file is no work for the scheduler's thread. */
+static struct dag *current_dag(struct control *c, const char *dag_id)
 {
-	char *version = NULL;
+	char *version = NULL, *err = NULL, *db = NULL;
 	struct dag *d = NULL;
-	if (store_dag_version_current(w, dag_id, &version) == 0)
-		d = dagbag_load_stored(w, dag_id, version, c->lib_dir, c->o.limits);
+	if (!c->ro) {
+		db = xasprintf("%s/sluice.db", c->home);
+		if (store_open(db, STORE_READONLY, &c->ro, &err) < 0)
+			log_warnx("control socket: %s", err);
+		free(err);
+		free(db);
+	}
+	if (c->ro && dag_id && store_dag_version_current(c->ro, dag_id, &version) == 0)
+		d = dagbag_load_stored(c->ro, dag_id, version, c->lib_dir, c->o.limits);
 	free(version);
 	return d;
 }
@@ -91,7 +101,7 @@ static int run_change(struct store *w, const struct op_call *call, bool mark, st
 		*err = xasprintf("no run %s of DAG %s", run_id, dag_id);
 		return -ENOENT;
 	}
-	struct dag *d = current_dag(w, call->c, dag_id);
+	struct dag *d = call->d;
 	int rc;
 	struct ops_selection sel = {
 		.task_ids = task_ids, .ntasks = n, .map_index = cJSON_IsNumber(mi) ? (int)mi->valuedouble : -2,
@@ -106,7 +116,6 @@ static int run_change(struct store *w, const struct op_call *call, bool mark, st
 	} else {
 		rc = ops_clear(w, sched_engine(), d, &run, &sel, flag(req, "dry_run"), rows, err);
 	}
-	dag_unref(d);
 	run_row_free(&run);
 	return rc;
 }
@@ -208,8 +217,12 @@ static void serve_one(struct control *c, int fd)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	cJSON *req = read_line(fd, &in) ? cJSON_Parse(sb_str(&in)) : NULL;
-	struct op_call call = {c, req, cJSON_CreateObject()};
+	struct op_call call = {c, req, NULL, cJSON_CreateObject()};
+	const char *op = str(req, "op");
+	if (op && (!strcmp(op, "clear") || !strcmp(op, "mark")))
+		call.d = current_dag(c, str(req, "dag_id"));
 	int rc = cJSON_IsObject(req) ? sched_write(handle, &call) : -EINVAL;
+	dag_unref(call.d);
 	if (rc < 0) {
 		cJSON_AddNumberToObject(call.reply, "rc", rc);
 		cJSON_AddStringToObject(call.reply, "error", rc == -EINVAL ? "the request is not one JSON object line"
@@ -305,6 +318,7 @@ void control_stop(struct control *c)
 	for (int i = 0; i < 2; i++)
 		if (c->stop[i] >= 0)
 			close(c->stop[i]);
+	store_close(c->ro);
 	free(c->home);
 	free(c->lib_dir);
 	free(c);
