@@ -284,17 +284,11 @@ static void patch_ti(struct req *r)
 	    ti_running(r, &run, task, mindex)) {
 		struct kill_call k = {&run, task, mindex, NULL};
 		int krc = sched_write(kill_fn, &k);
-		if (krc < 0) {
-			api_problem(r, krc == -EBUSY ? 409 : krc == -ESRCH || krc == -EALREADY ? 409 : 400, "Conflict", "%s",
+		if (krc < 0)
+			api_problem(r, krc == -EBUSY || krc == -ESRCH || krc == -EALREADY ? 409 : 400, "Conflict", "%s",
 				    k.err ? k.err : strerror(-krc));
-		} else {
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "task_id", task);
-			cJSON_AddStringToObject(o, "dag_id", run.dag_id);
-			cJSON_AddStringToObject(o, "dag_run_id", run.run_id);
-			json_add_time(o, "execution_date", run.logical_date);
-			api_reply(r, 200, o);
-		}
+		else
+			api_reply(r, 200, api_ti_reference(task, &run));
 		free(k.err);
 		goto out;
 	}
@@ -305,12 +299,7 @@ static void patch_ti(struct req *r)
 	if (rc == 0 && c.n == 0) {
 		api_problem(r, 404, "Task instance not found", "no task instance %s in run %s", task, run.run_id);
 	} else if (rc == 0) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "task_id", c.rows[0].task_id);
-		cJSON_AddStringToObject(o, "dag_id", c.rows[0].dag_id);
-		cJSON_AddStringToObject(o, "dag_run_id", c.rows[0].run_id);
-		json_add_time(o, "execution_date", run.logical_date);
-		api_reply(r, 200, o);
+		api_reply(r, 200, api_ti_reference(c.rows[0].task_id, &run));
 	} else {
 		api_problem(r, rc == -EBUSY ? 409 : rc == -EINVAL || rc == -ENOENT ? 400 : 503,
 			    rc == -EBUSY ? "Conflict" : "Bad Request", "%s", c.err ? c.err : strerror(-rc));

@@ -62,16 +62,6 @@ static bool do_op(struct req *r, struct op_call *c)
 	return false;
 }
 
-static cJSON *reference(const struct ti_row *t, const struct run_row *run)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "task_id", t->task_id);
-	cJSON_AddStringToObject(o, "dag_id", t->dag_id);
-	cJSON_AddStringToObject(o, "dag_run_id", t->run_id);
-	json_add_time(o, "execution_date", run->logical_date);
-	return o;
-}
-
 static bool flag(const cJSON *body, const char *key, bool def)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
@@ -132,7 +122,7 @@ static void clear_tis(struct req *r)
 			c.run = &runs[i];
 			ok = do_op(r, &c);
 			for (int k = 0; ok && k < c.n; k++)
-				cJSON_AddItemToArray(refs, reference(&c.rows[k], &runs[i]));
+				cJSON_AddItemToArray(refs, api_ti_reference(c.rows[k].task_id, &runs[i]));
 			if (ok)
 				free_call(&c);
 		}
@@ -184,7 +174,7 @@ static void update_tis(struct req *r)
 		cJSON *o = cJSON_CreateObject();
 		cJSON *arr = cJSON_AddArrayToObject(o, "task_instances");
 		for (int k = 0; k < c.n; k++)
-			cJSON_AddItemToArray(arr, reference(&c.rows[k], &run));
+			cJSON_AddItemToArray(arr, api_ti_reference(c.rows[k].task_id, &run));
 		api_reply(r, 200, o);
 		free_call(&c);
 	}

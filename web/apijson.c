@@ -282,3 +282,13 @@ cJSON *api_backfill(const struct backfill_row *b)
 	return o;
 }
 
+
+cJSON *api_ti_reference(const char *task_id, const struct run_row *run)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "task_id", task_id);
+	cJSON_AddStringToObject(o, "dag_id", run->dag_id);
+	cJSON_AddStringToObject(o, "dag_run_id", run->run_id);
+	json_add_time(o, "execution_date", run->logical_date);
+	return o;
+}

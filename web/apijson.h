@@ -33,6 +33,9 @@ cJSON *api_dag_run(const struct run_row *r);
 /* Airflow "TaskInstance"; the run supplies execution_date. */
 cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r);
 
+/* Airflow "TaskInstanceReference": task_id, dag_id, dag_run_id, execution_date. */
+cJSON *api_ti_reference(const char *task_id, const struct run_row *run);
+
 /* Airflow 3's "Backfill". */
 cJSON *api_backfill(const struct backfill_row *b);
 
