@@ -12,4 +12,7 @@ void json_add_time(cJSON *o, const char *key, usec_t t);
 /* {"__type": "TimeDelta", "days", "seconds", "microseconds"}. */
 cJSON *json_timedelta(usec_t d);
 
+/* Follows a dotted path ("a.b.c", numbers index arrays) into a JSON value; NULL when absent. */
+const cJSON *json_path(const cJSON *root, const char *path);
+
 #endif

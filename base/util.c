@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -611,6 +612,32 @@ static bool valid_chars(const char *s, const char *extra)
 }
 
 bool valid_id(const char *s) { return valid_chars(s, "_.-"); }
+
+bool parse_bool(const char *s, bool *out)
+{
+	if (!s)
+		return false;
+	if (!strcasecmp(s, "true") || !strcmp(s, "1")) {
+		*out = true;
+		return true;
+	}
+	if (!strcasecmp(s, "false") || !strcmp(s, "0")) {
+		*out = false;
+		return true;
+	}
+	return false;
+}
+
+bool contains_nocase(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	if (n == 0)
+		return true;
+	for (const char *p = hay; *p; p++)
+		if (!strncasecmp(p, needle, n))
+			return true;
+	return false;
+}
 
 bool valid_run_id(const char *s) { return valid_chars(s, "_.~:+-"); }
 

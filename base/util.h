@@ -93,6 +93,12 @@ bool valid_id(const char *s);
  * "..". */
 bool valid_run_id(const char *s);
 
+/* A boolean as people write it in query strings and config: true/false/1/0 in any case (the
+ * Python client sends True and False). Returns false when s is none of them. */
+bool parse_bool(const char *s, bool *out);
+/* Whether needle occurs in hay, ignoring ASCII case (SQL's ILIKE '%needle%'). */
+bool contains_nocase(const char *hay, const char *needle);
+
 /* Blocks SIGINT and SIGTERM in the calling thread; threads started afterwards inherit the mask,
  * so none of them dies of those signals by default. */
 void block_stop_signals(void);

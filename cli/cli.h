@@ -63,6 +63,13 @@ int cmd_usage_error(const struct cmd_entry *e, const char *fmt, ...) __attribute
  * given). Returns 0, or 2 after printing e's usage: `return` it. */
 int cmd_int_opt(const struct cmd_entry *e, const struct cmd_args *a, char key, long min, long max, int *out);
 
+/* Whether e changes something, so that its runs go into the audit log (cli/audit.c). */
+bool cli_audited(const struct cmd_entry *e);
+/* Records a run of e (argv as typed, from the group word on; a as parsed; status its exit
+ * status). */
+void cli_audit(struct cli_ctx *cli, const struct cmd_entry *e, int argc, char **argv, const struct cmd_args *a,
+	       int status);
+
 /* Prints a JSON tree (pretty) to stdout and frees it. */
 struct cJSON;
 void cli_print_json(struct cJSON *j);
@@ -86,6 +93,8 @@ extern const struct cmd_entry cmd_serve, cmd_dags_list, cmd_dags_show, cmd_dags_
 	cmd_backfill_pause, cmd_backfill_resume, cmd_backfill_cancel, cmd_runs_list, cmd_runs_cancel, cmd_tasks_list,
 	cmd_tasks_logs, cmd_tasks_clear, cmd_tasks_mark, cmd_tasks_kill, cmd_cron_next, cmd_pools_list, cmd_pools_set,
 	cmd_pools_delete, cmd_users_create, cmd_users_delete, cmd_tokens_create, cmd_tokens_list, cmd_tokens_revoke, cmd_db_migrate, cmd_db_check, cmd_db_prune,
-	cmd_config_show;
+	cmd_config_show, cmd_db_rotate_key, cmd_variables_set, cmd_variables_get, cmd_variables_list,
+	cmd_variables_delete, cmd_variables_import, cmd_variables_export, cmd_connections_add, cmd_connections_get,
+	cmd_connections_list, cmd_connections_delete, cmd_connections_test;
 
 #endif

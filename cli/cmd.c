@@ -214,6 +214,8 @@ int cmd_dispatch(struct cli_ctx *cli, int argc, char **argv)
 		rc = 0;
 	} else if (rc == 0) {
 		rc = e->fn(cli, &a);
+		if (cli_audited(e))
+			cli_audit(cli, e, argc, argv, &a, rc);
 	}
 	free(a.argv);
 	return rc;

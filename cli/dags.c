@@ -428,7 +428,7 @@ static void replace_old_run(struct cli_ctx *cli, struct store *st, const char *d
 	if (rc < 0)
 		return;
 	char *err = NULL;
-	if (ops_delete_run(st, cli->home, dag_id, old.run_id, true, &err) < 0)
+	if (ops_delete_run(st, NULL, cli->home, dag_id, old.run_id, true, &err) < 0)
 		fprintf(stderr, "sluice: cannot replace the earlier run %s: %s\n", old.run_id, err);
 	free(err);
 	run_row_free(&old);

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "orchestrator/ops.h"
+#include "orchestrator/secrets.h"
 #include "orchestrator/store.h"
 
 static int db_migrate(struct cli_ctx *cli, const struct cmd_args *a)
@@ -72,7 +73,7 @@ static int db_prune(struct cli_ctx *cli, const struct cmd_args *a)
 		struct run_row *r = &runs[i];
 		if (!dry) {
 			char *err = NULL;
-			if (ops_delete_run(st, cli->home, r->dag_id, r->run_id, false, &err) == 0)
+			if (ops_delete_run(st, NULL, cli->home, r->dag_id, r->run_id, false, &err) == 0)
 				done++;
 			else
 				fprintf(stderr, "sluice: %s %s: %s\n", r->dag_id, r->run_id, err);
@@ -87,6 +88,33 @@ static int db_prune(struct cli_ctx *cli, const struct cmd_args *a)
 	       dry ? "would be removed" : "removed");
 	return 0;
 }
+
+/* db rotate-key: a new secret key; every sealed value is re-sealed under it. */
+static int db_rotate_key(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st;
+	char *err = NULL;
+	(void)a;
+	if (cli_open_store(cli, 0, &st) < 0)
+		return 1;
+	int n = secrets_rotate(st, cli->home, &err);
+	if (n >= 0)
+		printf("new key in %s/secret.key; %d sealed value%s re-sealed\n", cli->home, n, n == 1 ? "" : "s");
+	else
+		fprintf(stderr, "sluice db rotate-key: %s\n", err);
+	free(err);
+	store_close(st);
+	return n >= 0 ? 0 : 1;
+}
+
+const struct cmd_entry cmd_db_rotate_key = {
+	"db", "rotate-key", NULL, 0, 0, NULL, "replace the key that seals secrets",
+	"Makes a new random key in $SLUICE_HOME/secret.key and re-seals every sealed value (connection\n"
+	"passwords, secret-looking variables and extras) under it, in one transaction. Until the new key is\n"
+	"in place the old one stays in the file, so a crash loses nothing. Refused when the key comes from\n"
+	"SLUICE_SECRET_KEY.",
+	db_rotate_key,
+};
 
 const struct cmd_entry cmd_db_migrate = {
 	"db", "migrate", NULL, 0, 0, NULL, "apply pending schema migrations",

@@ -42,7 +42,10 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_cron_next,
 	&cmd_pools_list, &cmd_pools_set, &cmd_pools_delete,
 	&cmd_users_create, &cmd_users_delete, &cmd_tokens_create, &cmd_tokens_list, &cmd_tokens_revoke,
-	&cmd_db_migrate, &cmd_db_check, &cmd_db_prune,
+	&cmd_variables_set, &cmd_variables_get, &cmd_variables_list, &cmd_variables_delete, &cmd_variables_import,
+	&cmd_variables_export,
+	&cmd_connections_add, &cmd_connections_get, &cmd_connections_list, &cmd_connections_delete, &cmd_connections_test,
+	&cmd_db_migrate, &cmd_db_check, &cmd_db_prune, &cmd_db_rotate_key,
 	&cmd_config_show,
 	NULL,
 };
@@ -60,7 +63,9 @@ static const struct {
 	{"pools", "list, create, resize and delete pools"},
 	{"users", "create and delete users of the REST API"},
 	{"tokens", "create, list and revoke API tokens"},
-	{"db", "migrate, check and prune the database"},
+	{"variables", "set, get, list, delete, import and export variables"},
+	{"connections", "add, get, list, delete and test connections"},
+	{"db", "migrate, check and prune the database; rotate the secret key"},
 	{"config", "show the effective configuration"},
 };
 

@@ -92,6 +92,7 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 		.no_auth = no_auth,
 		.allowed_hosts = cli->cfg->allowed_hosts,
 		.metrics_public = cli->cfg->metrics_public,
+		.config = cli->cfg,
 		.heartbeat = heartbeat_cb,
 	};
 	if (web_start(&wo, &web, &err) < 0) {

@@ -334,7 +334,7 @@ static int tasks_change(struct cli_ctx *cli, const struct cmd_args *a, bool mark
 	bool daemon = sched_daemon_running(cli->home, NULL);
 	n = daemon ? change_in_daemon(cli, st, &run, &sel, mark ? state : NULL, dry, &rows, &err) : -ESRCH;
 	if (n == -ESRCH)
-		n = mark ? ops_mark(st, d, &run, &sel, state, dry, &rows, &err)
+		n = mark ? ops_mark(st, NULL, d, &run, &sel, state, dry, &rows, &err)
 			 : ops_clear(st, NULL, d, &run, &sel, dry, &rows, &err);
 	if (n < 0) {
 		fprintf(stderr, "sluice: %s\n", err);

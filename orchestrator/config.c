@@ -48,6 +48,8 @@ static const struct option_def options[] = {
 	 "host names (comma-separated) browsers may reach the API by, besides IP addresses and localhost"},
 	{"metrics.public", OPT_BOOL, "false", OFF(metrics_public), 0, 1,
 	 "serve /metrics without credentials (else a viewer's, e.g. a Bearer token for the scraper)"},
+	{"webserver.expose_config", OPT_BOOL, "false", OFF(expose_config), 0, 1,
+	 "let admins read this configuration through GET /api/v1/config (else 403, as Airflow)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -446,4 +448,15 @@ void config_print(const struct config *cfg, bool json)
 		free(b);
 		free(v);
 	}
+}
+
+int config_each(const struct config *cfg, void (*fn)(void *arg, const char *name, const char *value, const char *source),
+		void *arg)
+{
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		char *v = value_string(cfg, &options[i]);
+		fn(arg, options[i].name, v, sources[i] ? sources[i] : "default");
+		free(v);
+	}
+	return (int)NOPTIONS;
 }

@@ -22,6 +22,7 @@ struct config {
 	int port;
 	char *allowed_hosts;        /* names the API may be reached by (besides IPs, localhost) */
 	bool metrics_public;        /* /metrics without credentials */
+	bool expose_config;         /* GET /api/v1/config for admins */
 };
 
 /* Loads the configuration for home (absolute). Returns 0, or -EINVAL with *err set when a
@@ -30,6 +31,10 @@ int config_load(struct config *cfg, const char *home, char **err);
 /* Sets an option by "section.key" from a string (used for flags too). */
 int config_set(struct config *cfg, const char *name, const char *value, char **err);
 void config_free(struct config *cfg);
+/* Calls fn for every option, in table order, with its "section.key" name, value as text and
+ * source ("default", "sluice.cfg", "environment", "flag"). Returns how many. */
+int config_each(const struct config *cfg, void (*fn)(void *arg, const char *name, const char *value, const char *source),
+		void *arg);
 /* Prints every option with its value and source as INI text. */
 void config_print(const struct config *cfg, bool json);
 

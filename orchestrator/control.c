@@ -112,7 +112,7 @@ static int run_change(struct store *w, const struct op_call *call, bool mark, st
 		*err = xasprintf("the daemon has no loadable version of DAG %s", dag_id);
 		rc = -ENOENT;
 	} else if (mark) {
-		rc = ops_mark(w, d, &run, &sel, str(req, "state"), flag(req, "dry_run"), rows, err);
+		rc = ops_mark(w, sched_engine(), d, &run, &sel, str(req, "state"), flag(req, "dry_run"), rows, err);
 	} else {
 		rc = ops_clear(w, sched_engine(), d, &run, &sel, flag(req, "dry_run"), rows, err);
 	}

@@ -33,7 +33,7 @@ struct cron {
 	uint32_t doms;		/* bits 1-31 */
 	uint16_t months;	/* bits 1-12 */
 	uint8_t dows;		/* bits 0-6, 0 = Sunday (7 is folded into 0) */
-	bool dom_star, dow_star;	/* the field began with '*' (Vixie's DOM_STAR/DOW_STAR) */
+	bool dom_star, dow_star;	/* the field is exactly '*' (croniter's rule: '*\/2' restricts) */
 	bool fixed_time;	/* see cron.h: single minute and hour without '*' or '/' */
 	bool never;		/* no calendar day can ever match */
 	int64_t every;		/* CRON_EVERY: period in seconds */
@@ -273,8 +273,9 @@ static int parse_fields(struct cron *c, const char *text, struct perr *pe)
 	c->doms = (uint32_t)bits[F_DOM];
 	c->months = (uint16_t)bits[F_MON];
 	c->dows = (uint8_t)((bits[F_DOW] | bits[F_DOW] >> 7) & 0x7f);
-	c->dom_star = *start[F_DOM] == '*';
-	c->dow_star = *start[F_DOW] == '*';
+	/* croniter (Airflow) ORs the day fields unless one of them is exactly "*". */
+	c->dom_star = end[F_DOM] - start[F_DOM] == 1 && *start[F_DOM] == '*';
+	c->dow_star = end[F_DOW] - start[F_DOW] == 1 && *start[F_DOW] == '*';
 	c->fixed_time = field_is_single(start[F_MIN], end[F_MIN], bits[F_MIN]) &&
 			field_is_single(start[F_HOUR], end[F_HOUR], bits[F_HOUR]);
 	c->never = never_fires(c);

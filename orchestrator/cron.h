@@ -7,9 +7,9 @@
  *   field's maximum in steps of S; the maximum of day-of-week is 6 there, as in croner).
  *   Steps run from 1 to the field's size (60, 24, 31, 12, 7). Ranges must not run backwards,
  *   except that SUN ends a day-of-week range as 7 ("FRI-SUN").
- *   Day matching: when both day-of-month and day-of-week are restricted (neither field starts
- *   with '*'), a day matches if EITHER matches; otherwise both must match ("*\/2" counts as
- *   unrestricted here, as in Vixie cron).
+ *   Day matching, as Airflow's croniter (and croner, and POSIX): unless day-of-month or
+ *   day-of-week is exactly "*", a day matches if EITHER matches ("*\/2" restricts its field);
+ *   when one of them is "*", the other decides.
  *   Presets: @hourly, @daily = @midnight, @weekly (Sunday 00:00), @monthly, @yearly = @annually.
  *   "@every D" (D from parse_duration(), whole seconds, at least 1s) fires at every multiple of
  *   D since the Unix epoch (1970-01-01T00:00:00Z), in UTC whatever the zone: "@every 15m" fires
@@ -73,5 +73,10 @@ enum cron_kind cron_kind(const struct cron *c);
 int64_t cron_every_period(const struct cron *c);
 /* The expression as given to cron_parse() (owned by c). */
 const char *cron_expr(const struct cron *c);
+
+/* The schedule in words, as Airflow's timetable_description: "At 03:00", "Every 15 minutes",
+ * "At 00:00, only on Monday"; NULL (no schedule) is "Never, external triggers only". Always a
+ * new string (the expression itself when it does not parse). */
+char *cron_describe(const char *schedule);
 
 #endif

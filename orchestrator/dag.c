@@ -178,6 +178,7 @@ static void task_free(struct task *t)
 	free(t->env);
 	free(t->no_retry_exit_codes);
 	free(t->description);
+	free(t->doc_md);
 	free(t->cwd);
 	free_strv(t->over_items, t->n_over);
 	free(t->over_template);
@@ -203,6 +204,8 @@ void dag_unref(struct dag *d)
 	free(d->dag_id);
 	free(d->fileloc);
 	free(d->description);
+	free(d->doc_md);
+	cJSON_Delete(d->param_specs);
 	free(d->schedule);
 	free(d->timezone);
 	free_strv(d->tags, d->n_tags);

@@ -115,6 +115,7 @@ struct task {
 	int priority_weight;    /* own weight; the effective weight adds downstream weights */
 	int effective_weight;   /* priority_weight + sum of all downstream tasks' weights */
 	char *description;
+	char *doc_md;           /* Markdown documentation, shown in the UI */
 
 	/* Mapped task (d:map): one instance per item. */
 	bool mapped;
@@ -147,7 +148,9 @@ struct dag {
 	char **tags;
 	size_t n_tags;
 	char *owner;
-	cJSON *params;          /* object; owned */
+	cJSON *params;          /* object name -> default value (templates read these); owned */
+	cJSON *param_specs;     /* object name -> {description, schema, has_default} (params.h); owned */
+	char *doc_md;           /* Markdown documentation, shown in the UI */
 	struct callback on_failure, on_success, on_retry;
 
 	struct task *tasks;

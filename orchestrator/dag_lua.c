@@ -19,6 +19,7 @@
 
 #include "orchestrator/cron.h"
 #include "orchestrator/embedded.h"
+#include "orchestrator/params.h"
 #include "executors/executor.h"
 #include "base/log.h"
 #include "orchestrator/tz.h"
@@ -35,6 +36,8 @@ struct sandbox {
 	lua_State *L;             /* the state, for locating a refused allocation */
 	const char *display;
 	const char *lib_dir;
+	bool track_lines;         /* the second pass of an error without a location */
+	int user_line;            /* last line of the DAG file itself that ran (track_lines) */
 };
 
 #define HOOK_EVERY 1000
@@ -91,6 +94,12 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar)
 	struct sandbox *sb = get_sandbox(L);
 	lua_Debug here;
 
+	if (ar->event == LUA_HOOKLINE) {
+		/* Only lines of the DAG file itself, not of the prelude or of dags/lib modules. */
+		if (lua_getinfo(L, "S", ar) && ar->source[0] == '@' && !strcmp(ar->source + 1, sb->display))
+			sb->user_line = ar->currentline;
+		return;
+	}
 	sb->instructions += HOOK_EVERY;
 	if (sb->killed == KILL_NONE && lua_getstack(L, 0, &here) && lua_getinfo(L, "l", &here) &&
 	    here.currentline > 0)
@@ -101,7 +110,6 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar)
 		sb->killed = KILL_TIME;
 	if (sb->killed != KILL_NONE)
 		luaL_error(L, "sluice: DAG file stopped by a sandbox limit");
-	(void)ar;
 }
 
 /* pcall/xpcall that cannot swallow a sandbox kill. */
@@ -627,8 +635,7 @@ static void read_task(lua_State *L, int t, struct task *task)
 	task->priority_weight = (int)opt_int(L, v, "priority_weight", 1);
 	task->cwd = opt_string(L, v, "cwd");
 	task->description = opt_string(L, v, "description");
-	if (!task->description)
-		task->description = opt_string(L, v, "doc_md");
+	task->doc_md = opt_string(L, v, "doc_md");
 	if (task->mapped) {
 		if (lua_getfield(L, v, "over") == LUA_TTABLE) {
 			lua_pop(L, 1);
@@ -697,6 +704,36 @@ static int read_date(struct conv *cv, int v, const char *k, const char *zone, us
 	return rc;
 }
 
+/* The params' schemas are well formed and their defaults fit them; a param without a default
+ * needs a trigger to give it, so a scheduled DAG may not have one (as in Airflow). */
+static int check_params(struct dag *d, char *err, size_t errsz)
+{
+	cJSON *spec;
+	cJSON_ArrayForEach(spec, d->param_specs) {
+		cJSON *schema = cJSON_GetObjectItemCaseSensitive(spec, "schema");
+		if (cJSON_IsArray(schema) && cJSON_GetArraySize(schema) == 0) /* {} read from Lua */
+			cJSON_ReplaceItemInObjectCaseSensitive(spec, "schema", schema = cJSON_CreateObject());
+		char *msg = NULL;
+		const cJSON *def = cJSON_GetObjectItemCaseSensitive(d->params, spec->string);
+		if (params_check_schema(schema, &msg) < 0) {
+			snprintf(err, errsz, "dag: param '%s': %s", spec->string, msg);
+			free(msg);
+			return -1;
+		}
+		if (def && params_check_value(schema, def, spec->string, &msg) < 0) {
+			snprintf(err, errsz, "dag: the default of %s", msg); /* "param 'x': 0 is less than ..." */
+			free(msg);
+			return -1;
+		}
+		if (!def && d->schedule) {
+			snprintf(err, errsz, "dag: param '%s' has no default, so the DAG cannot run on a schedule "
+				 "(give it a default, or set no schedule)", spec->string);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Reads one exported DAG at stack index t. Returns NULL with cv->err set on error. */
 static struct dag *read_dag(struct conv *cv, int t, const char *path, const char *version)
 {
@@ -711,8 +748,7 @@ static struct dag *read_dag(struct conv *cv, int t, const char *path, const char
 	lua_getfield(L, t, "vals");
 	int v = lua_gettop(L);
 	d->description = opt_string(L, v, "description");
-	if (!d->description)
-		d->description = opt_string(L, v, "doc_md");
+	d->doc_md = opt_string(L, v, "doc_md");
 	d->schedule = opt_string(L, v, "schedule");
 	d->timezone = opt_string(L, v, "timezone");
 	if (!d->timezone)
@@ -733,6 +769,17 @@ static struct dag *read_dag(struct conv *cv, int t, const char *path, const char
 		d->params = cJSON_CreateObject();
 	}
 	lua_pop(L, 1);
+	d->param_specs = lua_getfield(L, v, "param_specs") == LUA_TTABLE ? lua_to_json(L, -1, 0) : NULL;
+	lua_pop(L, 1);
+	if (!cJSON_IsObject(d->param_specs)) {
+		cJSON_Delete(d->param_specs);
+		d->param_specs = cJSON_CreateObject();
+	}
+	if (check_params(d, cv->err, sizeof(cv->err)) < 0) {
+		cv->err_line = d->line;
+		lua_pop(L, 1);
+		goto fail;
+	}
 	read_callback(L, v, "on_failure", &d->on_failure);
 	read_callback(L, v, "on_success", &d->on_success);
 	read_callback(L, v, "on_retry", &d->on_retry);
@@ -872,8 +919,9 @@ out:
 	return rc;
 }
 
-int dag_lua_load(const char *path, const char *display, const char *content, size_t len,
-		 const char *lib_dir, const struct dag_lua_limits *limits, struct dag_load *out)
+static int load_once(const char *path, const char *display, const char *content, size_t len,
+		     const char *lib_dir, const struct dag_lua_limits *limits, bool track_lines, int *user_line,
+		     struct dag_load *out)
 {
 	static const struct dag_lua_limits defaults = {
 		DAG_LUA_DEFAULT_MEMORY, DAG_LUA_DEFAULT_INSTRUCTIONS, DAG_LUA_DEFAULT_WALL};
@@ -881,6 +929,7 @@ int dag_lua_load(const char *path, const char *display, const char *content, siz
 		.lim = limits ? limits : &defaults,
 		.display = display,
 		.lib_dir = lib_dir,
+		.track_lines = track_lines,
 	};
 	char version[65];
 	int rc = -EINVAL;
@@ -898,7 +947,7 @@ int dag_lua_load(const char *path, const char *display, const char *content, siz
 	lua_newtable(L);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &LIBS_KEY);
 	open_libs(L);
-	lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, HOOK_EVERY);
+	lua_sethook(L, sandbox_hook, LUA_MASKCOUNT | (track_lines ? LUA_MASKLINE : 0), HOOK_EVERY);
 
 	if (run_file(L, &sb, content, len, out) < 0)
 		goto out;
@@ -933,6 +982,35 @@ out:
 		free(out->dags);
 		out->dags = NULL;
 		out->ndags = 0;
+	}
+	if (user_line)
+		*user_line = sb.user_line;
+	return rc;
+}
+
+int dag_lua_load(const char *path, const char *display, const char *content, size_t len,
+		 const char *lib_dir, const struct dag_lua_limits *limits, struct dag_load *out)
+{
+	int rc = load_once(path, display, content, len, lib_dir, limits, false, NULL, out);
+	if (rc == 0 || !out->error || out->error_line > 0)
+		return rc;
+	/* An error raised where Lua cannot say the place (the DSL call was a tail call, as in
+	 * `return dag { ... }`, so the caller's frame is gone): the file runs again, deterministic
+	 * as it is, with a line hook that notes the last line of the file that ran. */
+	struct dag_load again;
+	int line = 0;
+	load_once(path, display, content, len, lib_dir, limits, true, &line, &again);
+	dag_load_clear(&again);
+	if (line > 0) {
+		size_t n = strlen(display);
+		const char *msg = !strncmp(out->error, display, n) && out->error[n] == ':' ? out->error + n + 1
+											 : out->error;
+		while (*msg == ' ')
+			msg++;
+		char *with = xasprintf("%s:%d: %s", display, line, msg);
+		free(out->error);
+		out->error = with;
+		out->error_line = line;
 	}
 	return rc;
 }

@@ -246,14 +246,6 @@ local KIND_FIELDS = {
                return nil, "must be \"reschedule\" or \"poke\""
              end },
 }
-local DAG_FIELDS = {
-  id = check.string, description = check.string, doc_md = check.string, schedule = check.schedule,
-  timezone = check.timezone, start_date = check.date, end_date = check.date, catchup = check.bool,
-  max_active_runs = check.positive, max_active_tasks = check.positive,
-  dagrun_timeout = check.duration, tags = check.strlist, owner = check.string,
-  params = check.table, default_args = check.table,
-  on_failure = check.callback, on_success = check.callback, on_retry = check.callback,
-}
 
 local function suggest(name, fields)
   local best, bestd
@@ -266,6 +258,67 @@ local function suggest(name, fields)
   end
   return best and string.format(" (did you mean '%s'?)", best) or ""
 end
+
+-- Params: a plain value, or param { default = ..., description = "...", JSON Schema keywords }
+-- (Airflow's Param). The schema is checked in C (params.c) when the DAG is read and whenever a
+-- run is triggered with a conf.
+local PARAM_FIELDS = {
+  default = true, description = true, type = true, enum = true, const = true, minimum = true,
+  maximum = true, exclusiveMinimum = true, exclusiveMaximum = true, multipleOf = true,
+  minLength = true, maxLength = true, pattern = true, format = true, items = true, minItems = true,
+  maxItems = true, uniqueItems = true, properties = true, required = true, title = true, examples = true,
+}
+local param_set = setmetatable({}, { __mode = "k" })
+local param_specs = setmetatable({}, { __mode = "k" })
+
+local function param_ctor(spec)
+  if type(spec) ~= "table" then
+    fail(2, "param expects a table: param { default = 3, description = \"...\", type = \"integer\" }")
+  end
+  local p = { schema = {} }
+  for k, v in pairs(spec) do
+    if type(k) ~= "string" or not PARAM_FIELDS[k] then
+      fail(2, "param: unknown field '%s'%s", tostring(k), suggest(tostring(k), PARAM_FIELDS))
+    end
+    if k == "default" then
+      p.value = v
+    elseif k == "description" then
+      if type(v) ~= "string" then fail(2, "param: description must be a string") end
+      p.description = v
+    else
+      p.schema[k] = v
+    end
+  end
+  param_set[p] = true
+  return p
+end
+
+function check.params(v)
+  if type(v) ~= "table" then return nil, "must be a table of name = value or name = param { ... }" end
+  local values, specs = {}, {}
+  for k, x in pairs(v) do
+    if type(k) ~= "string" then return nil, "must be a table with names (name = value)" end
+    if param_set[x] then
+      values[k] = x.value
+      specs[k] = { description = x.description, schema = x.schema, has_default = x.value ~= nil }
+    else
+      values[k] = x
+      specs[k] = { schema = {}, has_default = true }
+    end
+  end
+  param_specs[values] = specs
+  return values
+end
+
+local DAG_FIELDS = {
+  id = check.string, description = check.string, doc_md = check.string, schedule = check.schedule,
+  timezone = check.timezone, start_date = check.date, end_date = check.date, catchup = check.bool,
+  max_active_runs = check.positive, max_active_tasks = check.positive,
+  dagrun_timeout = check.duration, tags = check.strlist, owner = check.string,
+  params = check.params, default_args = check.table,
+  on_failure = check.callback, on_success = check.callback, on_retry = check.callback,
+}
+
 
 -- Checks every field of spec against fields; returns a new table of normalised values.
 local function check_fields(spec, fields, what, level)
@@ -400,6 +453,7 @@ end
 local function dag_ctor(spec)
   if type(spec) ~= "table" then fail(2, "dag expects a table: dag { id = \"...\", ... }") end
   local vals = check_fields(spec, DAG_FIELDS, "dag", 2)
+  if vals.params then vals.param_specs = param_specs[vals.params] end
   if vals.id == nil then fail(2, "dag: id is required") end
   if not valid_id(vals.id) then
     fail(2, "dag id '%s' is invalid: use letters, digits, '_', '.' and '-' (not . or ..)", vals.id)
@@ -492,4 +546,4 @@ local function export(n, ...)
   return out
 end
 
-return { dag = dag_ctor }, export
+return { dag = dag_ctor, param = param_ctor }, export

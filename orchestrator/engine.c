@@ -72,7 +72,11 @@ static void publish_run(const struct erun *r)
 /* The one place a task instance's state changes (states.c checks the transition). */
 void eng_set_state(struct eti *ti, enum ti_state st)
 {
-	ti_transition(&ti->row, ti->state, st);
+	if (ti->marking)
+		ti_mark_transition(&ti->row, ti->state, st);
+	else
+		ti_transition(&ti->row, ti->state, st);
+	ti->marking = false;
 	ti->state = st;
 	eng_mark_dirty(ti);
 	publish_ti(ti);
@@ -111,6 +115,8 @@ char *eng_try_file(const struct eti *ti, const char *ext)
 /* Appends a line from sluice itself to the current try's log (creating it). */
 void eng_append_log(const struct eti *ti, const char *fmt, ...)
 {
+	if (ti->run->deleted)
+		return; /* its log folder is gone with it */
 	char *path = eng_try_file(ti, "log");
 	char *dir = xstrdup(path);
 	*strrchr(dir, '/') = '\0';
@@ -449,11 +455,153 @@ int engine_kill_try(struct engine *e, int64_t run_pk, const char *task_id, int m
 		if (!ti->spawned || ti->cancel_requested || (map_index >= 0 && ti->row.map_index != map_index))
 			continue;
 		ti->cancel_requested = true; /* it ends as failed, without a retry */
+		ti->cancel_as = TI_FAILED;
 		eng_append_log(ti, "killing: %s", why);
 		ti->ex->ops->cancel(ti->ex, (uint64_t)(uintptr_t)ti);
 		killed++;
 	}
 	return killed ? killed : -ESRCH;
+}
+
+/* Takes a queued try out of the list about to be spawned, giving back its slots. */
+static void unspawn(struct engine *e, struct eti *ti)
+{
+	for (size_t i = 0; i < e->to_spawn.n; i++) {
+		if (e->to_spawn.v[i] != ti)
+			continue;
+		char *err = NULL;
+		struct exec_entry *x = eng_get_executor(e, ti_task(ti)->executor, &err);
+		free(err);
+		if (x)
+			x->pending--;
+		eng_release_slots(e, ti);
+		e->to_spawn.v[i] = e->to_spawn.v[--e->to_spawn.n];
+		return;
+	}
+}
+
+/* A finished instance marked with another finished state: its downstream tasks count it anew
+ * (those already decided stay as they are, as in Airflow). */
+static void remark_finished(struct eti *ti, enum ti_state st)
+{
+	struct erun *r = ti->run;
+	struct task *t = ti_task(ti);
+	enum ti_state old = ti->state;
+	eng_set_state(ti, st);
+	for (size_t j = 0; j < t->n_down; j++) {
+		struct up_counts *u = &r->tasks[t->downstream[j]].up;
+		int *c[2];
+		enum ti_state s2[2] = {old, st};
+		for (int k = 0; k < 2; k++)
+			c[k] = s2[k] == TI_SUCCESS ? &u->success : s2[k] == TI_FAILED ? &u->failed
+			       : s2[k] == TI_SKIPPED ? &u->skipped : s2[k] == TI_UPSTREAM_FAILED ? &u->upstream_failed
+			       : &u->removed;
+		(*c[0])--;
+		(*c[1])++;
+		eng_enqueue_eval(r->e, r, t->downstream[j]);
+	}
+}
+
+/* Marks one instance of a running run (see engine_mark). */
+static void mark_one(struct engine *e, struct eti *ti, enum ti_state st, const char *why)
+{
+	struct etask *et = &ti->run->tasks[ti->task];
+	if (ti->spawned) {
+		if (!ti->cancel_requested) {
+			eng_append_log(ti, "stopping: %s", why);
+			ti->ex->ops->cancel(ti->ex, (uint64_t)(uintptr_t)ti);
+		}
+		ti->cancel_requested = true; /* it ends as st once its process is gone */
+		ti->cancel_as = st;
+		return;
+	}
+	if (ti_state_finished(ti->state)) {
+		if (ti->state != st) {
+			ti->marking = true;
+			remark_finished(ti, st);
+		}
+		return;
+	}
+	if (ti->state == TI_QUEUED)
+		unspawn(e, ti);
+	if (!ti_task(ti)->mapped || et->expanded) {
+		/* Its trigger rule has nothing left to decide for an instance that is marked. */
+		bool all = true;
+		for (size_t k = 0; k < et->ninst; k++)
+			all = all && (et->inst[k] == ti || ti_state_finished(et->inst[k]->state));
+		et->decided = et->decided || all;
+	} else {
+		et->decided = et->expanded = true;
+	}
+	eng_append_log(ti, "marked %s: %s", ti_state_name(st), why);
+	ti->marking = true;
+	eng_finish_ti(ti, st);
+}
+
+int engine_mark(struct engine *e, int64_t run_pk, const int64_t *ti_pks, size_t n, enum ti_state st,
+		const char *why, bool *marked)
+{
+	struct erun *r = e->runs;
+	while (r && (r->row.pk != run_pk || r->finished))
+		r = r->next;
+	if (!r)
+		return -ENOENT;
+	if (st != TI_SUCCESS && st != TI_FAILED && st != TI_SKIPPED)
+		return -EINVAL;
+	int count = 0;
+	for (size_t i = 0; i < r->dag->ntasks; i++) {
+		for (size_t k = 0; k < r->tasks[i].ninst; k++) {
+			struct eti *ti = r->tasks[i].inst[k];
+			for (size_t j = 0; j < n; j++) {
+				if (ti->row.pk != ti_pks[j] || r->finished)
+					continue;
+				mark_one(e, ti, st, why);
+				if (marked)
+					marked[j] = true;
+				count++;
+			}
+		}
+	}
+	eng_process_evals(e);
+	evloop_wake(e->loop);
+	return count;
+}
+
+void engine_set_run_note(struct engine *e, int64_t run_pk, const char *note)
+{
+	for (struct erun *r = e->runs; r; r = r->next) {
+		if (r->row.pk == run_pk) {
+			free(r->row.note);
+			r->row.note = note ? xstrdup(note) : NULL;
+		}
+	}
+}
+
+int engine_delete_run(struct engine *e, int64_t run_pk, const char *why)
+{
+	for (struct erun *r = e->runs; r; r = r->next) {
+		if (r->row.pk != run_pk || r->finished)
+			continue;
+		engine_cancel_run(e, r, why);
+		r->deleted = true;
+		/* What was queued for the next commit belongs to rows that are about to go. */
+		for (size_t i = 0; i < e->tries.n; i++) {
+			struct try_row *tr = e->tries.v[i];
+			bool mine = false;
+			for (size_t t = 0; t < r->dag->ntasks && !mine; t++)
+				for (size_t k = 0; k < r->tasks[t].ninst && !mine; k++)
+					mine = r->tasks[t].inst[k]->row.pk == tr->ti_pk;
+			if (mine) {
+				try_row_free(tr);
+				free(tr);
+				e->tries.v[i--] = e->tries.v[--e->tries.n];
+			}
+		}
+		log_info("run %s of %s deleted: %s", r->row.run_id, r->row.dag_id, why);
+		evloop_wake(e->loop);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 int engine_cancel_run_pk(struct engine *e, int64_t run_pk, const char *why)
@@ -485,6 +633,7 @@ void engine_cancel_run(struct engine *e, struct erun *r, const char *why)
 				continue;
 			if (ti->spawned) {
 				ti->cancel_requested = true;
+				ti->cancel_as = TI_FAILED;
 				eng_append_log(ti, "cancelling: %s", why);
 				ti->ex->ops->cancel(ti->ex, (uint64_t)(uintptr_t)ti);
 			} else if (ti->state == TI_QUEUED) {
@@ -499,14 +648,8 @@ void engine_cancel_run(struct engine *e, struct erun *r, const char *why)
 		struct eti *ti = e->to_spawn.v[i];
 		if (ti->run != r)
 			continue;
-		struct task *t = ti_task(ti);
-		char *err = NULL;
-		struct exec_entry *x = eng_get_executor(e, t->executor, &err);
-		free(err);
-		if (x)
-			x->pending--;
-		eng_release_slots(e, ti);
-		e->to_spawn.v[i--] = e->to_spawn.v[--e->to_spawn.n];
+		unspawn(e, ti);
+		i--;
 		eng_finish_ti(ti, TI_SKIPPED);
 	}
 	log_info("run %s of %s cancelled: %s", r->row.run_id, r->row.dag_id, why);
@@ -598,6 +741,7 @@ static void reset_ti(struct eti *ti)
 	ti->outputs_dirty = true;
 	free(ti->message);
 	ti->message = NULL;
+	ti->cancel_requested = false;
 	eng_set_state(ti, TI_NONE);
 }
 

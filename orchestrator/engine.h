@@ -21,6 +21,7 @@
 #include "orchestrator/dag.h"
 #include "base/evloop.h"
 #include "orchestrator/runs.h"
+#include "orchestrator/states.h"
 #include "orchestrator/store.h"
 
 struct engine;
@@ -89,6 +90,25 @@ void engine_cancel_run(struct engine *e, struct erun *run, const char *why);
  * retry and the run goes on from there. Returns how many, -ENOENT (not driven), -EINVAL (no such
  * task) or -ESRCH (none of them is running). */
 int engine_kill_try(struct engine *e, int64_t run_pk, const char *task_id, int map_index, const char *why);
+
+/* Airflow's "mark" inside a run the engine drives: each task instance (by primary key) takes
+ * state st (success, failed or skipped). A try under way is stopped (SIGTERM to its group,
+ * SIGKILL after the grace) and ends as st without a retry; one not started yet never starts; a
+ * finished one changes state and its downstream tasks count it anew. Downstream tasks then go
+ * on as their trigger rules say. Sets marked[j] for each pk found (may be NULL). Returns how
+ * many, -ENOENT when the engine does not drive the run, -EINVAL for another state. */
+int engine_mark(struct engine *e, int64_t run_pk, const int64_t *ti_pks, size_t n, enum ti_state st,
+		const char *why, bool *marked);
+
+/* Keeps the engine's copy of a run's note in step with the database (the note was written by
+ * the caller): the next write of the run carries it. */
+void engine_set_run_note(struct engine *e, int64_t run_pk, const char *note);
+
+/* Stops a run the engine drives whose rows the caller deletes right after (in the same
+ * transaction on the engine's thread): its tries are stopped as by a cancel, and from now on
+ * nothing of the run is written, logged or notified; the engine forgets it once its tries have
+ * ended. -ENOENT when the engine does not drive it. */
+int engine_delete_run(struct engine *e, int64_t run_pk, const char *why);
 
 /* engine_cancel_run() for the run with this primary key; -ENOENT when the engine does not drive
  * it (or it has finished). */

@@ -40,6 +40,8 @@ static void commit_dirty(struct engine *e)
 	for (size_t i = 0; i < e->dirty.n; i++) {
 		struct eti *ti = e->dirty.v[i];
 		ti->dirty = false;
+		if (ti->run->deleted)
+			continue;
 		if (ti->needs_insert) {
 			if (store_ti_insert(e->st, eng_sync_row(ti)) == 0)
 				ti->needs_insert = false;
@@ -53,7 +55,8 @@ static void commit_dirty(struct engine *e)
 	for (size_t i = 0; i < e->dirty_runs.n; i++) {
 		struct erun *r = e->dirty_runs.v[i];
 		r->dirty = false;
-		store_run_update(e->st, &r->row);
+		if (!r->deleted)
+			store_run_update(e->st, &r->row);
 	}
 	e->dirty_runs.n = 0;
 	for (size_t i = 0; i < e->tries.n; i++) {

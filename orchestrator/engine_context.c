@@ -12,10 +12,12 @@
 #include "base/events.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "orchestrator/connections.h"
 #include "orchestrator/cron.h"
 #include "orchestrator/runs.h"
 #include "orchestrator/template.h"
 #include "orchestrator/tz.h"
+#include "orchestrator/variables.h"
 
 /* Templating context --------------------------------------------------------------------------- */
 
@@ -40,23 +42,6 @@ void eng_json_scalar(const cJSON *v, struct strbuf *out)
 	}
 }
 
-/* Follows a dotted path ("a.b.c") into a JSON object; NULL when absent. */
-static const cJSON *json_path(const cJSON *root, const char *path)
-{
-	char *copy = xstrdup(path), *save = NULL;
-	const cJSON *cur = root;
-	for (char *tok = strtok_r(copy, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save)) {
-		if (cJSON_IsArray(cur)) {
-			char *end;
-			long idx = strtol(tok, &end, 10);
-			cur = *end ? NULL : cJSON_GetArrayItem(cur, (int)idx);
-		} else {
-			cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
-		}
-	}
-	free(copy);
-	return cur;
-}
 
 static const char *ti_output(const struct eti *ti, const char *key)
 {
@@ -112,6 +97,67 @@ static void put_date(struct strbuf *out, usec_t t, bool nodash)
 		sb_printf(out, "%.4s%.2s%.2s", iso, iso + 5, iso + 8);
 	else
 		sb_add(out, iso, 10);
+}
+
+/* {{ var.value.KEY }} and {{ var.json.KEY.path }} */
+static int lookup_var(struct engine *e, const char *name, struct strbuf *out, char **err)
+{
+	bool json = !strncmp(name, "json.", 5);
+	if (!json && strncmp(name, "value.", 6)) {
+		*err = xasprintf("use var.value.KEY or var.json.KEY.path, not var.%s", name);
+		return -ENOENT;
+	}
+	const char *rest = name + (json ? 5 : 6);
+	char *key = xstrndup(rest, json ? strcspn(rest, ".") : strlen(rest)), *value = NULL, *verr = NULL;
+	int rc = vars_value(e->st, e->home, key, &value, &verr);
+	if (rc == -ENOENT) {
+		*err = xasprintf("unknown variable '%s' (set it with `sluice variables set %s VALUE` or SLUICE_VAR_...)",
+				 key, key);
+	} else if (rc < 0) {
+		*err = xasprintf("variable '%s': %s", key, verr);
+	} else if (!json) {
+		sb_puts(out, value);
+	} else {
+		cJSON *doc = cJSON_Parse(value);
+		const char *path = rest + strlen(key);
+		const cJSON *v = !doc ? NULL : *path == '.' ? json_path(doc, path + 1) : doc;
+		if (!doc)
+			*err = xasprintf("variable '%s' is not JSON", key);
+		else if (!v)
+			*err = xasprintf("variable '%s' has no '%s'", key, path + 1);
+		else
+			eng_json_scalar(v, out);
+		rc = v ? 0 : -ENOENT;
+		cJSON_Delete(doc);
+	}
+	free(verr);
+	free(value);
+	free(key);
+	return rc;
+}
+
+/* {{ conn.ID.host }}, .port, .login, .password, .schema, .extra_dejson.KEY */
+static int lookup_conn(struct engine *e, const char *name, struct strbuf *out, char **err)
+{
+	size_t n = strcspn(name, ".");
+	if (!name[n]) {
+		*err = xasprintf("use conn.%s.host (or .port, .login, .password, .schema, .extra_dejson.KEY)", name);
+		return -ENOENT;
+	}
+	char *id = xstrndup(name, n), *value = NULL, *cerr = NULL;
+	struct conn_row c = {0};
+	int rc = conns_get(e->st, e->home, id, &c, &cerr);
+	if (rc == -ENOENT)
+		*err = xasprintf("unknown connection '%s' (add it with `sluice connections add %s --uri ...`)", id, id);
+	else if (rc < 0)
+		*err = xasprintf("connection '%s': %s", id, cerr);
+	else if ((rc = conn_field(&c, name + n + 1, &value, err)) == 0)
+		sb_puts(out, value);
+	conn_row_free(&c);
+	free(cerr);
+	free(value);
+	free(id);
+	return rc;
 }
 
 int eng_ti_lookup(void *ctx, const char *name, struct strbuf *out, char **err)
@@ -173,6 +219,10 @@ int eng_ti_lookup(void *ctx, const char *name, struct strbuf *out, char **err)
 		eng_json_scalar(v, out);
 	} else if (!strncmp(name, "outputs.", 8)) {
 		return lookup_output(ti, name + 8, out, err);
+	} else if (!strncmp(name, "var.", 4)) {
+		return lookup_var(r->e, name + 4, out, err);
+	} else if (!strncmp(name, "conn.", 5)) {
+		return lookup_conn(r->e, name + 5, out, err);
 	} else {
 		return -ENOENT;
 	}

@@ -62,7 +62,7 @@ static void fire_callback(struct erun *r, struct eti *ti, const char *event, con
 			  const char *reason)
 {
 	struct engine *e = r->e;
-	if (!e->notify || (!cb->cmd && !cb->webhook))
+	if (!e->notify || (!cb->cmd && !cb->webhook) || r->deleted)
 		return;
 	char *dir = runs_log_dir(e->home, r->row.dag_id, r->row.run_id);
 	char *log = dir ? xasprintf("%s/callbacks.log", dir) : NULL;
@@ -137,7 +137,7 @@ static char *dup_opt(const char *s) { return s ? xstrdup(s) : NULL; }
 /* Queues the history row of ti's current try; written with the next commit. */
 static void record_try(struct engine *e, struct eti *ti, const char *state)
 {
-	if (!ti->row.pk)
+	if (!ti->row.pk || ti->run->deleted)
 		return;
 	struct try_row *tr = xcalloc(1, sizeof(*tr));
 	*tr = (struct try_row){
@@ -312,6 +312,18 @@ void eng_on_try_end(void *arg, uint64_t token, const struct exec_result *res)
 		ti->row.duration = (double)(ti->row.end_date - ti->row.start_date) / 1e6;
 	free(ti->message);
 	ti->message = NULL;
+	if (ti->cancel_requested && ti->cancel_as != TI_FAILED) {
+		/* Marked success or skipped by a user while it ran: that is how it ends. */
+		ti->cancel_requested = false;
+		ti->message = xasprintf("stopped and marked %s", ti_state_name(ti->cancel_as));
+		if (res->kind == EXEC_END_EXITED)
+			ti->row.exit_code = res->code;
+		record_try(e, ti, ti_state_name(ti->cancel_as));
+		ti->marking = true;
+		eng_finish_ti(ti, ti->cancel_as);
+		eng_process_evals(e);
+		return;
+	}
 	switch (res->kind) {
 	case EXEC_END_EXITED:
 		ti->row.exit_code = res->code;

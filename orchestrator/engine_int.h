@@ -31,7 +31,9 @@ struct eti {
 	bool needs_insert;         /* created in memory (map expansion), no row yet */
 	bool dirty;                /* row must be written at the next commit */
 	bool outputs_dirty;
-	bool cancel_requested;
+	bool cancel_requested;     /* stopped by a user: the try ends as cancel_as, never retried */
+	enum ti_state cancel_as;   /* TI_FAILED (kill, cancel) or the state a user marked it */
+	bool marking;              /* the next state change is a user's mark (ti_mark_allowed) */
 	bool spawned;              /* an executor holds this try */
 	struct ev_timer *timer;    /* retry or next poke */
 	char *item;                /* mapped item */
@@ -60,6 +62,7 @@ struct erun {
 	struct etask *tasks;
 	size_t unfinished;         /* instances not in a finished state */
 	bool dirty, finished, cancelled, notify;
+	bool deleted;              /* its rows are gone (deleted by a user): nothing is written any more */
 	struct ev_timer *timeout;
 	struct erun *next;
 };

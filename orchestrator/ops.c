@@ -195,13 +195,9 @@ static const char *final_state(struct store *st, const struct dag *d, const stru
 	return run_state_name(out);
 }
 
-int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,
-	     const struct ops_selection *sel, const char *state, bool dry_run, struct ti_row **out, char **err)
+static int mark_stored(struct store *st, const struct dag *d, const struct run_row *run,
+		       const struct ops_selection *sel, const char *state, bool dry_run, struct ti_row **out, char **err)
 {
-	if (strcmp(state, "success") && strcmp(state, "failed") && strcmp(state, "skipped")) {
-		*err = xasprintf("cannot mark a task instance '%s' (use success, failed or skipped)", state);
-		return -EINVAL;
-	}
 	int n, rc = begin_change(st, d, run, sel, dry_run, out, &n, err);
 	if (rc <= 0)
 		return rc < 0 ? rc : n;
@@ -223,6 +219,50 @@ int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,
 		run_row_free(&r);
 	}
 	return end_change(st, rc, out, n, err);
+}
+
+/* Marking inside a run the engine drives: the selection comes from the database, the engine
+ * changes the states (stopping the tries under way). */
+static int mark_running(struct store *w, struct engine *e, const struct run_row *run, const struct dag *d,
+			const struct ops_selection *sel, enum ti_state st, bool dry_run, struct ti_row **out,
+			char **err)
+{
+	int n = ops_select(w, d, run, sel, out, err);
+	if (n <= 0 || dry_run)
+		return n;
+	int64_t *pks = xcalloc((size_t)n, sizeof(*pks));
+	bool *done = xcalloc((size_t)n, sizeof(*done));
+	for (int i = 0; i < n; i++)
+		pks[i] = (*out)[i].pk;
+	char *why = xasprintf("marked %s by a user", ti_state_name(st));
+	int rc = engine_mark(e, run->pk, pks, (size_t)n, st, why, done), kept = 0;
+	free(why);
+	for (int i = 0; i < n; i++) {
+		if (rc >= 0 && done[i])
+			(*out)[kept++] = (*out)[i];
+		else
+			ti_row_free(&(*out)[i]);
+	}
+	free(pks);
+	free(done);
+	return kept;
+}
+
+int ops_mark(struct store *st, struct engine *e, const struct dag *d, const struct run_row *run,
+	     const struct ops_selection *sel, const char *state, bool dry_run, struct ti_row **out, char **err)
+{
+	int ts = ti_state_parse(state);
+	*out = NULL;
+	if (ts != TI_SUCCESS && ts != TI_FAILED && ts != TI_SKIPPED) {
+		*err = xasprintf("cannot mark a task instance '%s' (use success, failed or skipped)", state);
+		return -EINVAL;
+	}
+	int n = mark_stored(st, d, run, sel, state, dry_run, out, err);
+	if (n != -EBUSY || !e || !engine_has_run(e, run->pk))
+		return n;
+	free(*err);
+	*err = NULL;
+	return mark_running(st, e, run, d, sel, (enum ti_state)ts, dry_run, out, err);
 }
 
 /* Clearing inside a run the engine drives: the selection comes from the database, the change is
@@ -261,8 +301,8 @@ int ops_clear(struct store *w, struct engine *e, const struct dag *d, const stru
 	return clear_running(w, e, d, run, sel, dry_run, out, err);
 }
 
-int ops_delete_run(struct store *w, const char *home, const char *dag_id, const char *run_id, bool force,
-		   char **err)
+int ops_delete_run(struct store *w, struct engine *e, const char *home, const char *dag_id, const char *run_id,
+		   bool force, char **err)
 {
 	struct run_row now = {0};
 	int rc = store_begin(w);
@@ -272,8 +312,9 @@ int ops_delete_run(struct store *w, const char *home, const char *dag_id, const 
 	}
 	if ((rc = store_run_get(w, dag_id, run_id, 0, &now)) < 0)
 		*err = xasprintf("no run %s of DAG %s", run_id, dag_id);
-	else if (!force && !strcmp(now.state, "running") && (rc = -EBUSY))
-		*err = xasprintf("run %s is running; delete it once it has ended", run_id);
+	else if (!force && !strcmp(now.state, "running") &&
+		 (!e || engine_delete_run(e, now.pk, "the run was deleted") < 0) && (rc = -EBUSY))
+		*err = xasprintf("run %s is running outside the daemon; delete it once it has ended", run_id);
 	else if ((rc = store_run_delete(w, now.pk)) < 0)
 		*err = xstrdup("cannot delete the run");
 	if (rc == 0 && (rc = store_commit(w)) < 0)
@@ -342,4 +383,120 @@ int ops_kill_try(struct store *w, struct engine *e, const struct run_row *run, c
 	}
 	run_row_free(&now);
 	return rc;
+}
+
+/* Every task of d, for a change to a whole run. */
+static struct ops_selection whole_run(const struct dag *d, const char **ids)
+{
+	for (size_t i = 0; i < d->ntasks; i++)
+		ids[i] = d->tasks[i].id;
+	return (struct ops_selection){.task_ids = ids, .ntasks = d->ntasks, .map_index = -2};
+}
+
+static int run_to_failed(struct store *w, struct engine *e, const struct run_row *now, const char *why, char **err)
+{
+	if (!strcmp(now->state, "running") || !strcmp(now->state, "queued"))
+		return ops_cancel_run(w, e, now, why, err);
+	if (!strcmp(now->state, "failed"))
+		return 0;
+	struct run_row r = {0};
+	run_row_copy(&r, now);
+	free(r.state);
+	r.state = xstrdup("failed");
+	int rc = store_run_update(w, &r);
+	if (rc < 0)
+		*err = xstrdup("cannot record the run's new state");
+	run_row_free(&r);
+	return rc;
+}
+
+int ops_set_run_state(struct store *w, struct engine *e, const struct dag *d, const struct run_row *run,
+		      const char *state, const char *why, char **err)
+{
+	struct run_row now = {0};
+	int rc = store_run_get(w, run->dag_id, run->run_id, 0, &now);
+	if (rc < 0) {
+		*err = xasprintf("no run %s of DAG %s", run->run_id, run->dag_id);
+		return rc;
+	}
+	if (!strcmp(state, "queued")) {
+		/* Airflow only sets the run's state: no task instance is touched. */
+		if (!strcmp(now.state, "running")) {
+			rc = -EBUSY;
+			*err = xasprintf("run %s of %s is running; it can be queued again once it has ended", run->run_id,
+					 run->dag_id);
+		} else if (strcmp(now.state, "queued") && (rc = store_run_requeue(w, now.pk)) < 0) {
+			*err = xstrdup("cannot queue the run");
+		}
+	} else if (!strcmp(state, "failed")) {
+		rc = run_to_failed(w, e, &now, why, err);
+	} else if (!strcmp(state, "success")) {
+		const char **ids = xcalloc(d->ntasks ? d->ntasks : 1, sizeof(*ids));
+		struct ops_selection sel = whole_run(d, ids);
+		struct ti_row *rows = NULL;
+		int n = ops_mark(w, e, d, &now, &sel, "success", false, &rows, err);
+		free_rows(rows, n > 0 ? n : 0);
+		free(ids);
+		rc = n < 0 ? n : 0;
+	} else {
+		rc = -EINVAL;
+		*err = xasprintf("a run's state is success, failed or queued, not '%s'", state);
+	}
+	run_row_free(&now);
+	return rc;
+}
+
+int ops_set_note(struct store *w, struct engine *e, const struct run_row *run, const char *task_id, int map_index,
+		 const char *note, char **err)
+{
+	int rc;
+	if (!task_id) {
+		if ((rc = store_run_set_note(w, run->pk, note)) == 0 && e)
+			engine_set_run_note(e, run->pk, note);
+	} else {
+		struct ti_row ti;
+		if ((rc = store_ti_get(w, run->pk, task_id, map_index, &ti)) == 0) {
+			rc = store_ti_set_note(w, ti.pk, note);
+			ti_row_free(&ti);
+		}
+	}
+	if (rc == -ENOENT)
+		*err = task_id ? xasprintf("no task instance %s (map index %d) in run %s", task_id, map_index, run->run_id)
+			       : xasprintf("no run %s of DAG %s", run->run_id, run->dag_id);
+	else if (rc < 0)
+		*err = xstrdup("cannot write the note");
+	return rc;
+}
+
+int ops_delete_dag(struct store *w, const char *home, const char *dag_id, char **err)
+{
+	struct run_row *runs = NULL;
+	int rc = store_begin(w);
+	if (rc < 0) {
+		*err = xstrdup("cannot start a database transaction");
+		return rc;
+	}
+	int n = store_run_list(w, dag_id, &runs);
+	for (int i = 0; i < n && rc == 0; i++)
+		if (!strcmp(runs[i].state, "running") && (rc = -EBUSY))
+			*err = xasprintf("DAG %s has a running run (%s): stop it or let it end first", dag_id, runs[i].run_id);
+	for (int i = 0; i < n; i++)
+		run_row_free(&runs[i]);
+	free(runs);
+	if (rc == 0 && (rc = store_dag_delete(w, dag_id)) == -ENOENT)
+		*err = xasprintf("DAG with dag_id: '%s' not found", dag_id);
+	else if (rc < 0 && !*err)
+		*err = xstrdup("cannot delete the DAG");
+	if (rc == 0 && (rc = store_commit(w)) < 0)
+		*err = xstrdup("cannot commit the deletion");
+	if (rc < 0) {
+		store_rollback(w);
+		return rc;
+	}
+	char *logs = path_under(home, "logs", NULL), *dir = path_under(home, "logs", dag_id, NULL);
+	if (dir && remove_tree(logs, dir) == -EPERM)
+		log_warnx("DAG %s: its log folder is not inside %s/logs; left it alone", dag_id, home);
+	free(logs);
+	free(dir);
+	return 0;
 }

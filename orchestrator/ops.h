@@ -47,17 +47,40 @@ int ops_cancel_run(struct store *w, struct engine *e, const struct run_row *run,
 int ops_kill_try(struct store *w, struct engine *e, const struct run_row *run, const char *task_id, int map_index,
 		 const char *why, char **err);
 
-/* Use case "delete a run": in one transaction, refuses a running run (-EBUSY) unless force
- * (`dags test` replacing its own earlier run) and deletes the run with its instances, tries and
- * outputs; then removes its logs, never outside $home/logs whatever the row says. Returns 0,
- * -ENOENT, -EBUSY or the store's error, with *err. */
-int ops_delete_run(struct store *w, const char *home, const char *dag_id, const char *run_id, bool force,
-		   char **err);
+/* Use case "delete a run": in one transaction deletes the run with its instances, tries and
+ * outputs, then removes its logs, never outside $home/logs whatever the row says. A running run
+ * the daemon's engine e drives has its tries stopped first and is forgotten by the engine (as
+ * Airflow deletes a running run); one running elsewhere is refused (-EBUSY) unless force (`dags
+ * test` replacing its own earlier run). Returns 0, -ENOENT, -EBUSY or the store's error, with
+ * *err. */
+int ops_delete_run(struct store *w, struct engine *e, const char *home, const char *dag_id, const char *run_id,
+		   bool force, char **err);
 
-/* Sets the selected instances to state ("success", "failed" or "skipped"). When every instance of
- * the run is then finished, the run's state follows from its leaves; otherwise the run is
- * requeued so the rest runs. Returns the count, -EBUSY when the run is running, or negative. */
-int ops_mark(struct store *st, const struct dag *d, const struct run_row *run,
+/* Use case "mark": sets the selected instances to state ("success", "failed" or "skipped"). In
+ * a run that is not running, when every instance is then finished the run's state follows from
+ * its leaves, otherwise the run is requeued so the rest runs. In a running run the daemon's
+ * engine e drives, the engine marks them (engine_mark: a try under way is stopped and ends in
+ * that state). Returns the count, -EBUSY when the run is running elsewhere, or negative. */
+int ops_mark(struct store *st, struct engine *e, const struct dag *d, const struct run_row *run,
 	     const struct ops_selection *sel, const char *state, bool dry_run, struct ti_row **out, char **err);
+
+/* Use case "set a run's state" (PATCH dagRun): "success" marks every instance success (stopping
+ * the tries under way); "failed" stops a running run as ops_cancel_run does (tries failed, the
+ * rest skipped) and fails a finished one, its unfinished instances skipped; "queued" only puts
+ * the run back in the queue and touches no instance (-EBUSY while it runs). Returns 0 or a
+ * negative error with *err. */
+int ops_set_run_state(struct store *w, struct engine *e, const struct dag *d, const struct run_row *run,
+		      const char *state, const char *why, char **err);
+
+/* Use case "note" (Airflow's setNote): the note of a run (task_id NULL) or of one task instance.
+ * The daemon's engine e keeps its copy of a running run's note in step. -ENOENT when missing. */
+int ops_set_note(struct store *w, struct engine *e, const struct run_row *run, const char *task_id, int map_index,
+		 const char *note, char **err);
+
+/* Use case "delete a DAG" (Airflow's DELETE /dags/{id}): in one transaction, its runs with their
+ * task instances, tries and outputs, its backfills, versions and record; then its logs. The file
+ * stays: the daemon imports it again at its next scan (remove the file to be rid of the DAG).
+ * Refused with -EBUSY while one of its runs is running, as Airflow. -ENOENT when unknown. */
+int ops_delete_dag(struct store *w, const char *home, const char *dag_id, char **err);
 
 #endif

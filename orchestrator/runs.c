@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "orchestrator/cron.h"
+#include "orchestrator/params.h"
 #include "orchestrator/tz.h"
 
 void runs_infer_interval(const struct dag *d, usec_t t, usec_t *start, usec_t *end)
@@ -95,6 +96,12 @@ int runs_insert(struct store *w, const struct dag *d, const struct run_request *
 {
 	usec_t now = now_usec();
 	int rc = runs_check(req, err);
+	if (rc < 0)
+		return rc;
+	/* A conf that breaks a param's schema is refused here, not in a task later. */
+	cJSON *conf = req->conf ? cJSON_Parse(req->conf) : NULL;
+	rc = params_validate(d, conf, err);
+	cJSON_Delete(conf);
 	if (rc < 0)
 		return rc;
 	if (req->dag_source && (rc = store_dag_sync(w, d, req->dag_source, now)) < 0) {

@@ -369,6 +369,25 @@ static void rescan(struct sched *s)
 	sync_dags(s);
 }
 
+void sched_dag_deleted(const char *dag_id)
+{
+	struct sched *s = current;
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->bag.nfiles; i++)
+		for (size_t k = 0; k < s->bag.files[i].ndags; k++)
+			if (!strcmp(s->bag.files[i].dags[k]->dag_id, dag_id))
+				s->bag.files[i].changed = true;
+	for (size_t i = 0; i < s->ndags; i++) {
+		if (!strcmp(s->dags[i].dag_id, dag_id)) {
+			state_free(&s->dags[i]);
+			s->dags[i] = s->dags[--s->ndags];
+			break;
+		}
+	}
+	sync_dags(s);
+}
+
 /* Runs queued from the CLI ----------------------------------------------------------------------- */
 
 static bool is_pending(const struct sched *s, int64_t pk)

@@ -46,6 +46,11 @@ int sched_write(int (*fn)(struct store *writer, void *ctx), void *ctx);
  * loop thread); NULL when no daemon runs in this process. */
 struct engine *sched_engine(void);
 
+/* Tells the daemon that the record of dag_id was deleted while its file stays: the file is
+ * imported again at the next scan, and the DAG starts afresh. Only from functions that
+ * sched_write() runs; no effect without a daemon. */
+void sched_dag_deleted(const char *dag_id);
+
 /* True when a `sluice serve` holds the lock of home; *pid gets its pid when known. */
 bool sched_daemon_running(const char *home, int *pid);
 

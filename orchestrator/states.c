@@ -86,6 +86,13 @@ bool run_transition_allowed(enum run_state from, enum run_state to)
 	return from == to || run_next[from][to];
 }
 
+bool ti_mark_allowed(enum ti_state from, enum ti_state to)
+{
+	if ((unsigned)from >= TI__COUNT || from == TI_REMOVED)
+		return false;
+	return to == TI_SUCCESS || to == TI_FAILED || to == TI_SKIPPED;
+}
+
 static void bug(void)
 {
 	if (getenv("SLUICE_STRICT_STATES"))
@@ -98,6 +105,16 @@ bool ti_transition(const struct ti_row *t, enum ti_state from, enum ti_state to)
 		return true;
 	log_warnx("bug: task instance %s.%s[%d] of run %s went from %s to %s, which the state table does not allow",
 		  t->dag_id, t->task_id, t->map_index, t->run_id, ti_state_name(from), ti_state_name(to));
+	bug();
+	return false;
+}
+
+bool ti_mark_transition(const struct ti_row *t, enum ti_state from, enum ti_state to)
+{
+	if (ti_mark_allowed(from, to))
+		return true;
+	log_warnx("bug: task instance %s.%s[%d] of run %s cannot be marked %s from %s", t->dag_id, t->task_id,
+		  t->map_index, t->run_id, ti_state_name(to), ti_state_name(from));
 	bug();
 	return false;
 }

@@ -26,10 +26,15 @@ int run_state_parse(const char *name);
 /* Whether the tables allow from -> to (a state to itself always is). */
 bool ti_transition_allowed(enum ti_state from, enum ti_state to);
 bool run_transition_allowed(enum run_state from, enum run_state to);
+/* A user's mark (Airflow's "mark success/failed/skipped"), outside the tables: any state but
+ * removed may be marked success, failed or skipped, finished or not. */
+bool ti_mark_allowed(enum ti_state from, enum ti_state to);
 
 /* Checks from -> to for the instance named by t (its ids are used in the message). Returns
  * whether it is allowed; see the top of this file for what happens when it is not. */
 bool ti_transition(const struct ti_row *t, enum ti_state from, enum ti_state to);
+/* The same for a user's mark (ti_mark_allowed). */
+bool ti_mark_transition(const struct ti_row *t, enum ti_state from, enum ti_state to);
 bool run_transition(const struct run_row *r, enum run_state from, enum run_state to);
 
 /* A run whose instances have all finished: failed when a leaf (a task without downstream

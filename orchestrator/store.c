@@ -1,4 +1,4 @@
-#include "orchestrator/store.h"
+#include "orchestrator/store_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 #include "orchestrator/embedded.h"
 #include "base/log.h"
 
-#define STMT_CACHE 64
+#define STMT_CACHE 128
 #define BUSY_TIMEOUT_MS 60000
 
 struct store {
@@ -482,7 +482,7 @@ void run_row_copy(struct run_row *dst, const struct run_row *src)
 
 #define RUN_COLS "id, dag_id, run_id, run_type, logical_date, data_interval_start, " \
 		 "data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, " \
-		 "external_trigger, owner, backfill_id"
+		 "external_trigger, owner, backfill_id, updated_at"
 
 static void read_run(sqlite3_stmt *s, struct run_row *r)
 {
@@ -503,6 +503,7 @@ static void read_run(sqlite3_stmt *s, struct run_row *r)
 	r->external_trigger = sqlite3_column_int(s, 14);
 	r->owner = col_text(s, 15);
 	r->backfill_id = sqlite3_column_type(s, 16) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 16);
+	r->updated_at = col_time(s, 17);
 }
 
 int store_run_insert(struct store *st, struct run_row *r)
@@ -510,7 +511,7 @@ int store_run_insert(struct store *st, struct run_row *r)
 	sqlite3_stmt *s = prep(st,
 		"INSERT INTO dag_run (dag_id, run_id, run_type, logical_date, data_interval_start, "
 		"data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, "
-		"external_trigger, owner, backfill_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		"external_trigger, owner, backfill_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	bind_text(s, 1, r->dag_id);
 	bind_text(s, 2, r->run_id);
 	bind_text(s, 3, r->run_type);
@@ -530,6 +531,7 @@ int store_run_insert(struct store *st, struct run_row *r)
 		sqlite3_bind_int64(s, 16, r->backfill_id);
 	else
 		sqlite3_bind_null(s, 16);
+	bind_time(s, 17, now_usec());
 	int rc = run(st, s);
 	if (rc == 0)
 		r->pk = sqlite3_last_insert_rowid(st->db);
@@ -539,12 +541,13 @@ int store_run_insert(struct store *st, struct run_row *r)
 int store_run_update(struct store *st, const struct run_row *r)
 {
 	sqlite3_stmt *s = prep(st,
-		"UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = ? WHERE id = ?");
+		"UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = ?, updated_at = ? WHERE id = ?");
 	bind_text(s, 1, r->state);
 	bind_time(s, 2, r->start_date);
 	bind_time(s, 3, r->end_date);
 	bind_text(s, 4, r->note);
-	sqlite3_bind_int64(s, 5, r->pk);
+	bind_time(s, 5, now_usec());
+	sqlite3_bind_int64(s, 6, r->pk);
 	return run(st, s);
 }
 
@@ -702,8 +705,8 @@ int store_backfill_runs(struct store *st, int64_t backfill_id, const char *state
 
 int store_backfill_fail_queued(struct store *st, int64_t backfill_id, usec_t when)
 {
-	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET state = 'failed', end_date = ?, "
-				   "note = 'backfill cancelled' WHERE backfill_id = ? AND state = 'queued'");
+	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET state = 'failed', end_date = ?1, updated_at = ?1, "
+				   "note = 'backfill cancelled' WHERE backfill_id = ?2 AND state = 'queued'");
 	bind_time(s, 1, when);
 	sqlite3_bind_int64(s, 2, backfill_id);
 	return run(st, s);
@@ -804,6 +807,7 @@ void ti_row_init(struct ti_row *t)
 	t->pool_slots = 1;
 	t->priority_weight = 1;
 	t->queued_when = t->start_date = t->end_date = t->next_retry_at = t->first_poke_at = USEC_NONE;
+	t->updated_at = USEC_NONE;
 	t->duration = -1;
 	t->exit_code = TI_NO_EXIT;
 }
@@ -840,7 +844,8 @@ void ti_row_free(struct ti_row *t)
 
 #define TI_COLS "id, run_pk, dag_id, run_id, task_id, map_index, state, try_number, max_tries, " \
 		"operator, executor, hostname, pid, external_id, pool, pool_slots, priority_weight, " \
-		"queued_when, start_date, end_date, duration, exit_code, next_retry_at, first_poke_at, note"
+		"queued_when, start_date, end_date, duration, exit_code, next_retry_at, first_poke_at, note, " \
+		"updated_at"
 
 static void read_ti(sqlite3_stmt *s, struct ti_row *t)
 {
@@ -870,6 +875,7 @@ static void read_ti(sqlite3_stmt *s, struct ti_row *t)
 	t->next_retry_at = col_time(s, 22);
 	t->first_poke_at = col_time(s, 23);
 	t->note = col_text(s, 24);
+	t->updated_at = col_time(s, 25);
 }
 
 /* Binds the mutable columns of a task instance at positions 1..17 (shared by insert/update). */
@@ -911,8 +917,8 @@ int store_ti_insert(struct store *st, struct ti_row *t)
 		"INSERT INTO task_instance (state, try_number, max_tries, executor, hostname, pid, "
 		"external_id, pool, pool_slots, priority_weight, queued_when, start_date, end_date, "
 		"duration, exit_code, next_retry_at, first_poke_at, run_pk, dag_id, run_id, task_id, "
-		"map_index, operator) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-		"?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)");
+		"map_index, operator, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+		"?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)");
 	bind_ti_mutable(s, t);
 	sqlite3_bind_int64(s, 18, t->run_pk);
 	bind_text(s, 19, t->dag_id);
@@ -920,6 +926,7 @@ int store_ti_insert(struct store *st, struct ti_row *t)
 	bind_text(s, 21, t->task_id);
 	sqlite3_bind_int(s, 22, t->map_index);
 	bind_text(s, 23, t->operator_name);
+	bind_time(s, 24, now_usec());
 	int rc = run(st, s);
 	if (rc == 0)
 		t->pk = sqlite3_last_insert_rowid(st->db);
@@ -932,11 +939,12 @@ int store_ti_update(struct store *st, const struct ti_row *t)
 		"UPDATE task_instance SET state = ?1, try_number = ?2, max_tries = ?3, executor = ?4, "
 		"hostname = ?5, pid = ?6, external_id = ?7, pool = ?8, pool_slots = ?9, "
 		"priority_weight = ?10, queued_when = ?11, start_date = ?12, end_date = ?13, "
-		"duration = ?14, exit_code = ?15, next_retry_at = ?16, first_poke_at = ?17, map_index = ?18 "
-		"WHERE id = ?19");
+		"duration = ?14, exit_code = ?15, next_retry_at = ?16, first_poke_at = ?17, map_index = ?18, "
+		"updated_at = ?20 WHERE id = ?19");
 	bind_ti_mutable(s, t);
 	sqlite3_bind_int(s, 18, t->map_index);
 	sqlite3_bind_int64(s, 19, t->pk);
+	bind_time(s, 20, now_usec());
 	return run(st, s);
 }
 
@@ -967,18 +975,38 @@ int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_
 int store_ti_set_state(struct store *st, int64_t ti_pk, const char *state, usec_t when)
 {
 	sqlite3_stmt *s = prep(st, "UPDATE task_instance SET state = ?1, end_date = COALESCE(end_date, ?2), "
-				   "next_retry_at = NULL WHERE id = ?3");
+				   "next_retry_at = NULL, updated_at = ?2 WHERE id = ?3");
 	bind_text(s, 1, state);
 	bind_time(s, 2, when);
 	sqlite3_bind_int64(s, 3, ti_pk);
 	return run(st, s);
 }
 
+int store_ti_set_note(struct store *st, int64_t ti_pk, const char *note)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE task_instance SET note = ?1, updated_at = ?2 WHERE id = ?3");
+	bind_text(s, 1, note);
+	bind_time(s, 2, now_usec());
+	sqlite3_bind_int64(s, 3, ti_pk);
+	int rc = run(st, s);
+	return rc == 0 && sqlite3_changes(st->db) == 0 ? -ENOENT : rc;
+}
+
+int store_run_set_note(struct store *st, int64_t pk, const char *note)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET note = ?1, updated_at = ?2 WHERE id = ?3");
+	bind_text(s, 1, note);
+	bind_time(s, 2, now_usec());
+	sqlite3_bind_int64(s, 3, pk);
+	int rc = run(st, s);
+	return rc == 0 && sqlite3_changes(st->db) == 0 ? -ENOENT : rc;
+}
+
 int store_run_requeue(struct store *st, int64_t pk)
 {
 	/* The daemon drives it from now on, whoever ran it before (a `dags test`, say). */
 	sqlite3_stmt *s = prep(st, "UPDATE dag_run SET state = 'queued', end_date = NULL, owner = NULL, "
-				   "queued_at = ?1 WHERE id = ?2");
+				   "queued_at = ?1, updated_at = ?1 WHERE id = ?2");
 	bind_time(s, 1, now_usec());
 	sqlite3_bind_int64(s, 2, pk);
 	return run(st, s);
@@ -1358,3 +1386,14 @@ int store_pool_slots(struct store *st, const char *name, int *slots)
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW ? 0 : -ENOENT;
 }
+
+/* For the store's other parts (store_int.h). */
+sqlite3_stmt *store_int_prep(struct store *st, const char *sql) { return prep(st, sql); }
+int store_int_run(struct store *st, sqlite3_stmt *s) { return run(st, s); }
+int store_int_collect(struct store *st, sqlite3_stmt *s, size_t size, void (*rd)(sqlite3_stmt *, void *),
+		      void **out, const char *what)
+{
+	return collect(st, s, size, rd, out, what);
+}
+int store_int_changes(struct store *st) { return sqlite3_changes(st->db); }
+int64_t store_int_last_id(struct store *st) { return sqlite3_last_insert_rowid(st->db); }

@@ -77,6 +77,7 @@ struct run_row {
 	bool external_trigger;
 	char *owner;           /* NULL = the daemon; "test:<pid>" = a foreground `dags test` */
 	int64_t backfill_id;   /* 0 = not part of a backfill */
+	usec_t updated_at;     /* the last write of the row (set by the store) */
 };
 void run_row_free(struct run_row *r);
 /* Deep copy. */
@@ -153,6 +154,7 @@ struct ti_row {
 	double duration;       /* seconds; < 0 = unknown */
 	int exit_code;         /* INT32_MIN = none */
 	char *note;
+	usec_t updated_at;     /* the last write of the row (set by the store) */
 };
 #define TI_NO_EXIT INT32_MIN
 void ti_row_init(struct ti_row *t);
@@ -170,6 +172,9 @@ int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_
 
 /* Sets a task instance's state (mark success/failed/skipped); end_date = when if unset. */
 int store_ti_set_state(struct store *st, int64_t ti_pk, const char *state, usec_t when);
+/* Sets the note of a task instance / of a run (Airflow's setNote). -ENOENT when missing. */
+int store_ti_set_note(struct store *st, int64_t ti_pk, const char *note);
+int store_run_set_note(struct store *st, int64_t pk, const char *note);
 /* Puts a run back to queued (end_date cleared) and hands it to the daemon (owner NULL). */
 int store_run_requeue(struct store *st, int64_t pk);
 
@@ -259,5 +264,63 @@ void pool_row_free(struct pool_row *p);
 int store_pool_set(struct store *st, const char *name, int slots, const char *description);
 /* Deletes a pool; -ENOENT when missing, -EPERM for default_pool. */
 int store_pool_delete(struct store *st, const char *name);
+
+/* Variables, connections and the audit log (store_admin.c) ------------------------------------ */
+
+struct var_row {
+	char *key, *val, *description;
+	bool is_encrypted;     /* val is sealed (secrets.h) */
+	usec_t updated_at;
+};
+void var_row_free(struct var_row *v);
+/* -ENOENT when missing. */
+int store_var_get(struct store *st, const char *key, struct var_row *out);
+/* Every variable by key; the count or negative. */
+int store_var_list(struct store *st, struct var_row **out);
+/* Inserts (create: -EEXIST when it exists) or replaces (create false). */
+int store_var_put(struct store *st, const struct var_row *v, bool create);
+/* -ENOENT when missing. */
+int store_var_delete(struct store *st, const char *key);
+
+struct conn_row {
+	char *conn_id, *conn_type, *description, *host, *schema, *login, *password, *extra;
+	int port;              /* 0 = none */
+	bool is_encrypted, is_extra_encrypted; /* password / extra are sealed (secrets.h) */
+	usec_t updated_at;
+};
+void conn_row_free(struct conn_row *c);
+int store_conn_get(struct store *st, const char *conn_id, struct conn_row *out);
+int store_conn_list(struct store *st, struct conn_row **out);
+int store_conn_put(struct store *st, const struct conn_row *c, bool create);
+int store_conn_delete(struct store *st, const char *conn_id);
+
+/* One entry of the audit log (Airflow's EventLog). */
+struct log_row {
+	int64_t id;
+	usec_t dttm;
+	char *event, *owner, *dag_id, *task_id, *run_id, *extra;
+	int map_index, try_number;   /* -1 / 0 = none */
+	usec_t execution_date;
+};
+void log_row_free(struct log_row *l);
+/* Appends an entry (id is set). */
+int store_log_add(struct store *st, struct log_row *l);
+/* Every entry, oldest first. */
+int store_log_list(struct store *st, struct log_row **out);
+int store_log_get(struct store *st, int64_t id, struct log_row *out);
+
+struct user_row {
+	char *username, *role;
+	usec_t created_at, updated_at;
+};
+void user_row_free(struct user_row *u);
+/* Every user by name (never the password hash). */
+int store_user_list(struct store *st, struct user_row **out);
+/* The name (malloc'd) of the token with this hash; -ENOENT when unknown. */
+int store_token_name(struct store *st, const char *token_hash, char **name);
+
+/* Deletes everything of a DAG: its runs (with their instances, tries and outputs), backfills,
+ * versions and its record. -ENOENT when there is no record. */
+int store_dag_delete(struct store *st, const char *dag_id);
 
 #endif

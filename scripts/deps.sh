@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 pkgs=(
 	gcc libc6-dev pkg-config meson ninja-build python3 tzdata procps
 	libsqlite3-dev liblua5.4-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev
-	libcrypt-dev libcmocka-dev valgrind
+	libcrypt-dev libcmocka-dev libsodium-dev valgrind
+	python3-dateutil python3-urllib3
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -11,7 +11,7 @@
 #include "web/auth.h"
 #include "orchestrator/store.h"
 
-#define API_MAX_PARAMS 4
+#define API_MAX_PARAMS 6
 
 struct req;
 
@@ -22,6 +22,7 @@ struct route {
 	const char *path;          /* under /api/v1 (root tables: from /); "{name}" matches a segment */
 	enum role min_role;        /* ROLE_NONE = public */
 	api_handler fn;
+	const char *event;         /* the audit log's event for a change ("dag_run.create"); NULL for reads */
 };
 
 /* The value of path parameter `name` (URL-decoded), or NULL. */
@@ -30,6 +31,9 @@ const char *api_param(struct req *r, const char *name);
 const char *api_query(struct req *r, const char *name);
 /* Up to max values of a repeated query parameter (?tags=a&tags=b); returns how many. */
 int api_query_values(struct req *r, const char *name, const char **out, int max);
+/* Every value of a query parameter joined by commas (?update_mask=a&update_mask=b or
+ * ?update_mask=a,b both give "a,b"), malloc'd; NULL when absent. */
+char *api_query_list(struct req *r, const char *name);
 /* $SLUICE_HOME (logs live under it). */
 const char *api_home(struct req *r);
 /* The DAG folder's lib/ (for loading stored DAG versions that `require` modules). */
@@ -58,6 +62,25 @@ void api_reply_empty(struct req *r);
 /* A request header, or NULL. */
 const char *api_header(struct req *r, const char *name);
 
+/* The request's method and path (as sent, without the query). */
+const char *api_method(struct req *r);
+const char *api_path(struct req *r);
+/* The status of the reply set so far, and its body (NULL when streamed or not set). */
+unsigned api_status(struct req *r);
+const char *api_reply_body(struct req *r);
+/* The daemon's configuration (NULL when the server was started without one). */
+struct config;
+const struct config *api_config(struct req *r);
+/* Whether the server runs without authentication (--no-auth). */
+bool api_no_auth(struct req *r);
+/* The client's IP address as text ("" when unknown). */
+void api_client_address(struct req *r, char *out, size_t n);
+
+/* Records a change in the audit log (web/audit.c): event (the route's), who (the caller's user
+ * or token), what (the ids in the path, the request body with secrets masked, the status) and
+ * from where (the client's address). Written through the scheduler like every change. */
+void api_audit(struct req *r, const char *event);
+
 /* Replies with an RFC 7807 problem in Airflow's shape. */
 void api_problem(struct req *r, unsigned status, const char *title, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -68,9 +91,18 @@ void api_write_failed(struct req *r, int rc);
 /* Airflow's pagination: ?limit= (default 100) and ?offset= (default 0). Returns false after
  * replying 400 when they are not non-negative integers. */
 bool api_page(struct req *r, int *limit, int *offset);
-/* Wraps items [offset, offset+limit) of a JSON array into {key: [...], "total_entries": n}
- * and replies 200. Takes ownership of all. */
+/* Wraps items [offset, offset+limit) of a JSON array, ordered by ?order_by=, into {key: [...],
+ * "total_entries": n} and replies 200. Takes ownership of all. */
 void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int offset);
+/* The same, ordered by order_by (from a request body) instead of the query. */
+void api_reply_page_by(struct req *r, const char *key, cJSON *all, int limit, int offset, const char *order_by);
+/* Orders the items of the collection key (its name in the reply: "dags", "task_instances", ...)
+ * by order_by ("field", or "-field" for descending; stable). Returns false after replying 400
+ * when the field is not one of the collection's item. */
+bool api_order(struct req *r, const char *key, cJSON *all, const char *order_by);
+/* ?name= as a boolean: true/false in any case, 1 or 0; def when absent. Returns false after
+ * replying 400 for anything else. */
+bool api_query_bool(struct req *r, const char *name, bool def, bool *out);
 
 struct dag_row;
 struct dag;
@@ -87,10 +119,18 @@ extern const struct route api_pool_routes[];
 extern const struct route api_dag_run_routes[];
 extern const struct route api_dag_routes[];
 extern const struct route api_ti_routes[];
+extern const struct route api_ti_list_routes[];
+extern const struct route api_variable_routes[];
+extern const struct route api_connection_routes[];
+extern const struct route api_event_log_routes[];
+extern const struct route api_admin_routes[];
 extern const struct route api_run_op_routes[];
 extern const struct route api_backfill_routes[];
 /* Served from the root rather than under /api/v1: GET /metrics. */
 extern const struct route api_metrics_routes[];
+
+/* The note of a PATCH .../setNote body (borrowed from body); NULL after replying 400. */
+const char *api_note_body(struct req *r, cJSON *body);
 
 /* Looks up the run named by the {dag_id}/{dag_run_id} path parameters; replies 404 when missing. */
 bool api_find_run(struct req *r, struct run_row *run);

@@ -193,12 +193,12 @@ static void unpause_bf(struct req *r) { change(r, BF_RESUME); }
 static void cancel_bf(struct req *r) { change(r, BF_CANCEL); }
 
 const struct route api_backfill_routes[] = {
-	{"GET", "/backfills", ROLE_VIEWER, list},
-	{"POST", "/backfills", ROLE_OP, create},
-	{"POST", "/backfills/dry_run", ROLE_VIEWER, dry_run},
-	{"GET", "/backfills/{backfill_id}", ROLE_VIEWER, get},
-	{"PUT", "/backfills/{backfill_id}/pause", ROLE_OP, pause_bf},
-	{"PUT", "/backfills/{backfill_id}/unpause", ROLE_OP, unpause_bf},
-	{"PUT", "/backfills/{backfill_id}/cancel", ROLE_OP, cancel_bf},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", "/backfills", ROLE_VIEWER, list, NULL},
+	{"POST", "/backfills", ROLE_OP, create, "backfill.create"},
+	{"POST", "/backfills/dry_run", ROLE_VIEWER, dry_run, NULL},
+	{"GET", "/backfills/{backfill_id}", ROLE_VIEWER, get, NULL},
+	{"PUT", "/backfills/{backfill_id}/pause", ROLE_OP, pause_bf, "backfill.edit"},
+	{"PUT", "/backfills/{backfill_id}/unpause", ROLE_OP, unpause_bf, "backfill.edit"},
+	{"PUT", "/backfills/{backfill_id}/cancel", ROLE_OP, cancel_bf, "backfill.edit"},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

@@ -50,20 +50,33 @@ static bool date_wanted(struct req *r, const char *field, usec_t t)
 	return true;
 }
 
+static const char *const run_date_filters[] = {"execution_date_gte", "execution_date_lte", "start_date_gte",
+					       "start_date_lte", "end_date_gte", "end_date_lte", "updated_at_gte",
+					       "updated_at_lte", NULL};
+
 static void list_runs(struct req *r)
 {
 	int limit, offset;
 	struct run_row *runs = NULL;
 	const char *dag_id = api_param(r, "dag_id");
+	usec_t t;
 	if (!api_page(r, &limit, &offset))
 		return;
+	for (int i = 0; run_date_filters[i]; i++) {
+		const char *v = api_query(r, run_date_filters[i]);
+		if (v && parse_iso8601(v, &t) < 0) {
+			api_problem(r, 400, "Bad Request", "%s must be an ISO 8601 date-time, not '%s'", run_date_filters[i], v);
+			return;
+		}
+	}
 	/* "~" means every DAG, as in Airflow. */
 	int n = store_run_list(api_store(r), strcmp(dag_id, "~") ? dag_id : NULL, &runs);
 	cJSON *all = cJSON_CreateArray();
 	for (int i = 0; i < n; i++) {
 		struct run_row *x = &runs[i];
 		if (state_wanted(r, x->state) && date_wanted(r, "execution_date", x->logical_date) &&
-		    date_wanted(r, "start_date", x->start_date) && date_wanted(r, "end_date", x->end_date))
+		    date_wanted(r, "start_date", x->start_date) && date_wanted(r, "end_date", x->end_date) &&
+		    date_wanted(r, "updated_at", x->updated_at))
 			cJSON_AddItemToArray(all, api_dag_run(x));
 		run_row_free(x);
 	}
@@ -78,29 +91,6 @@ static void get_run(struct req *r)
 		return;
 	api_reply(r, 200, api_dag_run(&run));
 	run_row_free(&run);
-}
-
-static void list_tis(struct req *r)
-{
-	int limit, offset;
-	struct run_row run = {0};
-	struct ti_row *tis = NULL;
-	if (!api_page(r, &limit, &offset) || !api_find_run(r, &run))
-		return;
-	int n = store_ti_list(api_store(r), run.pk, &tis);
-	cJSON *all = cJSON_CreateArray();
-	const char *pool = api_query(r, "pool");
-	for (int i = 0; i < n; i++) {
-		const char *st = strcmp(tis[i].state, "none") ? tis[i].state : "null";
-		if ((state_wanted(r, st) || (!strcmp(st, "null") && state_wanted(r, "none"))) &&
-		    (!pool || !strcmp(pool, tis[i].pool)) && date_wanted(r, "start_date", tis[i].start_date) &&
-		    date_wanted(r, "end_date", tis[i].end_date))
-			cJSON_AddItemToArray(all, api_task_instance(&tis[i], &run));
-		ti_row_free(&tis[i]);
-	}
-	free(tis);
-	run_row_free(&run);
-	api_reply_page(r, "task_instances", all, limit, offset);
 }
 
 static void get_ti(struct req *r)
@@ -234,37 +224,13 @@ struct mark_call {
 static int mark_fn(struct store *st, void *arg)
 {
 	struct mark_call *c = arg;
-	c->n = ops_mark(st, c->d, c->run, &c->sel, c->state, c->dry_run, &c->rows, &c->err);
+	c->n = ops_mark(st, sched_engine(), c->d, c->run, &c->sel, c->state, c->dry_run, &c->rows, &c->err);
 	return c->n < 0 ? c->n : 0;
 }
 
-struct kill_call {
-	const struct run_row *run;
-	const char *task_id;
-	int map_index;
-	char *err;
-};
-
-static int kill_fn(struct store *st, void *arg)
-{
-	struct kill_call *c = arg;
-	return ops_kill_try(st, sched_engine(), c->run, c->task_id, c->map_index, "marked failed through the REST API",
-			    &c->err);
-}
-
-/* Whether the instance is running right now (then "failed" means: stop it). */
-static bool ti_running(struct req *r, const struct run_row *run, const char *task, int map_index)
-{
-	struct ti_row t;
-	if (store_ti_get(api_store(r), run->pk, task, map_index < 0 ? -1 : map_index, &t) < 0)
-		return false;
-	bool running = !strcmp(t.state, "running");
-	ti_row_free(&t);
-	return running;
-}
-
 /* PATCH .../taskInstances/{task_id}[/{map_index}] {"dry_run", "new_state"}: returns a reference.
- * new_state "failed" on a running try stops it (it fails without a retry), as Airflow does. */
+ * In a running run the engine marks it: a try under way is stopped and ends in the new state
+ * (failed without a retry), as Airflow does. */
 static void patch_ti(struct req *r)
 {
 	struct run_row run = {0};
@@ -273,28 +239,21 @@ static void patch_ti(struct req *r)
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "new_state");
 	const cJSON *dry = cJSON_GetObjectItemCaseSensitive(body, "dry_run");
 	const char *mi = api_param(r, "map_index"), *task = api_param(r, "task_id");
+	char *end = NULL;
+	long mindex = mi ? strtol(mi, &end, 10) : -2;
+	if (mi && (!*mi || *end || mindex < -1 || mindex > 1000000000)) {
+		api_problem(r, 400, "Bad Request", "map_index must be an integer, not '%s'", mi);
+		goto out;
+	}
 	if (!cJSON_IsString(state)) {
 		api_problem(r, 400, "Bad Request", "new_state (success, failed or skipped) is required");
 		goto out;
 	}
 	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))) || !api_find_run(r, &run))
 		goto out;
-	int mindex = mi ? atoi(mi) : -1;
-	if (!strcmp(state->valuestring, "failed") && !cJSON_IsTrue(dry) && !strcmp(run.state, "running") &&
-	    ti_running(r, &run, task, mindex)) {
-		struct kill_call k = {&run, task, mindex, NULL};
-		int krc = sched_write(kill_fn, &k);
-		if (krc < 0)
-			api_problem(r, krc == -EBUSY || krc == -ESRCH || krc == -EALREADY ? 409 : 400, "Conflict", "%s",
-				    k.err ? k.err : strerror(-krc));
-		else
-			api_reply(r, 200, api_ti_reference(task, &run));
-		free(k.err);
-		goto out;
-	}
 	const char *ids[1] = {task};
 	struct mark_call c = {.d = d, .run = &run, .state = state->valuestring, .dry_run = cJSON_IsTrue(dry)};
-	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = 1, .map_index = mi ? atoi(mi) : -2};
+	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = 1, .map_index = (int)mindex};
 	int rc = sched_write(mark_fn, &c);
 	if (rc == 0 && c.n == 0) {
 		api_problem(r, 404, "Task instance not found", "no task instance %s in run %s", task, run.run_id);
@@ -315,13 +274,12 @@ out:
 }
 
 const struct route api_dag_run_routes[] = {
-	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", ROLE_OP, patch_ti},
-	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_OP, patch_ti},
-	{"POST", "/dags/{dag_id}/dagRuns", ROLE_OP, trigger},
-	{"GET", "/dags/{dag_id}/dagRuns", ROLE_VIEWER, list_runs},
-	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_VIEWER, get_run},
-	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", ROLE_VIEWER, list_tis},
-	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", ROLE_VIEWER, get_ti},
-	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_VIEWER, get_ti},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", ROLE_OP, patch_ti, "task_instance.edit"},
+	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_OP, patch_ti, "task_instance.edit"},
+	{"POST", "/dags/{dag_id}/dagRuns", ROLE_OP, trigger, "dag_run.create"},
+	{"GET", "/dags/{dag_id}/dagRuns", ROLE_VIEWER, list_runs, NULL},
+	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_VIEWER, get_run, NULL},
+	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", ROLE_VIEWER, get_ti, NULL},
+	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_VIEWER, get_ti, NULL},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

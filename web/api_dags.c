@@ -70,19 +70,21 @@ static void list(struct req *r)
 {
 	int limit, offset;
 	const char *tags[MAX_TAGS];
-	if (!api_page(r, &limit, &offset))
+	bool only_active, paused;
+	if (!api_page(r, &limit, &offset) || !api_query_bool(r, "only_active", true, &only_active) ||
+	    !api_query_bool(r, "paused", false, &paused))
 		return;
 	int ntags = api_query_values(r, "tags", tags, MAX_TAGS);
-	const char *paused = api_query(r, "paused"), *pattern = api_query(r, "dag_id_pattern");
-	const char *only_active = api_query(r, "only_active");
-	bool all = only_active && !strcmp(only_active, "false");
+	const char *pattern = api_query(r, "dag_id_pattern");
+	bool by_paused = api_query(r, "paused") != NULL;
 	struct dag_row *rows = NULL;
-	int n = store_dag_rows(api_store(r), all, &rows);
+	int n = store_dag_rows(api_store(r), !only_active, &rows);
 	cJSON *out = cJSON_CreateArray();
 	for (int i = 0; i < n; i++) {
 		struct dag_row *d = &rows[i];
-		bool keep = has_any_tag(d, tags, ntags) && (!pattern || strstr(d->dag_id, pattern)) &&
-			    (!paused || d->is_paused == !strcmp(paused, "true"));
+		/* dag_id_pattern is Airflow's ILIKE '%pattern%'. */
+		bool keep = has_any_tag(d, tags, ntags) && (!pattern || contains_nocase(d->dag_id, pattern)) &&
+			    (!by_paused || d->is_paused == paused);
 		if (keep)
 			cJSON_AddItemToArray(out, api_dag_from_row(d));
 		dag_row_free(d);
@@ -114,7 +116,7 @@ static int write_paused(struct store *st, void *arg)
 static void patch(struct req *r)
 {
 	struct dag_row row;
-	const char *mask = api_query(r, "update_mask");
+	char *mask = api_query_list(r, "update_mask");
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(body, "is_paused");
 	if (mask && strcmp(mask, "is_paused")) {
@@ -132,6 +134,7 @@ static void patch(struct req *r)
 			dag_row_free(&row);
 		}
 	}
+	free(mask);
 	cJSON_Delete(body);
 }
 
@@ -155,7 +158,7 @@ static void tasks(struct req *r)
 	if (!api_dag_row(r, api_param(r, "dag_id"), &row))
 		return;
 	struct dag *d = api_load_dag(r, &row);
-	const char *one = api_param(r, "task_id");
+	const char *one = api_param(r, "task_id"), *order = api_query(r, "order_by");
 	if (d && one) {
 		int i = dag_task_index(d, one);
 		if (i < 0)
@@ -163,12 +166,18 @@ static void tasks(struct req *r)
 		else
 			api_reply(r, 200, api_task(d, &d->tasks[i]));
 	} else if (d) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON *arr = cJSON_AddArrayToObject(o, "tasks");
+		cJSON *arr = cJSON_CreateArray();
 		for (size_t i = 0; i < d->ntasks; i++)
 			cJSON_AddItemToArray(arr, api_task(d, &d->tasks[i]));
-		cJSON_AddNumberToObject(o, "total_entries", (double)d->ntasks);
-		api_reply(r, 200, o);
+		/* Airflow lists tasks by task_id unless asked otherwise. */
+		if (api_order(r, "tasks", arr, "task_id") && api_order(r, "tasks", arr, order)) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddItemToObject(o, "tasks", arr);
+			cJSON_AddNumberToObject(o, "total_entries", (double)d->ntasks);
+			api_reply(r, 200, o);
+		} else {
+			cJSON_Delete(arr);
+		}
 	}
 	dag_unref(d);
 	dag_row_free(&row);
@@ -185,9 +194,16 @@ static void source(struct req *r)
 		api_file_token(rows[i].fileloc, t);
 		if (!done && !strcmp(t, token) && rows[i].version &&
 		    store_dag_version_source(api_store(r), rows[i].dag_id, rows[i].version, &src, &fileloc) == 0) {
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "content", src);
-			api_reply(r, 200, o);
+			/* Accept: text/plain gets the bare source, as from Airflow. */
+			const char *accept = api_header(r, "Accept");
+			if (accept && strstr(accept, "text/plain") && !strstr(accept, "application/json")) {
+				api_reply_text(r, 200, src);
+				src = NULL;
+			} else {
+				cJSON *o = cJSON_CreateObject();
+				cJSON_AddStringToObject(o, "content", src);
+				api_reply(r, 200, o);
+			}
 			done = true;
 		}
 		free(src);
@@ -200,12 +216,12 @@ static void source(struct req *r)
 }
 
 const struct route api_dag_routes[] = {
-	{"GET", "/dags", ROLE_VIEWER, list},
-	{"GET", "/dags/{dag_id}", ROLE_VIEWER, get},
-	{"PATCH", "/dags/{dag_id}", ROLE_OP, patch},
-	{"GET", "/dags/{dag_id}/details", ROLE_VIEWER, details},
-	{"GET", "/dags/{dag_id}/tasks", ROLE_VIEWER, tasks},
-	{"GET", "/dags/{dag_id}/tasks/{task_id}", ROLE_VIEWER, tasks},
-	{"GET", "/dagSources/{file_token}", ROLE_VIEWER, source},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", "/dags", ROLE_VIEWER, list, NULL},
+	{"GET", "/dags/{dag_id}", ROLE_VIEWER, get, NULL},
+	{"PATCH", "/dags/{dag_id}", ROLE_OP, patch, "dag.edit"},
+	{"GET", "/dags/{dag_id}/details", ROLE_VIEWER, details, NULL},
+	{"GET", "/dags/{dag_id}/tasks", ROLE_VIEWER, tasks, NULL},
+	{"GET", "/dags/{dag_id}/tasks/{task_id}", ROLE_VIEWER, tasks, NULL},
+	{"GET", "/dagSources/{file_token}", ROLE_VIEWER, source, NULL},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

@@ -51,7 +51,7 @@ static void get(struct req *r)
 }
 
 const struct route api_import_error_routes[] = {
-	{"GET", "/importErrors", ROLE_VIEWER, list},
-	{"GET", "/importErrors/{import_error_id}", ROLE_VIEWER, get},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", "/importErrors", ROLE_VIEWER, list, NULL},
+	{"GET", "/importErrors/{import_error_id}", ROLE_VIEWER, get, NULL},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

@@ -149,7 +149,7 @@ static void create(struct req *r)
 static void update(struct req *r)
 {
 	struct pool_write w = {.name = api_param(r, "pool_name")};
-	const char *mask = api_query(r, "update_mask");
+	char *mask = api_query_list(r, "update_mask");
 	cJSON *body = NULL;
 	if (mask && strstr(mask, "name")) {
 		api_problem(r, 400, "Bad Request", "pools cannot be renamed");
@@ -162,6 +162,7 @@ static void update(struct req *r)
 		else
 			reply_pool(r, w.name);
 	}
+	free(mask);
 	cJSON_Delete(body);
 }
 
@@ -182,10 +183,10 @@ static void del(struct req *r)
 }
 
 const struct route api_pool_routes[] = {
-	{"GET", "/pools", ROLE_VIEWER, list},
-	{"POST", "/pools", ROLE_OP, create},
-	{"GET", "/pools/{pool_name}", ROLE_VIEWER, get},
-	{"PATCH", "/pools/{pool_name}", ROLE_OP, update},
-	{"DELETE", "/pools/{pool_name}", ROLE_OP, del},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", "/pools", ROLE_VIEWER, list, NULL},
+	{"POST", "/pools", ROLE_OP, create, "pool.create"},
+	{"GET", "/pools/{pool_name}", ROLE_VIEWER, get, NULL},
+	{"PATCH", "/pools/{pool_name}", ROLE_OP, update, "pool.edit"},
+	{"DELETE", "/pools/{pool_name}", ROLE_OP, del, "pool.delete"},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

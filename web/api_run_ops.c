@@ -29,7 +29,8 @@ struct op_call {
 static int run_op(struct store *st, void *arg)
 {
 	struct op_call *c = arg;
-	c->n = c->mark_state ? ops_mark(st, c->d, c->run, &c->sel, c->mark_state, c->dry_run, &c->rows, &c->err)
+	c->n = c->mark_state ? ops_mark(st, sched_engine(), c->d, c->run, &c->sel, c->mark_state, c->dry_run,
+					&c->rows, &c->err)
 			     : ops_clear(st, sched_engine(), c->d, c->run, &c->sel, c->dry_run, &c->rows, &c->err);
 	return c->n < 0 ? c->n : 0;
 }
@@ -217,49 +218,31 @@ out:
 	cJSON_Delete(body);
 }
 
-static int set_run_state(struct store *st, void *arg)
-{
-	return store_run_update(st, arg);
-}
-
-/* PATCH /dags/{dag_id}/dagRuns/{dag_run_id} {"state": "success" | "failed" | "queued"} */
-struct cancel_call {
+struct run_state_call {
+	const struct dag *d;
 	const struct run_row *run;
+	const char *state;
 	char *err;
 };
 
-static int cancel_fn(struct store *st, void *arg)
+static int run_state_fn(struct store *st, void *arg)
 {
-	struct cancel_call *c = arg;
-	return ops_cancel_run(st, sched_engine(), c->run, "marked failed through the REST API", &c->err);
+	struct run_state_call *c = arg;
+	char *why = xasprintf("marked %s through the REST API", c->state);
+	int rc = ops_set_run_state(st, sched_engine(), c->d, c->run, c->state, why, &c->err);
+	free(why);
+	return rc;
 }
 
-/* PATCH {"state": "failed"} of a running run, Airflow's way to stop one: its tries are killed
- * and it fails once they have ended (within the kill grace). */
-static void cancel_running(struct req *r, const struct run_row *run)
-{
-	struct cancel_call c = {run, NULL};
-	int rc = sched_write(cancel_fn, &c);
-	struct run_row now = {0};
-	if (rc == -EBUSY || rc == -EALREADY)
-		api_problem(r, 409, "Conflict", "%s", c.err);
-	else if (rc < 0)
-		api_write_failed(r, rc);
-	else if (store_run_get(api_store(r), run->dag_id, run->run_id, 0, &now) == 0)
-		api_reply(r, 200, api_dag_run(&now));
-	else
-		api_problem(r, 404, "DAGRun not found", "the run is gone");
-	run_row_free(&now);
-	free(c.err);
-}
-
+/* PATCH /dags/{dag_id}/dagRuns/{dag_run_id} {"state": "success" | "failed" | "queued"}, as
+ * Airflow: on a running run "failed" stops it (running tries failed, the rest skipped) and
+ * "success" marks every task success; "queued" touches no task instance. */
 static void patch_run(struct req *r)
 {
-	struct run_row run = {0};
+	struct run_row run = {0}, now = {0};
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "state");
 	struct dag *d = NULL;
-	const char *ids[MAX_IDS];
 	if (!cJSON_IsString(state) || (strcmp(state->valuestring, "success") && strcmp(state->valuestring, "failed") &&
 				       strcmp(state->valuestring, "queued"))) {
 		api_problem(r, 400, "Bad Request", "state must be success, failed or queued");
@@ -267,32 +250,55 @@ static void patch_run(struct req *r)
 	}
 	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))) || !api_find_run(r, &run))
 		goto out;
-	if (!strcmp(state->valuestring, "failed") && !strcmp(run.state, "running")) {
-		cancel_running(r, &run);
-		goto out;
-	}
-	bool queue = !strcmp(state->valuestring, "queued");
-	struct op_call c = {.d = d, .run = &run, .mark_state = queue ? NULL : state->valuestring};
-	/* success marks every instance; failed the unfinished ones; queued clears them all. */
-	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = task_ids(NULL, d, ids), .map_index = -2,
-				       .only_unfinished = !strcmp(state->valuestring, "failed")};
-	if (!do_op(r, &c))
-		goto out;
-	free_call(&c);
-	struct run_row now = {0};
-	if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0 && !queue &&
-	    strcmp(now.state, state->valuestring) && strcmp(now.state, "queued") && strcmp(now.state, "running")) {
-		/* Everything had finished already: the run takes the state it was asked for. */
-		free(now.state);
-		now.state = xstrdup(state->valuestring);
-		sched_write(set_run_state, &now);
-	}
-	if (now.run_id)
+	struct run_state_call c = {d, &run, state->valuestring, NULL};
+	int rc = sched_write(run_state_fn, &c);
+	if (rc == -EBUSY || rc == -EALREADY)
+		api_problem(r, 409, "Conflict", "%s", c.err);
+	else if (rc == -EINVAL || rc == -ENOENT)
+		api_problem(r, 400, "Bad Request", "%s", c.err ? c.err : "invalid request");
+	else if (rc < 0)
+		api_write_failed(r, rc);
+	else if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0)
 		api_reply(r, 200, api_dag_run(&now));
-	run_row_free(&now);
+	else
+		api_problem(r, 404, "DAGRun not found", "the run is gone");
+	free(c.err);
 out:
+	run_row_free(&now);
 	run_row_free(&run);
 	dag_unref(d);
+	cJSON_Delete(body);
+}
+
+struct note_call {
+	const struct run_row *run;
+	const char *note;
+	char *err;
+};
+
+static int note_fn(struct store *st, void *arg)
+{
+	struct note_call *c = arg;
+	return ops_set_note(st, sched_engine(), c->run, NULL, -1, c->note, &c->err);
+}
+
+/* PATCH /dags/{dag_id}/dagRuns/{dag_run_id}/setNote: returns the run. */
+static void set_note(struct req *r)
+{
+	struct run_row run = {0}, now = {0};
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	const char *note = api_note_body(r, body);
+	if (note && api_find_run(r, &run)) {
+		struct note_call c = {&run, note, NULL};
+		int rc = sched_write(note_fn, &c);
+		if (rc < 0)
+			api_write_failed(r, rc);
+		else if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0)
+			api_reply(r, 200, api_dag_run(&now));
+		free(c.err);
+	}
+	run_row_free(&now);
+	run_row_free(&run);
 	cJSON_Delete(body);
 }
 
@@ -305,7 +311,7 @@ struct delete_call {
 static int delete_run_fn(struct store *st, void *arg)
 {
 	struct delete_call *c = arg;
-	return ops_delete_run(st, c->home, c->run->dag_id, c->run->run_id, false, &c->err);
+	return ops_delete_run(st, sched_engine(), c->home, c->run->dag_id, c->run->run_id, false, &c->err);
 }
 
 /* DELETE /dags/{dag_id}/dagRuns/{dag_run_id} (its logs go too). */
@@ -412,17 +418,19 @@ static void list_runs_batch(struct req *r)
 		run_row_free(x);
 	}
 	free(runs);
+	const cJSON *order = cJSON_GetObjectItemCaseSensitive(body, "order_by");
+	api_reply_page_by(r, "dag_runs", all, limit, offset, cJSON_IsString(order) ? order->valuestring : NULL);
 	cJSON_Delete(body);
-	api_reply_page(r, "dag_runs", all, limit, offset);
 }
 
 const struct route api_run_op_routes[] = {
-	{"POST", "/dags/~/dagRuns/list", ROLE_VIEWER, list_runs_batch},
-	{"POST", "/dags/{dag_id}/clearTaskInstances", ROLE_OP, clear_tis},
-	{"POST", "/dags/{dag_id}/updateTaskInstancesState", ROLE_OP, update_tis},
-	{"POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", ROLE_OP, clear_run},
-	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_OP, patch_run},
-	{"DELETE", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_OP, delete_run},
-	{"GET", "/dagStats", ROLE_VIEWER, dag_stats},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"POST", "/dags/~/dagRuns/list", ROLE_VIEWER, list_runs_batch, NULL},
+	{"POST", "/dags/{dag_id}/clearTaskInstances", ROLE_OP, clear_tis, "task_instance.clear"},
+	{"POST", "/dags/{dag_id}/updateTaskInstancesState", ROLE_OP, update_tis, "task_instance.edit"},
+	{"POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", ROLE_OP, clear_run, "dag_run.clear"},
+	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_OP, patch_run, "dag_run.edit"},
+	{"PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/setNote", ROLE_OP, set_note, "dag_run.edit"},
+	{"DELETE", "/dags/{dag_id}/dagRuns/{dag_run_id}", ROLE_OP, delete_run, "dag_run.delete"},
+	{"GET", "/dagStats", ROLE_VIEWER, dag_stats, NULL},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

@@ -10,15 +10,35 @@
 #include "web/api.h"
 #include "web/apijson.h"
 #include "orchestrator/engine.h"
+#include "orchestrator/ops.h"
 #include "orchestrator/runs.h"
+#include "orchestrator/scheduler.h"
 
 #define LOG_CHUNK (1u << 20)
 
-/* The task instance named by the path (and ?map_index=, default -1); replies 404 when missing. */
+/* A map index as written in a path or query: an integer >= -1. */
+static bool parse_map_index(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || v < -1 || v > 1000000000)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/* The task instance named by the path ({map_index} or ?map_index=, default -1); replies 400 for
+ * a map index that is not a number and 404 when the instance is missing. */
 static bool find_ti(struct req *r, struct run_row *run, struct ti_row *ti)
 {
-	const char *mi = api_query(r, "map_index");
-	int map_index = mi ? atoi(mi) : -1;
+	const char *mi = api_param(r, "map_index");
+	int map_index = -1;
+	if (!mi)
+		mi = api_query(r, "map_index");
+	if (mi && !parse_map_index(mi, &map_index)) {
+		api_problem(r, 400, "Bad Request", "map_index must be an integer, not '%s'", mi);
+		return false;
+	}
 	if (!api_find_run(r, run))
 		return false;
 	if (store_ti_get(api_store(r), run->pk, api_param(r, "task_id"), map_index, ti) == 0)
@@ -136,8 +156,10 @@ static void logs(struct req *r)
 		api_problem(r, 404, "Try not found", "task %s has no try %ld yet", ti.task_id, try_number);
 		goto out;
 	}
-	const char *token = api_query(r, "token"), *full = api_query(r, "full_content");
-	bool all = full && !strcmp(full, "true");
+	const char *token = api_query(r, "token");
+	bool all;
+	if (!api_query_bool(r, "full_content", false, &all))
+		goto out;
 	long long offset = token && !all ? strtoll(token, NULL, 10) : 0;
 	char *path = runs_log_path(api_home(r), ti.dag_id, ti.run_id, ti.task_id, ti.map_index, (int)try_number, "log");
 	if (!path) {
@@ -192,24 +214,98 @@ static cJSON *try_json(const struct ti_row *ti, const struct try_row *t, const s
 	return api_task_instance(&view, run);
 }
 
+/* .../tries, and .../tries/{task_try_number} for one of them. */
 static void tries(struct req *r)
 {
 	struct run_row run = {0};
 	struct ti_row ti;
 	struct try_row *rows = NULL;
 	int limit, offset;
+	const char *one = api_param(r, "task_try_number");
+	char *end = NULL;
+	long want = one ? strtol(one, &end, 10) : 0;
+	if (one && (*end || !*one || want < 1)) {
+		api_problem(r, 400, "Bad Request", "task_try_number must be a positive integer");
+		return;
+	}
 	if (!api_page(r, &limit, &offset) || !find_ti(r, &run, &ti))
 		return;
 	int n = store_try_list(api_store(r), ti.pk, &rows);
-	cJSON *all = cJSON_CreateArray();
+	cJSON *all = cJSON_CreateArray(), *found = NULL;
 	for (int i = 0; i < n; i++) {
-		cJSON_AddItemToArray(all, try_json(&ti, &rows[i], &run));
+		if (!one)
+			cJSON_AddItemToArray(all, try_json(&ti, &rows[i], &run));
+		else if (rows[i].try_number == want && !found)
+			found = try_json(&ti, &rows[i], &run);
 		try_row_free(&rows[i]);
 	}
 	free(rows);
-	api_reply_page(r, "task_instances", all, limit, offset);
+	if (!one) {
+		api_reply_page(r, "task_instances", all, limit, offset);
+	} else {
+		cJSON_Delete(all);
+		if (!found && want == ti.try_number && ti.try_number > 0)
+			found = api_task_instance(&ti, &run); /* the try under way has no history row yet */
+		if (found)
+			api_reply(r, 200, found);
+		else
+			api_problem(r, 404, "Try not found", "task %s has no try %ld", ti.task_id, want);
+	}
 	ti_row_free(&ti);
 	run_row_free(&run);
+}
+
+struct note_call {
+	const struct run_row *run;
+	const char *task_id;
+	int map_index;
+	const char *note;
+	char *err;
+};
+
+static int note_fn(struct store *st, void *arg)
+{
+	struct note_call *c = arg;
+	return ops_set_note(st, sched_engine(), c->run, c->task_id, c->map_index, c->note, &c->err);
+}
+
+/* The note of a PATCH .../setNote body; NULL after replying 400. */
+const char *api_note_body(struct req *r, cJSON *body)
+{
+	const cJSON *note = cJSON_GetObjectItemCaseSensitive(body, "note");
+	if (!cJSON_IsString(note)) {
+		api_problem(r, 400, "Bad Request", "the body must be a JSON object with a string note");
+		return NULL;
+	}
+	if (strlen(note->valuestring) > 1000) {
+		api_problem(r, 400, "Bad Request", "a note is at most 1000 characters");
+		return NULL;
+	}
+	return note->valuestring;
+}
+
+/* PATCH .../taskInstances/{task_id}[/{map_index}]/setNote: returns the task instance. */
+static void set_note(struct req *r)
+{
+	struct run_row run = {0};
+	struct ti_row ti;
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	const char *note = api_note_body(r, body);
+	if (note && find_ti(r, &run, &ti)) {
+		struct note_call c = {&run, ti.task_id, ti.map_index, note, NULL};
+		int rc = sched_write(note_fn, &c);
+		struct ti_row now;
+		if (rc < 0)
+			api_write_failed(r, rc);
+		else if (store_ti_get(api_store(r), run.pk, ti.task_id, ti.map_index, &now) == 0) {
+			api_reply(r, 200, api_task_instance(&now, &run));
+			ti_row_free(&now);
+		}
+		free(c.err);
+		ti_row_free(&ti);
+		run_row_free(&run);
+	}
+	cJSON_Delete(body);
 }
 
 struct xcom_ctx {
@@ -238,13 +334,55 @@ static int add_xcom(void *arg, const char *key, const char *value)
 	return 0;
 }
 
+/* The xcomEntries of every instance that dag_id, dag_run_id and task_id name, "~" for any
+ * (and ?map_index= when given), as Airflow lists them. */
+static void xcoms_across(struct req *r, int limit, int offset)
+{
+	const char *dag = api_param(r, "dag_id"), *rid = api_param(r, "dag_run_id"), *task = api_param(r, "task_id");
+	const char *mi = api_query(r, "map_index");
+	int map_index = -2;
+	if (mi && !parse_map_index(mi, &map_index)) {
+		api_problem(r, 400, "Bad Request", "map_index must be an integer, not '%s'", mi);
+		return;
+	}
+	struct run_row *runs = NULL;
+	int n = store_run_list(api_store(r), strcmp(dag, "~") ? dag : NULL, &runs);
+	cJSON *all = cJSON_CreateArray();
+	for (int i = n - 1; i >= 0; i--) {
+		struct ti_row *tis = NULL;
+		int m = strcmp(rid, "~") && strcmp(rid, runs[i].run_id) ? 0 : store_ti_list(api_store(r), runs[i].pk, &tis);
+		for (int k = 0; k < m; k++) {
+			if ((!strcmp(task, "~") || !strcmp(task, tis[k].task_id)) && (map_index == -2 || map_index == tis[k].map_index)) {
+				struct xcom_ctx c = {all, &tis[k], &runs[i], api_query(r, "xcom_key"), false};
+				store_output_each(api_store(r), tis[k].pk, add_xcom, &c);
+			}
+			ti_row_free(&tis[k]);
+		}
+		free(tis);
+	}
+	for (int i = 0; i < n; i++)
+		run_row_free(&runs[i]);
+	free(runs);
+	api_reply_page(r, "xcom_entries", all, limit, offset);
+}
+
 static void xcoms(struct req *r)
 {
 	struct run_row run = {0};
 	struct ti_row ti;
 	int limit, offset;
 	const char *key = api_param(r, "xcom_key");
-	if (!api_page(r, &limit, &offset) || !find_ti(r, &run, &ti))
+	if (!api_page(r, &limit, &offset))
+		return;
+	if (!strcmp(api_param(r, "dag_id"), "~") || !strcmp(api_param(r, "dag_run_id"), "~") ||
+	    !strcmp(api_param(r, "task_id"), "~")) {
+		if (key)
+			api_problem(r, 400, "Bad Request", "~ names any DAG, run or task in a list only, not for one entry");
+		else
+			xcoms_across(r, limit, offset);
+		return;
+	}
+	if (!find_ti(r, &run, &ti))
 		return;
 	struct xcom_ctx c = {cJSON_CreateArray(), &ti, &run, key ? key : api_query(r, "xcom_key"), key != NULL};
 	store_output_each(api_store(r), ti.pk, add_xcom, &c);
@@ -264,9 +402,14 @@ static void xcoms(struct req *r)
 #define TI "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}"
 
 const struct route api_ti_routes[] = {
-	{"GET", TI "/logs/{task_try_number}", ROLE_VIEWER, logs},
-	{"GET", TI "/tries", ROLE_VIEWER, tries},
-	{"GET", TI "/xcomEntries", ROLE_VIEWER, xcoms},
-	{"GET", TI "/xcomEntries/{xcom_key}", ROLE_VIEWER, xcoms},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", TI "/logs/{task_try_number}", ROLE_VIEWER, logs, NULL},
+	{"GET", TI "/tries", ROLE_VIEWER, tries, NULL},
+	{"GET", TI "/tries/{task_try_number}", ROLE_VIEWER, tries, NULL},
+	{"GET", TI "/{map_index}/tries", ROLE_VIEWER, tries, NULL},
+	{"GET", TI "/{map_index}/tries/{task_try_number}", ROLE_VIEWER, tries, NULL},
+	{"PATCH", TI "/setNote", ROLE_OP, set_note, "task_instance.edit"},
+	{"PATCH", TI "/{map_index}/setNote", ROLE_OP, set_note, "task_instance.edit"},
+	{"GET", TI "/xcomEntries", ROLE_VIEWER, xcoms, NULL},
+	{"GET", TI "/xcomEntries/{xcom_key}", ROLE_VIEWER, xcoms, NULL},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

@@ -70,7 +70,9 @@ static void add_dag_common(cJSON *o, const struct dag_fields *f, const struct da
 	cJSON_AddItemToArray(owners, cJSON_CreateString(f->owner ? f->owner : "airflow"));
 	add_str_or_null(o, "description", f->description);
 	cJSON_AddItemToObject(o, "schedule_interval", schedule_interval(f->schedule));
-	add_str_or_null(o, "timetable_description", f->schedule);
+	char *words = cron_describe(f->schedule);
+	cJSON_AddStringToObject(o, "timetable_description", words);
+	free(words);
 	cJSON *tags = cJSON_AddArrayToObject(o, "tags");
 	for (size_t i = 0; i < f->ntags; i++) {
 		cJSON *t = cJSON_CreateObject();
@@ -127,6 +129,40 @@ cJSON *api_dag(const struct dag *d, const struct dag_status *s)
 	return o;
 }
 
+/* The official Python client 2.10 reads DAGDetail as a composition whose second half types
+ * timetable_description loosely, and there dateutil takes Airflow's own "At 03:00" (or "At 09:00
+ * and 17:00") for a time, so that the client refuses the reply. A description that is only times
+ * gets cron-descriptor's verbose ending ", every day", which it cannot take for one. */
+static void detail_safe_description(cJSON *o)
+{
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "timetable_description");
+	if (!cJSON_IsString(d) || strncmp(d->valuestring, "At ", 3) || strspn(d->valuestring + 3, "0123456789: and") !=
+										 strlen(d->valuestring + 3))
+		return;
+	char *v = xasprintf("%s, every day", d->valuestring);
+	cJSON_ReplaceItemInObjectCaseSensitive(o, "timetable_description", cJSON_CreateString(v));
+	free(v);
+}
+
+/* Params as Airflow 2.10 serializes them in DAGDetail: name -> {"__class", "value",
+ * "description", "schema"}. */
+static cJSON *api_params(const struct dag *d)
+{
+	cJSON *o = cJSON_CreateObject();
+	const cJSON *spec;
+	cJSON_ArrayForEach(spec, d->param_specs) {
+		cJSON *p = cJSON_AddObjectToObject(o, spec->string);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(d->params, spec->string);
+		const cJSON *desc = cJSON_GetObjectItemCaseSensitive(spec, "description");
+		const cJSON *schema = cJSON_GetObjectItemCaseSensitive(spec, "schema");
+		cJSON_AddStringToObject(p, "__class", "airflow.models.param.Param");
+		cJSON_AddItemToObject(p, "value", v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
+		add_str_or_null(p, "description", cJSON_IsString(desc) ? desc->valuestring : NULL);
+		cJSON_AddItemToObject(p, "schema", cJSON_IsObject(schema) ? cJSON_Duplicate(schema, true) : cJSON_CreateObject());
+	}
+	return o;
+}
+
 cJSON *api_dag_detail(const struct dag *d, const struct dag_status *s)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -138,13 +174,14 @@ cJSON *api_dag_detail(const struct dag *d, const struct dag_status *s)
 	else
 		cJSON_AddNullToObject(o, "dag_run_timeout");
 	cJSON_AddNullToObject(o, "dataset_expression");
-	add_str_or_null(o, "doc_md", d->description);
+	add_str_or_null(o, "doc_md", d->doc_md);
 	json_add_time(o, "start_date", d->start_date);
 	json_add_time(o, "end_date", d->end_date);
 	cJSON_AddBoolToObject(o, "is_paused_upon_creation", false);
 	json_add_time(o, "last_parsed", s->last_parsed_time);
 	cJSON_AddStringToObject(o, "orientation", "LR");
-	cJSON_AddItemToObject(o, "params", cJSON_Duplicate(d->params, true));
+	cJSON_AddItemToObject(o, "params", api_params(d));
+	detail_safe_description(o);
 	cJSON_AddBoolToObject(o, "render_template_as_native_obj", false);
 	cJSON_AddNullToObject(o, "template_search_path");
 	cJSON_AddStringToObject(o, "timezone", d->timezone);
@@ -187,7 +224,7 @@ cJSON *api_task(const struct dag *d, const struct task *t)
 	cJSON *down = cJSON_AddArrayToObject(o, "downstream_task_ids");
 	for (size_t i = 0; i < t->n_down; i++)
 		cJSON_AddItemToArray(down, cJSON_CreateString(d->tasks[t->downstream[i]].id));
-	add_str_or_null(o, "doc_md", t->description);
+	add_str_or_null(o, "doc_md", t->doc_md);
 	return o;
 }
 

@@ -241,6 +241,27 @@ enum role auth_check_header(struct store *st, const char *authorization)
 	return r;
 }
 
+char *auth_caller(struct store *st, const char *authorization)
+{
+	if (authorization && !strncasecmp(authorization, "Basic ", 6)) {
+		char *pair = b64decode(authorization + 6);
+		if (pair && strchr(pair, ':')) {
+			*strchr(pair, ':') = '\0';
+			return pair;
+		}
+		free(pair);
+	} else if (authorization && !strncasecmp(authorization, "Bearer ", 7)) {
+		char h[65], *name = NULL;
+		auth_token_hash(authorization + 7, h);
+		if (store_token_name(st, h, &name) == 0) {
+			char *who = xasprintf("token:%s", name);
+			free(name);
+			return who;
+		}
+	}
+	return xstrdup("anonymous");
+}
+
 int auth_ensure_admin(struct store *st, char **password)
 {
 	char *err = NULL;

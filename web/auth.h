@@ -36,6 +36,11 @@ enum role auth_check_header(struct store *st, const char *authorization);
  * a 429 and its Retry-After); else *retry_after = 0. Thread-safe. */
 enum role auth_check(struct store *st, const char *authorization, const char *client, usec_t *retry_after);
 
+/* Who an Authorization header names, for the audit log: the user of Basic credentials, or
+ * "token:NAME" for an API token (malloc'd; "anonymous" when there is none). Does not check
+ * the credentials: call it once auth_check() has. */
+char *auth_caller(struct store *st, const char *authorization);
+
 /* Creates the "admin" user with a random password when there are no users yet. Returns 1 and
  * the password (malloc'd) in *password when it did, 0 when users exist, negative on error. */
 int auth_ensure_admin(struct store *st, char **password);

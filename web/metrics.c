@@ -64,6 +64,6 @@ static void api_metrics(struct req *r)
 }
 
 const struct route api_metrics_routes[] = {
-	{"GET", "/metrics", ROLE_VIEWER, api_metrics}, /* public with metrics.public = true */
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", "/metrics", ROLE_VIEWER, api_metrics, NULL}, /* public with metrics.public = true */
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };

@@ -47,21 +47,33 @@ static bool match_path(const char *pattern, const char *path, struct route_param
 	return !*pattern && !*path;
 }
 
+/* Whether pattern a is more specific than b: at the first segment where one has a literal and
+ * the other a {parameter}, a has the literal (".../logs/{n}" beats ".../{map_index}/tries"). */
+static bool more_specific(const char *a, const char *b)
+{
+	while (*a && *b) {
+		bool pa = a[1] == '{', pb = b[1] == '{';
+		if (pa != pb)
+			return !pa;
+		const char *ae = strchr(a + 1, '/'), *be = strchr(b + 1, '/');
+		a = ae ? ae : a + strlen(a);
+		b = be ? be : b + strlen(b);
+	}
+	return false;
+}
+
 const struct route *router_find(const struct route *const *tables, const char *method, const char *path,
 				struct route_params *p, bool *path_known)
 {
 	const struct route *match = NULL;
-	int match_params = 0;
 	*path_known = false;
 	for (size_t t = 0; tables[t]; t++) {
 		for (const struct route *rt = tables[t]; rt->method; rt++) {
 			if (!match_path(rt->path, path, p))
 				continue;
 			*path_known = true;
-			if (!strcmp(rt->method, method) && (!match || p->n < match_params)) {
+			if (!strcmp(rt->method, method) && (!match || more_specific(rt->path, match->path)))
 				match = rt;
-				match_params = p->n;
-			}
 		}
 	}
 	router_params_free(p);

@@ -1,6 +1,6 @@
 /* Route lookup: which row of the route tables a request names, and its path parameters. The
- * most specific route wins, the one with the fewest {parameters}, so that ".../{task_id}/tries"
- * is not taken for ".../{task_id}/{map_index}". No state: safe on any thread. */
+ * most specific route wins: at the first segment where two routes differ in kind, the one with a
+ * literal there, so that ".../{task_id}/tries" is not taken for ".../{task_id}/{map_index}". No state: safe on any thread. */
 #ifndef SLUICE_WEB_ROUTER_H
 #define SLUICE_WEB_ROUTER_H
 

@@ -211,6 +211,21 @@ int api_query_values(struct req *r, const char *name, const char **out, int max)
 	return c.n;
 }
 
+char *api_query_list(struct req *r, const char *name)
+{
+	const char *v[32];
+	int n = api_query_values(r, name, v, 32);
+	if (n == 0)
+		return NULL;
+	struct strbuf sb = {0};
+	for (int i = 0; i < n; i++) {
+		if (i)
+			sb_putc(&sb, ',');
+		sb_puts(&sb, v[i]);
+	}
+	return sb_steal(&sb);
+}
+
 void api_write_failed(struct req *r, int rc)
 {
 	api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
@@ -240,55 +255,116 @@ bool api_page(struct req *r, int *limit, int *offset)
 	return true;
 }
 
-/* Orders items by the field named in ?order_by= ("-field" for descending), as Airflow does.
- * Strings compare as text, numbers as numbers, null first. Returns false after replying 400. */
-static const char *order_key;
-static bool order_desc;
-
-static int cmp_items(const void *a, const void *b)
+bool api_query_bool(struct req *r, const char *name, bool def, bool *out)
 {
-	const cJSON *x = cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)a, order_key);
-	const cJSON *y = cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)b, order_key);
+	const char *v = api_query(r, name);
+	*out = def;
+	if (!v || parse_bool(v, out))
+		return true;
+	api_problem(r, 400, "Bad Request", "%s must be true or false (any case), 1 or 0, not '%s'", name, v);
+	return false;
+}
+
+/* The fields a collection may be ordered by: those of its item in Airflow's schemas (Airflow
+ * answers 400 for any other, even when the collection is empty). */
+static const struct {
+	const char *key, *fields;
+} order_fields[] = {
+	{"dags", " dag_display_name dag_id default_view description file_token fileloc has_import_errors "
+		 "has_task_concurrency_limits is_active is_paused is_subdag last_expired last_parsed_time "
+		 "last_pickled max_active_runs max_active_tasks max_consecutive_failed_dag_runs next_dagrun "
+		 "next_dagrun_create_after next_dagrun_data_interval_end next_dagrun_data_interval_start owners "
+		 "pickle_id root_dag_id schedule_interval scheduler_lock tags timetable_description "},
+	{"dag_runs", " conf dag_id dag_run_id data_interval_end data_interval_start end_date execution_date "
+		     "external_trigger last_scheduling_decision logical_date note run_type start_date state "},
+	{"task_instances", " dag_id dag_run_id duration end_date execution_date executor executor_config hostname "
+			   "map_index max_tries note operator pid pool pool_slots priority_weight queue queued_when "
+			   "rendered_fields rendered_map_index sla_miss start_date state task_display_name task_id "
+			   "trigger triggerer_job try_number unixname "},
+	{"tasks", " class_ref depends_on_past doc_md downstream_task_ids end_date execution_timeout executor "
+		  "extra_links is_mapped owner pool pool_slots priority_weight queue retries retry_delay "
+		  "retry_exponential_backoff start_date sub_dag task_display_name task_id template_fields "
+		  "trigger_rule ui_color ui_fgcolor wait_for_downstream weight_rule "},
+	{"pools", " deferred_slots description include_deferred name occupied_slots open_slots queued_slots "
+		  "running_slots scheduled_slots slots "},
+	{"variables", " description key value "},
+	{"connections", " conn_type connection_id description host login port schema "},
+	{"import_errors", " filename import_error_id stack_trace timestamp "},
+	{"event_logs", " dag_id event event_log_id execution_date extra map_index owner run_id task_id try_number when "},
+	{"users", " active changed_on created_on email failed_login_count first_name last_login last_name "
+		  "login_count roles username "},
+	{"roles", " actions name "},
+	{"xcom_entries", " dag_id execution_date key map_index task_id timestamp "},
+};
+
+static bool order_field_known(const char *key, const char *field, const cJSON *all)
+{
+	char word[128];
+	if (strlen(field) + 3 > sizeof(word) || strchr(field, ' '))
+		return false;
+	snprintf(word, sizeof(word), " %s ", field);
+	for (size_t i = 0; i < sizeof(order_fields) / sizeof(*order_fields); i++)
+		if (!strcmp(order_fields[i].key, key))
+			return strstr(order_fields[i].fields, word) != NULL;
+	/* A collection of sluice's own: the fields its items have. */
+	return cJSON_GetArraySize(all) == 0 || cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(all, 0), field);
+}
+
+struct order_item {
+	cJSON *item;
+	size_t index;
+};
+
+struct order_by {
+	const char *field;
+	bool desc;
+};
+
+/* Strings compare as text, numbers as numbers, null and missing first; ties keep their order. */
+static int cmp_items(const void *a, const void *b, void *arg)
+{
+	const struct order_item *p = a, *q = b;
+	const struct order_by *o = arg;
+	const cJSON *x = cJSON_GetObjectItemCaseSensitive(p->item, o->field);
+	const cJSON *y = cJSON_GetObjectItemCaseSensitive(q->item, o->field);
 	int c;
 	if (cJSON_IsNumber(x) && cJSON_IsNumber(y))
 		c = (x->valuedouble > y->valuedouble) - (x->valuedouble < y->valuedouble);
 	else if (cJSON_IsString(x) && cJSON_IsString(y))
 		c = strcmp(x->valuestring, y->valuestring);
+	else if (cJSON_IsBool(x) && cJSON_IsBool(y))
+		c = cJSON_IsTrue(x) - cJSON_IsTrue(y);
 	else
 		c = (x && !cJSON_IsNull(x)) - (y && !cJSON_IsNull(y));
-	return order_desc ? -c : c;
+	if (o->desc)
+		c = -c;
+	return c ? c : (p->index > q->index) - (p->index < q->index);
 }
 
-static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static bool apply_order(struct req *r, cJSON *all)
+bool api_order(struct req *r, const char *key, cJSON *all, const char *order_by)
 {
-	const char *ob = api_query(r, "order_by");
-	int n = cJSON_GetArraySize(all);
-	if (!ob || !*ob || n == 0)
+	if (!order_by || !*order_by)
 		return true;
-	const char *field = ob[0] == '-' ? ob + 1 : ob;
-	if (!cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(all, 0), field)) {
-		api_problem(r, 400, "Bad Request", "Ordering with '%s' is disallowed or the attribute does not exist on the model", field);
+	struct order_by o = {order_by[0] == '-' ? order_by + 1 : order_by, order_by[0] == '-'};
+	if (!order_field_known(key, o.field, all)) {
+		api_problem(r, 400, "Bad Request",
+			    "Ordering with '%s' is disallowed or the attribute does not exist on the model", o.field);
 		return false;
 	}
-	cJSON **items = xcalloc((size_t)n, sizeof(cJSON *));
-	for (int i = 0; i < n; i++)
-		items[i] = cJSON_DetachItemFromArray(all, 0);
-	pthread_mutex_lock(&order_lock); /* qsort has no context argument: the key is shared */
-	order_key = field;
-	order_desc = ob[0] == '-';
-	qsort(items, (size_t)n, sizeof(cJSON *), cmp_items);
-	pthread_mutex_unlock(&order_lock);
-	for (int i = 0; i < n; i++)
-		cJSON_AddItemToArray(all, items[i]);
+	size_t n = (size_t)cJSON_GetArraySize(all);
+	struct order_item *items = xcalloc(n ? n : 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct order_item){cJSON_DetachItemFromArray(all, 0), i};
+	qsort_r(items, n, sizeof(*items), cmp_items, &o);
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(all, items[i].item);
 	free(items);
 	return true;
 }
 
-void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int offset)
+void api_reply_page_by(struct req *r, const char *key, cJSON *all, int limit, int offset, const char *order_by)
 {
-	if (!apply_order(r, all)) {
+	if (!api_order(r, key, all, order_by)) {
 		cJSON_Delete(all);
 		return;
 	}
@@ -301,6 +377,11 @@ void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int o
 	cJSON_AddItemToObject(o, key, page);
 	cJSON_AddNumberToObject(o, "total_entries", total);
 	api_reply(r, 200, o);
+}
+
+void api_reply_page(struct req *r, const char *key, cJSON *all, int limit, int offset)
+{
+	api_reply_page_by(r, key, all, limit, offset, api_query(r, "order_by"));
 }
 
 static void reply_problem(struct req *r, unsigned status, const char *title, const char *detail)
@@ -345,16 +426,17 @@ static void h_openapi(struct req *r)
 }
 
 static const struct route base_routes[] = {
-	{"GET", "/openapi.yaml", ROLE_NONE, h_openapi},
-	{"GET", "/health", ROLE_NONE, h_health},
-	{"GET", "/version", ROLE_NONE, h_version},
-	{"GET", "/events", ROLE_VIEWER, api_events},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", "/openapi.yaml", ROLE_NONE, h_openapi, NULL},
+	{"GET", "/health", ROLE_NONE, h_health, NULL},
+	{"GET", "/version", ROLE_NONE, h_version, NULL},
+	{"GET", "/events", ROLE_VIEWER, api_events, NULL},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };
 
 static const struct route *const route_tables[] = {
-	base_routes, api_dag_routes, api_dag_run_routes, api_ti_routes, api_run_op_routes,
-	api_pool_routes, api_import_error_routes, api_backfill_routes, NULL,
+	base_routes, api_dag_routes, api_dag_run_routes, api_ti_routes, api_ti_list_routes, api_run_op_routes,
+	api_pool_routes, api_import_error_routes, api_backfill_routes, api_variable_routes, api_connection_routes,
+	api_event_log_routes, api_admin_routes, NULL,
 };
 
 /* Routes outside /api/v1 (their paths are from the server's root). */
@@ -445,7 +527,17 @@ static void dispatch(struct req *r)
 		r->role = ROLE_ADMIN;
 	}
 	match->fn(r);
+	if (match->event)
+		api_audit(r, match->event);
 }
+
+unsigned api_status(struct req *r) { return r->status; }
+const char *api_method(struct req *r) { return r->method; }
+const char *api_path(struct req *r) { return r->url; }
+const char *api_reply_body(struct req *r) { return r->stream_read ? NULL : r->payload; }
+bool api_no_auth(struct req *r) { return r->w->o.no_auth; }
+const struct config *api_config(struct req *r) { return r->w->o.config; }
+void api_client_address(struct req *r, char *out, size_t n) { client_address(r->conn, out, n); }
 
 static enum MHD_Result send_reply(struct req *r)
 {

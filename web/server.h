@@ -25,6 +25,7 @@ struct web_opts {
 	const char *allowed_hosts; /* names a browser may reach it by besides IPs and localhost
 	                              (comma-separated; webserver.allowed_hosts) */
 	size_t max_body;           /* bytes; 0 = 1 MiB */
+	const struct config *config; /* for GET /config when webserver.expose_config (may be NULL) */
 	/* The scheduler's latest heartbeat (wall clock), for /health; called from worker threads. */
 	usec_t (*heartbeat)(void *arg);
 	void *heartbeat_arg;

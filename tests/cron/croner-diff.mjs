@@ -8,9 +8,8 @@
 // answers all cases from one process (`sluice cron next --batch`). Prints each mismatch and ends
 // with "P passed, F failed"; exits 0 iff F == 0.
 //
-// Where the two differ on purpose, the case is translated, not skipped:
-// - Vixie cron ANDs day-of-month and day-of-week when either field starts with '*' ("*/2"),
-//   croner only when one of them is exactly "*". Such cases get croner's '+' (AND) modifier.
+// Day-of-month and day-of-week follow Airflow's croniter, which croner shares: ORed unless one
+// of them is exactly "*". Where the two differ on purpose, the case is translated, not skipped:
 // - "N/S" steps need croner's sloppyRanges option.
 // - "@every D" is not in croner; its fire times (multiples of D since the epoch) are computed here.
 // - "@once" is not compared.
@@ -178,16 +177,7 @@ function startFor(zone) {
 const iso = (t) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
 
 function croner(expr, zone, from, n) {
-	let pattern = expr;
-	const parts = expr.trim().split(/\s+/);
-	if (parts.length === 5 && !expr.startsWith('@')) {
-		const [, , dom, , dow] = parts;
-		const vixieAnd = dom.startsWith('*') || dow.startsWith('*');
-		const cronerAnd = dom === '*' || dow === '*';
-		if (vixieAnd && !cronerAnd)
-			parts[4] = '+' + dow;
-		pattern = parts.join(' ');
-	}
+	const pattern = expr;
 	try {
 		const job = new Cron(pattern, { timezone: zone, paused: true, sloppyRanges: true, mode: '5-part' });
 		return job.nextRuns(n, new Date(from * 1000)).map((d) => iso(d.getTime() / 1000));

@@ -251,11 +251,23 @@ static void test_dom_or_dow(void **state)
 	expect_next("0 0 1-31/2 * 1", NULL, "2026-01-01T00:00:00Z",
 		    "2026-01-03T00:00:00Z 2026-01-05T00:00:00Z 2026-01-07T00:00:00Z "
 		    "2026-01-09T00:00:00Z 2026-01-11T00:00:00Z 2026-01-12T00:00:00Z");
-	/* A field starting with '*' counts as unrestricted (Vixie): odd days AND Mondays. */
+	/* croniter (Airflow): only a field that is exactly '*' leaves the other alone; a step from
+	 * '*' restricts. Odd days OR Mondays: */
 	expect_next("0 0 */2 * 1", NULL, "2026-01-01T00:00:00Z",
-		    "2026-01-05T00:00:00Z 2026-01-19T00:00:00Z 2026-02-09T00:00:00Z");
+		    "2026-01-03T00:00:00Z 2026-01-05T00:00:00Z 2026-01-07T00:00:00Z "
+		    "2026-01-09T00:00:00Z 2026-01-11T00:00:00Z 2026-01-12T00:00:00Z");
+	/* The 13th OR Sundays (*\/7 of day-of-week is 0). */
 	expect_next("0 0 13 * */7", NULL, "2026-01-01T00:00:00Z",
-		    "2026-09-13T00:00:00Z 2026-12-13T00:00:00Z 2027-06-13T00:00:00Z");
+		    "2026-01-04T00:00:00Z 2026-01-11T00:00:00Z 2026-01-13T00:00:00Z 2026-01-18T00:00:00Z");
+	/* The issue's cases, as Airflow fires them: days 21-23 OR Sun/Tue/Thu/Sat (Jan 1 2026 is a
+	 * Thursday, the 2nd a Friday); days 1, 6, 11, ... OR Monday to Wednesday. */
+	expect_next("* 6 21-23 * */2", NULL, "2026-01-01T06:58:00Z",
+		    "2026-01-01T06:59:00Z 2026-01-03T06:00:00Z");
+	expect_next("0 0 */5 * 1-3", NULL, "2026-01-01T00:00:00Z",
+		    "2026-01-05T00:00:00Z 2026-01-06T00:00:00Z 2026-01-07T00:00:00Z "
+		    "2026-01-11T00:00:00Z 2026-01-12T00:00:00Z");
+	/* One side exactly '*': the other decides alone. */
+	expect_next("0 0 13 * *", NULL, "2026-01-01T00:00:00Z", "2026-01-13T00:00:00Z 2026-02-13T00:00:00Z");
 	/* Friday the 13th needs '*' on one side to AND; "13 * 5" is the 13th OR Fridays. */
 	expect_next("0 0 13 * 5", NULL, "2026-01-01T00:00:00Z",
 		    "2026-01-02T00:00:00Z 2026-01-09T00:00:00Z 2026-01-13T00:00:00Z");
@@ -278,10 +290,10 @@ static void test_month_ends_and_leap_years(void **state)
 		    "2100-02-28T23:59:00Z 2101-02-28T23:59:00Z");
 	expect_next("0 12 * * *", NULL, "2026-12-31T12:00:00Z",
 		    "2027-01-01T12:00:00Z");
-	/* Feb 29 on a Sunday (ANDed because day-of-week starts with '*'): decades apart. */
-	expect_next("0 0 29 2 */7", NULL, "2026-01-01T00:00:00Z",
-		    "2032-02-29T00:00:00Z 2060-02-29T00:00:00Z 2088-02-29T00:00:00Z "
-		    "2128-02-29T00:00:00Z");
+	/* Feb 29 OR a Sunday in February (croniter ORs: neither field is exactly '*'). */
+	expect_next("0 0 29 2 */7", NULL, "2027-02-20T00:00:00Z",
+		    "2027-02-21T00:00:00Z 2027-02-28T00:00:00Z 2028-02-06T00:00:00Z "
+		    "2028-02-13T00:00:00Z 2028-02-20T00:00:00Z 2028-02-27T00:00:00Z 2028-02-29T00:00:00Z");
 	/* Never: February 30th, April 31st. */
 	expect_next("0 0 30 2 *", NULL, "2026-01-01T00:00:00Z", "");
 	expect_next("0 0 31 4,6,9,11 *", "Europe/Berlin", "2026-01-01T00:00:00Z", "");

@@ -40,15 +40,15 @@ static void test_delete_removes_the_run_and_its_logs(void **state)
 	assert_int_equal(mkdir_p(logs, 0755), 0);
 	char *err = NULL;
 	set_run_state(f, &r, "running");
-	assert_int_equal(ops_delete_run(f->w, f->home, "etl", "r1", false, &err), -EBUSY);
+	assert_int_equal(ops_delete_run(f->w, NULL, f->home, "etl", "r1", false, &err), -EBUSY);
 	free(err);
 	err = NULL;
 	set_run_state(f, &r, "success");
-	assert_int_equal(ops_delete_run(f->w, f->home, "etl", "r1", false, &err), 0);
+	assert_int_equal(ops_delete_run(f->w, NULL, f->home, "etl", "r1", false, &err), 0);
 	struct stat st;
 	assert_int_not_equal(stat(logs, &st), 0);
 	assert_int_equal(fixture_runs(f), 0);
-	assert_int_equal(ops_delete_run(f->w, f->home, "etl", "r1", false, &err), -ENOENT);
+	assert_int_equal(ops_delete_run(f->w, NULL, f->home, "etl", "r1", false, &err), -ENOENT);
 	free(err);
 	run_row_free(&r);
 }
@@ -66,7 +66,7 @@ static void test_a_crafted_row_cannot_delete_outside_the_home(void **state)
 	snprintf(keep, sizeof(keep), "%s/outside/keep", f->home);
 	assert_int_equal(mkdir_p(keep, 0755), 0);
 	char *err = NULL;
-	assert_int_equal(ops_delete_run(f->w, f->home, "etl", "../../../outside", false, &err), 0);
+	assert_int_equal(ops_delete_run(f->w, NULL, f->home, "etl", "../../../outside", false, &err), 0);
 	struct stat st;
 	assert_int_equal(stat(keep, &st), 0);
 	run_row_free(&r);
@@ -85,7 +85,7 @@ static void test_clear_refuses_a_running_run_without_its_engine(void **state)
 	assert_non_null(strstr(err, "is running"));
 	free(err);
 	err = NULL;
-	assert_int_equal(ops_mark(f->w, f->d, &r, &sel, "success", false, &rows, &err), -EBUSY);
+	assert_int_equal(ops_mark(f->w, NULL, f->d, &r, &sel, "success", false, &rows, &err), -EBUSY);
 	free(err);
 	err = NULL;
 	/* An unknown task is the caller's error. */
@@ -160,12 +160,12 @@ static void test_clear_and_mark_a_stored_run(void **state)
 	set_run_state(f, &r, "failed");
 	const char *b[] = {"b"};
 	struct ops_selection mark = {.task_ids = b, .ntasks = 1, .map_index = -2};
-	assert_int_equal(ops_mark(f->w, f->d, &r, &mark, "success", false, &rows, &err), 1);
+	assert_int_equal(ops_mark(f->w, NULL, f->d, &r, &mark, "success", false, &rows, &err), 1);
 	free_rows(rows, 1);
 	assert_int_equal(store_run_get(f->w, "etl", "r3", 0, &now), 0);
 	assert_string_equal(now.state, "success");
 	run_row_free(&now);
-	assert_int_equal(ops_mark(f->w, f->d, &r, &mark, "running", false, &rows, &err), -EINVAL);
+	assert_int_equal(ops_mark(f->w, NULL, f->d, &r, &mark, "running", false, &rows, &err), -EINVAL);
 	free(err);
 	run_row_free(&r);
 }

@@ -14,13 +14,13 @@
 static void h(struct req *r) { (void)r; }
 
 static const struct route ti_routes[] = {
-	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_VIEWER, h},
-	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", ROLE_VIEWER, h},
-	{"GET", "/dags/{dag_id}", ROLE_VIEWER, h},
-	{"PATCH", "/dags/{dag_id}", ROLE_OP, h},
-	{"POST", "/dags/~/dagRuns/list", ROLE_VIEWER, h},
-	{"POST", "/dags/{dag_id}/dagRuns", ROLE_OP, h},
-	{NULL, NULL, ROLE_NONE, NULL},
+	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}", ROLE_VIEWER, h, NULL},
+	{"GET", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries", ROLE_VIEWER, h, NULL},
+	{"GET", "/dags/{dag_id}", ROLE_VIEWER, h, NULL},
+	{"PATCH", "/dags/{dag_id}", ROLE_OP, h, "x.edit"},
+	{"POST", "/dags/~/dagRuns/list", ROLE_VIEWER, h, NULL},
+	{"POST", "/dags/{dag_id}/dagRuns", ROLE_OP, h, "x.edit"},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
 };
 static const struct route *const tables[] = {ti_routes, NULL};
 
@@ -62,8 +62,9 @@ static void test_not_found_and_wrong_method(void **state)
 	(void)state;
 }
 
-/* Two rows of the server's tables with the same method and the same number of parameters whose
- * paths could both match one URL would make the choice depend on table order. */
+/* Two rows of the server's tables with the same method whose paths could both match one URL and
+ * have their parameters in the same places (so that neither is more specific) would make the
+ * choice depend on table order. */
 static bool could_clash(const char *a, const char *b)
 {
 	while (*a && *b) {
@@ -77,33 +78,73 @@ static bool could_clash(const char *a, const char *b)
 	return !*a && !*b;
 }
 
-static int nparams(const char *path)
+/* The places of the parameters: "/a/{x}/b" -> "LPL". */
+static void shape(const char *path, char *out, size_t n)
 {
-	int n = 0;
-	for (; *path; path++)
-		n += *path == '{';
-	return n;
+	size_t k = 0;
+	for (const char *p = path; *p && k + 1 < n; p++)
+		if (*p == '/')
+			out[k++] = p[1] == '{' ? 'P' : 'L';
+	out[k] = '\0';
+}
+
+static bool same_shape(const char *a, const char *b)
+{
+	char sa[32], sb[32];
+	shape(a, sa, sizeof(sa));
+	shape(b, sb, sizeof(sb));
+	return !strcmp(sa, sb);
 }
 
 static void test_server_tables_are_unambiguous(void **state)
 {
 	const struct route *const all[] = {api_import_error_routes, api_pool_routes, api_dag_run_routes, api_dag_routes,
-					   api_ti_routes, api_run_op_routes, api_backfill_routes, NULL};
+					   api_ti_routes, api_ti_list_routes, api_run_op_routes, api_backfill_routes,
+					   api_variable_routes, api_connection_routes, api_event_log_routes,
+					   api_admin_routes, NULL};
 	size_t rows = 0;
 	for (size_t t = 0; all[t]; t++)
 		for (const struct route *x = all[t]; x->method; x++, rows++)
 			for (size_t u = t; all[u]; u++)
 				for (const struct route *y = u == t ? x + 1 : all[u]; y->method; y++)
-					if (!strcmp(x->method, y->method) && nparams(x->path) == nparams(y->path) &&
+					if (!strcmp(x->method, y->method) && same_shape(x->path, y->path) &&
 					    could_clash(x->path, y->path))
 						fail_msg("%s %s and %s %s", x->method, x->path, y->method, y->path);
 	assert_true(rows >= 40);
 	(void)state;
 }
 
+/* Every route that changes something names its audit event (the eventLogs of Airflow); the
+ * POSTs that only read (lists in a body, dry runs, a connection test) do not. */
+static void test_changes_have_audit_events(void **state)
+{
+	const struct route *const real[] = {api_dag_routes, api_dag_run_routes, api_ti_routes, api_ti_list_routes,
+					    api_run_op_routes, api_pool_routes, api_import_error_routes,
+					    api_backfill_routes, api_variable_routes, api_connection_routes,
+					    api_event_log_routes, api_admin_routes, NULL};
+	static const char *const reads[] = {"/dags/~/dagRuns/list", "/dags/~/dagRuns/~/taskInstances/list",
+					    "/backfills/dry_run", "/connections/test", NULL};
+	int changes = 0;
+	for (size_t t = 0; real[t]; t++) {
+		for (const struct route *rt = real[t]; rt->method; rt++) {
+			bool read_only = !strcmp(rt->method, "GET");
+			for (size_t k = 0; reads[k] && !read_only; k++)
+				read_only = !strcmp(rt->path, reads[k]);
+			if (read_only && rt->event)
+				fail_msg("%s %s only reads but names event %s", rt->method, rt->path, rt->event);
+			if (!read_only && !rt->event)
+				fail_msg("%s %s changes something and names no audit event", rt->method, rt->path);
+			changes += !read_only;
+		}
+	}
+	assert_true(changes >= 25);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_changes_have_audit_events),
 		cmocka_unit_test(test_most_specific_wins),
 		cmocka_unit_test(test_not_found_and_wrong_method),
 		cmocka_unit_test(test_server_tables_are_unambiguous),

@@ -90,6 +90,35 @@ static void test_ids_and_strbuf(void **state)
 	(void)state;
 }
 
+/* Query-string booleans as Airflow reads them: any case of true/false, and 1/0. */
+static void test_parse_bool(void **state)
+{
+	(void)state;
+	bool b = false;
+	const char *yes[] = {"true", "True", "TRUE", "tRuE", "1"}, *no[] = {"false", "False", "FALSE", "0"};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
+		b = false;
+		assert_true(parse_bool(yes[i], &b));
+		assert_true(b);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++) {
+		b = true;
+		assert_true(parse_bool(no[i], &b));
+		assert_false(b);
+	}
+	const char *bad[] = {"", "yes", "2", "truee", " true", "t", NULL};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		b = true;
+		assert_false(parse_bool(bad[i], &b));
+		assert_true(b); /* untouched */
+	}
+	assert_true(contains_nocase("ETL_Upper", "etl"));
+	assert_true(contains_nocase("etl", ""));
+	assert_true(contains_nocase("sales_ETL", "Etl"));
+	assert_false(contains_nocase("et", "etl"));
+	assert_false(contains_nocase("", "x"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -97,6 +126,7 @@ int main(void)
 		cmocka_unit_test(test_iso8601),
 		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_ids_and_strbuf),
+		cmocka_unit_test(test_parse_bool),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -1,0 +1,294 @@
+#include "orchestrator/params.h"
+
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+static const char *const json_types[] = {"string", "integer", "number", "boolean", "object", "array", "null", NULL};
+
+static bool known_type(const char *t)
+{
+	for (size_t i = 0; json_types[i]; i++)
+		if (!strcmp(json_types[i], t))
+			return true;
+	return false;
+}
+
+static int bad(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(char **err, const char *fmt, ...)
+{
+	struct strbuf sb = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vprintf(&sb, fmt, ap);
+	va_end(ap);
+	*err = sb_steal(&sb);
+	return -EINVAL;
+}
+
+/* Characters, not bytes, as JSON Schema counts a string's length. */
+static size_t utf8_length(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+int params_check_schema(const cJSON *schema, char **err)
+{
+	static const char *const numbers[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+					      "multipleOf", "minLength", "maxLength", "minItems", "maxItems", NULL};
+	if (!cJSON_IsObject(schema))
+		return bad(err, "a schema must be a table of JSON Schema keywords");
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type"), *it;
+	if (cJSON_IsString(type) && !known_type(type->valuestring))
+		return bad(err, "unknown type '%s' (use string, integer, number, boolean, object, array or null)",
+			   type->valuestring);
+	if (cJSON_IsArray(type)) {
+		cJSON_ArrayForEach(it, type)
+			if (!cJSON_IsString(it) || !known_type(it->valuestring))
+				return bad(err, "type must name JSON types");
+	} else if (type && !cJSON_IsString(type)) {
+		return bad(err, "type must be a string or a list of strings");
+	}
+	for (size_t i = 0; numbers[i]; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(schema, numbers[i]);
+		if (v && !cJSON_IsNumber(v))
+			return bad(err, "%s must be a number", numbers[i]);
+	}
+	const cJSON *enm = cJSON_GetObjectItemCaseSensitive(schema, "enum");
+	if (enm && (!cJSON_IsArray(enm) || cJSON_GetArraySize(enm) == 0))
+		return bad(err, "enum must be a non-empty list");
+	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(schema, "pattern");
+	if (pat) {
+		regex_t re;
+		if (!cJSON_IsString(pat) || regcomp(&re, pat->valuestring, REG_EXTENDED | REG_NOSUB) != 0)
+			return bad(err, "pattern '%s' is not a valid regular expression",
+				   cJSON_IsString(pat) ? pat->valuestring : "?");
+		regfree(&re);
+	}
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
+	if (items && params_check_schema(items, err) < 0)
+		return -EINVAL;
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+	const cJSON *list1 = cJSON_IsObject(props) ? props : NULL;
+	cJSON_ArrayForEach(it, list1)
+		if (params_check_schema(it, err) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+static bool is_type(const cJSON *v, const char *t)
+{
+	if (!strcmp(t, "string"))
+		return cJSON_IsString(v);
+	if (!strcmp(t, "integer"))
+		return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && isfinite(v->valuedouble);
+	if (!strcmp(t, "number"))
+		return cJSON_IsNumber(v);
+	if (!strcmp(t, "boolean"))
+		return cJSON_IsBool(v);
+	if (!strcmp(t, "object"))
+		return cJSON_IsObject(v);
+	if (!strcmp(t, "array"))
+		return cJSON_IsArray(v);
+	return cJSON_IsNull(v);
+}
+
+static bool type_ok(const cJSON *schema, const cJSON *v)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type"), *it;
+	if (cJSON_IsString(type))
+		return is_type(v, type->valuestring);
+	if (!cJSON_IsArray(type))
+		return true;
+	cJSON_ArrayForEach(it, type)
+		if (cJSON_IsString(it) && is_type(v, it->valuestring))
+			return true;
+	return false;
+}
+
+/* The value as the message shows it (short). */
+static char *shown(const cJSON *v)
+{
+	char *s = cJSON_PrintUnformatted(v);
+	if (s && strlen(s) > 60)
+		strcpy(s + 57, "...");
+	return s ? s : xstrdup("?");
+}
+
+static double num(const cJSON *schema, const char *key, bool *has)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(schema, key);
+	*has = cJSON_IsNumber(v);
+	return *has ? v->valuedouble : 0;
+}
+
+static int fail_value(char **err, const char *name, const cJSON *v, const char *why, double bound)
+{
+	char *s = shown(v);
+	if (isnan(bound))
+		*err = xasprintf("param '%s': %s %s", name, s, why);
+	else
+		*err = xasprintf("param '%s': %s %s %g", name, s, why, bound);
+	free(s);
+	return -EINVAL;
+}
+
+static int check_number(const cJSON *schema, const cJSON *v, const char *name, char **err)
+{
+	bool has;
+	double x = v->valuedouble, b;
+	if ((b = num(schema, "minimum", &has), has) && x < b)
+		return fail_value(err, name, v, "is less than the minimum", b);
+	if ((b = num(schema, "maximum", &has), has) && x > b)
+		return fail_value(err, name, v, "is more than the maximum", b);
+	if ((b = num(schema, "exclusiveMinimum", &has), has) && x <= b)
+		return fail_value(err, name, v, "must be more than", b);
+	if ((b = num(schema, "exclusiveMaximum", &has), has) && x >= b)
+		return fail_value(err, name, v, "must be less than", b);
+	if ((b = num(schema, "multipleOf", &has), has) && b > 0 && fabs(remainder(x, b)) > 1e-9 * fabs(b))
+		return fail_value(err, name, v, "is not a multiple of", b);
+	return 0;
+}
+
+static int check_string(const cJSON *schema, const cJSON *v, const char *name, char **err)
+{
+	bool has;
+	double len = (double)utf8_length(v->valuestring), b;
+	if ((b = num(schema, "minLength", &has), has) && len < b)
+		return fail_value(err, name, v, "is shorter than the minLength", b);
+	if ((b = num(schema, "maxLength", &has), has) && len > b)
+		return fail_value(err, name, v, "is longer than the maxLength", b);
+	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(schema, "pattern");
+	regex_t re;
+	if (cJSON_IsString(pat) && regcomp(&re, pat->valuestring, REG_EXTENDED | REG_NOSUB) == 0) {
+		bool match = regexec(&re, v->valuestring, 0, NULL, 0) == 0;
+		regfree(&re);
+		if (!match) {
+			char *why = xasprintf("does not match the pattern %s", pat->valuestring);
+			int rc = fail_value(err, name, v, why, NAN);
+			free(why);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int check_array(const cJSON *schema, const cJSON *v, const char *name, char **err)
+{
+	bool has;
+	double n = cJSON_GetArraySize(v), b;
+	if ((b = num(schema, "minItems", &has), has) && n < b)
+		return fail_value(err, name, v, "has fewer items than the minItems", b);
+	if ((b = num(schema, "maxItems", &has), has) && n > b)
+		return fail_value(err, name, v, "has more items than the maxItems", b);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(schema, "uniqueItems")))
+		for (const cJSON *a = v->child; a; a = a->next)
+			for (const cJSON *c = a->next; c; c = c->next)
+				if (cJSON_Compare(a, c, true))
+					return fail_value(err, name, v, "has repeated items", NAN);
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items"), *it;
+	int i = 0;
+	const cJSON *list2 = cJSON_IsObject(items) ? v : NULL;
+	cJSON_ArrayForEach(it, list2) {
+		char *sub = xasprintf("%s[%d]", name, i++);
+		int rc = params_check_value(items, it, sub, err);
+		free(sub);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int check_object(const cJSON *schema, const cJSON *v, const char *name, char **err)
+{
+	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required"), *it;
+	const cJSON *list3 = cJSON_IsArray(req) ? req : NULL;
+	cJSON_ArrayForEach(it, list3)
+		if (cJSON_IsString(it) && !cJSON_GetObjectItemCaseSensitive(v, it->valuestring)) {
+			char *why = xasprintf("lacks the required key '%s'", it->valuestring);
+			int rc = fail_value(err, name, v, why, NAN);
+			free(why);
+			return rc;
+		}
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+	const cJSON *list4 = cJSON_IsObject(props) ? props : NULL;
+	cJSON_ArrayForEach(it, list4) {
+		const cJSON *sub = cJSON_GetObjectItemCaseSensitive(v, it->string);
+		if (!sub)
+			continue;
+		char *path = xasprintf("%s.%s", name, it->string);
+		int rc = params_check_value(it, sub, path, err);
+		free(path);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int params_check_value(const cJSON *schema, const cJSON *value, const char *name, char **err)
+{
+	if (!cJSON_IsObject(schema))
+		return 0;
+	if (!type_ok(schema, value)) {
+		const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
+		char *want = cJSON_PrintUnformatted(type);
+		char *why = xasprintf("is not of type %s", want ? want : "?");
+		int rc = fail_value(err, name, value, why, NAN);
+		free(want);
+		free(why);
+		return rc;
+	}
+	const cJSON *enm = cJSON_GetObjectItemCaseSensitive(schema, "enum"), *it;
+	if (cJSON_IsArray(enm)) {
+		bool found = false;
+		cJSON_ArrayForEach(it, enm)
+			found = found || cJSON_Compare(it, value, true);
+		if (!found) {
+			char *list = cJSON_PrintUnformatted(enm);
+			char *why = xasprintf("is not one of %s", list ? list : "the enum");
+			int rc = fail_value(err, name, value, why, NAN);
+			free(list);
+			free(why);
+			return rc;
+		}
+	}
+	const cJSON *cst = cJSON_GetObjectItemCaseSensitive(schema, "const");
+	if (cst && !cJSON_Compare(cst, value, true))
+		return fail_value(err, name, value, "is not the constant the schema asks for", NAN);
+	if (cJSON_IsNumber(value))
+		return check_number(schema, value, name, err);
+	if (cJSON_IsString(value))
+		return check_string(schema, value, name, err);
+	if (cJSON_IsArray(value))
+		return check_array(schema, value, name, err);
+	if (cJSON_IsObject(value))
+		return check_object(schema, value, name, err);
+	return 0;
+}
+
+int params_validate(const struct dag *d, const cJSON *conf, char **err)
+{
+	const cJSON *spec;
+	cJSON_ArrayForEach(spec, d->param_specs) {
+		const char *name = spec->string;
+		const cJSON *v = cJSON_IsObject(conf) ? cJSON_GetObjectItemCaseSensitive(conf, name) : NULL;
+		if (!v)
+			v = cJSON_GetObjectItemCaseSensitive(d->params, name);
+		if (!v) {
+			*err = xasprintf("param '%s' is required: it has no default, so the run's conf must give it", name);
+			return -EINVAL;
+		}
+		if (params_check_value(cJSON_GetObjectItemCaseSensitive(spec, "schema"), v, name, err) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}

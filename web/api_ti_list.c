@@ -1,0 +1,291 @@
+/* Listing task instances with Airflow's filters: GET .../dagRuns/{dag_run_id}/taskInstances (with
+ * "~" for every DAG and every run), POST /dags/~/dagRuns/~/taskInstances/list (the same filters in
+ * a body), and GET .../taskInstances/{task_id}/listMapped. One filter, filled from the query
+ * string or from the body, decides for both. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "web/api.h"
+#include "web/apijson.h"
+
+#define MAX_VALUES 64
+
+/* A repeatable filter (?state=a&state=b, or "state": [...]): empty means any value. */
+struct values {
+	const char *v[MAX_VALUES];
+	int n;
+};
+
+struct range {
+	usec_t gte, lte;           /* USEC_NONE = unbounded */
+};
+
+struct ti_filter {
+	struct values dag_ids, run_ids, task_ids, states, pools, queues, executors;
+	struct range execution_date, start_date, end_date, updated_at;
+	double duration_gte, duration_lte; /* NAN = unbounded */
+	bool mapped_only;          /* listMapped: instances with a map_index */
+};
+
+static bool any_of(const struct values *w, const char *s)
+{
+	for (int i = 0; i < w->n; i++)
+		if (s && !strcmp(w->v[i], s))
+			return true;
+	return w->n == 0;
+}
+
+/* Unset times are outside any bound, as in Airflow's SQL. */
+static bool in_range(const struct range *r, usec_t t)
+{
+	if (r->gte != USEC_NONE && (t == USEC_NONE || t < r->gte))
+		return false;
+	return r->lte == USEC_NONE || (t != USEC_NONE && t <= r->lte);
+}
+
+static bool run_wanted(const struct ti_filter *f, const struct run_row *run)
+{
+	return any_of(&f->dag_ids, run->dag_id) && any_of(&f->run_ids, run->run_id) &&
+	       in_range(&f->execution_date, run->logical_date);
+}
+
+static bool ti_wanted(const struct ti_filter *f, const struct ti_row *t)
+{
+	/* Airflow names the state of an instance that has none "none" in filters (null in replies). */
+	const char *state = t->state && strcmp(t->state, "none") ? t->state : "none";
+	bool state_ok = any_of(&f->states, state) || (!strcmp(state, "none") && any_of(&f->states, "null"));
+	if (!isnan(f->duration_gte) && (t->duration < 0 || t->duration < f->duration_gte))
+		return false;
+	if (!isnan(f->duration_lte) && (t->duration < 0 || t->duration > f->duration_lte))
+		return false;
+	/* sluice has one queue, Airflow's default one. */
+	return state_ok && (!f->mapped_only || t->map_index >= 0) && any_of(&f->task_ids, t->task_id) &&
+	       any_of(&f->pools, t->pool ? t->pool : "default_pool") && any_of(&f->queues, "default") &&
+	       any_of(&f->executors, t->executor) && in_range(&f->start_date, t->start_date) &&
+	       in_range(&f->end_date, t->end_date) && in_range(&f->updated_at, t->updated_at);
+}
+
+static void filter_init(struct ti_filter *f)
+{
+	memset(f, 0, sizeof(*f));
+	struct range none = {USEC_NONE, USEC_NONE};
+	f->execution_date = f->start_date = f->end_date = f->updated_at = none;
+	f->duration_gte = f->duration_lte = NAN;
+}
+
+/* From the query string ---------------------------------------------------------------------- */
+
+static bool query_range(struct req *r, const char *field, struct range *out)
+{
+	char key[64];
+	const char *suffix[2] = {"_gte", "_lte"};
+	usec_t *dst[2] = {&out->gte, &out->lte};
+	for (int i = 0; i < 2; i++) {
+		snprintf(key, sizeof(key), "%s%s", field, suffix[i]);
+		const char *v = api_query(r, key);
+		if (v && parse_iso8601(v, dst[i]) < 0) {
+			api_problem(r, 400, "Bad Request", "%s must be an ISO 8601 date-time, not '%s'", key, v);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool query_number(struct req *r, const char *key, double *out)
+{
+	const char *v = api_query(r, key);
+	char *end;
+	if (!v)
+		return true;
+	*out = strtod(v, &end);
+	if (!*v || *end || isnan(*out)) {
+		api_problem(r, 400, "Bad Request", "%s must be a number, not '%s'", key, v);
+		return false;
+	}
+	return true;
+}
+
+static bool filter_from_query(struct req *r, struct ti_filter *f)
+{
+	filter_init(f);
+	f->states.n = api_query_values(r, "state", f->states.v, MAX_VALUES);
+	f->pools.n = api_query_values(r, "pool", f->pools.v, MAX_VALUES);
+	f->queues.n = api_query_values(r, "queue", f->queues.v, MAX_VALUES);
+	f->executors.n = api_query_values(r, "executor", f->executors.v, MAX_VALUES);
+	return query_range(r, "execution_date", &f->execution_date) && query_range(r, "start_date", &f->start_date) &&
+	       query_range(r, "end_date", &f->end_date) && query_range(r, "updated_at", &f->updated_at) &&
+	       query_number(r, "duration_gte", &f->duration_gte) && query_number(r, "duration_lte", &f->duration_lte);
+}
+
+/* From a JSON body (ListTaskInstanceForm) ------------------------------------------------------ */
+
+static bool body_values(struct req *r, const cJSON *body, const char *key, struct values *out)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, key), *it;
+	if (!arr || cJSON_IsNull(arr))
+		return true;
+	if (!cJSON_IsArray(arr)) {
+		api_problem(r, 400, "Bad Request", "%s must be a list of strings", key);
+		return false;
+	}
+	cJSON_ArrayForEach(it, arr) {
+		if (!cJSON_IsString(it) && !cJSON_IsNull(it)) {
+			api_problem(r, 400, "Bad Request", "%s must be a list of strings", key);
+			return false;
+		}
+		if (out->n < MAX_VALUES)
+			out->v[out->n++] = cJSON_IsString(it) ? it->valuestring : "none";
+	}
+	return true;
+}
+
+static bool body_range(struct req *r, const cJSON *body, const char *field, struct range *out)
+{
+	char key[64];
+	const char *suffix[2] = {"_gte", "_lte"};
+	usec_t *dst[2] = {&out->gte, &out->lte};
+	for (int i = 0; i < 2; i++) {
+		snprintf(key, sizeof(key), "%s%s", field, suffix[i]);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+		if (v && !cJSON_IsNull(v) && (!cJSON_IsString(v) || parse_iso8601(v->valuestring, dst[i]) < 0)) {
+			api_problem(r, 400, "Bad Request", "%s must be an ISO 8601 date-time", key);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool body_number(struct req *r, const cJSON *body, const char *key, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+	if (!v || cJSON_IsNull(v))
+		return true;
+	if (!cJSON_IsNumber(v)) {
+		api_problem(r, 400, "Bad Request", "%s must be a number", key);
+		return false;
+	}
+	*out = v->valuedouble;
+	return true;
+}
+
+static bool filter_from_body(struct req *r, const cJSON *body, struct ti_filter *f)
+{
+	filter_init(f);
+	return body_values(r, body, "dag_ids", &f->dag_ids) && body_values(r, body, "dag_run_ids", &f->run_ids) &&
+	       body_values(r, body, "task_ids", &f->task_ids) && body_values(r, body, "state", &f->states) &&
+	       body_values(r, body, "pool", &f->pools) && body_values(r, body, "queue", &f->queues) &&
+	       body_values(r, body, "executor", &f->executors) &&
+	       body_range(r, body, "execution_date", &f->execution_date) &&
+	       body_range(r, body, "start_date", &f->start_date) && body_range(r, body, "end_date", &f->end_date) &&
+	       body_range(r, body, "updated_at", &f->updated_at) &&
+	       body_number(r, body, "duration_gte", &f->duration_gte) &&
+	       body_number(r, body, "duration_lte", &f->duration_lte);
+}
+
+/* The instances the filter keeps, across the runs of one DAG (dag_id) or of all (NULL). */
+static cJSON *collect(struct req *r, const char *dag_id, const struct ti_filter *f)
+{
+	struct run_row *runs = NULL;
+	int n = store_run_list(api_store(r), dag_id, &runs);
+	cJSON *all = cJSON_CreateArray();
+	/* Oldest run first, so that a list across runs reads in the order they happened. */
+	for (int i = n - 1; i >= 0; i--) {
+		struct ti_row *tis = NULL;
+		int m = run_wanted(f, &runs[i]) ? store_ti_list(api_store(r), runs[i].pk, &tis) : 0;
+		for (int k = 0; k < m; k++) {
+			if (ti_wanted(f, &tis[k]))
+				cJSON_AddItemToArray(all, api_task_instance(&tis[k], &runs[i]));
+			ti_row_free(&tis[k]);
+		}
+		free(tis);
+	}
+	for (int i = 0; i < n; i++)
+		run_row_free(&runs[i]);
+	free(runs);
+	return all;
+}
+
+/* GET /dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances; "~" for either means any. */
+static void list(struct req *r)
+{
+	int limit, offset;
+	struct ti_filter f;
+	const char *dag_id = api_param(r, "dag_id"), *run_id = api_param(r, "dag_run_id");
+	if (!api_page(r, &limit, &offset) || !filter_from_query(r, &f))
+		return;
+	bool any_dag = !strcmp(dag_id, "~"), any_run = !strcmp(run_id, "~");
+	if (!any_dag) {
+		f.dag_ids.v[f.dag_ids.n++] = dag_id;
+		struct dag_row row;
+		if (!api_dag_row(r, dag_id, &row))
+			return;
+		dag_row_free(&row);
+	}
+	if (!any_run) {
+		struct run_row run = {0};
+		if (any_dag) {
+			api_problem(r, 400, "Bad Request", "a dag_run_id needs a dag_id (use ~ for both)");
+			return;
+		}
+		if (!api_find_run(r, &run))
+			return;
+		run_row_free(&run);
+		f.run_ids.v[f.run_ids.n++] = run_id;
+	}
+	api_reply_page(r, "task_instances", collect(r, any_dag ? NULL : dag_id, &f), limit, offset);
+}
+
+/* POST /dags/~/dagRuns/~/taskInstances/list */
+static void list_batch(struct req *r)
+{
+	struct ti_filter f;
+	cJSON *body = cJSON_Parse(api_body(r, NULL));
+	if (!cJSON_IsObject(body))
+		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
+	else if (filter_from_body(r, body, &f))
+		api_reply_page(r, "task_instances", collect(r, f.dag_ids.n == 1 ? f.dag_ids.v[0] : NULL, &f), 1 << 30, 0);
+	cJSON_Delete(body);
+}
+
+/* GET .../taskInstances/{task_id}/listMapped: the instances of a mapped task. */
+static void list_mapped(struct req *r)
+{
+	int limit, offset;
+	struct ti_filter f;
+	struct run_row run = {0};
+	const char *task_id = api_param(r, "task_id");
+	if (!api_page(r, &limit, &offset) || !filter_from_query(r, &f))
+		return;
+	struct dag *d = api_dag_by_id(r, api_param(r, "dag_id"));
+	if (!d)
+		return;
+	int t = dag_task_index(d, task_id);
+	if (t < 0 || !d->tasks[t].mapped) {
+		api_problem(r, 404, "Task not found", t < 0 ? "Task id %s not found" : "Task id %s is not mapped",
+			    task_id);
+	} else if (api_find_run(r, &run)) {
+		f.dag_ids.v[f.dag_ids.n++] = run.dag_id;
+		f.run_ids.v[f.run_ids.n++] = run.run_id;
+		f.task_ids.v[f.task_ids.n++] = task_id;
+		f.mapped_only = true;
+		cJSON *all = collect(r, run.dag_id, &f);
+		/* Airflow orders mapped instances by map_index unless asked otherwise. */
+		if (api_order(r, "task_instances", all, "map_index"))
+			api_reply_page(r, "task_instances", all, limit, offset);
+		else
+			cJSON_Delete(all);
+	}
+	run_row_free(&run);
+	dag_unref(d);
+}
+
+#define TIS "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances"
+
+const struct route api_ti_list_routes[] = {
+	{"GET", TIS, ROLE_VIEWER, list, NULL},
+	{"POST", "/dags/~/dagRuns/~/taskInstances/list", ROLE_VIEWER, list_batch, NULL},
+	{"GET", TIS "/{task_id}/listMapped", ROLE_VIEWER, list_mapped, NULL},
+	{NULL, NULL, ROLE_NONE, NULL, NULL},
+};
