@@ -35,6 +35,8 @@ struct exec_spec {
 	const char *log_path;      /* stdout and stderr are appended here */
 	const char *status_path;   /* the supervisor writes the end status here (atomically) */
 	const char *pid_path;      /* created exclusively by the supervisor: "<pid> <starttime>\n" */
+	const char *mask_path;     /* secrets the command may print (NUL-separated, 0600): the backend
+	                            * writes them as *** in the log and removes the file; NULL = none */
 	usec_t timeout;            /* 0 = none; then SIGTERM to the process group */
 	usec_t kill_grace;         /* after SIGTERM, SIGKILL when the group is still alive;
 	                            * 0 = the supervisor's default (10 s) */

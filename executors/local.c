@@ -329,7 +329,7 @@ static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tb
 
 	while (spec->argv[argc])
 		argc++;
-	av = xmalloc((argc + 16) * sizeof(*av));
+	av = xmalloc((argc + 18) * sizeof(*av));
 	av[n++] = (char *)shim;
 	av[n++] = "--log";
 	av[n++] = (char *)spec->log_path;
@@ -348,6 +348,10 @@ static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tb
 	if (spec->cwd) {
 		av[n++] = "--cwd";
 		av[n++] = (char *)spec->cwd;
+	}
+	if (spec->mask_path) {
+		av[n++] = "--mask-file";
+		av[n++] = (char *)spec->mask_path;
 	}
 	av[n++] = "--";
 	for (size_t i = 0; i < argc; i++)

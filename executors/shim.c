@@ -36,14 +36,21 @@
 #define DRAIN_LIMIT_US (5 * 1000000LL)
 
 struct shim_opts {
-	const char *log, *status, *pid_file, *cwd;
+	const char *log, *status, *pid_file, *cwd, *mask_file;
 	long long timeout, grace; /* microseconds; timeout 0 = none */
 	char **argv;
 };
 
+#define MASK_MAX 64          /* secrets masked per try */
+#define MASK_MIN_LEN 5       /* shorter values are not masked (as Airflow's min_length_masked_secret) */
+
 struct shim_run {
 	pid_t child;          /* also the process group id of the command */
 	int log_fd;
+	int out_fd;           /* where the command writes: the log, or the masking pipe */
+	pid_t copier;         /* copies the pipe into the log, secrets masked; 0 = none */
+	char *masks[MASK_MAX];
+	size_t nmasks;
 	long long start_us, end_us; /* wall clock */
 	long long deadline;   /* monotonic; 0 = none */
 	long long kill_at;    /* monotonic; 0 = none */
@@ -67,6 +74,8 @@ static const char usage_text[] =
 	"  --timeout USEC   after USEC microseconds send SIGTERM to the command's process group\n"
 	"  --grace USEC     SIGKILL the group USEC after SIGTERM (default 10 s)\n"
 	"  --cwd DIR        run the command in DIR\n"
+	"  --mask-file PATH read secrets (NUL-separated) from PATH, remove it, and write each one\n"
+	"                   of 5 or more bytes the command prints as *** in the log\n"
 	"\n"
 	"The command runs in its own process group with stdin from /dev/null; CMD is searched in\n"
 	"PATH. SIGTERM or SIGINT sent to sluice-shim is forwarded to the group the same way as a\n"
@@ -141,6 +150,7 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "cwd", required_argument, NULL, 'c' },
+		{ "mask-file", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -153,6 +163,7 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case 's': o->status = optarg; break;
 		case 'p': o->pid_file = optarg; break;
 		case 'c': o->cwd = optarg; break;
+		case 'm': o->mask_file = optarg; break;
 		case 't':
 		case 'g':
 			if (parse_usec(optarg, c == 't' ? &o->timeout : &o->grace) < 0) {
@@ -345,6 +356,113 @@ static void __attribute__((noreturn)) exec_command(const struct shim_opts *o, in
 	_exit(SHIM_EXEC_FAILED);
 }
 
+/* Reads the secrets of --mask-file (NUL-separated) and removes the file: it holds them in clear. */
+static void read_masks(const struct shim_opts *o, struct shim_run *r)
+{
+	char buf[65536];
+	int fd = open(o->mask_file, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	unlink(o->mask_file);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	for (char *p = buf; p < buf + n && r->nmasks < MASK_MAX; p += strlen(p) + 1)
+		if (strlen(p) >= MASK_MIN_LEN && (r->masks[r->nmasks] = strdup(p)))
+			r->nmasks++;
+	explicit_bzero(buf, sizeof(buf));
+}
+
+/* The longest secret that starts at p (within n bytes), or 0. */
+static size_t mask_at(const struct shim_run *r, const char *p, size_t n)
+{
+	size_t best = 0;
+	for (size_t i = 0; i < r->nmasks; i++) {
+		size_t l = strlen(r->masks[i]);
+		if (l <= n && l > best && !memcmp(p, r->masks[i], l))
+			best = l;
+	}
+	return best;
+}
+
+/* The copier: the pipe into the log with every secret written as ***. A secret split across two
+ * reads is still found: the last (longest secret - 1) bytes wait for the next read. */
+static void __attribute__((noreturn)) copy_masked(struct shim_run *r, int in)
+{
+	static char buf[131072], out[131072]; /* a secret (5+ bytes) shrinks to 3 */
+	size_t have = 0, keep = 0;
+	for (size_t i = 0; i < r->nmasks; i++)
+		if (strlen(r->masks[i]) > keep)
+			keep = strlen(r->masks[i]);
+	keep = keep ? keep - 1 : 0;
+	for (;;) {
+		ssize_t n = read(in, buf + have, sizeof(buf) - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		bool eof = n <= 0;
+		have += eof ? 0 : (size_t)n;
+		size_t upto = eof ? have : have > keep ? have - keep : 0, i = 0, o = 0;
+		while (i < upto) {
+			size_t m = mask_at(r, buf + i, have - i);
+			if (m) {
+				memcpy(out + o, "***", 3);
+				o += 3;
+				i += m;
+			} else {
+				out[o++] = buf[i++];
+			}
+		}
+		write_all(r->log_fd, out, o);
+		memmove(buf, buf + i, have - i);
+		have -= i;
+		if (eof)
+			_exit(0);
+	}
+}
+
+/* With secrets to mask, the command writes into a pipe that a copier process empties into the
+ * log; without, straight into the log. */
+static void setup_output(const struct shim_opts *o, struct shim_run *r)
+{
+	int p[2];
+	r->out_fd = r->log_fd;
+	if (r->nmasks == 0)
+		return;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		setup_failed(o, "cannot create the masking pipe: %s", strerror(errno));
+	r->copier = fork();
+	if (r->copier < 0)
+		setup_failed(o, "cannot fork: %s", strerror(errno));
+	if (r->copier == 0) {
+		close(p[1]);
+		copy_masked(r, p[0]);
+	}
+	close(p[0]);
+	r->out_fd = p[1];
+}
+
+/* Waits (bounded) for the copier to write what is left in the pipe. */
+static void finish_output(struct shim_run *r)
+{
+	long long limit = mono_us() + DRAIN_LIMIT_US;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	if (!r->copier)
+		return;
+	for (;;) {
+		pid_t w = waitpid(r->copier, NULL, WNOHANG);
+		if (w == r->copier || (w < 0 && errno != EINTR))
+			return; /* done, or already reaped with the command's orphans */
+		if (mono_us() > limit) {
+			/* Something outside the group still holds the pipe. */
+			kill(r->copier, SIGKILL);
+			waitpid(r->copier, NULL, 0);
+			return;
+		}
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void start_command(const struct shim_opts *o, struct shim_run *r)
 {
 	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -356,10 +474,15 @@ static void start_command(const struct shim_opts *o, struct shim_run *r)
 	if (r->child < 0)
 		setup_failed(o, "cannot fork: %s", strerror(errno));
 	if (r->child == 0)
-		exec_command(o, r->log_fd, null_fd);
+		exec_command(o, r->out_fd, null_fd);
 	/* Also set from this side so that a signal forwarded right now already finds the group. */
 	setpgid(r->child, r->child);
 	close(null_fd);
+	if (r->out_fd != r->log_fd) {
+		/* Only the command holds the pipe now: the copier sees its end when the group is gone. */
+		close(r->out_fd);
+		r->out_fd = -1;
+	}
 	if (o->timeout > 0)
 		r->deadline = mono_us() + o->timeout;
 }
@@ -542,6 +665,9 @@ int main(int argc, char **argv)
 		fputs(usage_text, rc > 0 ? stdout : stderr);
 		return rc > 0 ? 0 : SHIM_EXIT_SETUP_FAILED;
 	}
+	/* First of all, so that the secrets never stay on disk, whatever happens next. */
+	if (o.mask_file)
+		read_masks(&o, &r);
 	rc = claim_pid_file(o.pid_file);
 	if (rc == 1)
 		return SHIM_EXIT_DUPLICATE;
@@ -556,9 +682,11 @@ int main(int argc, char **argv)
 	dup2(r.log_fd, 2); /* our own later complaints land in the log too */
 	/* Orphans of the command are re-parented to us, so we can reap them. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	setup_output(&o, &r);
 	start_command(&o, &r);
 	supervise(&o, &r, &set);
 	drain_group(&r, &set);
+	finish_output(&r);
 	rc = record_result(&o, &r);
 	if (rc < 0) {
 		log_line(r.log_fd, "sluice-shim: cannot write status '%s': %s", o.status,

@@ -295,6 +295,7 @@ void eng_free_eti(struct eti *ti)
 	}
 	free(ti->outputs);
 	free(ti->message);
+	eng_forget_secrets(ti);
 	free(ti);
 }
 

@@ -15,6 +15,7 @@
 #include "orchestrator/connections.h"
 #include "orchestrator/cron.h"
 #include "orchestrator/runs.h"
+#include "orchestrator/secrets.h"
 #include "orchestrator/template.h"
 #include "orchestrator/tz.h"
 #include "orchestrator/variables.h"
@@ -99,8 +100,31 @@ static void put_date(struct strbuf *out, usec_t t, bool nodash)
 		sb_add(out, iso, 10);
 }
 
-/* {{ var.value.KEY }} and {{ var.json.KEY.path }} */
-static int lookup_var(struct engine *e, const char *name, struct strbuf *out, char **err)
+void eng_note_secret(struct eti *ti, const char *value)
+{
+	if (!value || !*value)
+		return;
+	for (size_t i = 0; i < ti->nsecrets; i++)
+		if (!strcmp(ti->secrets[i], value))
+			return;
+	ti->secrets = xrealloc(ti->secrets, (ti->nsecrets + 1) * sizeof(char *));
+	ti->secrets[ti->nsecrets++] = xstrdup(value);
+}
+
+void eng_forget_secrets(struct eti *ti)
+{
+	for (size_t i = 0; i < ti->nsecrets; i++) {
+		explicit_bzero(ti->secrets[i], strlen(ti->secrets[i]));
+		free(ti->secrets[i]);
+	}
+	free(ti->secrets);
+	ti->secrets = NULL;
+	ti->nsecrets = 0;
+}
+
+/* {{ var.value.KEY }} and {{ var.json.KEY.path }}; the value of a secret-looking key is noted to
+ * be masked in the try's log. */
+static int lookup_var(struct eti *ti, struct engine *e, const char *name, struct strbuf *out, char **err)
 {
 	bool json = !strncmp(name, "json.", 5);
 	if (!json && strncmp(name, "value.", 6)) {
@@ -117,6 +141,8 @@ static int lookup_var(struct engine *e, const char *name, struct strbuf *out, ch
 		*err = xasprintf("variable '%s': %s", key, verr);
 	} else if (!json) {
 		sb_puts(out, value);
+		if (secrets_name_is_sensitive(key))
+			eng_note_secret(ti, value);
 	} else {
 		cJSON *doc = cJSON_Parse(value);
 		const char *path = rest + strlen(key);
@@ -127,6 +153,8 @@ static int lookup_var(struct engine *e, const char *name, struct strbuf *out, ch
 			*err = xasprintf("variable '%s' has no '%s'", key, path + 1);
 		else
 			eng_json_scalar(v, out);
+		if (v && (secrets_name_is_sensitive(key) || secrets_name_is_sensitive(path)))
+			eng_note_secret(ti, sb_str(out));
 		rc = v ? 0 : -ENOENT;
 		cJSON_Delete(doc);
 	}
@@ -136,8 +164,9 @@ static int lookup_var(struct engine *e, const char *name, struct strbuf *out, ch
 	return rc;
 }
 
-/* {{ conn.ID.host }}, .port, .login, .password, .schema, .extra_dejson.KEY */
-static int lookup_conn(struct engine *e, const char *name, struct strbuf *out, char **err)
+/* {{ conn.ID.host }}, .port, .login, .password, .schema, .extra_dejson.KEY; the password and
+ * secret-looking extras are noted to be masked in the try's log. */
+static int lookup_conn(struct eti *ti, struct engine *e, const char *name, struct strbuf *out, char **err)
 {
 	size_t n = strcspn(name, ".");
 	if (!name[n]) {
@@ -153,6 +182,10 @@ static int lookup_conn(struct engine *e, const char *name, struct strbuf *out, c
 		*err = xasprintf("connection '%s': %s", id, cerr);
 	else if ((rc = conn_field(&c, name + n + 1, &value, err)) == 0)
 		sb_puts(out, value);
+	if (rc == 0 && (secrets_name_is_sensitive(name + n + 1) || !strcmp(name + n + 1, "extra")))
+		eng_note_secret(ti, value);
+	if (rc == 0 && c.password)
+		eng_note_secret(ti, c.password); /* whatever the field, the password is never printed */
 	conn_row_free(&c);
 	free(cerr);
 	free(value);
@@ -220,9 +253,9 @@ int eng_ti_lookup(void *ctx, const char *name, struct strbuf *out, char **err)
 	} else if (!strncmp(name, "outputs.", 8)) {
 		return lookup_output(ti, name + 8, out, err);
 	} else if (!strncmp(name, "var.", 4)) {
-		return lookup_var(r->e, name + 4, out, err);
+		return lookup_var((struct eti *)ti, r->e, name + 4, out, err);
 	} else if (!strncmp(name, "conn.", 5)) {
-		return lookup_conn(r->e, name + 5, out, err);
+		return lookup_conn((struct eti *)ti, r->e, name + 5, out, err);
 	} else {
 		return -ENOENT;
 	}

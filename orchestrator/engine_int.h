@@ -43,6 +43,8 @@ struct eti {
 	int heap_idx;              /* position in the ready heap, -1 when not in it */
 	uint64_t seq;              /* FIFO order among equal priorities */
 	char *message;             /* why the current try ended, for the try history */
+	char **secrets;            /* secret values the try's templates rendered, masked in its log */
+	size_t nsecrets;
 };
 
 struct etask {
@@ -174,6 +176,8 @@ void eng_poke_path(struct eti *ti);
 void eng_on_try_end(void *arg, uint64_t token, const struct exec_result *res);
 /* engine_context.c: the template context of a try ({{ ds }}, outputs.X.Y, params, conf) */
 void eng_json_scalar(const cJSON *v, struct strbuf *out);
+void eng_note_secret(struct eti *ti, const char *value);
+void eng_forget_secrets(struct eti *ti);
 int eng_ti_lookup(void *ctx, const char *name, struct strbuf *out, char **err);
 /* engine_start.c: starting a try: environment, argv, the executor */
 void eng_start_try(struct engine *e, struct eti *ti);

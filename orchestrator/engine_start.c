@@ -100,6 +100,27 @@ static char **render_argv(struct eti *ti, char **err)
 	return argv;
 }
 
+/* The secrets the try's templates rendered, for its supervisor to mask in the log: a 0600 file
+ * that the supervisor reads and removes. Returns its path, or NULL with *err. */
+static char *write_masks(struct eti *ti, char **err)
+{
+	char *path = eng_try_file(ti, "mask");
+	struct strbuf sb = {0};
+	for (size_t i = 0; i < ti->nsecrets; i++)
+		sb_add(&sb, ti->secrets[i], strlen(ti->secrets[i]) + 1); /* with its NUL */
+	mode_t old = umask(077);
+	int rc = write_file_atomic(path, sb_str(&sb), sb.len, false);
+	umask(old);
+	explicit_bzero(sb.buf, sb.len);
+	sb_free(&sb);
+	if (rc < 0) {
+		*err = xasprintf("cannot write the secrets to mask (%s): %s", path, strerror(-rc));
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
 /* The try could not start: why goes to its log and its history (takes err). */
 static void start_failed(struct engine *e, struct eti *ti, char *err, bool retryable)
 {
@@ -119,7 +140,7 @@ void eng_start_try(struct engine *e, struct eti *ti)
 	char *err = NULL, *cwd = NULL;
 	char **argv = NULL, **env = NULL;
 	char *log = eng_try_file(ti, "log"), *status = eng_try_file(ti, "status");
-	char *pidf = eng_try_file(ti, "pid"), *outp = eng_try_file(ti, "out");
+	char *pidf = eng_try_file(ti, "pid"), *outp = eng_try_file(ti, "out"), *maskf = NULL;
 	struct exec_entry *x = eng_get_executor(e, t->executor, &err);
 
 	if (x)
@@ -141,6 +162,7 @@ void eng_start_try(struct engine *e, struct eti *ti)
 	free(dir);
 	if (!x)
 		goto fail_setup;
+	eng_forget_secrets(ti);
 	if (!(argv = render_argv(ti, &err)))
 		goto fail_render;
 	if (t->cwd && tmpl_render(t->cwd, eng_ti_lookup, ti, &cwd, &err) < 0)
@@ -150,6 +172,8 @@ void eng_start_try(struct engine *e, struct eti *ti)
 	unlink(outp);
 	if (!(env = build_env(e, ti, outp, &err)))
 		goto fail_render;
+	if (ti->nsecrets && !(maskf = write_masks(ti, &err)))
+		goto fail_setup;
 	struct exec_spec spec = {
 		.argv = (const char *const *)argv,
 		.envp = (const char *const *)env,
@@ -157,6 +181,7 @@ void eng_start_try(struct engine *e, struct eti *ti)
 		.log_path = log,
 		.status_path = status,
 		.pid_path = pidf,
+		.mask_path = maskf,
 		.timeout = t->execution_timeout,
 		.kill_grace = e->kill_grace,
 		.dag_id = ti->row.dag_id,
@@ -186,6 +211,10 @@ fail_setup:
 	start_failed(e, ti, err, true);
 	err = NULL;
 out:
+	eng_forget_secrets(ti);
+	if (maskf && !ti->spawned)
+		unlink(maskf); /* the supervisor never read it: the secrets must not stay on disk */
+	free(maskf);
 	free_strv(argv);
 	free_strv(env);
 	free(cwd);

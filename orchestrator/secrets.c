@@ -233,7 +233,7 @@ static int reseal_all(struct store *w, const struct keys *ks, char **err)
 			*err = xasprintf("connection '%s' does not open with the current key", conns[i].conn_id);
 		else if ((conns[i].is_encrypted || conns[i].is_extra_encrypted) &&
 			 (rc = store_conn_put(w, &conns[i], false)) == 0)
-			count++;
+			count += (conns[i].is_encrypted && conns[i].password) + (conns[i].is_extra_encrypted && conns[i].extra);
 	}
 	for (int i = 0; i < nv; i++)
 		var_row_free(&vars[i]);

@@ -222,6 +222,7 @@ struct run_state_call {
 	const struct dag *d;
 	const struct run_row *run;
 	const char *state;
+	struct run_row now;        /* the run right after the change, as the reply shows it */
 	char *err;
 };
 
@@ -231,6 +232,8 @@ static int run_state_fn(struct store *st, void *arg)
 	char *why = xasprintf("marked %s through the REST API", c->state);
 	int rc = ops_set_run_state(st, sched_engine(), c->d, c->run, c->state, why, &c->err);
 	free(why);
+	if (rc == 0 && store_run_get(st, c->run->dag_id, c->run->run_id, 0, &c->now) < 0)
+		rc = -ENOENT;
 	return rc;
 }
 
@@ -239,7 +242,7 @@ static int run_state_fn(struct store *st, void *arg)
  * "success" marks every task success; "queued" touches no task instance. */
 static void patch_run(struct req *r)
 {
-	struct run_row run = {0}, now = {0};
+	struct run_row run = {0};
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "state");
 	struct dag *d = NULL;
@@ -250,21 +253,21 @@ static void patch_run(struct req *r)
 	}
 	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))) || !api_find_run(r, &run))
 		goto out;
-	struct run_state_call c = {d, &run, state->valuestring, NULL};
+	struct run_state_call c = {d, &run, state->valuestring, {0}, NULL};
 	int rc = sched_write(run_state_fn, &c);
 	if (rc == -EBUSY || rc == -EALREADY)
 		api_problem(r, 409, "Conflict", "%s", c.err);
+	else if (rc == -ENOENT && !c.err)
+		api_problem(r, 404, "DAGRun not found", "the run is gone");
 	else if (rc == -EINVAL || rc == -ENOENT)
 		api_problem(r, 400, "Bad Request", "%s", c.err ? c.err : "invalid request");
 	else if (rc < 0)
 		api_write_failed(r, rc);
-	else if (store_run_get(api_store(r), run.dag_id, run.run_id, 0, &now) == 0)
-		api_reply(r, 200, api_dag_run(&now));
 	else
-		api_problem(r, 404, "DAGRun not found", "the run is gone");
+		api_reply(r, 200, api_dag_run(&c.now));
+	run_row_free(&c.now);
 	free(c.err);
 out:
-	run_row_free(&now);
 	run_row_free(&run);
 	dag_unref(d);
 	cJSON_Delete(body);

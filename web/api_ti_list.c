@@ -9,75 +9,11 @@
 
 #include "web/api.h"
 #include "web/apijson.h"
-
-#define MAX_VALUES 64
-
-/* A repeatable filter (?state=a&state=b, or "state": [...]): empty means any value. */
-struct values {
-	const char *v[MAX_VALUES];
-	int n;
-};
-
-struct range {
-	usec_t gte, lte;           /* USEC_NONE = unbounded */
-};
-
-struct ti_filter {
-	struct values dag_ids, run_ids, task_ids, states, pools, queues, executors;
-	struct range execution_date, start_date, end_date, updated_at;
-	double duration_gte, duration_lte; /* NAN = unbounded */
-	bool mapped_only;          /* listMapped: instances with a map_index */
-};
-
-static bool any_of(const struct values *w, const char *s)
-{
-	for (int i = 0; i < w->n; i++)
-		if (s && !strcmp(w->v[i], s))
-			return true;
-	return w->n == 0;
-}
-
-/* Unset times are outside any bound, as in Airflow's SQL. */
-static bool in_range(const struct range *r, usec_t t)
-{
-	if (r->gte != USEC_NONE && (t == USEC_NONE || t < r->gte))
-		return false;
-	return r->lte == USEC_NONE || (t != USEC_NONE && t <= r->lte);
-}
-
-static bool run_wanted(const struct ti_filter *f, const struct run_row *run)
-{
-	return any_of(&f->dag_ids, run->dag_id) && any_of(&f->run_ids, run->run_id) &&
-	       in_range(&f->execution_date, run->logical_date);
-}
-
-static bool ti_wanted(const struct ti_filter *f, const struct ti_row *t)
-{
-	/* Airflow names the state of an instance that has none "none" in filters (null in replies). */
-	const char *state = t->state && strcmp(t->state, "none") ? t->state : "none";
-	bool state_ok = any_of(&f->states, state) || (!strcmp(state, "none") && any_of(&f->states, "null"));
-	if (!isnan(f->duration_gte) && (t->duration < 0 || t->duration < f->duration_gte))
-		return false;
-	if (!isnan(f->duration_lte) && (t->duration < 0 || t->duration > f->duration_lte))
-		return false;
-	/* sluice has one queue, Airflow's default one. */
-	return state_ok && (!f->mapped_only || t->map_index >= 0) && any_of(&f->task_ids, t->task_id) &&
-	       any_of(&f->pools, t->pool ? t->pool : "default_pool") && any_of(&f->queues, "default") &&
-	       any_of(&f->executors, t->executor) && in_range(&f->start_date, t->start_date) &&
-	       in_range(&f->end_date, t->end_date) && in_range(&f->updated_at, t->updated_at);
-}
-
-static void filter_init(struct ti_filter *f)
-{
-	memset(f, 0, sizeof(*f));
-	struct range none = {USEC_NONE, USEC_NONE};
-	f->execution_date = f->start_date = f->end_date = f->updated_at = none;
-	f->duration_gte = f->duration_lte = NAN;
-}
+#include "web/ti_filter.h"
 
 /* From the query string ---------------------------------------------------------------------- */
 
-static bool query_range(struct req *r, const char *field, struct range *out)
+static bool query_range(struct req *r, const char *field, struct ti_range *out)
 {
 	char key[64];
 	const char *suffix[2] = {"_gte", "_lte"};
@@ -109,11 +45,11 @@ static bool query_number(struct req *r, const char *key, double *out)
 
 static bool filter_from_query(struct req *r, struct ti_filter *f)
 {
-	filter_init(f);
-	f->states.n = api_query_values(r, "state", f->states.v, MAX_VALUES);
-	f->pools.n = api_query_values(r, "pool", f->pools.v, MAX_VALUES);
-	f->queues.n = api_query_values(r, "queue", f->queues.v, MAX_VALUES);
-	f->executors.n = api_query_values(r, "executor", f->executors.v, MAX_VALUES);
+	ti_filter_init(f);
+	f->states.n = api_query_values(r, "state", f->states.v, TI_FILTER_VALUES);
+	f->pools.n = api_query_values(r, "pool", f->pools.v, TI_FILTER_VALUES);
+	f->queues.n = api_query_values(r, "queue", f->queues.v, TI_FILTER_VALUES);
+	f->executors.n = api_query_values(r, "executor", f->executors.v, TI_FILTER_VALUES);
 	return query_range(r, "execution_date", &f->execution_date) && query_range(r, "start_date", &f->start_date) &&
 	       query_range(r, "end_date", &f->end_date) && query_range(r, "updated_at", &f->updated_at) &&
 	       query_number(r, "duration_gte", &f->duration_gte) && query_number(r, "duration_lte", &f->duration_lte);
@@ -121,7 +57,7 @@ static bool filter_from_query(struct req *r, struct ti_filter *f)
 
 /* From a JSON body (ListTaskInstanceForm) ------------------------------------------------------ */
 
-static bool body_values(struct req *r, const cJSON *body, const char *key, struct values *out)
+static bool body_values(struct req *r, const cJSON *body, const char *key, struct ti_values *out)
 {
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, key), *it;
 	if (!arr || cJSON_IsNull(arr))
@@ -135,13 +71,13 @@ static bool body_values(struct req *r, const cJSON *body, const char *key, struc
 			api_problem(r, 400, "Bad Request", "%s must be a list of strings", key);
 			return false;
 		}
-		if (out->n < MAX_VALUES)
+		if (out->n < TI_FILTER_VALUES)
 			out->v[out->n++] = cJSON_IsString(it) ? it->valuestring : "none";
 	}
 	return true;
 }
 
-static bool body_range(struct req *r, const cJSON *body, const char *field, struct range *out)
+static bool body_range(struct req *r, const cJSON *body, const char *field, struct ti_range *out)
 {
 	char key[64];
 	const char *suffix[2] = {"_gte", "_lte"};
@@ -172,7 +108,7 @@ static bool body_number(struct req *r, const cJSON *body, const char *key, doubl
 
 static bool filter_from_body(struct req *r, const cJSON *body, struct ti_filter *f)
 {
-	filter_init(f);
+	ti_filter_init(f);
 	return body_values(r, body, "dag_ids", &f->dag_ids) && body_values(r, body, "dag_run_ids", &f->run_ids) &&
 	       body_values(r, body, "task_ids", &f->task_ids) && body_values(r, body, "state", &f->states) &&
 	       body_values(r, body, "pool", &f->pools) && body_values(r, body, "queue", &f->queues) &&
@@ -193,9 +129,9 @@ static cJSON *collect(struct req *r, const char *dag_id, const struct ti_filter 
 	/* Oldest run first, so that a list across runs reads in the order they happened. */
 	for (int i = n - 1; i >= 0; i--) {
 		struct ti_row *tis = NULL;
-		int m = run_wanted(f, &runs[i]) ? store_ti_list(api_store(r), runs[i].pk, &tis) : 0;
+		int m = ti_filter_run(f, &runs[i]) ? store_ti_list(api_store(r), runs[i].pk, &tis) : 0;
 		for (int k = 0; k < m; k++) {
-			if (ti_wanted(f, &tis[k]))
+			if (ti_filter_ti(f, &tis[k]))
 				cJSON_AddItemToArray(all, api_task_instance(&tis[k], &runs[i]));
 			ti_row_free(&tis[k]);
 		}

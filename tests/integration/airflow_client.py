@@ -530,12 +530,18 @@ def t_connections():
     home.write_dag("useconn.lua", 'local d = dag { id = "useconn" }\n'
                                   'd:task "t" { cmd = "echo H={{ conn.db.host }}:{{ conn.db.port }}'
                                   ' R={{ conn.db.extra_dejson.region }} E={{ conn.from_env.login }}@'
-                                  '{{ conn.from_env.host }}/{{ conn.from_env.schema }}" }\nreturn d\n')
+                                  '{{ conn.from_env.host }}/{{ conn.from_env.schema }}"'
+                                  ' .. "; echo P={{ conn.db.password }} S={{ var.value.db_password }};'
+                                  ' printf X=pg-secret; sleep 0.3; echo -pw" }\nreturn d\n')
     wait_until(lambda: status_of(dags.get_dag, "useconn") == 200, 15, "useconn")
     trigger("useconn", "c1")
     wait_until(lambda: finished("useconn", "c1"), 20, "useconn run")
     log = tis.get_log("useconn", "c1", "t", 1, full_content=True).content
     expect("H=db2.internal:5432 R=eu E=envuser@db.example/sales" in log, log)
+    # Secrets a task prints are masked in its log, however they were written.
+    expect("P=*** S=***" in log, log)
+    expect("X=***" in log, f"a secret printed in two writes is masked too: {log}")
+    expect("pg-secret-pw" not in log and "hunter2-very-secret" not in log, log)
     conns.delete_connection("web")
     eq(status_of(conns.get_connection, "web"), 404, "deleted")
 

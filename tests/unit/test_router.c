@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "web/router.h"
+#include "web/ti_filter.h"
 
 static void h(struct req *r) { (void)r; }
 
@@ -141,10 +142,73 @@ static void test_changes_have_audit_events(void **state)
 	(void)state;
 }
 
+/* The task instance filters of Airflow's lists. */
+static void test_ti_filters(void **state)
+{
+	struct ti_row t;
+	ti_row_init(&t);
+	t.dag_id = "etl";
+	t.task_id = "b";
+	t.state = "none";
+	t.pool = "slow";
+	t.executor = "local";
+	t.start_date = 1000;
+	t.end_date = 3000;
+	t.updated_at = 3000;
+	t.duration = 0.3;
+	struct run_row run = {.dag_id = "etl", .run_id = "r1", .logical_date = 500};
+	struct ti_filter f;
+	ti_filter_init(&f);
+	assert_true(ti_filter_run(&f, &run) && ti_filter_ti(&f, &t));
+	f.states = (struct ti_values){{"success", "none"}, 2};
+	assert_true(ti_filter_ti(&f, &t));
+	f.states = (struct ti_values){{"null"}, 1};
+	assert_true(ti_filter_ti(&f, &t)); /* Airflow's null */
+	f.states = (struct ti_values){{"success"}, 1};
+	assert_false(ti_filter_ti(&f, &t));
+	ti_filter_init(&f);
+	f.pools = (struct ti_values){{"default_pool"}, 1};
+	assert_false(ti_filter_ti(&f, &t));
+	f.pools = (struct ti_values){{"default_pool", "slow"}, 2};
+	assert_true(ti_filter_ti(&f, &t));
+	f.queues = (struct ti_values){{"q2"}, 1};
+	assert_false(ti_filter_ti(&f, &t)); /* sluice's one queue is "default" */
+	f.queues = (struct ti_values){{"default"}, 1};
+	assert_true(ti_filter_ti(&f, &t));
+	ti_filter_init(&f);
+	f.duration_gte = 0.25;
+	assert_true(ti_filter_ti(&f, &t));
+	f.duration_lte = 0.29;
+	assert_false(ti_filter_ti(&f, &t));
+	ti_filter_init(&f);
+	f.start_date.gte = 1000;
+	f.end_date.lte = 3000;
+	assert_true(ti_filter_ti(&f, &t)); /* bounds are inclusive */
+	f.updated_at.gte = 3001;
+	assert_false(ti_filter_ti(&f, &t));
+	ti_filter_init(&f);
+	t.end_date = USEC_NONE;
+	f.end_date.lte = 1 << 30;
+	assert_false(ti_filter_ti(&f, &t)); /* an unset time is outside any bound */
+	ti_filter_init(&f);
+	f.execution_date.gte = 501;
+	assert_false(ti_filter_run(&f, &run));
+	f.execution_date.gte = 500;
+	f.run_ids = (struct ti_values){{"r2"}, 1};
+	assert_false(ti_filter_run(&f, &run));
+	ti_filter_init(&f);
+	f.mapped_only = true;
+	assert_false(ti_filter_ti(&f, &t));
+	t.map_index = 0;
+	assert_true(ti_filter_ti(&f, &t));
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_changes_have_audit_events),
+		cmocka_unit_test(test_ti_filters),
 		cmocka_unit_test(test_most_specific_wins),
 		cmocka_unit_test(test_not_found_and_wrong_method),
 		cmocka_unit_test(test_server_tables_are_unambiguous),
