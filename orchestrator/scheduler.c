@@ -388,6 +388,21 @@ void sched_dag_deleted(const char *dag_id)
 	sync_dags(s);
 }
 
+int sched_reparse(const char *path)
+{
+	struct sched *s = current;
+	if (!s)
+		return -ESRCH;
+	for (size_t i = 0; i < s->bag.nfiles; i++) {
+		if (!strcmp(s->bag.files[i].path, path)) {
+			s->bag.files[i].mtime_ns = -1; /* looks changed: the next refresh reads it */
+			rescan(s);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 /* Runs queued from the CLI ----------------------------------------------------------------------- */
 
 static bool is_pending(const struct sched *s, int64_t pk)

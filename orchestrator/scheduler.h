@@ -51,6 +51,11 @@ struct engine *sched_engine(void);
  * sched_write() runs; no effect without a daemon. */
 void sched_dag_deleted(const char *dag_id);
 
+/* Reads the DAG file at path again now (Airflow's reparseDagFile), whether or not it changed.
+ * Only from functions that sched_write() runs. -ENOENT when the folder has no such file,
+ * -ESRCH without a daemon. */
+int sched_reparse(const char *path);
+
 /* True when a `sluice serve` holds the lock of home; *pid gets its pid when known. */
 bool sched_daemon_running(const char *home, int *pid);
 

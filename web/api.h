@@ -124,6 +124,7 @@ extern const struct route api_variable_routes[];
 extern const struct route api_connection_routes[];
 extern const struct route api_event_log_routes[];
 extern const struct route api_admin_routes[];
+extern const struct route api_extra_routes[];
 extern const struct route api_run_op_routes[];
 extern const struct route api_backfill_routes[];
 /* Served from the root rather than under /api/v1: GET /metrics. */

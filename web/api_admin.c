@@ -284,7 +284,24 @@ static void roles(struct req *r)
 	api_reply_page(r, "roles", all, limit, offset);
 }
 
+/* GET /permissions: the actions sluice's roles are made of. */
+static void permissions(struct req *r)
+{
+	static const char *const names[] = {"can_read", "can_edit", "can_create", "can_delete"};
+	int limit, offset;
+	if (!api_page(r, &limit, &offset))
+		return;
+	cJSON *all = cJSON_CreateArray();
+	for (size_t i = 0; i < 4; i++) {
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddStringToObject(a, "name", names[i]);
+		cJSON_AddItemToArray(all, a);
+	}
+	api_reply_page(r, "actions", all, limit, offset);
+}
+
 const struct route api_admin_routes[] = {
+	{"GET", "/permissions", ROLE_ADMIN, permissions, NULL},
 	{"PATCH", "/dags", ROLE_OP, patch_dags, "dag.edit"},
 	{"DELETE", "/dags/{dag_id}", ROLE_OP, delete_dag, "dag.delete"},
 	{"GET", "/config", ROLE_ADMIN, config, NULL},

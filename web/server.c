@@ -295,6 +295,7 @@ static const struct {
 		  "login_count roles username "},
 	{"roles", " actions name "},
 	{"xcom_entries", " dag_id execution_date key map_index task_id timestamp "},
+	{"dag_warnings", " dag_id message timestamp warning_type "},
 };
 
 static bool order_field_known(const char *key, const char *field, const cJSON *all)
@@ -436,7 +437,7 @@ static const struct route base_routes[] = {
 static const struct route *const route_tables[] = {
 	base_routes, api_dag_routes, api_dag_run_routes, api_ti_routes, api_ti_list_routes, api_run_op_routes,
 	api_pool_routes, api_import_error_routes, api_backfill_routes, api_variable_routes, api_connection_routes,
-	api_event_log_routes, api_admin_routes, NULL,
+	api_event_log_routes, api_admin_routes, api_extra_routes, NULL,
 };
 
 /* Routes outside /api/v1 (their paths are from the server's root). */

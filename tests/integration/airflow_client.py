@@ -19,9 +19,10 @@ CLIENT = os.environ.get("SLUICE_AIRFLOW_CLIENT") or os.path.join(ROOT, "..", "sh
 sys.path.insert(0, CLIENT)
 import airflow_client.client as ac  # noqa: E402
 from airflow_client.client.api import (config_api, connection_api, dag_api, dag_run_api,  # noqa: E402
-                                       dag_stats_api, event_log_api, import_error_api, monitoring_api,
-                                       pool_api, role_api, task_instance_api, user_api, variable_api,
-                                       x_com_api)
+                                       dag_stats_api, dag_warning_api, dataset_api, event_log_api,
+                                       import_error_api, monitoring_api, permission_api, plugin_api,
+                                       pool_api, provider_api, role_api, task_instance_api, user_api,
+                                       variable_api, x_com_api)
 from airflow_client.client.exceptions import ApiException  # noqa: E402
 from airflow_client.client.model.clear_dag_run import ClearDagRun  # noqa: E402
 from airflow_client.client.model.connection import Connection  # noqa: E402
@@ -623,6 +624,48 @@ def t_config_users_roles():
        "viewers change nothing")
 
 
+def t_warnings_dependencies_and_the_rest():
+    home.write_dag("nopool.lua", 'local d = dag { id = "nopool" }\nd:task "t" { cmd = "true", pool = "missing_pool" }'
+                                 '\nreturn d\n')
+    wait_until(lambda: status_of(dags.get_dag, "nopool") == 200, 15, "nopool")
+    w = dag_warning_api.DagWarningApi(api).get_dag_warnings(dag_id="nopool")
+    # The client's model names the list import_errors (a slip in Airflow's spec); Airflow sends
+    # dag_warnings. sluice sends both.
+    eq([(x.warning_type, x.message) for x in w.import_errors],
+       [("non-existent pool", "Dag 'nopool' references non-existent pools: ['missing_pool']")], "a DAG warning")
+    eq(dag_warning_api.DagWarningApi(api).get_dag_warnings(dag_id="etl").total_entries, 0, "none for etl")
+    deps = tis.get_task_instance_dependencies("etl", "r1", "a").dependencies
+    eq([(x.name, x.reason) for x in deps], [("Task Instance State", "Task is in the 'success' state.")], "finished")
+    eq(tis.get_mapped_task_instance_dependencies("etl", "r1", "m", 1).dependencies[0].name, "Task Instance State",
+       "mapped")
+    start_long("deps")
+    deps = tis.get_task_instance_dependencies("long", "deps", "after").dependencies
+    expect([x.name for x in deps] == ["Trigger Rule"] and "all_success" in deps[0].reason
+           and "upstream_task_ids=['s']" in deps[0].reason, deps)
+    runs.update_dag_run_state("long", "deps", UpdateDagRunState(state="failed"))
+    wait_until(lambda: finished("long", "deps"), 20, "deps to stop")
+    eq(tis.get_extra_links("etl", "r1", "a").extra_links, [], "no extra links")
+    # reparseDagFile: the daemon reads the file again at once, whatever its mtime.
+    path = os.path.join(home.dags, "ETL_Upper.lua")
+    st = os.stat(path)
+    with open(path, "w") as f:
+        f.write('local d = dag { id = "ETL_Upper", schedule = "*/15 * * * *", start_date = "2030-01-01", '
+                'description = "reparsed" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime; the size differs, so be sure:
+    token = dags.get_dag("ETL_Upper").file_token
+    dags.reparse_dag_file(token)
+    eq(dags.get_dag("ETL_Upper").description, "reparsed", "re-read by reparseDagFile")
+    eq(status_of(dags.reparse_dag_file, "0" * 32), 404, "unknown token")
+    eq(plugin_api.PluginApi(api).get_plugins().total_entries, 0, "no plugins")
+    eq(provider_api.ProviderApi(api).get_providers()["providers"], [], "no providers")
+    eq(sorted(a.name for a in permission_api.PermissionApi(api).get_permissions().actions),
+       ["can_create", "can_delete", "can_edit", "can_read"], "permissions")
+    ds = dataset_api.DatasetApi(api)
+    eq((ds.get_datasets().total_entries, ds.get_dataset_events().total_entries), (0, 0), "no datasets")
+    eq(ds.get_upstream_dataset_events("etl", "r1").total_entries, 0, "no dataset events")
+    eq(status_of(ds.get_dataset, "s3://x"), 404, "no such dataset")
+
+
 def t_config_not_exposed_by_default():
     other = Home()
     other.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
@@ -667,6 +710,8 @@ try:
     check("PATCH /dags (pattern, ~, tags) and DELETE /dags/{id} (runs and logs go, the file re-imports)", t_dag_admin)
     check("/config with expose_config, /users and /roles for admins only", t_config_users_roles)
     check("the audit log: API and CLI changes with who, what, where; secrets masked; filters", t_event_logs)
+    check("dagWarnings, dependencies, extra links, reparseDagFile, plugins, providers, permissions, datasets",
+          t_warnings_dependencies_and_the_rest)
 finally:
     dm.stop()
 check("GET /config is 403 unless webserver.expose_config", t_config_not_exposed_by_default)

@@ -102,7 +102,7 @@ static void test_server_tables_are_unambiguous(void **state)
 	const struct route *const all[] = {api_import_error_routes, api_pool_routes, api_dag_run_routes, api_dag_routes,
 					   api_ti_routes, api_ti_list_routes, api_run_op_routes, api_backfill_routes,
 					   api_variable_routes, api_connection_routes, api_event_log_routes,
-					   api_admin_routes, NULL};
+					   api_admin_routes, api_extra_routes, NULL};
 	size_t rows = 0;
 	for (size_t t = 0; all[t]; t++)
 		for (const struct route *x = all[t]; x->method; x++, rows++)
@@ -122,7 +122,7 @@ static void test_changes_have_audit_events(void **state)
 	const struct route *const real[] = {api_dag_routes, api_dag_run_routes, api_ti_routes, api_ti_list_routes,
 					    api_run_op_routes, api_pool_routes, api_import_error_routes,
 					    api_backfill_routes, api_variable_routes, api_connection_routes,
-					    api_event_log_routes, api_admin_routes, NULL};
+					    api_event_log_routes, api_admin_routes, api_extra_routes, NULL};
 	static const char *const reads[] = {"/dags/~/dagRuns/list", "/dags/~/dagRuns/~/taskInstances/list",
 					    "/backfills/dry_run", "/connections/test", NULL};
 	int changes = 0;
