@@ -704,6 +704,18 @@ static int read_date(struct conv *cv, int v, const char *k, const char *zone, us
 	return rc;
 }
 
+/* Field k of table t as a JSON object (an empty or missing table is {}). */
+static cJSON *read_object(lua_State *L, int t, const char *k)
+{
+	cJSON *o = lua_getfield(L, t, k) == LUA_TTABLE ? lua_to_json(L, -1, 0) : NULL;
+	lua_pop(L, 1);
+	if (!cJSON_IsObject(o)) { /* an empty table converts to an empty array */
+		cJSON_Delete(o);
+		o = cJSON_CreateObject();
+	}
+	return o;
+}
+
 /* The params' schemas are well formed and their defaults fit them; a param without a default
  * needs a trigger to give it, so a scheduled DAG may not have one (as in Airflow). */
 static int check_params(struct dag *d, char *err, size_t errsz)
@@ -759,22 +771,8 @@ static struct dag *read_dag(struct conv *cv, int t, const char *path, const char
 	d->dagrun_timeout = opt_int(L, v, "dagrun_timeout", 0);
 	d->n_tags = opt_strlist(L, v, "tags", &d->tags, false);
 	d->owner = opt_string(L, v, "owner");
-	if (lua_getfield(L, v, "params") == LUA_TTABLE) {
-		d->params = lua_to_json(L, -1, 0);
-		if (!cJSON_IsObject(d->params)) { /* an empty table converts to an object too */
-			cJSON_Delete(d->params);
-			d->params = cJSON_CreateObject();
-		}
-	} else {
-		d->params = cJSON_CreateObject();
-	}
-	lua_pop(L, 1);
-	d->param_specs = lua_getfield(L, v, "param_specs") == LUA_TTABLE ? lua_to_json(L, -1, 0) : NULL;
-	lua_pop(L, 1);
-	if (!cJSON_IsObject(d->param_specs)) {
-		cJSON_Delete(d->param_specs);
-		d->param_specs = cJSON_CreateObject();
-	}
+	d->params = read_object(L, v, "params");
+	d->param_specs = read_object(L, v, "param_specs");
 	if (check_params(d, cv->err, sizeof(cv->err)) < 0) {
 		cv->err_line = d->line;
 		lua_pop(L, 1);

@@ -100,6 +100,27 @@ static char **render_argv(struct eti *ti, char **err)
 	return argv;
 }
 
+/* What a try records as it starts: its start (a sensor's first poke) and the host. */
+static void begin_try(struct engine *e, struct eti *ti)
+{
+	if (ti->row.start_date == USEC_NONE)
+		ti->row.start_date = now_usec();
+	if (ti_task(ti)->kind == TASK_SENSOR && ti->row.first_poke_at == USEC_NONE)
+		ti->row.first_poke_at = ti->row.start_date;
+	free(ti->row.hostname);
+	ti->row.hostname = xstrdup(e->hostname);
+}
+
+/* The folder of a try's files (0700). */
+static void make_log_dir(const char *log)
+{
+	char *dir = xstrdup(log);
+	*strrchr(dir, '/') = '\0';
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		mkdir_p(dir, 0700);
+	free(dir);
+}
+
 /* The secrets the try's templates rendered, for its supervisor to mask in the log: a 0600 file
  * that the supervisor reads and removes. Returns its path, or NULL with *err. */
 static char *write_masks(struct eti *ti, char **err)
@@ -145,21 +166,12 @@ void eng_start_try(struct engine *e, struct eti *ti)
 
 	if (x)
 		x->pending--;
-	if (ti->row.start_date == USEC_NONE)
-		ti->row.start_date = now_usec();
-	if (t->kind == TASK_SENSOR && ti->row.first_poke_at == USEC_NONE)
-		ti->row.first_poke_at = ti->row.start_date;
-	free(ti->row.hostname);
-	ti->row.hostname = xstrdup(e->hostname);
+	begin_try(e, ti);
 	if (t->kind == TASK_SENSOR && !t->cmd_shell && !t->cmd_argv) {
 		eng_poke_path(ti);
 		goto out;
 	}
-	char *dir = xstrdup(log);
-	*strrchr(dir, '/') = '\0';
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		mkdir_p(dir, 0700);
-	free(dir);
+	make_log_dir(log);
 	if (!x)
 		goto fail_setup;
 	eng_forget_secrets(ti);

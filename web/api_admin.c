@@ -234,12 +234,12 @@ static cJSON *role_json(const char *name)
 {
 	/* What each role may do, in Airflow's (action, resource) terms. */
 	static const char *const viewer[] = {"can_read", "DAGs", "can_read", "DAG Runs", "can_read", "Task Instances",
-					     "can_read", "Task Logs", "can_read", "Pools", "can_read", "Variables",
-					     "can_read", "Connections", "can_read", "Audit Logs", NULL};
+					     "can_read", "Task Logs", "can_read", "Pools", "can_read", "Audit Logs", NULL};
 	static const char *const op[] = {"can_edit", "DAGs", "can_create", "DAG Runs", "can_edit", "DAG Runs",
 					 "can_delete", "DAG Runs", "can_edit", "Task Instances", "can_create", "Pools",
-					 "can_edit", "Pools", "can_delete", "Pools", "can_create", "Variables",
-					 "can_edit", "Variables", "can_delete", "Variables", "can_create", "Connections",
+					 "can_edit", "Pools", "can_delete", "Pools", "can_read", "Variables", "can_create", "Variables",
+					 "can_edit", "Variables", "can_delete", "Variables", "can_read", "Connections",
+					 "can_create", "Connections",
 					 "can_edit", "Connections", "can_delete", "Connections", NULL};
 	static const char *const admin[] = {"can_delete", "DAGs", "can_read", "Users", "can_read", "Roles",
 					    "can_read", "Configurations", NULL};

@@ -251,10 +251,10 @@ static void test(struct req *r)
 }
 
 const struct route api_connection_routes[] = {
-	{"GET", "/connections", ROLE_VIEWER, list, NULL},
+	{"GET", "/connections", ROLE_OP, list, NULL},
 	{"POST", "/connections", ROLE_OP, create, "connection.create"},
 	{"POST", "/connections/test", ROLE_OP, test, NULL},
-	{"GET", "/connections/{connection_id}", ROLE_VIEWER, get, NULL},
+	{"GET", "/connections/{connection_id}", ROLE_OP, get, NULL},
 	{"PATCH", "/connections/{connection_id}", ROLE_OP, patch, "connection.edit"},
 	{"DELETE", "/connections/{connection_id}", ROLE_OP, del, "connection.delete"},
 	{NULL, NULL, ROLE_NONE, NULL, NULL},

@@ -177,9 +177,9 @@ static void del(struct req *r)
 }
 
 const struct route api_variable_routes[] = {
-	{"GET", "/variables", ROLE_VIEWER, list, NULL},
+	{"GET", "/variables", ROLE_OP, list, NULL},
 	{"POST", "/variables", ROLE_OP, create, "variable.create"},
-	{"GET", "/variables/{variable_key}", ROLE_VIEWER, get, NULL},
+	{"GET", "/variables/{variable_key}", ROLE_OP, get, NULL},
 	{"PATCH", "/variables/{variable_key}", ROLE_OP, patch, "variable.edit"},
 	{"DELETE", "/variables/{variable_key}", ROLE_OP, del, "variable.delete"},
 	{NULL, NULL, ROLE_NONE, NULL, NULL},

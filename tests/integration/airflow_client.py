@@ -622,6 +622,9 @@ def t_config_users_roles():
     eq(status_of(config_api.ConfigApi(viewer).get_config), 403, "config is for admins")
     eq(status_of(variable_api.VariableApi(viewer).post_variables, Variable(key="x", value="y")), 403,
        "viewers change nothing")
+    eq(status_of(variable_api.VariableApi(viewer).get_variables), 403, "nor read variables, as Airflow's Viewer")
+    eq(status_of(connection_api.ConnectionApi(viewer).get_connection, "db"), 403, "nor connections")
+    eq(event_log_api.EventLogApi(viewer).get_event_logs(limit=1).total_entries > 0, True, "but the audit log")
 
 
 def t_warnings_dependencies_and_the_rest():
