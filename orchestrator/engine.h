@@ -107,7 +107,8 @@ void engine_set_run_note(struct engine *e, int64_t run_pk, const char *note);
 /* Stops a run the engine drives whose rows the caller deletes right after (in the same
  * transaction on the engine's thread): its tries are stopped as by a cancel, and from now on
  * nothing of the run is written, logged or notified; the engine forgets it once its tries have
- * ended. -ENOENT when the engine does not drive it. */
+ * ended, and removes its log folder once more then (a supervisor that was stopping may have
+ * written its status into it meanwhile). -ENOENT when the engine does not drive it. */
 int engine_delete_run(struct engine *e, int64_t run_pk, const char *why);
 
 /* engine_cancel_run() for the run with this primary key; -ENOENT when the engine does not drive

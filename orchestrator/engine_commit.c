@@ -71,6 +71,17 @@ static void commit_dirty(struct engine *e)
 		log_warnx("commit failed; state changes were lost from the database");
 }
 
+/* A run deleted while its tries ran: its supervisors may have written into its log folder while
+ * the deletion removed it, so it goes again now that they are done (unless a new run took the
+ * same id meanwhile). */
+static void forget_deleted(struct engine *e, struct erun *r)
+{
+	struct run_row again = {0};
+	if (store_run_get(e->st, r->row.dag_id, r->row.run_id, 0, &again) == -ENOENT)
+		runs_remove_logs(e->home, r->row.dag_id, r->row.run_id);
+	run_row_free(&again);
+}
+
 /* Unlinks and frees finished runs after their final state is committed. */
 static void reap_runs(struct engine *e)
 {
@@ -82,7 +93,9 @@ static void reap_runs(struct engine *e)
 			continue;
 		}
 		*pp = r->next;
-		if (e->done_cb)
+		if (r->deleted)
+			forget_deleted(e, r);
+		else if (e->done_cb)
 			e->done_cb(e->done_arg, r);
 		eng_free_run(r);
 	}
