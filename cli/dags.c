@@ -475,6 +475,7 @@ static int dags_test(struct cli_ctx *cli, const struct cmd_args *a)
 		.kill_grace = cli->cfg->kill_grace,
 		.ignore_unknown_pools = true,
 		.env_passthrough = cli->cfg->task_env_passthrough,
+		.max_log_size = (long long)cli->cfg->max_log_size,
 	};
 	if (runner_open(&run, &ro, &err) < 0) {
 		fprintf(stderr, "sluice: %s\n", err);

@@ -45,7 +45,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_variables_set, &cmd_variables_get, &cmd_variables_list, &cmd_variables_delete, &cmd_variables_import,
 	&cmd_variables_export,
 	&cmd_connections_add, &cmd_connections_get, &cmd_connections_list, &cmd_connections_delete, &cmd_connections_test,
-	&cmd_db_migrate, &cmd_db_check, &cmd_db_prune, &cmd_db_rotate_key,
+	&cmd_db_migrate, &cmd_db_check, &cmd_db_prune, &cmd_db_backup, &cmd_db_rotate_key,
 	&cmd_config_show,
 	NULL,
 };
@@ -65,7 +65,7 @@ static const struct {
 	{"tokens", "create, list and revoke API tokens"},
 	{"variables", "set, get, list, delete, import and export variables"},
 	{"connections", "add, get, list, delete and test connections"},
-	{"db", "migrate, check and prune the database; rotate the secret key"},
+	{"db", "migrate, check, prune and back up the database; rotate the secret key"},
 	{"config", "show the effective configuration"},
 };
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +31,8 @@ static usec_t heartbeat_cb(void *arg)
 }
 
 /* Migrates the database and, on the first start, creates the admin user and shows its password
- * once (also kept, readable by the owner only, in $SLUICE_HOME/admin_password.txt). */
+ * once (also kept, readable by the owner only, in $SLUICE_HOME/admin_password.txt until admin
+ * first logs in). */
 static int prepare_auth(struct cli_ctx *cli, bool no_auth)
 {
 	struct store *st = NULL;
@@ -53,11 +55,27 @@ static int prepare_auth(struct cli_ctx *cli, bool no_auth)
 		printf("Created user admin with password %s (also in %s)\n", pw, path);
 		free(line);
 	} else if (!no_auth) {
-		printf("Log in as admin with the password in %s (if it is still there)\n", path);
+		printf("Log in as admin with the password shown at the first start (kept in %s until admin "
+		       "first logs in)\n", path);
 	}
 	free(path);
 	free(pw);
 	return 0;
+}
+
+/* Enough file descriptors for webserver.max_connections and the daemon's own (the soft limit is
+ * often 1024: a thousand idle connections would then take the API down). */
+static void raise_nofile(int connections)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)connections + 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+		fprintf(stderr, "sluice serve: warning: only %llu file descriptors (webserver.max_connections = %d "
+			"wants %llu; raise the hard limit, LimitNOFILE= under systemd)\n", (unsigned long long)rl.rlim_cur,
+			connections, (unsigned long long)want);
 }
 
 static int serve(struct cli_ctx *cli, const struct cmd_args *a)
@@ -77,6 +95,7 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 	}
 	if (prepare_auth(cli, no_auth) < 0)
 		return 1;
+	raise_nofile(cli->cfg->max_connections);
 	/* SIGTERM and SIGINT are read by the scheduler through a signalfd: block them before any
 	 * thread (the web server's) starts, so that no thread inherits them unblocked and dies of
 	 * them by default. */
@@ -93,6 +112,10 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 		.allowed_hosts = cli->cfg->allowed_hosts,
 		.metrics_public = cli->cfg->metrics_public,
 		.config = cli->cfg,
+		.max_connections = cli->cfg->max_connections,
+		.max_connections_per_address = cli->cfg->max_connections_per_address,
+		.idle_timeout = cli->cfg->idle_timeout,
+		.max_event_streams = cli->cfg->max_event_streams,
 		.heartbeat = heartbeat_cb,
 	};
 	if (web_start(&wo, &web, &err) < 0) {
@@ -137,7 +160,9 @@ const struct cmd_entry cmd_serve = {
 	"running. SIGTERM or SIGINT stop it; running tries keep running under their supervisors unless\n"
 	"--kill-tasks-on-exit is given. One daemon per SLUICE_HOME.\n\n"
 	"It also serves the REST API on --bind:--port. On the first start it creates the user admin\n"
-	"with a random password, prints it and keeps it in $SLUICE_HOME/admin_password.txt. CLI\n"
-	"commands reach it through $SLUICE_HOME/control.sock.",
+	"with a random password, prints it and keeps it in $SLUICE_HOME/admin_password.txt (mode 0600)\n"
+	"until admin first logs in; then the file goes (the password stays valid; `sluice users create\n"
+	"admin --role admin --password-stdin` sets a new one). CLI commands reach it through\n"
+	"$SLUICE_HOME/control.sock.",
 	serve,
 };

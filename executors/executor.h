@@ -35,6 +35,9 @@ struct exec_spec {
 	const char *log_path;      /* stdout and stderr are appended here */
 	const char *status_path;   /* the supervisor writes the end status here (atomically) */
 	const char *pid_path;      /* created exclusively by the supervisor: "<pid> <starttime>\n" */
+	long long max_log_size;    /* bytes the command may write to its log, the rest dropped; 0 = no cap */
+	/* Resource limits of the command (setrlimit); 0 = inherited. */
+	long long rlimit_as, rlimit_cpu, rlimit_nofile, rlimit_nproc, rlimit_fsize;
 	const char *mask_path;     /* secrets the command may print (NUL-separated, 0600): the backend
 	                            * writes them as *** in the log and removes the file; NULL = none */
 	usec_t timeout;            /* 0 = none; then SIGTERM to the process group */

@@ -322,14 +322,33 @@ static void try_resolve(struct local_try *t)
 /* ---- starting ---- */
 
 /* The supervisor's argv: sluice-shim options, "--", then the command. Caller frees the array. */
-static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tbuf, char *gbuf)
+/* The supervisor's --rlimit NAME=N options for the limits spec sets, into av from n; returns n. */
+static size_t rlimit_args(const struct exec_spec *spec, char **av, size_t n, char bufs[5][48])
+{
+	const struct {
+		const char *name;
+		long long v;
+	} l[5] = {{"as", spec->rlimit_as}, {"cpu", spec->rlimit_cpu}, {"nofile", spec->rlimit_nofile},
+		  {"nproc", spec->rlimit_nproc}, {"fsize", spec->rlimit_fsize}};
+	for (size_t i = 0; i < 5; i++) {
+		if (l[i].v <= 0)
+			continue;
+		snprintf(bufs[i], 48, "%s=%lld", l[i].name, l[i].v);
+		av[n++] = "--rlimit";
+		av[n++] = bufs[i];
+	}
+	return n;
+}
+
+static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tbuf, char *gbuf, char *lbuf,
+			char rbufs[5][48])
 {
 	size_t n = 0, argc = 0;
 	char **av;
 
 	while (spec->argv[argc])
 		argc++;
-	av = xmalloc((argc + 18) * sizeof(*av));
+	av = xmalloc((argc + 30) * sizeof(*av));
 	av[n++] = (char *)shim;
 	av[n++] = "--log";
 	av[n++] = (char *)spec->log_path;
@@ -349,6 +368,11 @@ static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tb
 		av[n++] = "--cwd";
 		av[n++] = (char *)spec->cwd;
 	}
+	if (spec->max_log_size > 0) {
+		av[n++] = "--max-log-size";
+		av[n++] = lbuf;
+	}
+	n = rlimit_args(spec, av, n, rbufs);
 	if (spec->mask_path) {
 		av[n++] = "--mask-file";
 		av[n++] = (char *)spec->mask_path;
@@ -391,7 +415,7 @@ static int spawn_setup(posix_spawnattr_t *attr, posix_spawn_file_actions_t *fa)
 
 static int spawn_shim(struct local_state *ls, const struct exec_spec *spec, int *pid, char **err)
 {
-	char tbuf[32], gbuf[32], **av;
+	char tbuf[32], gbuf[32], lbuf[32], rbufs[5][48], **av;
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_t fa;
 	char *const *envp = spec->envp ? (char *const *)spec->envp : environ;
@@ -399,12 +423,13 @@ static int spawn_shim(struct local_state *ls, const struct exec_spec *spec, int 
 
 	snprintf(tbuf, sizeof(tbuf), "%lld", (long long)spec->timeout);
 	snprintf(gbuf, sizeof(gbuf), "%lld", (long long)spec->kill_grace);
+	snprintf(lbuf, sizeof(lbuf), "%lld", spec->max_log_size);
 	rc = spawn_setup(&attr, &fa);
 	if (rc < 0) {
 		*err = xasprintf("cannot set up posix_spawn: %s", strerror(-rc));
 		return rc;
 	}
-	av = shim_argv(ls->shim, spec, tbuf, gbuf);
+	av = shim_argv(ls->shim, spec, tbuf, gbuf, lbuf, rbufs);
 	rc = posix_spawn(pid, ls->shim, &fa, &attr, av, envp);
 	if (rc != 0) {
 		*err = xasprintf("cannot start %s: %s", ls->shim, strerror(rc));

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +39,9 @@
 struct shim_opts {
 	const char *log, *status, *pid_file, *cwd, *mask_file;
 	long long timeout, grace; /* microseconds; timeout 0 = none */
+	long long max_log;        /* bytes of the command's output the log takes; 0 = no cap */
+	struct { int resource; long long value; } rlimits[5]; /* --rlimit NAME=N */
+	int nrlimits;
 	char **argv;
 };
 
@@ -48,7 +52,8 @@ struct shim_run {
 	pid_t child;          /* also the process group id of the command */
 	int log_fd;
 	int out_fd;           /* where the command writes: the log, or the masking pipe */
-	pid_t copier;         /* copies the pipe into the log, secrets masked; 0 = none */
+	pid_t copier;         /* copies the pipe into the log, secrets masked, up to the cap; 0 = none */
+	long long max_log;
 	char *masks[MASK_MAX];
 	size_t nmasks;
 	long long start_us, end_us; /* wall clock */
@@ -74,6 +79,10 @@ static const char usage_text[] =
 	"  --timeout USEC   after USEC microseconds send SIGTERM to the command's process group\n"
 	"  --grace USEC     SIGKILL the group USEC after SIGTERM (default 10 s)\n"
 	"  --cwd DIR        run the command in DIR\n"
+	"  --max-log-size N the log takes the first N bytes of the command's output; the rest is\n"
+	"                   dropped, with a note\n"
+	"  --rlimit NAME=N  a resource limit of the command: as (address space, bytes), cpu (seconds;\n"
+	"                   SIGKILL 5 s after SIGXCPU), nofile, nproc, fsize (bytes); repeatable\n"
 	"  --mask-file PATH read secrets (NUL-separated) from PATH, remove it, and write each one\n"
 	"                   of 5 or more bytes the command prints as *** in the log\n"
 	"\n"
@@ -141,6 +150,27 @@ static int parse_usec(const char *s, long long *out)
 }
 
 /* Returns 0 on success, 1 when --help was asked for, -1 on a usage error (already reported). */
+/* "as=1073741824" and the like. */
+static int parse_rlimit(const char *s, struct shim_opts *o)
+{
+	static const struct { const char *name; int resource; } names[] = {
+		{ "as", RLIMIT_AS }, { "cpu", RLIMIT_CPU }, { "nofile", RLIMIT_NOFILE }, { "nproc", RLIMIT_NPROC },
+		{ "fsize", RLIMIT_FSIZE },
+	};
+	const char *eq = strchr(s, '=');
+	long long v;
+	if (!eq || o->nrlimits == 5 || parse_usec(eq + 1, &v) < 0 || v <= 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i].name) == (size_t)(eq - s) && !strncmp(names[i].name, s, (size_t)(eq - s))) {
+			o->rlimits[o->nrlimits].resource = names[i].resource;
+			o->rlimits[o->nrlimits++].value = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 static int parse_args(int argc, char **argv, struct shim_opts *o)
 {
 	static const struct option longopts[] = {
@@ -151,6 +181,8 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		{ "grace", required_argument, NULL, 'g' },
 		{ "cwd", required_argument, NULL, 'c' },
 		{ "mask-file", required_argument, NULL, 'm' },
+		{ "max-log-size", required_argument, NULL, 'L' },
+		{ "rlimit", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -164,9 +196,16 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case 'p': o->pid_file = optarg; break;
 		case 'c': o->cwd = optarg; break;
 		case 'm': o->mask_file = optarg; break;
+		case 'r':
+			if (parse_rlimit(optarg, o) < 0) {
+				fprintf(stderr, "sluice-shim: bad --rlimit '%s' (as|cpu|nofile|nproc|fsize=N)\n", optarg);
+				return -1;
+			}
+			break;
 		case 't':
 		case 'g':
-			if (parse_usec(optarg, c == 't' ? &o->timeout : &o->grace) < 0) {
+		case 'L':
+			if (parse_usec(optarg, c == 't' ? &o->timeout : c == 'g' ? &o->grace : &o->max_log) < 0) {
 				fprintf(stderr, "sluice-shim: bad microseconds value '%s'\n", optarg);
 				return -1;
 			}
@@ -343,6 +382,15 @@ static void __attribute__((noreturn)) exec_command(const struct shim_opts *o, in
 			signal(sig, SIG_DFL);
 	if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
 		_exit(SHIM_EXEC_FAILED);
+	for (int i = 0; i < o->nrlimits; i++) {
+		/* cpu: SIGXCPU at the limit, SIGKILL 5 s later if the command ignores it. */
+		rlim_t v = (rlim_t)o->rlimits[i].value;
+		struct rlimit rl = { v, o->rlimits[i].resource == RLIMIT_CPU ? v + 5 : v };
+		if (setrlimit(o->rlimits[i].resource, &rl) < 0) {
+			log_line(2, "sluice-shim: cannot set a resource limit: %s", strerror(errno));
+			_exit(SHIM_EXEC_FAILED);
+		}
+	}
 	close_range(3, ~0U, 0);
 	if (o->cwd && chdir(o->cwd) < 0) {
 		log_line(2, "sluice-shim: cannot change directory to '%s': %s", o->cwd,
@@ -386,12 +434,32 @@ static size_t mask_at(const struct shim_run *r, const char *p, size_t n)
 	return best;
 }
 
-/* The copier: the pipe into the log with every secret written as ***. A secret split across two
- * reads is still found: the last (longest secret - 1) bytes wait for the next read. */
+/* Writes n bytes of output to the log, up to the cap; past it, once, a note. */
+static void emit(struct shim_run *r, const char *p, size_t n, long long *written)
+{
+	static bool capped;
+	if (capped)
+		return;
+	if (r->max_log > 0 && *written + (long long)n > r->max_log) {
+		write_all(r->log_fd, p, (size_t)(r->max_log - *written));
+		log_line(r->log_fd, "\nsluice-shim: the log reached core.max_log_size (%lld bytes): the rest of the "
+			 "output is dropped", r->max_log);
+		capped = true;
+		*written = r->max_log;
+		return;
+	}
+	write_all(r->log_fd, p, n);
+	*written += (long long)n;
+}
+
+/* The copier: the pipe into the log with every secret written as ***, up to the cap (the rest is
+ * read and dropped, so the command never blocks on a full pipe). A secret split across two reads
+ * is still found: the last (longest secret - 1) bytes wait for the next read. */
 static void __attribute__((noreturn)) copy_masked(struct shim_run *r, int in)
 {
 	static char buf[131072], out[131072]; /* a secret (5+ bytes) shrinks to 3 */
 	size_t have = 0, keep = 0;
+	long long written = 0;
 	for (size_t i = 0; i < r->nmasks; i++)
 		if (strlen(r->masks[i]) > keep)
 			keep = strlen(r->masks[i]);
@@ -413,7 +481,7 @@ static void __attribute__((noreturn)) copy_masked(struct shim_run *r, int in)
 				out[o++] = buf[i++];
 			}
 		}
-		write_all(r->log_fd, out, o);
+		emit(r, out, o, &written);
 		memmove(buf, buf + i, have - i);
 		have -= i;
 		if (eof)
@@ -421,13 +489,14 @@ static void __attribute__((noreturn)) copy_masked(struct shim_run *r, int in)
 	}
 }
 
-/* With secrets to mask, the command writes into a pipe that a copier process empties into the
- * log; without, straight into the log. */
+/* With secrets to mask or a cap on the log, the command writes into a pipe that a copier process
+ * empties into the log; without, straight into the log. */
 static void setup_output(const struct shim_opts *o, struct shim_run *r)
 {
 	int p[2];
 	r->out_fd = r->log_fd;
-	if (r->nmasks == 0)
+	r->max_log = o->max_log;
+	if (r->nmasks == 0 && r->max_log <= 0)
 		return;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		setup_failed(o, "cannot create the masking pipe: %s", strerror(errno));
@@ -442,24 +511,26 @@ static void setup_output(const struct shim_opts *o, struct shim_run *r)
 	r->out_fd = p[1];
 }
 
-/* Waits (bounded) for the copier to write what is left in the pipe. */
-static void finish_output(struct shim_run *r)
+/* Waits (bounded) for the copier to write what is left in the pipe: it ends at the pipe's end,
+ * which its SIGCHLD tells at once. */
+static void finish_output(struct shim_run *r, const sigset_t *set)
 {
 	long long limit = mono_us() + DRAIN_LIMIT_US;
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	if (!r->copier)
 		return;
 	for (;;) {
 		pid_t w = waitpid(r->copier, NULL, WNOHANG);
 		if (w == r->copier || (w < 0 && errno != EINTR))
 			return; /* done, or already reaped with the command's orphans */
-		if (mono_us() > limit) {
+		long long left = limit - mono_us();
+		if (left <= 0) {
 			/* Something outside the group still holds the pipe. */
 			kill(r->copier, SIGKILL);
 			waitpid(r->copier, NULL, 0);
 			return;
 		}
-		nanosleep(&ts, NULL);
+		struct timespec ts = { left / 1000000, (left % 1000000) * 1000 };
+		sigtimedwait(set, NULL, &ts);
 	}
 }
 
@@ -686,7 +757,7 @@ int main(int argc, char **argv)
 	start_command(&o, &r);
 	supervise(&o, &r, &set);
 	drain_group(&r, &set);
-	finish_output(&r);
+	finish_output(&r, &set);
 	rc = record_result(&o, &r);
 	if (rc < 0) {
 		log_line(r.log_fd, "sluice-shim: cannot write status '%s': %s", o.status,

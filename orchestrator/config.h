@@ -18,11 +18,16 @@ struct config {
 	unsigned long long dag_instruction_limit;
 	usec_t dag_time_limit;
 	char *task_env_passthrough; /* extra variables of the daemon's environment tasks get */
+	size_t max_log_size;        /* bytes a try may write to its log; 0 = no cap */
 	char *bind;                 /* web server address */
 	int port;
 	char *allowed_hosts;        /* names the API may be reached by (besides IPs, localhost) */
 	bool metrics_public;        /* /metrics without credentials */
 	bool expose_config;         /* GET /api/v1/config for admins */
+	int max_connections;        /* open at once, in all */
+	int max_connections_per_address;
+	usec_t idle_timeout;        /* an idle connection is closed after this */
+	int max_event_streams;      /* SSE streams open at once */
 };
 
 /* Loads the configuration for home (absolute). Returns 0, or -EINVAL with *err set when a

@@ -116,6 +116,9 @@ struct task {
 	int effective_weight;   /* priority_weight + sum of all downstream tasks' weights */
 	char *description;
 	char *doc_md;           /* Markdown documentation, shown in the UI */
+	struct task_limits {    /* rlimits of the try's process; 0 = the daemon's */
+		long long memory, cpu_seconds, open_files, processes, file_size;
+	} limits;
 
 	/* Mapped task (d:map): one instance per item. */
 	bool mapped;

@@ -633,6 +633,15 @@ static void read_task(lua_State *L, int t, struct task *task)
 	}
 	lua_pop(L, 1);
 	task->priority_weight = (int)opt_int(L, v, "priority_weight", 1);
+	if (lua_getfield(L, v, "limits") == LUA_TTABLE) {
+		int lt = lua_gettop(L);
+		task->limits.memory = opt_int(L, lt, "memory", 0);
+		task->limits.cpu_seconds = opt_int(L, lt, "cpu_seconds", 0);
+		task->limits.open_files = opt_int(L, lt, "open_files", 0);
+		task->limits.processes = opt_int(L, lt, "processes", 0);
+		task->limits.file_size = opt_int(L, lt, "file_size", 0);
+	}
+	lua_pop(L, 1);
 	task->cwd = opt_string(L, v, "cwd");
 	task->description = opt_string(L, v, "description");
 	task->doc_md = opt_string(L, v, "doc_md");

@@ -77,6 +77,37 @@ function check.duration(v)
   return H.duration(v)
 end
 
+-- Bytes: a number, or "512MiB", "2GiB", "64KiB" (powers of 1024) or "100MB", "1GB" (of 1000).
+local UNITS = { [""] = 1, B = 1, KiB = 1024, MiB = 1024^2, GiB = 1024^3, TiB = 1024^4,
+                KB = 1000, MB = 1000^2, GB = 1000^3, TB = 1000^4 }
+function check.bytes(v)
+  if math.type(v) == "integer" and v > 0 then return v end
+  if type(v) == "string" then
+    local n, u = v:match("^%s*(%d+)%s*(%a*)%s*$")
+    if n and UNITS[u] and tonumber(n) > 0 then return math.tointeger(tonumber(n) * UNITS[u]) end
+  end
+  return nil, "must be a size such as \"512MiB\", \"2GiB\" or a number of bytes"
+end
+
+-- Resource limits of a task's process (setrlimit in its supervisor).
+local LIMIT_FIELDS = { memory = check.bytes, cpu_seconds = check.positive, open_files = check.positive,
+                       processes = check.positive, file_size = check.bytes }
+function check.limits(v)
+  if type(v) ~= "table" then return nil, "must be a table such as { memory = \"1GiB\", cpu_seconds = 600 }" end
+  local out = {}
+  for k, x in pairs(v) do
+    local f = LIMIT_FIELDS[k]
+    if not f then
+      return nil, string.format("has an unknown limit '%s' (memory, cpu_seconds, open_files, processes, file_size)",
+        tostring(k))
+    end
+    local val, err = f(x)
+    if val == nil then return nil, string.format("%s %s", k, err) end
+    out[k] = val
+  end
+  return out
+end
+
 function check.cmd(v)
   if type(v) == "string" then
     if v:find("^%s*$") then return nil, "must not be empty" end
@@ -233,7 +264,7 @@ local TASK_FIELDS = {
   execution_timeout = check.duration, pool = check.pool, pool_slots = check.positive,
   executor = check.executor, env = check.env, trigger_rule = check.trigger_rule,
   no_retry_exit_codes = check.intlist, priority_weight = check.int, owner = check.string,
-  cwd = check.string, description = check.string, doc_md = check.string,
+  cwd = check.string, description = check.string, doc_md = check.string, limits = check.limits,
   after = check.after,
 }
 local TASK_ONLY = { cmd = true, after = true, description = true, doc_md = true }

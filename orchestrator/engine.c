@@ -381,6 +381,7 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 	e->shim_path = xstrdup(o->shim_path);
 	e->parallelism = o->parallelism > 0 ? o->parallelism : 32;
 	e->kill_grace = o->kill_grace > 0 ? o->kill_grace : 5 * USEC_PER_SEC;
+	e->max_log_size = o->max_log_size;
 	e->ignore_unknown_pools = o->ignore_unknown_pools;
 	e->notify = o->notify;
 	if (gethostname(e->hostname, sizeof(e->hostname) - 1) < 0)

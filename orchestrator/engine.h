@@ -35,6 +35,7 @@ struct engine_opts {
 	bool ignore_unknown_pools; /* `dags test`: a missing pool does not hold a task back */
 	struct notify *notify;   /* runs the DAGs' callbacks; NULL: none (borrowed) */
 	const char *env_passthrough; /* names of the daemon's variables tasks also get (comma-separated) */
+	long long max_log_size;  /* bytes a try may write to its log; 0 = no cap */
 };
 
 /* Creates an engine over a writable store and a loop (both borrowed). NULL with *err set. */

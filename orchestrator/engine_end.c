@@ -16,6 +16,7 @@
 #include "orchestrator/runs.h"
 #include "orchestrator/template.h"
 #include "orchestrator/tz.h"
+#include "orchestrator/stats.h"
 
 /* Callbacks --------------------------------------------------------------------------------------- */
 
@@ -139,6 +140,7 @@ static void record_try(struct engine *e, struct eti *ti, const char *state)
 {
 	if (!ti->row.pk || ti->run->deleted)
 		return;
+	stats_try_ended(state, ti->row.duration);
 	struct try_row *tr = xcalloc(1, sizeof(*tr));
 	*tr = (struct try_row){
 		.ti_pk = ti->row.pk,

@@ -112,6 +112,7 @@ struct engine {
 	char *home, *shim_path;
 	int parallelism;
 	usec_t kill_grace;
+	long long max_log_size;
 	bool ignore_unknown_pools;
 	struct notify *notify;
 	char hostname[256];

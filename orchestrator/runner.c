@@ -57,6 +57,7 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 		.kill_grace = o->kill_grace,
 		.ignore_unknown_pools = o->ignore_unknown_pools,
 		.env_passthrough = o->env_passthrough,
+		.max_log_size = o->max_log_size,
 		.notify = r->notify,
 	};
 	if (!(r->eng = engine_new(r->st, r->loop, &eo, err)))

@@ -20,6 +20,7 @@
 #include "orchestrator/engine.h"
 #include "base/evloop.h"
 #include "base/log.h"
+#include "base/sdnotify.h"
 #include "orchestrator/notify.h"
 #include "orchestrator/ops.h"
 #include "orchestrator/runner.h"
@@ -73,6 +74,7 @@ struct sched {
 	size_t nbfs;
 	struct ev_timer *tick;
 	usec_t last_rescan;
+	usec_t watchdog, last_watchdog; /* half of systemd's WatchdogSec, and the last WATCHDOG=1 */
 	bool stopping;
 	usec_t stop_deadline;
 	int lockfd;
@@ -699,6 +701,11 @@ static void on_tick(struct evloop *loop, void *arg)
 		return;
 	}
 	heartbeat = now;
+	/* systemd's watchdog (WatchdogSec=): the loop is turning. */
+	if (s->watchdog && now - s->last_watchdog >= s->watchdog) {
+		s->last_watchdog = now;
+		sd_notify_send("WATCHDOG=1");
+	}
 	if (now - s->last_rescan >= RESCAN_EVERY) {
 		s->last_rescan = now;
 		rescan(s);
@@ -811,6 +818,7 @@ int sched_serve(const struct sched_opts *o)
 		.parallelism = o->cfg->parallelism,
 		.kill_grace = o->cfg->kill_grace,
 		.env_passthrough = o->cfg->task_env_passthrough,
+		.max_log_size = (long long)o->cfg->max_log_size,
 		.on_stop = on_stop,
 		.arg = &s,
 	};
@@ -822,6 +830,7 @@ int sched_serve(const struct sched_opts *o)
 	dagbag_init(&s.bag, o->cfg->dags_folder, &lim);
 	engine_on_run_done(s.run.eng, on_run_done, &s);
 	s.last_rescan = now_usec();
+	s.watchdog = sd_watchdog_interval();
 	rescan(&s);
 	recover(&s);
 	log_info("sluice %s serving DAGs from %s (state in %s, pid %d)", SLUICE_VERSION, s.bag.dir, o->home,
@@ -840,7 +849,11 @@ int sched_serve(const struct sched_opts *o)
 		err = NULL;
 	}
 	free(lib);
+	char *ready = xasprintf("READY=1\nSTATUS=serving DAGs from %s\nMAINPID=%d", s.bag.dir, (int)getpid());
+	sd_notify_send(ready);
+	free(ready);
 	rc = evloop_run(s.run.loop) < 0 ? 1 : 0;
+	sd_notify_send("STOPPING=1");
 	close_writes();
 	control_stop(s.control);
 	log_info("stopped");

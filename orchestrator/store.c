@@ -170,7 +170,12 @@ int store_schema_level(struct store *st)
 
 int store_migrate(struct store *st, int *from, int *to, char **err)
 {
-	int level = store_schema_level(st), target = migration_count();
+	return store_migrate_upto(st, migration_count(), from, to, err);
+}
+
+int store_migrate_upto(struct store *st, int upto, int *from, int *to, char **err)
+{
+	int level = store_schema_level(st), target = upto < migration_count() ? upto : migration_count();
 	*from = *to = level;
 	if (level > target) {
 		*err = xasprintf("the database is at schema level %d but this sluice only knows level %d; "
@@ -633,25 +638,6 @@ int store_state_counts(struct store *st, bool runs, void (*fn)(void *arg, const 
 		fn(arg, (const char *)sqlite3_column_text(s, 0), (long)sqlite3_column_int64(s, 1));
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "state counts");
-}
-
-int store_duration_histogram(struct store *st, const double *bounds, size_t n, long *counts, long *total, double *sum)
-{
-	sqlite3_stmt *s = prep(st, "SELECT duration FROM task_try WHERE duration IS NOT NULL");
-	int rc;
-	memset(counts, 0, n * sizeof(long));
-	*total = 0;
-	*sum = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		double d = sqlite3_column_double(s, 0);
-		for (size_t i = 0; i < n; i++)
-			if (d <= bounds[i])
-				counts[i]++;
-		(*total)++;
-		*sum += d;
-	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : sql_err(st, NULL, "durations");
 }
 
 int store_import_error_count(struct store *st)
@@ -1397,3 +1383,4 @@ int store_int_collect(struct store *st, sqlite3_stmt *s, size_t size, void (*rd)
 }
 int store_int_changes(struct store *st) { return sqlite3_changes(st->db); }
 int64_t store_int_last_id(struct store *st) { return sqlite3_last_insert_rowid(st->db); }
+sqlite3 *store_int_db(struct store *st) { return st->db; }

@@ -36,6 +36,8 @@ void store_close(struct store *st);
 /* Applies pending migrations, each in its own transaction. from and to get the levels.
  * Returns 0 or a negative error with *err set. */
 int store_migrate(struct store *st, int *from, int *to, char **err);
+/* The same, stopping at level upto (for the tests that upgrade from every earlier level). */
+int store_migrate_upto(struct store *st, int upto, int *from, int *to, char **err);
 /* Current PRAGMA user_version. */
 int store_schema_level(struct store *st);
 /* Runs PRAGMA integrity_check and foreign_key_check; appends findings to report.
@@ -105,9 +107,6 @@ int store_run_last_scheduled(struct store *st, const char *dag_id, usec_t *inter
 
 /* For metrics: calls fn(state, count) for task instances (runs when `runs`) grouped by state. */
 int store_state_counts(struct store *st, bool runs, void (*fn)(void *arg, const char *state, long count), void *arg);
-/* For metrics: how many finished tries took at most bounds[i] seconds (counts[i], cumulative),
- * their number and total seconds. */
-int store_duration_histogram(struct store *st, const double *bounds, size_t n, long *counts, long *total, double *sum);
 /* Number of files with an import error. */
 int store_import_error_count(struct store *st);
 
@@ -322,5 +321,9 @@ int store_token_name(struct store *st, const char *token_hash, char **name);
 /* Deletes everything of a DAG: its runs (with their instances, tries and outputs), backfills,
  * versions and its record. -ENOENT when there is no record. */
 int store_dag_delete(struct store *st, const char *dag_id);
+
+/* Copies the database to dest with SQLite's online backup, while others go on writing: the copy
+ * is made as dest.tmp (0600), checked with integrity_check, synced and renamed into place. */
+int store_backup(struct store *st, const char *dest, char **err);
 
 #endif

@@ -2,8 +2,12 @@
 #include "orchestrator/store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Variables ------------------------------------------------------------------------------------ */
 
@@ -282,4 +286,66 @@ int store_dag_delete(struct store *st, const char *dag_id)
 		found = store_int_changes(st);
 	}
 	return rc == 0 && found == 0 ? -ENOENT : rc;
+}
+
+/* Backups ------------------------------------------------------------------------------------- */
+
+int store_backup(struct store *st, const char *dest, char **err)
+{
+	char *tmp = xasprintf("%s.tmp", dest);
+	sqlite3 *out = NULL;
+	int rc = -EIO;
+	unlink(tmp);
+	mode_t old = umask(077);
+	int orc = sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	umask(old);
+	if (orc != SQLITE_OK) {
+		*err = xasprintf("cannot create %s: %s", tmp, out ? sqlite3_errmsg(out) : "out of memory");
+		goto out;
+	}
+	sqlite3_backup *b = sqlite3_backup_init(out, "main", store_int_db(st), "main");
+	if (!b) {
+		*err = xasprintf("cannot start the backup: %s", sqlite3_errmsg(out));
+		goto out;
+	}
+	/* A few pages at a time: writers go on between the steps (a step that meets their lock waits
+	 * a little and tries again; a change restarts the copy, as SQLite's online backup does). */
+	int s;
+	for (int tries = 0; (s = sqlite3_backup_step(b, 256)) != SQLITE_DONE && tries < 100000; tries++) {
+		if (s == SQLITE_BUSY || s == SQLITE_LOCKED)
+			sqlite3_sleep(5);
+		else if (s != SQLITE_OK)
+			break;
+	}
+	sqlite3_backup_finish(b);
+	if (s != SQLITE_DONE) {
+		*err = xasprintf("the backup did not finish: %s", sqlite3_errstr(s));
+		goto out;
+	}
+	sqlite3_stmt *chk = NULL;
+	bool ok = sqlite3_prepare_v2(out, "PRAGMA integrity_check", -1, &chk, NULL) == SQLITE_OK &&
+		  sqlite3_step(chk) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(chk, 0), "ok");
+	sqlite3_finalize(chk);
+	if (!ok) {
+		*err = xstrdup("the copy fails SQLite's integrity check");
+		goto out;
+	}
+	sqlite3_close(out);
+	out = NULL;
+	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0 || rename(tmp, dest) < 0) {
+		*err = xasprintf("cannot put the copy at %s: %s", dest, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	rc = 0;
+out:
+	if (out)
+		sqlite3_close(out);
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
 }

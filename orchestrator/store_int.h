@@ -17,6 +17,8 @@ int store_int_collect(struct store *st, sqlite3_stmt *s, size_t size, void (*rd)
 		      void **out, const char *what);
 /* The number of rows the last statement changed. */
 int store_int_changes(struct store *st);
+/* The connection itself. */
+sqlite3 *store_int_db(struct store *st);
 /* The rowid of the last insert. */
 int64_t store_int_last_id(struct store *st);
 

@@ -24,8 +24,8 @@ State: $SLUICE_HOME (database sluice.db, one log per try under logs/)
 Watch: $sluice runs list <dag_id>    $sluice tasks list <dag_id> <run_id>
        $sluice tasks logs <dag_id> <run_id> <task_id>
 The daemon below is the scheduler and the REST API: it prints the API address and, on its
-first start, the admin password (kept in $SLUICE_HOME/admin_password.txt). The web UI is not
-built yet. Ctrl-C stops the daemon.
+first start, the admin password (kept in $SLUICE_HOME/admin_password.txt until admin first
+logs in). The web UI is not built yet. Ctrl-C stops the daemon.
 
 MSG
 exec "$sluice" serve

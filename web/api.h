@@ -71,6 +71,10 @@ const char *api_reply_body(struct req *r);
 /* The daemon's configuration (NULL when the server was started without one). */
 struct config;
 const struct config *api_config(struct req *r);
+/* The socket of the request's connection (-1 when unknown). */
+int api_connection_fd(struct req *r);
+/* How many event streams may be open at once (webserver.max_event_streams). */
+int api_max_event_streams(struct req *r);
 /* Whether the server runs without authentication (--no-auth). */
 bool api_no_auth(struct req *r);
 /* The client's IP address as text ("" when unknown). */

@@ -1,7 +1,10 @@
 /* GET /events: Server-Sent Events of run and task state changes (sluice's addition).
  * Resumable: the Last-Event-ID header (or ?last_event_id=) replays what is still kept; without
  * it the stream starts with the next change. ?dag_id= limits it to one DAG. A comment line is
- * sent every 15 s without events so that proxies and clients see the stream alive. */
+ * sent every 15 s without events so that proxies and clients see the stream alive. Each stream
+ * holds a worker thread of the server, so at most webserver.max_event_streams are open (fewer
+ * than the workers); a client that leaves frees its stream within a second. */
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +12,13 @@
 #include "web/api.h"
 #include "base/events.h"
 
-#define MAX_STREAMS 8
 #define KEEPALIVE (15 * USEC_PER_SEC)
+#define SLICE (USEC_PER_SEC) /* how soon a client that left frees its stream */
 
 static atomic_int streams;
 
 struct stream {
+	int fd;                    /* the client's socket, to see it leave */
 	uint64_t last_id;
 	char *dag_id;
 	struct strbuf pending;
@@ -27,9 +31,15 @@ static long stream_read(void *ctx, char *buf, size_t max)
 	if (s->sent == s->pending.len) {
 		sb_reset(&s->pending);
 		s->sent = 0;
-		int n = events_wait(&s->last_id, s->dag_id, KEEPALIVE, &s->pending);
-		if (n < 0)
-			return -1;
+		/* Waits in slices: between them, a client that has gone ends the stream (its slot is
+		 * free at once, not at the next keep-alive that fails to send). */
+		int n = 0;
+		for (usec_t waited = 0; n == 0 && waited < KEEPALIVE; waited += SLICE) {
+			n = events_wait(&s->last_id, s->dag_id, SLICE, &s->pending);
+			struct pollfd p = {s->fd, POLLRDHUP, 0};
+			if (n < 0 || (s->fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))))
+				return -1;
+		}
 		if (n == 0)
 			sb_puts(&s->pending, ": keep-alive\n\n");
 	}
@@ -50,12 +60,15 @@ static void stream_done(void *ctx)
 
 void api_events(struct req *r)
 {
-	if (atomic_fetch_add(&streams, 1) >= MAX_STREAMS) {
+	int max = api_max_event_streams(r);
+	if (atomic_fetch_add(&streams, 1) >= max) {
 		atomic_fetch_sub(&streams, 1);
-		api_problem(r, 503, "Service Unavailable", "too many event streams are open (at most %d)", MAX_STREAMS);
+		api_problem(r, 503, "Service Unavailable",
+			    "too many event streams are open (at most %d: webserver.max_event_streams)", max);
 		return;
 	}
 	struct stream *s = xcalloc(1, sizeof(*s));
+	s->fd = api_connection_fd(r);
 	const char *last = api_header(r, "Last-Event-ID");
 	if (!last)
 		last = api_query(r, "last_event_id");

@@ -1,13 +1,12 @@
 /* GET /metrics: Prometheus text exposition format (a viewer's credentials, or public with
  * metrics.public = true). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "web/api.h"
 #include "orchestrator/scheduler.h"
-
-static const double buckets[] = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
-#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+#include "orchestrator/stats.h"
 
 struct counts_ctx {
 	struct strbuf *out;
@@ -25,22 +24,40 @@ static void header(struct strbuf *out, const char *name, const char *type, const
 	sb_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The counts by state come from the database, at most every COUNTS_TTL: a scrape (or a flood of
+ * them) costs no table scan of its own; everything else is a counter. */
+#define COUNTS_TTL (15 * USEC_PER_SEC)
+static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct strbuf counts_text;
+static usec_t counts_at = USEC_NONE;
+
+static void state_counts(struct store *st, struct strbuf *out)
+{
+	pthread_mutex_lock(&counts_lock);
+	usec_t now = mono_usec();
+	if (st && (counts_at == USEC_NONE || now - counts_at >= COUNTS_TTL)) {
+		sb_reset(&counts_text);
+		header(&counts_text, "sluice_task_instances", "gauge", "Task instances by state (refreshed every 15 s).");
+		struct counts_ctx c = {&counts_text, "sluice_task_instances"};
+		store_state_counts(st, false, add_count, &c);
+		header(&counts_text, "sluice_dag_runs", "gauge", "DAG runs by state (refreshed every 15 s).");
+		c.metric = "sluice_dag_runs";
+		store_state_counts(st, true, add_count, &c);
+		header(&counts_text, "sluice_import_errors", "gauge", "DAG files that fail to import.");
+		sb_printf(&counts_text, "sluice_import_errors %d\n", store_import_error_count(st));
+		counts_at = now;
+	}
+	sb_add(out, sb_str(&counts_text), counts_text.len);
+	pthread_mutex_unlock(&counts_lock);
+}
+
 static void api_metrics(struct req *r)
 {
 	struct strbuf out = {0};
 	struct store *st = api_store(r);
 	struct sched_stats ss;
 	sched_get_stats(&ss);
-	header(&out, "sluice_task_instances", "gauge", "Task instances by state.");
-	struct counts_ctx c = {&out, "sluice_task_instances"};
-	if (st)
-		store_state_counts(st, false, add_count, &c);
-	header(&out, "sluice_dag_runs", "gauge", "DAG runs by state.");
-	c.metric = "sluice_dag_runs";
-	if (st)
-		store_state_counts(st, true, add_count, &c);
-	header(&out, "sluice_import_errors", "gauge", "DAG files that fail to import.");
-	sb_printf(&out, "sluice_import_errors %d\n", st ? store_import_error_count(st) : 0);
+	state_counts(st, &out);
 	header(&out, "sluice_scheduler_loop_seconds", "gauge", "Duration of the latest scheduling pass.");
 	sb_printf(&out, "sluice_scheduler_loop_seconds %.6f\n", (double)ss.loop / 1e6);
 	header(&out, "sluice_db_commit_seconds", "gauge", "Duration of the latest database commit.");
@@ -50,15 +67,19 @@ static void api_metrics(struct req *r)
 	sb_printf(&out, "sluice_scheduler_heartbeat_timestamp_seconds %.3f\n", hb == USEC_NONE ? 0.0 : (double)hb / 1e6);
 	header(&out, "sluice_executor_slots_in_use", "gauge", "Tries the executors hold.");
 	sb_printf(&out, "sluice_executor_slots_in_use{executor=\"local\"} %d\n", ss.slots_in_use);
-	header(&out, "sluice_task_duration_seconds", "histogram", "Duration of finished tries.");
-	long counts[NBUCKETS], total = 0;
-	double sum = 0;
-	if (!st || store_duration_histogram(st, buckets, NBUCKETS, counts, &total, &sum) < 0)
-		memset(counts, 0, sizeof(counts));
-	for (size_t i = 0; i < NBUCKETS; i++)
-		sb_printf(&out, "sluice_task_duration_seconds_bucket{le=\"%g\"} %ld\n", buckets[i], counts[i]);
-	sb_printf(&out, "sluice_task_duration_seconds_bucket{le=\"+Inf\"} %ld\n", total);
-	sb_printf(&out, "sluice_task_duration_seconds_sum %.6f\nsluice_task_duration_seconds_count %ld\n", sum, total);
+	struct try_stats ts;
+	stats_get(&ts);
+	header(&out, "sluice_tries_total", "counter", "Tries ended since the daemon started, by outcome.");
+	const char *names[] = {"success", "failed", "up_for_retry", "skipped", "other"};
+	long long vals[] = {ts.success, ts.failed, ts.up_for_retry, ts.skipped, ts.other};
+	for (size_t i = 0; i < 5; i++)
+		sb_printf(&out, "sluice_tries_total{state=\"%s\"} %lld\n", names[i], vals[i]);
+	header(&out, "sluice_task_duration_seconds", "histogram", "Duration of the tries ended since the daemon started.");
+	for (size_t i = 0; i < STATS_BUCKETS; i++)
+		sb_printf(&out, "sluice_task_duration_seconds_bucket{le=\"%g\"} %lld\n", stats_bucket_bounds[i], ts.buckets[i]);
+	sb_printf(&out, "sluice_task_duration_seconds_bucket{le=\"+Inf\"} %lld\n", ts.count);
+	sb_printf(&out, "sluice_task_duration_seconds_sum %.6f\nsluice_task_duration_seconds_count %lld\n", ts.sum,
+		  ts.count);
 	api_reply_text(r, 200, sb_steal(&out));
 	api_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
 }

@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -15,6 +17,7 @@
 #include "web/api.h"
 #include "web/apijson.h"
 #include "web/auth.h"
+#include "web/connlimit.h"
 #include "web/embedded.h"
 #include "web/origin.h"
 #include "web/router.h"
@@ -33,6 +36,8 @@
 struct web {
 	struct web_opts o;
 	char *db_path, *bind, *lib_dir, *home, *allowed_hosts;
+	struct connlimit *limits;
+	atomic_bool admin_file_checked; /* the first admin login removed admin_password.txt */
 	struct MHD_Daemon *mhd;
 	int port;
 	pthread_key_t store_key;
@@ -49,6 +54,7 @@ struct req {
 	struct store *st;          /* this worker thread's read-only connection */
 	struct route_params params;
 	int retry_after;           /* seconds, for a 429's Retry-After; 0 = none */
+	bool close;                /* answer with Connection: close (over a connection limit) */
 	/* The response. */
 	unsigned status;
 	char *payload;
@@ -468,6 +474,23 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t n)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
+/* The first password of admin is shown once and kept in admin_password.txt until admin first
+ * logs in: then the file goes, so that nothing (a task running as the daemon's user) can read it
+ * later. */
+static void forget_admin_password(struct req *r, const char *authorization)
+{
+	char *who = auth_caller(r->st, authorization);
+	if (!strcmp(who, "admin")) {
+		char *path = xasprintf("%s/admin_password.txt", r->w->home);
+		if (unlink(path) == 0)
+			log_info("admin logged in: removed %s (the password stays valid)", path);
+		free(path);
+	} else {
+		atomic_store(&r->w->admin_file_checked, false); /* another admin: wait for admin itself */
+	}
+	free(who);
+}
+
 static void dispatch(struct req *r)
 {
 	const char *prefix = "/api/v1";
@@ -477,6 +500,15 @@ static void dispatch(struct req *r)
 	if (strncmp(r->url, prefix, pl) || (r->url[pl] && r->url[pl] != '/')) {
 		tables = root_tables;
 		path = r->url;
+	}
+	char client[INET6_ADDRSTRLEN] = "";
+	const char *over;
+	client_address(r->conn, client, sizeof(client));
+	if (connlimit_over(r->w->limits, client, &over)) {
+		r->retry_after = 5;
+		r->close = true;
+		reply_problem(r, 503, "Service Unavailable", over);
+		return;
 	}
 	if (strchr(r->url, BAD_ESCAPE)) {
 		reply_problem(r, 400, "Bad Request", "the path holds a NUL or a malformed %-escape");
@@ -507,8 +539,6 @@ static void dispatch(struct req *r)
 	enum role need = tables == root_tables && r->w->o.metrics_public ? ROLE_NONE : match->min_role;
 	if (need != ROLE_NONE && !r->w->o.no_auth) {
 		const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		char client[INET6_ADDRSTRLEN] = "";
-		client_address(r->conn, client, sizeof(client));
 		usec_t wait = 0;
 		r->role = r->st ? auth_check(r->st, auth, client, &wait) : ROLE_NONE;
 		if (wait > 0) {
@@ -524,6 +554,8 @@ static void dispatch(struct req *r)
 			reply_problem(r, 403, "Forbidden", "your role may not do this");
 			return;
 		}
+		if (r->role == ROLE_ADMIN && !atomic_exchange(&r->w->admin_file_checked, true))
+			forget_admin_password(r, auth);
 	} else {
 		r->role = ROLE_ADMIN;
 	}
@@ -538,6 +570,18 @@ const char *api_path(struct req *r) { return r->url; }
 const char *api_reply_body(struct req *r) { return r->stream_read ? NULL : r->payload; }
 bool api_no_auth(struct req *r) { return r->w->o.no_auth; }
 const struct config *api_config(struct req *r) { return r->w->o.config; }
+
+int api_connection_fd(struct req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	return ci ? ci->connect_fd : -1;
+}
+
+int api_max_event_streams(struct req *r)
+{
+	int n = r->w->o.max_event_streams ? r->w->o.max_event_streams : 8;
+	return n < WORKERS - 4 ? n : WORKERS - 4; /* workers stay free for the API itself */
+}
 void api_client_address(struct req *r, char *out, size_t n) { client_address(r->conn, out, n); }
 
 static enum MHD_Result send_reply(struct req *r)
@@ -566,6 +610,8 @@ static enum MHD_Result send_reply(struct req *r)
 	}
 	if (r->status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"sluice\"");
+	if (r->close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
 	return rc;
@@ -649,6 +695,24 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void close_store(void *p) { store_close(p); }
 
+/* Connections opening and closing, for the limits (connlimit.h). The client's address rides in
+ * the socket context from the one to the other. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct web *w = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		char addr[INET6_ADDRSTRLEN] = "";
+		client_address(conn, addr, sizeof(addr));
+		*socket_context = xstrdup(addr);
+		connlimit_open(w->limits, addr);
+	} else if (*socket_context) {
+		connlimit_close(w->limits, *socket_context);
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
 static bool loopback(const char *addr)
 {
 	struct in_addr a;
@@ -681,17 +745,29 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 	if (!w->o.max_body)
 		w->o.max_body = DEFAULT_MAX_BODY;
 	pthread_key_create(&w->store_key, close_store);
+	if (!w->o.max_connections)
+		w->o.max_connections = 2000;
+	if (!w->o.max_connections_per_address)
+		w->o.max_connections_per_address = 64;
+	if (!w->o.idle_timeout)
+		w->o.idle_timeout = 30 * USEC_PER_SEC;
+	w->limits = connlimit_new(w->o.max_connections, w->o.max_connections_per_address);
+	/* libmicrohttpd's own limit leaves room above ours, so that a request over it still gets its
+	 * 503 instead of a closed socket. */
 	w->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
 				  (uint16_t)o->port, NULL, NULL, on_request, w,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WORKERS,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
 				  MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((w->o.idle_timeout + USEC_PER_SEC - 1) / USEC_PER_SEC),
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(w->o.max_connections + w->o.max_connections / 8 + 16),
 				  MHD_OPTION_END);
 	if (!w->mhd) {
 		*err = xasprintf("cannot listen on %s:%d: %s", o->bind, o->port, strerror(errno ? errno : EADDRINUSE));
 		pthread_key_delete(w->store_key);
+		connlimit_free(w->limits);
 		free(w->db_path);
 		free(w->bind);
 		free(w->lib_dir);
@@ -714,6 +790,7 @@ void web_stop(struct web *w)
 		return;
 	MHD_stop_daemon(w->mhd);
 	pthread_key_delete(w->store_key);
+	connlimit_free(w->limits);
 	free(w->db_path);
 	free(w->bind);
 	free(w->lib_dir);

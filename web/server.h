@@ -25,6 +25,10 @@ struct web_opts {
 	const char *allowed_hosts; /* names a browser may reach it by besides IPs and localhost
 	                              (comma-separated; webserver.allowed_hosts) */
 	size_t max_body;           /* bytes; 0 = 1 MiB */
+	int max_connections;       /* 0 = 2000 */
+	int max_connections_per_address; /* 0 = 64; 127.0.0.1 and ::1 have no limit */
+	usec_t idle_timeout;       /* 0 = 30 s */
+	int max_event_streams;     /* 0 = 8; at most the workers less 4 */
 	const struct config *config; /* for GET /config when webserver.expose_config (may be NULL) */
 	/* The scheduler's latest heartbeat (wall clock), for /health; called from worker threads. */
 	usec_t (*heartbeat)(void *arg);

@@ -450,6 +450,10 @@ def t_metrics():
         expect(needle in text, f"{needle} missing from:\n{text}")
     for line in text.splitlines():
         expect(line.startswith("#") or re.match(r'^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$', line), f"bad line: {line}")
+    # Tries are counted as they end (no table scan per scrape): the runs so far show up.
+    ok = int(re.search(r'^sluice_tries_total\{state="success"\} (\d+)$', text, re.M).group(1))
+    count = int(re.search(r'^sluice_task_duration_seconds_count (\d+)$', text, re.M).group(1))
+    expect(ok >= 1 and count >= ok, f"tries counted: {ok} success, {count} in the histogram")
 
 
 def sse(path, last_id=None, until=None, limit=200, timeout=20):

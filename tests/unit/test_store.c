@@ -266,6 +266,64 @@ static void test_upgrade_from_level_1(void **state)
 	(void)state;
 }
 
+/* An upgrade from every earlier schema level keeps what the database held: a run, its task
+ * instances and a pool written at level L read back at the latest level, with the columns later
+ * migrations added filled in (updated_at from the row's own times). */
+static void test_upgrade_from_every_level(void **state)
+{
+	for (int level = 1; level < store_schema_target(); level++) {
+		unlink(path);
+		struct store *st = NULL;
+		char *err = NULL;
+		int from, to;
+		assert_int_equal(store_open(path, STORE_NO_MIGRATE, &st, &err), 0);
+		assert_int_equal(store_migrate_upto(st, level, &from, &to, &err), 0);
+		assert_int_equal(store_schema_level(st), level);
+		store_close(st);
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		const char *sql =
+			"INSERT INTO dag (dag_id, fileloc, description) VALUES ('old', '/dags/old.lua', 'from before');"
+			"INSERT INTO dag_run (dag_id, run_id, run_type, logical_date, state, start_date, end_date, note) "
+			"VALUES ('old', 'manual__x', 'manual', 5, 'success', 10, 20, 'kept');"
+			"INSERT INTO task_instance (run_pk, dag_id, run_id, task_id, state, try_number, start_date, end_date) "
+			"VALUES (last_insert_rowid(), 'old', 'manual__x', 'a', 'success', 1, 11, 19);"
+			"INSERT OR REPLACE INTO pool (name, slots) VALUES ('p', 3);";
+		char *msg = NULL;
+		if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+			fail_msg("level %d: %s", level, msg);
+		sqlite3_close(db);
+		st = open_ok(0);
+		assert_int_equal(store_schema_level(st), store_schema_target());
+		struct run_row r = {0};
+		assert_int_equal(store_run_get(st, "old", "manual__x", 0, &r), 0);
+		assert_string_equal(r.state, "success");
+		assert_string_equal(r.note, "kept");
+		assert_true(r.updated_at == 20);
+		struct ti_row ti;
+		assert_int_equal(store_ti_get(st, r.pk, "a", -1, &ti), 0);
+		assert_string_equal(ti.state, "success");
+		assert_true(ti.updated_at == 19);
+		ti_row_free(&ti);
+		run_row_free(&r);
+		struct pool_row *pools = NULL;
+		int n = store_pool_list(st, &pools);
+		bool found = false;
+		for (int i = 0; i < n; i++) {
+			found = found || (!strcmp(pools[i].name, "p") && pools[i].slots == 3);
+			pool_row_free(&pools[i]);
+		}
+		free(pools);
+		assert_true(found);
+		struct strbuf report = {0};
+		if (store_integrity(st, &report) != 0)
+			fail_msg("level %d: %s", level, sb_str(&report));
+		sb_free(&report);
+		store_close(st);
+	}
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +332,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readers_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_level_1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_every_level, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -1,0 +1,305 @@
+"""Operating limits of a real daemon and its tries: connection limits (a thousand idle connections
+do not take the API down; per-address and total limits answer 503), the cap on a try's log, per-task
+resource limits, `db backup` while runs go, and systemd's readiness protocol."""
+import base64
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import ROOT, Daemon, Home, check, eq, expect, finish, wait_until  # noqa: E402
+
+
+def port_of(d):
+    return int(re.search(r"127\.0\.0\.1:(\d+)", d.output()).group(1))
+
+
+def get(port, path, src=None, timeout=10):
+    """GET over a fresh connection, optionally from source address src; (status, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(src, 0) if src else None)
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode(errors="replace")
+
+
+def idle(port, n, src=None):
+    """n connections that say nothing."""
+    out = []
+    for _ in range(n):
+        out.append(socket.create_connection(("127.0.0.1", port), timeout=10,
+                                            source_address=(src, 0) if src else None))
+    time.sleep(0.3)  # let the server see them all
+    return out
+
+
+def t_idle_connections_do_not_take_the_api_down():
+    home = Home()
+    home.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    d = Daemon(home).start()
+    try:
+        port = port_of(d)
+        socks = idle(port, 1200)
+        t0 = time.monotonic()
+        st, body = get(port, "/api/v1/health")
+        eq(st, 200, f"health with 1,200 idle connections open: {body}")
+        expect(time.monotonic() - t0 < 3, "answered at once")
+        for s in socks:
+            s.close()
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_connection_limits_answer_503():
+    home = Home()
+    home.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    d = Daemon(home).start()
+    d.stop()
+    env = {"SLUICE__WEBSERVER__MAX_CONNECTIONS_PER_ADDRESS": "4", "SLUICE__WEBSERVER__MAX_CONNECTIONS": "16"}
+    os.environ.update(env)
+    try:
+        d = Daemon(home).start()
+    finally:
+        for k in env:
+            del os.environ[k]
+    try:
+        port = port_of(d)
+        socks = idle(port, 4, "127.0.0.2")
+        st, body = get(port, "/api/v1/health", "127.0.0.2")
+        eq(st, 503, f"a fifth connection from 127.0.0.2: {body}")
+        expect("max_connections_per_address" in body, body)
+        eq(get(port, "/api/v1/health", "127.0.0.3")[0], 200, "another address is served")
+        eq(get(port, "/api/v1/health")[0], 200, "127.0.0.1 has no per-address limit")
+        for s in socks:
+            s.close()
+        wait_until(lambda: get(port, "/api/v1/health", "127.0.0.2")[0] == 200, 10, "127.0.0.2 served again")
+        socks = idle(port, 20)
+        st, body = get(port, "/api/v1/health")
+        eq(st, 503, f"over webserver.max_connections: {body}")
+        expect("max_connections" in body, body)
+        for s in socks:
+            s.close()
+        wait_until(lambda: get(port, "/api/v1/health")[0] == 200, 10, "served again once they closed")
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def open_stream(port, auth):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {auth}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    return s, int(head.split()[1])
+
+
+def t_event_streams_freed_at_once():
+    home = Home()
+    home.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    os.environ["SLUICE__WEBSERVER__MAX_EVENT_STREAMS"] = "2"
+    try:
+        d = Daemon(home).start()
+    finally:
+        del os.environ["SLUICE__WEBSERVER__MAX_EVENT_STREAMS"]
+    try:
+        port = port_of(d)
+        with open(os.path.join(home.home, "admin_password.txt")) as f:
+            auth = base64.b64encode(f"admin:{f.read().strip()}".encode()).decode()
+        a, st_a = open_stream(port, auth)
+        b, st_b = open_stream(port, auth)
+        eq((st_a, st_b), (200, 200), "two streams")
+        c, st_c = open_stream(port, auth)
+        eq(st_c, 503, "a third is refused (webserver.max_event_streams = 2)")
+        c.close()
+        a.close()
+        t0 = time.monotonic()
+        wait_until(lambda: open_stream(port, auth)[1] == 200, 10, "the slot of the client that left", interval=0.2)
+        expect(time.monotonic() - t0 < 3, f"freed within {time.monotonic() - t0:.1f} s, not at the next keep-alive")
+        b.close()
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_log_cap():
+    home = Home()
+    home.write_dag("big.lua", 'local d = dag { id = "big" }\n'
+                              'd:task "t" { cmd = "head -c 50000 /dev/zero | tr \'\\\\0\' x; echo; echo done" }\n'
+                              'return d\n')
+    p = home.run("dags", "test", "big", "--json", env={"SLUICE__CORE__MAX_LOG_SIZE": "1000"})
+    eq(p.returncode, 0, p.stderr)
+    run = json.loads(p.stdout)
+    eq(run["state"], "success", "the task succeeds; only its log is capped")
+    log = home.log("big", run["run_id"], "t")
+    eq(max(len(m) for m in re.findall(r"x+", log)), 1000, "the first 1000 bytes of output")
+    expect("the log reached core.max_log_size (1000 bytes)" in log and "done" not in log, log[-300:])
+    expect(len(log) < 2000, f"the log is {len(log)} bytes")
+    home.cleanup()
+
+
+def t_task_limits():
+    home = Home()
+    home.write_dag("lim.lua", '''
+local d = dag { id = "lim" }
+d:task "mem" { cmd = { "python3", "-c", "x = bytearray(400 * 1024 * 1024); print('allocated')" },
+               limits = { memory = "128MiB" }, retries = 0 }
+d:task "files" { cmd = { "python3", "-c", "fs = [open('/dev/null') for _ in range(100)]; print('opened')" },
+                 limits = { open_files = 20 } }
+d:task "fsize" { cmd = "head -c 3000000 /dev/zero > big.bin", cwd = "%s", limits = { file_size = "1MiB" } }
+d:task "cpu" { cmd = { "python3", "-c", "while True: pass" }, limits = { cpu_seconds = 1 } }
+d:task "fine" { cmd = { "python3", "-c", "x = bytearray(10 * 1024 * 1024); print('small is fine')" },
+                limits = { memory = "512MiB", open_files = 64, cpu_seconds = 30 } }
+return d
+''' % home.dir)
+    t0 = time.monotonic()
+    out = home.test_run("lim")
+    got = {t["task_id"]: t["state"] for t in out["task_instances"]}
+    eq(got, {"mem": "failed", "files": "failed", "fsize": "failed", "cpu": "failed", "fine": "success"}, "states")
+    expect("MemoryError" in home.log("lim", out["run_id"], "mem"), "memory: the allocation fails")
+    expect("Too many open files" in home.log("lim", out["run_id"], "files"), "open_files")
+    expect(os.path.getsize(os.path.join(home.dir, "big.bin")) <= 1024 * 1024, "file_size: the file stops at 1 MiB")
+    expect(time.monotonic() - t0 < 30, "cpu_seconds ended the busy loop")
+    p = home.run("dags", "check", input=None)
+    eq(p.returncode, 0, p.stderr)
+    home.write_dag("bad.lua", 'local d = dag { id = "bad" }\nd:task "t" { cmd = "true", limits = { memry = 1 } }\n'
+                              'return d\n')
+    p = home.run("dags", "check")
+    expect(p.returncode == 1 and "bad.lua:2:" in p.stdout + p.stderr and "unknown limit 'memry'" in p.stdout + p.stderr,
+           p.stdout + p.stderr)
+    home.cleanup()
+
+
+def t_backup_while_runs_go():
+    home = Home()
+    home.write_dag("busy.lua", 'local d = dag { id = "busy" }\n'
+                               'd:map "m" { over = { %s }, cmd = "true" }\nreturn d\n'
+                               % ", ".join(f'"{i}"' for i in range(200)))
+    d = Daemon(home).start()
+    try:
+        for i in range(5):
+            home.run("dags", "trigger", "busy", "--run-id", f"r{i}")
+        dest = os.path.join(home.dir, "backup.db")
+        p = home.run("db", "backup", dest)
+        eq(p.returncode, 0, p.stderr)
+        expect("backed up" in p.stdout, p.stdout)
+        eq(os.stat(dest).st_mode & 0o777, 0o600, "the copy is 0600")
+        db = sqlite3.connect(dest)
+        eq(db.execute("PRAGMA integrity_check").fetchone()[0], "ok", "a whole database")
+        eq(db.execute("PRAGMA user_version").fetchone()[0] > 0, True, "with its schema level")
+        n = db.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'busy'").fetchone()[0]
+        expect(n >= 1, f"runs in the copy: {n}")
+        db.close()
+        p = home.run("db", "backup", "/nonexistent/dir/x.db")
+        expect(p.returncode == 1 and "cannot create" in p.stderr, p.stderr)
+        wait_until(lambda: all(r["state"] == "success" for r in home.json("runs", "list", "busy", "--json")["dag_runs"]),
+                   60, "the runs")
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_systemd_readiness():
+    home = Home()
+    home.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    path = os.path.join(home.dir, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(20)
+    os.environ["NOTIFY_SOCKET"] = path
+    os.environ["WATCHDOG_USEC"] = "2000000"
+    try:
+        d = Daemon(home).start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    try:
+        msgs = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(m.startswith("READY=1") for m in msgs):
+            msgs.append(sock.recv(4096).decode())
+        ready = [m for m in msgs if m.startswith("READY=1")]
+        eq(len(ready), 1, f"READY=1 once: {msgs}")
+        expect(f"MAINPID={d.proc.pid}" in ready[0] and "STATUS=serving DAGs" in ready[0], ready[0])
+        msg = sock.recv(4096).decode()
+        eq(msg, "WATCHDOG=1", "the watchdog is fed")
+    finally:
+        d.stop()
+    msgs = []
+    try:
+        while True:
+            sock.settimeout(2)
+            msgs.append(sock.recv(4096).decode())
+    except socket.timeout:
+        pass
+    expect("STOPPING=1" in msgs, f"STOPPING=1 at the end: {msgs}")
+    sock.close()
+    home.cleanup()
+
+
+def t_admin_password_file_goes_after_first_login():
+    home = Home()
+    home.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    d = Daemon(home).start()
+    try:
+        port = port_of(d)
+        path = os.path.join(home.home, "admin_password.txt")
+        eq(os.stat(path).st_mode & 0o777, 0o600, "0600 until then")
+        with open(path) as f:
+            pw = f.read().strip()
+        home.run("users", "create", "ops1", "--role", "admin", "--password-stdin", input="ops1-password\n")
+
+        def call(user, password):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/dags")
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status
+        eq(call("ops1", "ops1-password"), 200, "another admin")
+        expect(os.path.exists(path), "another admin does not remove it")
+        eq(call("admin", pw), 200, "admin's first login")
+        expect(not os.path.exists(path), "then the file is gone")
+        eq(call("admin", pw), 200, "and the password still works")
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_systemd_unit():
+    with open(os.path.join(ROOT, "dist", "sluice.service")) as f:
+        unit = f.read()
+    keys = dict(re.findall(r"^(\w+)=(.*)$", unit, re.M))
+    for k, v in {"Type": "notify", "Restart": "on-failure", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                 "ReadWritePaths": "/var/lib/sluice", "KillMode": "process", "User": "sluice",
+                 "ExecStart": "/usr/local/bin/sluice serve"}.items():
+        eq(keys.get(k), v, k)
+    expect(os.access(os.path.join(ROOT, "scripts", "install-systemd.sh"), os.X_OK), "the install step")
+
+
+check("1,200 idle connections do not take the API down", t_idle_connections_do_not_take_the_api_down)
+check("over a connection limit (per address, in all): 503 with Retry-After; 127.0.0.1 has no per-address limit",
+      t_connection_limits_answer_503)
+check("an event stream's slot is free within a second of its client leaving; the cap is configurable",
+      t_event_streams_freed_at_once)
+check("core.max_log_size: a try's log keeps the first bytes and a note, the task goes on", t_log_cap)
+check("limits = { memory, open_files, file_size, cpu_seconds } hold a task's process", t_task_limits)
+check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)
+check("systemd: READY=1 with MAINPID, WATCHDOG=1 while running, STOPPING=1", t_systemd_readiness)
+check("admin_password.txt (0600) goes at admin's first login", t_admin_password_file_goes_after_first_login)
+check("the systemd unit in dist/ and its install step", t_systemd_unit)
+finish()
