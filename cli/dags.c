@@ -68,6 +68,8 @@ int cli_open_store(struct cli_ctx *cli, int flags, struct store **st)
 		free(path);
 		return rc;
 	}
+	if (cli->cfg && cli->cfg->db_synchronous && !strcmp(cli->cfg->db_synchronous, "full"))
+		flags |= STORE_SYNC_FULL;
 	rc = store_open(path, flags, st, &err);
 	if (rc < 0) {
 		fprintf(stderr, "sluice: %s\n", err);
@@ -476,6 +478,7 @@ static int dags_test(struct cli_ctx *cli, const struct cmd_args *a)
 		.ignore_unknown_pools = true,
 		.env_passthrough = cli->cfg->task_env_passthrough,
 		.max_log_size = (long long)cli->cfg->max_log_size,
+		.sync_full = !strcmp(cli->cfg->db_synchronous, "full"),
 	};
 	if (runner_open(&run, &ro, &err) < 0) {
 		fprintf(stderr, "sluice: %s\n", err);

@@ -42,6 +42,9 @@ static const struct option_def options[] = {
 	 "time a DAG file may take to load"},
 	{"core.max_log_size", OPT_BYTES, "1GiB", OFF(max_log_size), 0, 1024 * 1024 * MIB,
 	 "what a try may write to its log (0: no cap); the rest is dropped with a note"},
+	{"core.db_synchronous", OPT_STRING, "normal", OFF(db_synchronous), 0, 0,
+	 "normal: a commit survives any crash of sluice, a power cut may undo the last ones; full: it survives "
+	 "a power cut too, at an fsync per commit"},
 	{"core.task_env_passthrough", OPT_LIST, "", OFF(task_env_passthrough), 0, 0,
 	 "variables of the daemon's environment tasks also get (comma-separated; beyond PATH, HOME, LANG, ...)"},
 	{"webserver.bind", OPT_STRING, "127.0.0.1", OFF(bind), 0, 0, "address the web server listens on"},
@@ -62,6 +65,13 @@ static const struct option_def options[] = {
 	 "let admins read this configuration through GET /api/v1/config (else 403, as Airflow)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+/* String options that take one of a few words. */
+static const struct {
+	const char *name, *words;
+} choices[] = {
+	{"core.db_synchronous", " normal full "},
+};
 
 static const char *sources[NOPTIONS];
 
@@ -123,6 +133,16 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 		if (!*value) {
 			*err = xasprintf("%s: must not be empty", o->name);
 			return -EINVAL;
+		}
+		for (size_t i = 0; i < sizeof(choices) / sizeof(*choices); i++) {
+			if (strcmp(choices[i].name, o->name))
+				continue;
+			char word[64];
+			snprintf(word, sizeof(word), " %s ", value);
+			if (strlen(value) > 60 || !strstr(choices[i].words, word)) {
+				*err = xasprintf("%s = %s: must be one of%s", o->name, value, choices[i].words);
+				return -EINVAL;
+			}
 		}
 		return 0;
 	case OPT_INT:

@@ -19,6 +19,7 @@ struct config {
 	usec_t dag_time_limit;
 	char *task_env_passthrough; /* extra variables of the daemon's environment tasks get */
 	size_t max_log_size;        /* bytes a try may write to its log; 0 = no cap */
+	char *db_synchronous;       /* "normal" or "full" */
 	char *bind;                 /* web server address */
 	int port;
 	char *allowed_hosts;        /* names the API may be reached by (besides IPs, localhost) */

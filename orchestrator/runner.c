@@ -37,7 +37,7 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 		*err = xasprintf("cannot create %s: %s", o->home, strerror(-rc));
 		goto fail;
 	}
-	if ((rc = store_open(db, 0, &r->st, err)) < 0)
+	if ((rc = store_open(db, o->sync_full ? STORE_SYNC_FULL : 0, &r->st, err)) < 0)
 		goto fail;
 	rc = -ENOMEM;
 	if (!(r->loop = evloop_new())) {

@@ -26,6 +26,7 @@ struct runner_opts {
 	bool ignore_unknown_pools; /* `dags test`: a missing pool does not hold a task back */
 	const char *env_passthrough; /* core.task_env_passthrough */
 	long long max_log_size;    /* core.max_log_size; 0 = no cap */
+	bool sync_full;            /* core.db_synchronous = full */
 	runner_stop_cb on_stop;    /* NULL: the first signal stops the loop */
 	void *arg;
 };

@@ -819,6 +819,7 @@ int sched_serve(const struct sched_opts *o)
 		.kill_grace = o->cfg->kill_grace,
 		.env_passthrough = o->cfg->task_env_passthrough,
 		.max_log_size = (long long)o->cfg->max_log_size,
+		.sync_full = !strcmp(o->cfg->db_synchronous, "full"),
 		.on_stop = on_stop,
 		.arg = &s,
 	};

@@ -227,7 +227,10 @@ int store_open(const char *path, int flags, struct store **out, char **err)
 	sqlite3_extended_result_codes(st->db, 0);
 	if (!st->readonly && (rc = exec_sql(st, "PRAGMA journal_mode=WAL", err)) < 0)
 		goto fail;
-	if ((rc = exec_sql(st, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", err)) < 0)
+	/* NORMAL in WAL mode: a commit survives any crash of sluice; a power cut may take the last
+	 * commits back, never the database. FULL (core.db_synchronous): it survives that too. */
+	if ((rc = exec_sql(st, flags & STORE_SYNC_FULL ? "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"
+						       : "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", err)) < 0)
 		goto fail;
 	int level = store_schema_level(st);
 	if (level < 0) {

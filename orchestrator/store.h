@@ -22,6 +22,7 @@ struct store;
 enum store_flags {
 	STORE_READONLY = 1 << 0,   /* open read-only; fails if the database does not exist */
 	STORE_NO_MIGRATE = 1 << 1, /* do not apply migrations (db check, db migrate) */
+	STORE_SYNC_FULL = 1 << 2,  /* PRAGMA synchronous=FULL: every commit survives a power cut */
 };
 
 /* Number of migrations compiled into this binary = the schema level it expects. */
@@ -325,5 +326,8 @@ int store_dag_delete(struct store *st, const char *dag_id);
 /* Copies the database to dest with SQLite's online backup, while others go on writing: the copy
  * is made as dest.tmp (0600), checked with integrity_check, synced and renamed into place. */
 int store_backup(struct store *st, const char *dest, char **err);
+
+/* PRAGMA synchronous of this connection (1 NORMAL, 2 FULL). */
+int store_synchronous(struct store *st);
 
 #endif

@@ -349,3 +349,11 @@ out:
 	free(tmp);
 	return rc;
 }
+
+int store_synchronous(struct store *st)
+{
+	sqlite3_stmt *s = store_int_prep(st, "PRAGMA synchronous");
+	int v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+	sqlite3_reset(s);
+	return v;
+}

@@ -63,6 +63,11 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.bind, "127.0.0.1");
 	assert_int_equal(cfg.kill_grace, 5 * USEC_PER_SEC);
 	assert_int_equal(cfg.dag_memory_limit, 64u << 20);
+	assert_string_equal(cfg.db_synchronous, "normal");
+	assert_int_equal(cfg.max_log_size, (size_t)1 << 30);
+	assert_int_equal(cfg.max_connections, 2000);
+	assert_int_equal(cfg.max_connections_per_address, 64);
+	assert_false(cfg.expose_config);
 	config_free(&cfg);
 	(void)state;
 }
@@ -87,6 +92,12 @@ static void test_out_of_range_values_name_file_line_and_reason(void **state)
 	load_fails("must be between 1MiB and 16384MiB");
 	write_cfg("[webserver]\nbind =\n");
 	load_fails("webserver.bind: must not be empty");
+	write_cfg("[core]\ndb_synchronous = off\n");
+	load_fails("core.db_synchronous = off: must be one of normal full");
+	write_cfg("[webserver]\nmax_connections = 5\n");
+	load_fails("must be between 16 and 100000");
+	write_cfg("[webserver]\nmax_event_streams = 13\n");
+	load_fails("must be between 1 and 12");
 	(void)state;
 }
 

@@ -266,6 +266,17 @@ static void test_upgrade_from_level_1(void **state)
 	(void)state;
 }
 
+/* core.db_synchronous: NORMAL unless FULL is asked for. */
+static void test_synchronous_levels(void **state)
+{
+	for (int full = 0; full < 2; full++) {
+		struct store *st = open_ok(full ? STORE_SYNC_FULL : 0);
+		assert_int_equal(store_synchronous(st), full ? 2 : 1); /* SQLite's FULL and NORMAL */
+		store_close(st);
+	}
+	(void)state;
+}
+
 /* An upgrade from every earlier schema level keeps what the database held: a run, its task
  * instances and a pool written at level L read back at the latest level, with the columns later
  * migrations added filled in (updated_at from the row's own times). */
@@ -333,6 +344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readers_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_level_1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_from_every_level, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_synchronous_levels, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
