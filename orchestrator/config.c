@@ -415,10 +415,10 @@ int config_load(struct config *cfg, const char *home, char **err)
 void config_free(struct config *cfg)
 {
 	free(cfg->home);
-	free(cfg->dags_folder);
-	free(cfg->bind);
-	free(cfg->allowed_hosts);
-	free(cfg->task_env_passthrough);
+	/* Every option held as text, from the table: a new one cannot be forgotten here. */
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (options[i].type == OPT_STRING || options[i].type == OPT_PATH || options[i].type == OPT_LIST)
+			free(*(char **)((char *)cfg + options[i].offset));
 	memset(cfg, 0, sizeof(*cfg));
 }
 
