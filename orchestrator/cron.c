@@ -273,9 +273,14 @@ static int parse_fields(struct cron *c, const char *text, struct perr *pe)
 	c->doms = (uint32_t)bits[F_DOM];
 	c->months = (uint16_t)bits[F_MON];
 	c->dows = (uint8_t)((bits[F_DOW] | bits[F_DOW] >> 7) & 0x7f);
-	/* croniter (Airflow) ORs the day fields unless one of them is exactly "*". */
-	c->dom_star = end[F_DOM] - start[F_DOM] == 1 && *start[F_DOM] == '*';
-	c->dow_star = end[F_DOW] - start[F_DOW] == 1 && *start[F_DOW] == '*';
+	/* croniter (Airflow) ORs the day fields unless one of them counts as "*": written "*", or
+	 * covering every day ("1-31", "*\/1", "0-6") while the other field holds a '*' somewhere
+	 * (its rule against over-optimising). */
+	bool dom_all = c->doms == 0xfffffffeu, dow_all = c->dows == 0x7f;
+	bool dom_has_star = memchr(start[F_DOM], '*', (size_t)(end[F_DOM] - start[F_DOM])) != NULL;
+	bool dow_has_star = memchr(start[F_DOW], '*', (size_t)(end[F_DOW] - start[F_DOW])) != NULL;
+	c->dom_star = (end[F_DOM] - start[F_DOM] == 1 && *start[F_DOM] == '*') || (dom_all && dow_has_star);
+	c->dow_star = (end[F_DOW] - start[F_DOW] == 1 && *start[F_DOW] == '*') || (dow_all && dom_has_star);
 	c->fixed_time = field_is_single(start[F_MIN], end[F_MIN], bits[F_MIN]) &&
 			field_is_single(start[F_HOUR], end[F_HOUR], bits[F_HOUR]);
 	c->never = never_fires(c);

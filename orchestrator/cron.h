@@ -8,8 +8,10 @@
  *   Steps run from 1 to the field's size (60, 24, 31, 12, 7). Ranges must not run backwards,
  *   except that SUN ends a day-of-week range as 7 ("FRI-SUN").
  *   Day matching, as Airflow's croniter (and croner, and POSIX): unless day-of-month or
- *   day-of-week is exactly "*", a day matches if EITHER matches ("*\/2" restricts its field);
- *   when one of them is "*", the other decides.
+ *   day-of-week counts as "*", a day matches if EITHER matches ("*\/2" restricts its field);
+ *   when one of them counts as "*", the other decides. A field counts as "*" when it is "*", or
+ *   when it covers every day ("1-31", "*\/1", "0-6") and the other field holds a '*' (croniter's
+ *   rule: "*\/1 * *\/2" is every other weekday, not every day).
  *   Presets: @hourly, @daily = @midnight, @weekly (Sunday 00:00), @monthly, @yearly = @annually.
  *   "@every D" (D from parse_duration(), whole seconds, at least 1s) fires at every multiple of
  *   D since the Unix epoch (1970-01-01T00:00:00Z), in UTC whatever the zone: "@every 15m" fires

@@ -10,6 +10,8 @@
 //
 // Day-of-month and day-of-week follow Airflow's croniter, which croner shares: ORed unless one
 // of them is exactly "*". Where the two differ on purpose, the case is translated, not skipped:
+// - croniter also counts a field that covers every day ("1-31", "*/1", "SUN-7") as "*" when the
+//   other field holds a '*' somewhere; croner does not. Such a field is given to croner as "*".
 // - "N/S" steps need croner's sloppyRanges option.
 // - "@every D" is not in croner; its fire times (multiples of D since the epoch) are computed here.
 // - "@once" is not compared.
@@ -176,8 +178,34 @@ function startFor(zone) {
 
 const iso = (t) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
 
+// The values a day-of-month (lo 1, hi 31) or day-of-week (lo 0, hi 7, names) field covers.
+const DAY_NAMES = { SUN: 0, MON: 1, TUE: 2, WED: 3, THU: 4, FRI: 5, SAT: 6 };
+function covered(field, lo, hi) {
+	const out = new Set();
+	const num = (s) => (s.toUpperCase() in DAY_NAMES ? DAY_NAMES[s.toUpperCase()] : Number(s));
+	for (const item of field.split(',')) {
+		const [range, stepS] = item.split('/');
+		const step = stepS ? Number(stepS) : 1;
+		let a, b;
+		if (range === '*') [a, b] = [lo, hi === 7 ? 6 : hi];
+		else if (range.includes('-')) [a, b] = range.split('-').map(num);
+		else [a, b] = [num(range), stepS ? (hi === 7 ? 6 : hi) : num(range)];
+		for (let v = a; v <= b; v += step) out.add(hi === 7 && v === 7 ? 0 : v);
+	}
+	return out.size;
+}
+
+function croniterDays(expr) {
+	const parts = expr.trim().split(/\s+/);
+	if (parts.length !== 5 || expr.startsWith('@')) return expr;
+	const [, , dom, , dow] = parts;
+	if (dom !== '*' && covered(dom, 1, 31) === 31 && dow.includes('*')) parts[2] = '*';
+	if (dow !== '*' && covered(dow, 0, 7) === 7 && dom.includes('*')) parts[4] = '*';
+	return parts.join(' ');
+}
+
 function croner(expr, zone, from, n) {
-	const pattern = expr;
+	const pattern = croniterDays(expr);
 	try {
 		const job = new Cron(pattern, { timezone: zone, paused: true, sloppyRanges: true, mode: '5-part' });
 		return job.nextRuns(n, new Date(from * 1000)).map((d) => iso(d.getTime() / 1000));

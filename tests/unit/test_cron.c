@@ -266,6 +266,14 @@ static void test_dom_or_dow(void **state)
 	expect_next("0 0 */5 * 1-3", NULL, "2026-01-01T00:00:00Z",
 		    "2026-01-05T00:00:00Z 2026-01-06T00:00:00Z 2026-01-07T00:00:00Z "
 		    "2026-01-11T00:00:00Z 2026-01-12T00:00:00Z");
+	/* A field covering every day counts as '*' when the other holds a '*' (croniter): Sundays,
+	 * Tuesdays, Thursdays, Saturdays only; without a '*' on the other side it ORs: every day. */
+	expect_next("0 0 1-31 * */2", NULL, "2026-01-01T00:00:00Z",
+		    "2026-01-03T00:00:00Z 2026-01-04T00:00:00Z 2026-01-06T00:00:00Z");
+	expect_next("0 0 */2 * 0-6", NULL, "2026-01-01T00:00:00Z",
+		    "2026-01-03T00:00:00Z 2026-01-05T00:00:00Z 2026-01-07T00:00:00Z");
+	expect_next("0 0 1-31 * 1", NULL, "2026-01-01T00:00:00Z",
+		    "2026-01-02T00:00:00Z 2026-01-03T00:00:00Z 2026-01-04T00:00:00Z");
 	/* One side exactly '*': the other decides alone. */
 	expect_next("0 0 13 * *", NULL, "2026-01-01T00:00:00Z", "2026-01-13T00:00:00Z 2026-02-13T00:00:00Z");
 	/* Friday the 13th needs '*' on one side to AND; "13 * 5" is the 13th OR Fridays. */
