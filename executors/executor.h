@@ -36,6 +36,9 @@ struct exec_spec {
 	const char *status_path;   /* the supervisor writes the end status here (atomically) */
 	const char *pid_path;      /* created exclusively by the supervisor: "<pid> <starttime>\n" */
 	long long max_log_size;    /* bytes the command may write to its log, the rest dropped; 0 = no cap */
+	const char *run_as;        /* user to run the command as (the supervisor runs as root); NULL = its own */
+	const char *output_path;   /* with run_as: the $SLUICE_OUTPUT file, handed to the command open on
+	                            * fd 3 (then $SLUICE_OUTPUT is /dev/fd/3) */
 	/* Resource limits of the command (setrlimit); 0 = inherited. */
 	long long rlimit_as, rlimit_cpu, rlimit_nofile, rlimit_nproc, rlimit_fsize;
 	const char *mask_path;     /* secrets the command may print (NUL-separated, 0600): the backend

@@ -15,6 +15,8 @@
 #include "executors/executor.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -322,6 +324,22 @@ static void try_resolve(struct local_try *t)
 /* ---- starting ---- */
 
 /* The supervisor's argv: sluice-shim options, "--", then the command. Caller frees the array. */
+/* "UID:GID:G1,G2,..." of user, for the supervisor (which resolves no names itself). */
+static int user_ids(const char *user, char *out, size_t n)
+{
+	struct passwd *pw = getpwnam(user);
+	gid_t groups[64];
+	int ng = 64;
+	if (!pw)
+		return -ENOENT;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
+		ng = 0;
+	size_t k = (size_t)snprintf(out, n, "%u:%u:", (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+	for (int i = 0; i < ng && k + 16 < n; i++)
+		k += (size_t)snprintf(out + k, n - k, "%s%u", i ? "," : "", (unsigned)groups[i]);
+	return 0;
+}
+
 /* The supervisor's --rlimit NAME=N options for the limits spec sets, into av from n; returns n. */
 static size_t rlimit_args(const struct exec_spec *spec, char **av, size_t n, char bufs[5][48])
 {
@@ -341,7 +359,7 @@ static size_t rlimit_args(const struct exec_spec *spec, char **av, size_t n, cha
 }
 
 static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tbuf, char *gbuf, char *lbuf,
-			char rbufs[5][48])
+			char rbufs[5][48], const char *ubuf)
 {
 	size_t n = 0, argc = 0;
 	char **av;
@@ -373,6 +391,13 @@ static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tb
 		av[n++] = lbuf;
 	}
 	n = rlimit_args(spec, av, n, rbufs);
+	if (spec->run_as) {
+		av[n++] = "--user";
+		av[n++] = (char *)ubuf;
+		/* The user cannot reach the daemon's 0700 log folder: $SLUICE_OUTPUT is handed over open. */
+		av[n++] = "--output-file";
+		av[n++] = (char *)spec->output_path;
+	}
 	if (spec->mask_path) {
 		av[n++] = "--mask-file";
 		av[n++] = (char *)spec->mask_path;
@@ -415,7 +440,7 @@ static int spawn_setup(posix_spawnattr_t *attr, posix_spawn_file_actions_t *fa)
 
 static int spawn_shim(struct local_state *ls, const struct exec_spec *spec, int *pid, char **err)
 {
-	char tbuf[32], gbuf[32], lbuf[32], rbufs[5][48], **av;
+	char tbuf[32], gbuf[32], lbuf[32], rbufs[5][48], ubuf[1024], **av;
 	posix_spawnattr_t attr;
 	posix_spawn_file_actions_t fa;
 	char *const *envp = spec->envp ? (char *const *)spec->envp : environ;
@@ -429,7 +454,11 @@ static int spawn_shim(struct local_state *ls, const struct exec_spec *spec, int 
 		*err = xasprintf("cannot set up posix_spawn: %s", strerror(-rc));
 		return rc;
 	}
-	av = shim_argv(ls->shim, spec, tbuf, gbuf, lbuf, rbufs);
+	if (spec->run_as && user_ids(spec->run_as, ubuf, sizeof(ubuf)) < 0) {
+		*err = xasprintf("run_as: no user '%s' on this host", spec->run_as);
+		return -ENOENT;
+	}
+	av = shim_argv(ls->shim, spec, tbuf, gbuf, lbuf, rbufs, ubuf);
 	rc = posix_spawn(pid, ls->shim, &fa, &attr, av, envp);
 	if (rc != 0) {
 		*err = xasprintf("cannot start %s: %s", ls->shim, strerror(rc));

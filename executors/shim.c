@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,7 +38,7 @@
 #define DRAIN_LIMIT_US (5 * 1000000LL)
 
 struct shim_opts {
-	const char *log, *status, *pid_file, *cwd, *mask_file;
+	const char *log, *status, *pid_file, *cwd, *mask_file, *user, *output_file;
 	long long timeout, grace; /* microseconds; timeout 0 = none */
 	long long max_log;        /* bytes of the command's output the log takes; 0 = no cap */
 	struct { int resource; long long value; } rlimits[5]; /* --rlimit NAME=N */
@@ -83,6 +84,9 @@ static const char usage_text[] =
 	"                   dropped, with a note\n"
 	"  --rlimit NAME=N  a resource limit of the command: as (address space, bytes), cpu (seconds;\n"
 	"                   SIGKILL 5 s after SIGXCPU), nofile, nproc, fsize (bytes); repeatable\n"
+	"  --user U:G:GS    run the command as uid U, gid G and groups GS (comma-separated; the\n"
+	"                   supervisor runs as root)\n"
+	"  --output-file P  with --user: open P for the command on fd 3, owned by that user\n"
 	"  --mask-file PATH read secrets (NUL-separated) from PATH, remove it, and write each one\n"
 	"                   of 5 or more bytes the command prints as *** in the log\n"
 	"\n"
@@ -183,6 +187,8 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		{ "mask-file", required_argument, NULL, 'm' },
 		{ "max-log-size", required_argument, NULL, 'L' },
 		{ "rlimit", required_argument, NULL, 'r' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "output-file", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -196,6 +202,8 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case 'p': o->pid_file = optarg; break;
 		case 'c': o->cwd = optarg; break;
 		case 'm': o->mask_file = optarg; break;
+		case 'u': o->user = optarg; break;
+		case 'o': o->output_file = optarg; break;
 		case 'r':
 			if (parse_rlimit(optarg, o) < 0) {
 				fprintf(stderr, "sluice-shim: bad --rlimit '%s' (as|cpu|nofile|nproc|fsize=N)\n", optarg);
@@ -369,6 +377,58 @@ static void __attribute__((noreturn)) setup_failed(const struct shim_opts *o, co
 	exit(SHIM_EXIT_SETUP_FAILED);
 }
 
+/* "UID:GID:G1,G2,..." (the daemon resolved the name: this program stays free of NSS). */
+static int parse_user(const char *s, uid_t *uid, gid_t *gid, gid_t *groups, int *ngroups)
+{
+	char *end;
+	unsigned long u = strtoul(s, &end, 10), g;
+	*ngroups = 0;
+	if (end == s || *end != ':')
+		return -1;
+	g = strtoul(end + 1, &end, 10);
+	if (*end != ':' && *end)
+		return -1;
+	while (*end == ':' || *end == ',') {
+		end++;
+		if (!*end)
+			break;
+		if (*ngroups == 64)
+			return -1;
+		groups[(*ngroups)++] = (gid_t)strtoul(end, &end, 10);
+	}
+	if (*end)
+		return -1;
+	*uid = (uid_t)u;
+	*gid = (gid_t)g;
+	return 0;
+}
+
+/* In the forked child, as root: hands the output file over on fd 3, then takes the user's groups,
+ * group and user id, for good (the saved ids too). */
+static void become_user(const struct shim_opts *o)
+{
+	uid_t uid;
+	gid_t gid, groups[64];
+	int ngroups;
+	if (parse_user(o->user, &uid, &gid, groups, &ngroups) < 0) {
+		log_line(2, "sluice-shim: bad --user '%s' (UID:GID:GROUPS)", o->user);
+		_exit(SHIM_EXEC_FAILED);
+	}
+	if (o->output_file) {
+		int fd = open(o->output_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd < 0 || fchown(fd, uid, gid) < 0 || (fd != 3 && dup2(fd, 3) < 0)) {
+			log_line(2, "sluice-shim: cannot hand over '%s': %s", o->output_file, strerror(errno));
+			_exit(SHIM_EXEC_FAILED);
+		}
+		if (fd != 3)
+			close(fd);
+	}
+	if (setgroups((size_t)ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+		log_line(2, "sluice-shim: cannot become uid %u: %s", (unsigned)uid, strerror(errno));
+		_exit(SHIM_EXEC_FAILED);
+	}
+}
+
 /* In the forked child: becomes the command. Never returns. */
 static void __attribute__((noreturn)) exec_command(const struct shim_opts *o, int log_fd,
 						   int null_fd)
@@ -382,6 +442,8 @@ static void __attribute__((noreturn)) exec_command(const struct shim_opts *o, in
 			signal(sig, SIG_DFL);
 	if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
 		_exit(SHIM_EXEC_FAILED);
+	if (o->user)
+		become_user(o);
 	for (int i = 0; i < o->nrlimits; i++) {
 		/* cpu: SIGXCPU at the limit, SIGKILL 5 s later if the command ignores it. */
 		rlim_t v = (rlim_t)o->rlimits[i].value;
@@ -391,7 +453,7 @@ static void __attribute__((noreturn)) exec_command(const struct shim_opts *o, in
 			_exit(SHIM_EXEC_FAILED);
 		}
 	}
-	close_range(3, ~0U, 0);
+	close_range(o->user && o->output_file ? 4 : 3, ~0U, 0);
 	if (o->cwd && chdir(o->cwd) < 0) {
 		log_line(2, "sluice-shim: cannot change directory to '%s': %s", o->cwd,
 			 strerror(errno));

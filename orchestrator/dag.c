@@ -179,6 +179,7 @@ static void task_free(struct task *t)
 	free(t->no_retry_exit_codes);
 	free(t->description);
 	free(t->doc_md);
+	free(t->run_as);
 	free(t->cwd);
 	free_strv(t->over_items, t->n_over);
 	free(t->over_template);

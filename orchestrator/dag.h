@@ -116,6 +116,7 @@ struct task {
 	int effective_weight;   /* priority_weight + sum of all downstream tasks' weights */
 	char *description;
 	char *doc_md;           /* Markdown documentation, shown in the UI */
+	char *run_as;           /* the user the try runs as (a daemon running as root); NULL = the daemon's */
 	struct task_limits {    /* rlimits of the try's process; 0 = the daemon's */
 		long long memory, cpu_seconds, open_files, processes, file_size;
 	} limits;

@@ -645,6 +645,7 @@ static void read_task(lua_State *L, int t, struct task *task)
 	task->cwd = opt_string(L, v, "cwd");
 	task->description = opt_string(L, v, "description");
 	task->doc_md = opt_string(L, v, "doc_md");
+	task->run_as = opt_string(L, v, "run_as");
 	if (task->mapped) {
 		if (lua_getfield(L, v, "over") == LUA_TTABLE) {
 			lua_pop(L, 1);

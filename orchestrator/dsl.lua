@@ -108,6 +108,11 @@ function check.limits(v)
   return out
 end
 
+function check.user(v)
+  if type(v) == "string" and v:find("^[%a_][%w_.-]*%$?$") and #v <= 32 then return v end
+  return nil, "must be a user name"
+end
+
 function check.cmd(v)
   if type(v) == "string" then
     if v:find("^%s*$") then return nil, "must not be empty" end
@@ -265,6 +270,7 @@ local TASK_FIELDS = {
   executor = check.executor, env = check.env, trigger_rule = check.trigger_rule,
   no_retry_exit_codes = check.intlist, priority_weight = check.int, owner = check.string,
   cwd = check.string, description = check.string, doc_md = check.string, limits = check.limits,
+  run_as = check.user,
   after = check.after,
 }
 local TASK_ONLY = { cmd = true, after = true, description = true, doc_md = true }

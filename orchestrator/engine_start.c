@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,24 @@ static void free_strv(char **v)
 	free(v);
 }
 
+/* Replaces HOME, USER and LOGNAME of env[0..n) with those of user; returns the new count. */
+static size_t user_env(const char *user, char **env, size_t n)
+{
+	struct passwd *pw = getpwnam(user);
+	const char *names[3] = {"HOME", "USER", "LOGNAME"};
+	for (size_t k = 0; pw && k < 3; k++) {
+		size_t kl = strlen(names[k]);
+		for (size_t j = 0; j < n; j++) {
+			if (!strncmp(env[j], names[k], kl) && env[j][kl] == '=') {
+				free(env[j]);
+				env[j--] = env[--n];
+			}
+		}
+		env[n++] = xasprintf("%s=%s", names[k], k == 0 ? pw->pw_dir : pw->pw_name);
+	}
+	return n;
+}
+
 /* Builds the environment of a try: the daemon's, then SLUICE_*, then the task's env. */
 static char **build_env(struct engine *e, struct eti *ti, const char *out_path, char **err)
 {
@@ -44,7 +63,11 @@ static char **build_env(struct engine *e, struct eti *ti, const char *out_path, 
 	env[n++] = xasprintf("SLUICE_MAP_INDEX=%d", ti->row.map_index);
 	env[n++] = xasprintf("SLUICE_LOGICAL_DATE=%s", iso);
 	env[n++] = xasprintf("SLUICE_DS=%.10s", iso);
-	env[n++] = xasprintf("SLUICE_OUTPUT=%s", out_path);
+	/* A try run as another user gets its output file open on fd 3 (the log folder is the
+	 * daemon's own), and that user's HOME, USER and LOGNAME. */
+	env[n++] = t->run_as ? xstrdup("SLUICE_OUTPUT=/dev/fd/3") : xasprintf("SLUICE_OUTPUT=%s", out_path);
+	if (t->run_as)
+		n = user_env(t->run_as, env, n);
 	if (ti->item)
 		env[n++] = xasprintf("SLUICE_ITEM=%s", ti->item);
 	for (size_t i = 0; i < t->n_env; i++) {
@@ -98,6 +121,19 @@ static char **render_argv(struct eti *ti, char **err)
 		}
 	}
 	return argv;
+}
+
+/* Why a try cannot run as user here (a new message), or NULL when it can: the daemon must run as
+ * root (or as that user), and the user must exist. */
+static char *run_as_problem(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+	if (!pw)
+		return xasprintf("run_as = \"%s\": there is no such user on this host", user);
+	if (geteuid() != 0 && geteuid() != pw->pw_uid)
+		return xasprintf("run_as = \"%s\" needs the daemon to run as root (it runs as uid %d)", user,
+				 (int)geteuid());
+	return NULL;
 }
 
 /* What a try records as it starts: its start (a sensor's first poke) and the host. */
@@ -174,6 +210,8 @@ void eng_start_try(struct engine *e, struct eti *ti)
 	make_log_dir(log);
 	if (!x)
 		goto fail_setup;
+	if (t->run_as && (err = run_as_problem(t->run_as)))
+		goto fail_render; /* deterministic: a retry cannot fix it */
 	eng_forget_secrets(ti);
 	if (!(argv = render_argv(ti, &err)))
 		goto fail_render;
@@ -195,6 +233,8 @@ void eng_start_try(struct engine *e, struct eti *ti)
 		.pid_path = pidf,
 		.mask_path = maskf,
 		.max_log_size = e->max_log_size,
+		.run_as = t->run_as,
+		.output_path = outp,
 		.rlimit_as = t->limits.memory,
 		.rlimit_cpu = t->limits.cpu_seconds,
 		.rlimit_nofile = t->limits.open_files,

@@ -187,6 +187,37 @@ return d
     home.cleanup()
 
 
+def t_run_as():
+    home = Home()
+    home.write_dag("as.lua", '''
+local d = dag { id = "as" }
+local who = d:task "who" { cmd = "id -un; echo uid=$(id -u) >> $SLUICE_OUTPUT; echo home=$HOME; "
+                                 .. "touch /root/.sluice-run-as-test 2>/dev/null || echo cannot-write-root",
+                           run_as = "nobody" }
+local after = d:task "after" { cmd = "echo got {{ outputs.who.uid }}" }
+d:task "ghost" { cmd = "true", run_as = "no-such-user-here" }
+d:flow(who >> after)
+return d
+''')
+    out = home.test_run("as")
+    got = {t["task_id"]: t["state"] for t in out["task_instances"]}
+    ghost = home.log("as", out["run_id"], "ghost")
+    expect("no-such-user-here" in ghost and "no such user" in ghost, ghost)
+    eq(got["ghost"], "failed", "an unknown user fails the task at once")
+    if os.geteuid() != 0:
+        eq(got["who"], "failed", "a daemon that is not root cannot switch users")
+        expect("needs the daemon to run as root" in home.log("as", out["run_id"], "who"), "says why")
+        home.cleanup()
+        return
+    eq((got["who"], got["after"]), ("success", "success"), "run as nobody")
+    log = home.log("as", out["run_id"], "who")
+    expect("nobody" in log and "cannot-write-root" in log, log)
+    expect("home=/nonexistent" in log or "home=/" in log, f"nobody's HOME: {log}")
+    expect("got 65534" in home.log("as", out["run_id"], "after"), "its output reached the next task (fd 3)")
+    expect(not os.path.exists("/root/.sluice-run-as-test"), "nothing written as root")
+    home.cleanup()
+
+
 def t_backup_while_runs_go():
     home = Home()
     home.write_dag("busy.lua", 'local d = dag { id = "busy" }\n'
@@ -298,6 +329,7 @@ check("an event stream's slot is free within a second of its client leaving; the
       t_event_streams_freed_at_once)
 check("core.max_log_size: a try's log keeps the first bytes and a note, the task goes on", t_log_cap)
 check("limits = { memory, open_files, file_size, cpu_seconds } hold a task's process", t_task_limits)
+check("run_as: a task runs as another user, hands its outputs over, an unknown user fails", t_run_as)
 check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)
 check("systemd: READY=1 with MAINPID, WATCHDOG=1 while running, STOPPING=1", t_systemd_readiness)
 check("admin_password.txt (0600) goes at admin's first login", t_admin_password_file_goes_after_first_login)
