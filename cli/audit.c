@@ -18,7 +18,7 @@
 static const char *const audited[] = {
 	"dags trigger", "dags pause", "dags unpause", "backfill create", "backfill pause", "backfill resume",
 	"backfill cancel", "runs cancel", "tasks clear", "tasks mark", "tasks kill", "pools set", "pools delete",
-	"users create", "users delete", "tokens create", "tokens revoke", "variables set", "variables delete",
+	"users create", "users set-role", "users passwd", "users delete", "tokens create", "tokens revoke", "variables set", "variables delete",
 	"variables import", "connections add", "connections delete", "db prune", "db rotate-key", NULL,
 };
 

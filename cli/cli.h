@@ -93,7 +93,7 @@ extern const struct cmd_entry cmd_serve, cmd_dags_list, cmd_dags_show, cmd_dags_
 	cmd_backfill_pause, cmd_backfill_resume, cmd_backfill_cancel, cmd_runs_list, cmd_runs_cancel, cmd_tasks_list,
 	cmd_tasks_logs, cmd_tasks_clear, cmd_tasks_mark, cmd_tasks_kill, cmd_cron_next, cmd_pools_list, cmd_pools_set,
 	cmd_pools_delete, cmd_users_create, cmd_users_delete, cmd_tokens_create, cmd_tokens_list, cmd_tokens_revoke, cmd_db_migrate, cmd_db_check, cmd_db_prune,
-	cmd_config_show, cmd_db_rotate_key, cmd_db_backup, cmd_variables_set, cmd_variables_get, cmd_variables_list,
+	cmd_config_show, cmd_db_rotate_key, cmd_db_backup, cmd_users_set_role, cmd_users_passwd, cmd_variables_set, cmd_variables_get, cmd_variables_list,
 	cmd_variables_delete, cmd_variables_import, cmd_variables_export, cmd_connections_add, cmd_connections_get,
 	cmd_connections_list, cmd_connections_delete, cmd_connections_test;
 

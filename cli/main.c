@@ -41,7 +41,7 @@ const struct cmd_entry *const cmd_table[] = {
 	&cmd_tasks_list, &cmd_tasks_logs, &cmd_tasks_clear, &cmd_tasks_mark, &cmd_tasks_kill,
 	&cmd_cron_next,
 	&cmd_pools_list, &cmd_pools_set, &cmd_pools_delete,
-	&cmd_users_create, &cmd_users_delete, &cmd_tokens_create, &cmd_tokens_list, &cmd_tokens_revoke,
+	&cmd_users_create, &cmd_users_set_role, &cmd_users_passwd, &cmd_users_delete, &cmd_tokens_create, &cmd_tokens_list, &cmd_tokens_revoke,
 	&cmd_variables_set, &cmd_variables_get, &cmd_variables_list, &cmd_variables_delete, &cmd_variables_import,
 	&cmd_variables_export,
 	&cmd_connections_add, &cmd_connections_get, &cmd_connections_list, &cmd_connections_delete, &cmd_connections_test,

@@ -8,6 +8,25 @@
 #include "cli/cli.h"
 #include "orchestrator/store.h"
 
+/* A password from standard input (at least 8 characters), or a new random one; NULL after
+ * saying why. */
+static char *read_password(bool from_stdin)
+{
+	char buf[1024];
+	if (!from_stdin)
+		return auth_new_password(16);
+	if (!fgets(buf, sizeof(buf), stdin) || !*buf) {
+		fprintf(stderr, "sluice: no password on standard input\n");
+		return NULL;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (strlen(buf) < 8) {
+		fprintf(stderr, "sluice: the password must have at least 8 characters\n");
+		return NULL;
+	}
+	return xstrdup(buf);
+}
+
 static int users_create(struct cli_ctx *cli, const struct cmd_args *a)
 {
 	const char *name = a->argv[0], *role = a->val['r'];
@@ -16,22 +35,9 @@ static int users_create(struct cli_ctx *cli, const struct cmd_args *a)
 		return cmd_usage_error(&cmd_users_create, "the role is admin, op or viewer");
 	if (!valid_id(name))
 		return cmd_usage_error(&cmd_users_create, "NAME is [A-Za-z0-9_.-]+");
-	char *pw = NULL, *hash = NULL, *err = NULL;
-	if (from_stdin) {
-		char buf[1024];
-		if (!fgets(buf, sizeof(buf), stdin) || !*buf) {
-			fprintf(stderr, "sluice: no password on standard input\n");
-			return 1;
-		}
-		buf[strcspn(buf, "\r\n")] = '\0';
-		if (strlen(buf) < 8) {
-			fprintf(stderr, "sluice: the password must have at least 8 characters\n");
-			return 1;
-		}
-		pw = xstrdup(buf);
-	} else {
-		pw = auth_new_password(16);
-	}
+	char *pw = read_password(from_stdin), *hash = NULL, *err = NULL;
+	if (!pw)
+		return 1;
 	struct store *st = NULL;
 	int rc = 1;
 	if (!(hash = auth_hash_password(pw, &err))) {
@@ -169,4 +175,75 @@ static int tokens_revoke(struct cli_ctx *cli, const struct cmd_args *a)
 const struct cmd_entry cmd_tokens_revoke = {
 	"tokens", "revoke", "NAME", 1, 1, NULL, "revoke an API token",
 	"Revokes an API token; it stops working with the next request.", tokens_revoke,
+};
+
+/* users set-role NAME ROLE: the password stays. */
+static int users_set_role(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st = NULL;
+	char *hash = NULL, *role = NULL;
+	int rc = 1;
+	if (auth_role_parse(a->argv[1]) < 0)
+		return cmd_usage_error(&cmd_users_set_role, "the role is admin, op or viewer");
+	if (cli_open_store(cli, 0, &st) < 0)
+		return 1;
+	if (store_user_get(st, a->argv[0], &hash, &role) < 0)
+		fprintf(stderr, "sluice: no user %s\n", a->argv[0]);
+	else if (store_user_put(st, a->argv[0], a->argv[1], hash) < 0)
+		fprintf(stderr, "sluice: cannot store the user\n");
+	else {
+		printf("user %s: %s (was %s), in effect for the next request\n", a->argv[0], a->argv[1], role);
+		rc = 0;
+	}
+	free(hash);
+	free(role);
+	store_close(st);
+	return rc;
+}
+
+/* users passwd NAME [--password-stdin]: the role stays. */
+static int users_passwd(struct cli_ctx *cli, const struct cmd_args *a)
+{
+	struct store *st = NULL;
+	char *old = NULL, *role = NULL, *pw = NULL, *hash = NULL, *err = NULL;
+	int rc = 1;
+	if (cli_open_store(cli, 0, &st) < 0)
+		return 1;
+	if (store_user_get(st, a->argv[0], &old, &role) < 0) {
+		fprintf(stderr, "sluice: no user %s\n", a->argv[0]);
+	} else if ((pw = read_password(a->set['p'])) && !(hash = auth_hash_password(pw, &err))) {
+		fprintf(stderr, "sluice: %s\n", err);
+	} else if (pw && store_user_put(st, a->argv[0], role, hash) < 0) {
+		fprintf(stderr, "sluice: cannot store the user\n");
+	} else if (pw) {
+		if (a->set['p'])
+			printf("user %s: new password, in effect for the next request\n", a->argv[0]);
+		else
+			printf("user %s: new password %s\n", a->argv[0], pw);
+		rc = 0;
+	}
+	free(old);
+	free(role);
+	free(pw);
+	free(hash);
+	free(err);
+	store_close(st);
+	return rc;
+}
+
+static const struct cmd_opt passwd_opts[] = {
+	{"password-stdin", 'p', NULL, false, false, "read the password from standard input (else a random one is printed)"},
+	{NULL, 0, NULL, false, false, NULL},
+};
+
+const struct cmd_entry cmd_users_set_role = {
+	"users", "set-role", "NAME ROLE", 2, 2, NULL, "change a user's role (admin, op, viewer)",
+	"Changes the role of a user of the REST API; the password stays. In effect for the next request.",
+	users_set_role,
+};
+const struct cmd_entry cmd_users_passwd = {
+	"users", "passwd", "NAME", 1, 1, passwd_opts, "give a user a new password",
+	"Gives a user a new password (from --password-stdin, or a random one that is printed); the role\n"
+	"stays. The old password stops working with the next request.",
+	users_passwd,
 };

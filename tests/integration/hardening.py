@@ -306,6 +306,22 @@ def t_admin_password_file_goes_after_first_login():
         eq(call("admin", pw), 200, "admin's first login")
         expect(not os.path.exists(path), "then the file is gone")
         eq(call("admin", pw), 200, "and the password still works")
+        # set-role and passwd take effect with the next request.
+
+        def status(user, password, path):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}")
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        eq(status("ops1", "ops1-password", "/users"), 200, "an admin reads users")
+        eq(home.run("users", "set-role", "ops1", "viewer").returncode, 0, "set-role")
+        eq(status("ops1", "ops1-password", "/users"), 403, "a viewer at once")
+        eq(home.run("users", "passwd", "ops1", "--password-stdin", input="other-password\n").returncode, 0, "passwd")
+        eq(status("ops1", "ops1-password", "/dags"), 401, "the old password stops at once")
+        eq(status("ops1", "other-password", "/dags"), 200, "the new one works, with the role kept")
     finally:
         d.stop()
         home.cleanup()
@@ -332,6 +348,7 @@ check("limits = { memory, open_files, file_size, cpu_seconds } hold a task's pro
 check("run_as: a task runs as another user, hands its outputs over, an unknown user fails", t_run_as)
 check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)
 check("systemd: READY=1 with MAINPID, WATCHDOG=1 while running, STOPPING=1", t_systemd_readiness)
-check("admin_password.txt (0600) goes at admin's first login", t_admin_password_file_goes_after_first_login)
+check("admin_password.txt (0600) goes at admin's first login; users set-role and passwd count at once",
+      t_admin_password_file_goes_after_first_login)
 check("the systemd unit in dist/ and its install step", t_systemd_unit)
 finish()
