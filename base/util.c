@@ -628,6 +628,63 @@ bool parse_bool(const char *s, bool *out)
 	return false;
 }
 
+bool utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	while (p < end) {
+		unsigned c = *p++;
+		int more;
+		unsigned cp, min;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf)
+			more = 1, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			more = 2, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			more = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return false;
+		if (end - p < more)
+			return false;
+		for (int i = 0; i < more; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		p += more;
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
+char *utf8_sanitize(const char *s)
+{
+	struct strbuf sb = {0};
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
+		size_t len = 1;
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0xc2 && c <= 0xdf)
+			len = 2;
+		else if (c >= 0xe0 && c <= 0xef)
+			len = 3;
+		else if (c >= 0xf0 && c <= 0xf4)
+			len = 4;
+		if ((c < 0x80) || (i + len <= n && len > 1 && utf8_valid(s + i, len))) {
+			sb_add(&sb, s + i, len);
+			i += len;
+		} else {
+			sb_puts(&sb, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+	if (!sb.buf)
+		sb_puts(&sb, "");
+	return sb_steal(&sb);
+}
+
 bool contains_nocase(const char *hay, const char *needle)
 {
 	size_t n = strlen(needle);

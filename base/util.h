@@ -96,6 +96,11 @@ bool valid_run_id(const char *s);
 /* A boolean as people write it in query strings and config: true/false/1/0 in any case (the
  * Python client sends True and False). Returns false when s is none of them. */
 bool parse_bool(const char *s, bool *out);
+/* Whether s (n bytes) is well-formed UTF-8: no stray continuation bytes, overlong forms,
+ * surrogates or code points beyond U+10FFFF. */
+bool utf8_valid(const char *s, size_t n);
+/* A copy of s with every byte that is not part of well-formed UTF-8 replaced by U+FFFD. */
+char *utf8_sanitize(const char *s);
 /* Whether needle occurs in hay, ignoring ASCII case (SQL's ILIKE '%needle%'). */
 bool contains_nocase(const char *hay, const char *needle);
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -244,10 +245,13 @@ static int sandbox_require(lua_State *L)
 			*p = '/';
 	char *path = xasprintf("%s/%s.lua", sb->lib_dir, rel);
 	char *chunk = xasprintf("@lib/%s.lua", rel);
-	int rc = read_file(path, 4u << 20, &content, &len);
+	/* Only a regular file: a FIFO or a device would block the loader (and the scheduler). */
+	struct stat stb;
+	int rc = stat(path, &stb) < 0 ? -errno : !S_ISREG(stb.st_mode) ? -EINVAL : read_file(path, 4u << 20, &content, &len);
 	free(rel);
 	if (rc < 0) {
-		lua_pushfstring(L, "require: cannot load module '%s' from %s: %s", name, path, strerror(-rc));
+		lua_pushfstring(L, "require: cannot load module '%s' from %s: %s", name, path,
+				rc == -EINVAL ? "not a regular file" : strerror(-rc));
 		free(path);
 		free(chunk);
 		return lua_error(L);
@@ -380,6 +384,29 @@ static void open_libs(lua_State *L)
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");
 	lua_pop(L, 1);
+	/* The strings' metatable is the prelude's too ("s:find()"): a DAG file may not reach it
+	 * (getmetatable("") answers "string") nor change what it indexes. */
+	lua_pushliteral(L, "");
+	if (lua_getmetatable(L, -1)) {
+		lua_pushliteral(L, "string");
+		lua_setfield(L, -2, "__metatable");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+/* Pushes a shallow copy of the table at idx: a DAG file gets its own string, table, math and
+ * utf8 tables, so that replacing string.find there cannot change what the prelude calls. */
+static void push_copy(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	lua_newtable(L);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -4);
+	}
 }
 
 /* Builds the table of globals DAG files see and leaves it on the stack. */
@@ -393,6 +420,10 @@ static void push_sandbox_env(lua_State *L)
 	lua_newtable(L);
 	for (const char *const *n = base_ok; *n; n++) {
 		lua_getglobal(L, *n);
+		if (lua_istable(L, -1)) {
+			push_copy(L, -1);
+			lua_remove(L, -2);
+		}
 		lua_setfield(L, -2, *n);
 	}
 	lua_pushcfunction(L, sandbox_pcall);
@@ -523,7 +554,9 @@ static cJSON *lua_to_json(lua_State *L, int idx, int depth)
 	default:
 		return cJSON_CreateNull();
 	}
-	if (depth > 32)
+	/* Each level holds a few stack slots while it walks its table: make room, and stop at a
+	 * depth the prelude already refuses (so a crafted table cannot overflow the Lua stack). */
+	if (depth > 32 || !lua_checkstack(L, 8))
 		return cJSON_CreateNull();
 	if (is_sequence(L, idx)) {
 		cJSON *arr = cJSON_CreateArray();
@@ -726,6 +759,37 @@ static cJSON *read_object(lua_State *L, int t, const char *k)
 	return o;
 }
 
+static bool text_ok(const char *s) { return !s || utf8_valid(s, strlen(s)); }
+
+static bool json_text_ok(const cJSON *j)
+{
+	for (const cJSON *it = j ? j->child : NULL; it; it = it->next)
+		if (!text_ok(it->string) || (cJSON_IsString(it) && !text_ok(it->valuestring)) || !json_text_ok(it))
+			return false;
+	return true;
+}
+
+/* The first field of d that the API shows and that is not valid UTF-8 (clients could not read
+ * the JSON), or NULL. */
+static const char *bad_text(const struct dag *d)
+{
+	if (!text_ok(d->description))
+		return "description";
+	if (!text_ok(d->doc_md))
+		return "doc_md";
+	if (!text_ok(d->owner))
+		return "owner";
+	for (size_t i = 0; i < d->n_tags; i++)
+		if (!text_ok(d->tags[i]))
+			return "tags";
+	if (!json_text_ok(d->params) || !json_text_ok(d->param_specs))
+		return "params";
+	for (size_t i = 0; i < d->ntasks; i++)
+		if (!text_ok(d->tasks[i].description) || !text_ok(d->tasks[i].doc_md))
+			return "a task's description or doc_md";
+	return NULL;
+}
+
 /* The params' schemas are well formed and their defaults fit them; a param without a default
  * needs a trigger to give it, so a scheduled DAG may not have one (as in Airflow). */
 static int check_params(struct dag *d, char *err, size_t errsz)
@@ -767,6 +831,14 @@ static struct dag *read_dag(struct conv *cv, int t, const char *path, const char
 	d->fileloc = xstrdup(path);
 	snprintf(d->version, sizeof(d->version), "%s", version);
 
+	/* The ids become file names: checked here, whatever the Lua side did (a DAG file can replace
+	 * the functions the prelude checks with). */
+	if (!d->dag_id || !valid_id(d->dag_id)) {
+		snprintf(cv->err, sizeof(cv->err), "dag id '%.300s' is invalid: use letters, digits, '_', '.' and '-'",
+			 d->dag_id ? d->dag_id : "");
+		cv->err_line = d->line;
+		goto fail;
+	}
 	lua_getfield(L, t, "vals");
 	int v = lua_gettop(L);
 	d->description = opt_string(L, v, "description");
@@ -808,6 +880,20 @@ static struct dag *read_dag(struct conv *cv, int t, const char *path, const char
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
+	const char *bad = bad_text(d);
+	if (bad) {
+		snprintf(cv->err, sizeof(cv->err), "dag '%s': %s is not valid UTF-8", d->dag_id, bad);
+		cv->err_line = d->line;
+		goto fail;
+	}
+	for (size_t i = 0; i < d->ntasks; i++) {
+		if (!d->tasks[i].id || !valid_id(d->tasks[i].id)) {
+			snprintf(cv->err, sizeof(cv->err), "task id '%.300s' is invalid: use letters, digits, '_', '.' and '-'",
+				 d->tasks[i].id ? d->tasks[i].id : "");
+			cv->err_line = d->tasks[i].line;
+			goto fail;
+		}
+	}
 
 	if (d->ntasks == 0) {
 		snprintf(cv->err, sizeof(cv->err), "dag '%s' has no tasks", d->dag_id);

@@ -330,8 +330,24 @@ local function param_ctor(spec)
   return p
 end
 
+-- How deep tables nest (a DAG's params become JSON: more than 32 levels is refused).
+local function depth(v, seen)
+  if type(v) ~= "table" then return 0 end
+  if seen[v] then return math.huge end -- a cycle
+  seen[v] = true
+  local d = 0
+  for _, x in pairs(v) do
+    local dx = depth(x, seen)
+    if dx > d then d = dx end
+    if d > 32 then break end
+  end
+  seen[v] = nil
+  return d + 1
+end
+
 function check.params(v)
   if type(v) ~= "table" then return nil, "must be a table of name = value or name = param { ... }" end
+  if depth(v, {}) > 32 then return nil, "nest tables more than 32 levels deep (or in a cycle)" end
   local values, specs = {}, {}
   for k, x in pairs(v) do
     if type(k) ~= "string" then return nil, "must be a table with names (name = value)" end

@@ -54,6 +54,11 @@ int runs_check(const struct run_request *req, char **err)
 		*err = xasprintf("run_type '%s' is not manual, scheduled or backfill", req->run_type);
 		return -EINVAL;
 	}
+	if ((req->conf && !utf8_valid(req->conf, strlen(req->conf))) ||
+	    (req->note && !utf8_valid(req->note, strlen(req->note)))) {
+		*err = xstrdup("conf and note must be valid UTF-8");
+		return -EINVAL;
+	}
 	cJSON *conf = req->conf ? cJSON_Parse(req->conf) : NULL;
 	bool ok = !req->conf || cJSON_IsObject(conf);
 	cJSON_Delete(conf);

@@ -160,11 +160,15 @@ void api_problem(struct req *r, unsigned status, const char *title, const char *
 	va_end(ap);
 	snprintf(type, sizeof(type), "https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html#section/Errors/%s",
 		 problem_type(status));
+	/* The detail and the path may echo what the client sent: never other than UTF-8. */
+	char *clean_detail = utf8_sanitize(sb_str(&detail)), *clean_url = utf8_sanitize(r->url ? r->url : "");
 	cJSON_AddStringToObject(j, "type", type);
 	cJSON_AddStringToObject(j, "title", title);
 	cJSON_AddNumberToObject(j, "status", status);
-	cJSON_AddStringToObject(j, "detail", sb_str(&detail));
-	cJSON_AddStringToObject(j, "instance", r->url);
+	cJSON_AddStringToObject(j, "detail", clean_detail);
+	cJSON_AddStringToObject(j, "instance", clean_url);
+	free(clean_detail);
+	free(clean_url);
 	sb_free(&detail);
 	api_reply(r, status, j);
 	r->content_type = "application/problem+json";
@@ -491,6 +495,15 @@ static void forget_admin_password(struct req *r, const char *authorization)
 	free(who);
 }
 
+static enum MHD_Result check_utf8_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	bool *ok = cls;
+	(void)kind;
+	if (!utf8_valid(key, strlen(key)) || (value && !utf8_valid(value, strlen(value))))
+		*ok = false;
+	return MHD_YES;
+}
+
 static void dispatch(struct req *r)
 {
 	const char *prefix = "/api/v1";
@@ -512,6 +525,13 @@ static void dispatch(struct req *r)
 	}
 	if (strchr(r->url, BAD_ESCAPE)) {
 		reply_problem(r, 400, "Bad Request", "the path holds a NUL or a malformed %-escape");
+		return;
+	}
+	/* What is not UTF-8 would come back in replies that clients then cannot decode as JSON. */
+	bool query_ok = true;
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_utf8_value, &query_ok);
+	if (!utf8_valid(r->url, strlen(r->url)) || !query_ok || !utf8_valid(sb_str(&r->body), r->body.len)) {
+		reply_problem(r, 400, "Bad Request", "the path, the query or the body is not valid UTF-8");
 		return;
 	}
 	/* Changes, and everything when auth is off, only from this server's own pages or a

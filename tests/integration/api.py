@@ -89,6 +89,14 @@ def t_nul_and_bad_escapes():
         eq(st, 400, f"{path}: {body}")
         eq(ctype, "application/problem+json", path)
     eq(call("GET", "/dags/%64")[0], 200, "a valid escape (%64 is d) still works")
+    # Not UTF-8 (issue 14, defect 10): it would be echoed into replies clients cannot decode.
+    for path in ("/dags/caf%E9", "/dags?dag_id_pattern=%FF", "/dags/d/dagRuns/%C0%AF"):
+        st, ctype, body = call("GET", path)
+        eq((st, ctype), (400, "application/problem+json"), f"{path}: {body}")
+    st, _, body = call("POST", "/dags/d/dagRuns", body=b'{"conf": {"x": "caf\xe9"}}',
+                       headers={"Content-Type": "application/json"})
+    eq(st, 400, f"a body that is not UTF-8: {body}")
+    eq(call("GET", "/dags/caf%C3%A9")[0], 404, "UTF-8 is fine (no such DAG)")
 
 
 def t_login_back_off():

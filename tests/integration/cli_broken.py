@@ -62,6 +62,20 @@ def t_folder():
     home.cleanup()
 
 
+def t_require_of_a_fifo():
+    """Issue 14, defect 6: `require` of something that is not a regular file must not block."""
+    home = Home()
+    os.makedirs(os.path.join(home.dags, "lib"), exist_ok=True)
+    os.mkfifo(os.path.join(home.dags, "lib", "fifo.lua"))
+    home.write_dag("f.lua", 'require "fifo"\nlocal d = dag { id = "f" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    t0 = time.monotonic()
+    p = home.run("dags", "check", timeout=30)
+    expect(time.monotonic() - t0 < 10, "it returned at once")
+    expect(p.returncode == 1 and "f.lua:1: require: cannot load module 'fifo'" in p.stdout
+           and "not a regular file" in p.stdout, p.stdout)
+    home.cleanup()
+
+
 def t_duplicate_dag_ids():
     home = Home()
     home.write_dag("a.lua", 'local d = dag { id = "same" }\nd:task "x" { cmd = "true" }\nreturn d\n')
@@ -91,6 +105,7 @@ def t_missing_folder():
 
 check("a folder with every broken file and one good DAG", t_folder)
 check("duplicate DAG ids across files", t_duplicate_dag_ids)
+check("require of a FIFO is an import error, not a hang", t_require_of_a_fifo)
 check("dags test of an unknown DAG shows the import errors", t_test_unknown_dag)
 check("a missing DAG folder is a clear error", t_missing_folder)
 finish()

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -117,6 +118,17 @@ static void test_parse_bool(void **state)
 	assert_true(contains_nocase("sales_ETL", "Etl"));
 	assert_false(contains_nocase("et", "etl"));
 	assert_false(contains_nocase("", "x"));
+	/* UTF-8: well-formed text passes; stray, overlong, surrogate and out-of-range bytes do not. */
+	const char *good[] = {"", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", NULL};
+	const char *bad_utf8[] = {"\xff", "\xc3", "\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+				  "\xf4\x90\x80\x80", "ok\xe2\x82", NULL};
+	for (size_t i = 0; good[i]; i++)
+		assert_true(utf8_valid(good[i], strlen(good[i])));
+	for (size_t i = 0; bad_utf8[i]; i++)
+		assert_false(utf8_valid(bad_utf8[i], strlen(bad_utf8[i])));
+	char *clean = utf8_sanitize("caf\xe9 \xe2\x82\xac ok\xc3");
+	assert_string_equal(clean, "caf\xef\xbf\xbd \xe2\x82\xac ok\xef\xbf\xbd");
+	free(clean);
 }
 
 int main(void)
