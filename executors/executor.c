@@ -2,8 +2,10 @@
  * file the supervisors write, and identifying processes across pid reuse. */
 #include "executors/executor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +144,55 @@ out:
 	}
 	out->message = *message;
 	return rc;
+}
+
+/* Field 6 of /proc/PID/stat (the session id), or -1. */
+static int proc_session(const char *pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	int ppid, pgrp, session;
+	char state;
+	if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) != 4)
+		return -1;
+	return session;
+}
+
+int exec_kill_session(int sid)
+{
+	int killed = 0;
+	if (sid <= 1 || kill(sid, 0) == 0)
+		return -EEXIST; /* the leader lives (or its pid is taken again): not a lost session */
+	for (int round = 0; round < 100; round++) {
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		int left = 0;
+		if (!d)
+			return -errno;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] < '1' || e->d_name[0] > '9' || proc_session(e->d_name) != sid)
+				continue;
+			int pid = atoi(e->d_name);
+			if (kill(pid, SIGKILL) == 0) {
+				left++;
+				killed += round == 0;
+			}
+		}
+		closedir(d);
+		if (!left)
+			return killed;
+		usleep(10000); /* until they are gone (bounded: 1 s) */
+	}
+	return killed;
 }
 
 int exec_proc_starttime(int pid, unsigned long long *starttime, char *state)

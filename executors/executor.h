@@ -126,5 +126,9 @@ int exec_read_status(const char *path, struct exec_result *out, char **message);
 /* Reads field 22 (start time in clock ticks since boot) and the state letter of /proc/<pid>/stat.
  * Returns 0 or -errno (-ESRCH when there is no such process). state may be NULL. */
 int exec_proc_starttime(int pid, unsigned long long *starttime, char *state);
+/* SIGKILLs every process of session sid whose leader is gone (a supervisor killed with -9 leaves
+ * its command running), and waits (1 s at most) until they are. Returns how many it killed, or
+ * -EEXIST when a process with pid sid lives (the session is not lost, or the pid was reused). */
+int exec_kill_session(int sid);
 
 #endif

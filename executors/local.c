@@ -289,6 +289,12 @@ static void try_lost(struct local_try *t)
 				   .end = now_usec() };
 	char how[64], *msg;
 
+	/* The supervisor died without a status (kill -9, OOM): its command may still run, re-parented
+	 * to init. It is killed before the try is reported, so that a retry never runs beside it. */
+	int killed = exec_kill_session(t->pid);
+	if (killed > 0)
+		log_warnx("local: killed %d process%s of the lost supervisor %d's session", killed,
+			  killed == 1 ? "" : "es", t->pid);
 	describe_wstatus(t->wstatus, how, sizeof(how));
 	if (t->watched)
 		msg = xasprintf("the supervisor (pid %d) %s without writing a status file (%s)",

@@ -44,9 +44,19 @@ static void drop_dags(struct dagbag_file *f)
 	f->ndags = 0;
 }
 
+static void drop_shadowed(struct dagbag_file *f)
+{
+	for (size_t i = 0; i < f->nshadowed; i++)
+		dag_unref(f->shadowed[i]);
+	free(f->shadowed);
+	f->shadowed = NULL;
+	f->nshadowed = 0;
+}
+
 static void file_free(struct dagbag_file *f)
 {
 	drop_dags(f);
+	drop_shadowed(f);
 	free(f->path);
 	free(f->display);
 	free(f->source);
@@ -113,6 +123,7 @@ static void load_file(struct dagbag *bag, struct dagbag_file *f, const struct st
 		ld.error = NULL;
 	} else {
 		drop_dags(f);
+		drop_shadowed(f);
 		f->dags = ld.dags;
 		f->ndags = ld.ndags;
 		ld.dags = NULL;
@@ -192,30 +203,50 @@ static int scan(struct dagbag *bag, const char *dir, const char *rel, int depth)
 	return 0;
 }
 
-/* Gives an import error to every later file that reuses a DAG id of an earlier file. */
+/* The earlier file (before index i) with a DAG whose id one of dags has, or NULL; *k and *m
+ * name the two DAGs. */
+static struct dagbag_file *earlier_with(struct dagbag *bag, size_t i, struct dag **dags, size_t n, size_t *k,
+					size_t *m)
+{
+	for (*k = 0; *k < n; (*k)++)
+		for (size_t j = 0; j < i; j++)
+			for (*m = 0; *m < bag->files[j].ndags; (*m)++)
+				if (!strcmp(dags[*k]->dag_id, bag->files[j].dags[*m]->dag_id))
+					return &bag->files[j];
+	return NULL;
+}
+
+/* Gives an import error to every later file that reuses a DAG id of an earlier file. Its DAGs
+ * are kept aside (not re-parsed every refresh): once the earlier file no longer defines the id,
+ * they come back. */
 static void check_duplicates(struct dagbag *bag)
 {
 	for (size_t i = 0; i < bag->nfiles; i++) {
 		struct dagbag_file *f = &bag->files[i];
-		for (size_t k = 0; k < f->ndags; k++) {
-			for (size_t j = 0; j < i; j++) {
-				struct dagbag_file *g = &bag->files[j];
-				for (size_t m = 0; m < g->ndags; m++) {
-					if (strcmp(f->dags[k]->dag_id, g->dags[m]->dag_id))
-						continue;
-					set_file_error(f, xasprintf("%s:%d: DAG id '%s' is already defined in %s:%d",
-								    f->display, f->dags[k]->line, f->dags[k]->dag_id,
-								    g->display, g->dags[m]->line),
-						       f->dags[k]->line);
-					drop_dags(f);
-					/* Re-parse on the next refresh: the other file may be gone by then. */
-					f->hash[0] = '\0';
-					f->size = -1;
-					goto next_file;
-				}
-			}
+		size_t k, m;
+		if (f->nshadowed && !earlier_with(bag, i, f->shadowed, f->nshadowed, &k, &m)) {
+			/* The conflict is gone: the file's DAGs are served again. */
+			drop_dags(f);
+			f->dags = f->shadowed;
+			f->ndags = f->nshadowed;
+			f->shadowed = NULL;
+			f->nshadowed = 0;
+			free(f->error);
+			f->error = NULL;
+			f->changed = true;
+			continue;
 		}
-next_file:;
+		struct dagbag_file *g = earlier_with(bag, i, f->dags, f->ndags, &k, &m);
+		if (!g)
+			continue;
+		set_file_error(f, xasprintf("%s:%d: DAG id '%s' is already defined in %s:%d", f->display, f->dags[k]->line,
+					    f->dags[k]->dag_id, g->display, g->dags[m]->line),
+			       f->dags[k]->line);
+		drop_shadowed(f);
+		f->shadowed = f->dags;
+		f->nshadowed = f->ndags;
+		f->dags = NULL;
+		f->ndags = 0;
 	}
 }
 

@@ -25,6 +25,9 @@ struct dagbag_file {
 	size_t ndags;
 	char *error;          /* import error of the current content, or NULL */
 	int error_line;
+	struct dag **shadowed; /* the DAGs of a file whose DAG id an earlier file defines: kept, not
+	                          served, until that conflict goes (no re-parse in the meantime) */
+	size_t nshadowed;
 	bool changed;         /* set by refresh when dags or error changed; cleared by the caller */
 	bool seen;            /* refresh bookkeeping */
 };

@@ -218,6 +218,53 @@ return d
     home.cleanup()
 
 
+def t_killed_supervisor():
+    """Issue 14, defect 3: kill -9 of a try's supervisor must not leave its command running beside
+    the retry."""
+    home = Home()
+    marks = os.path.join(home.dir, "marks")
+    home.write_dag("sv.lua", 'local d = dag { id = "sv" }\n'
+                             f'd:task "t" {{ cmd = "echo start-$SLUICE_TRY_NUMBER >> {marks}; sleep 3; '
+                             f'echo end-$SLUICE_TRY_NUMBER >> {marks}", retries = 1, retry_delay = 0 }}\nreturn d\n')
+    d = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "sv", "--run-id", "r")
+        wait_until(lambda: os.path.exists(marks) and "start-1" in open(marks).read(), 20, "try 1 to start")
+        pidf = os.path.join(home.home, "logs", "sv", "r", "t", "-1", "1.pid")
+        shim = int(open(pidf).read().split()[0])
+        os.kill(shim, 9)
+        wait_until(lambda: home.json("runs", "list", "sv", "--json")["dag_runs"][0]["state"] in ("success", "failed"),
+                   30, "the run to end")
+        time.sleep(0.5)
+        with open(marks) as f:
+            got = f.read().split()
+        eq(got, ["start-1", "start-2", "end-2"], "try 1's command died with its supervisor; try 2 ran alone")
+        expect("killed 1 process" in d.output() or "killed" in d.output(), d.output()[-2000:])
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_duplicate_id_not_reparsed():
+    """Issue 14, defect 9: a file that reuses another file's DAG id is not parsed again every
+    second; its DAG comes back when the other file goes."""
+    home = Home()
+    home.write_dag("a.lua", 'local d = dag { id = "same" }\nd:task "x" { cmd = "true" }\nreturn d\n')
+    home.write_dag("b.lua", 'local d = dag { id = "same", description = "from b" }\nd:task "y" { cmd = "true" }\n'
+                            'return d\n')
+    d = Daemon(home).start()
+    try:
+        time.sleep(4)
+        warnings = d.output().count("is already defined in a.lua")
+        eq(warnings, 1, f"one import error, not one per second: {warnings}")
+        os.unlink(os.path.join(home.dags, "a.lua"))
+        wait_until(lambda: any(x.get("description") == "from b"
+                               for x in home.json("dags", "list", "--json")["dags"]), 15, "b's DAG to take over")
+    finally:
+        d.stop()
+        home.cleanup()
+
+
 def t_backup_while_runs_go():
     home = Home()
     home.write_dag("busy.lua", 'local d = dag { id = "busy" }\n'
@@ -346,6 +393,9 @@ check("an event stream's slot is free within a second of its client leaving; the
 check("core.max_log_size: a try's log keeps the first bytes and a note, the task goes on", t_log_cap)
 check("limits = { memory, open_files, file_size, cpu_seconds } hold a task's process", t_task_limits)
 check("run_as: a task runs as another user, hands its outputs over, an unknown user fails", t_run_as)
+check("kill -9 of a try's supervisor: its command is killed before the retry runs", t_killed_supervisor)
+check("a duplicate DAG id is reported once, not re-parsed every second; it takes over when the other goes",
+      t_duplicate_id_not_reparsed)
 check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)
 check("systemd: READY=1 with MAINPID, WATCHDOG=1 while running, STOPPING=1", t_systemd_readiness)
 check("admin_password.txt (0600) goes at admin's first login; users set-role and passwd count at once",
