@@ -137,7 +137,7 @@ struct task {
 };
 
 struct dag {
-	int refcount;
+	_Atomic int refcount;   /* atomic: the web server's workers share parsed DAGs */
 	char *dag_id;
 	char *fileloc;          /* absolute path of the DAG file */
 	int line;               /* line of the dag{} call */

@@ -115,6 +115,9 @@ struct dag;
 bool api_dag_row(struct req *r, const char *dag_id, struct dag_row *out);
 /* The DAG of its current stored version (a new reference; dag_unref it), or NULL after replying. */
 struct dag *api_load_dag(struct req *r, const struct dag_row *row);
+/* The DAG dag_id as of a stored version (a new reference), parsed once and shared; NULL when it
+ * cannot be loaded. */
+struct dag *api_dag_version(struct req *r, const char *dag_id, const char *version);
 /* api_dag_row and api_load_dag in one, for handlers that need only the DAG. */
 struct dag *api_dag_by_id(struct req *r, const char *dag_id);
 

@@ -5,6 +5,8 @@
 
 #include "web/api.h"
 #include "web/apijson.h"
+#include "web/dagcache.h"
+#include "orchestrator/config.h"
 #include "orchestrator/dagbag.h"
 #include "orchestrator/scheduler.h"
 
@@ -30,6 +32,19 @@ bool api_dag_row(struct req *r, const char *dag_id, struct dag_row *out)
 	return found;
 }
 
+struct dag *api_dag_version(struct req *r, const char *dag_id, const char *version)
+{
+	/* Parsed once per version, with the daemon's DAG-file limits (a DAG that needs raised limits
+	 * loads here as it does in the scheduler). */
+	const struct config *cfg = api_config(r);
+	struct dag_lua_limits lim = {0}, *limits = NULL;
+	if (cfg) {
+		lim = (struct dag_lua_limits){cfg->dag_memory_limit, cfg->dag_instruction_limit, cfg->dag_time_limit};
+		limits = &lim;
+	}
+	return dagcache_get(api_store(r), dag_id, version, api_lib_dir(r), limits);
+}
+
 /* The DAG as of its current version, parsed from the stored source (a new reference). */
 struct dag *api_load_dag(struct req *r, const struct dag_row *row)
 {
@@ -37,7 +52,7 @@ struct dag *api_load_dag(struct req *r, const struct dag_row *row)
 		api_problem(r, 404, "DAG not found", "DAG '%s' has no stored version", row->dag_id);
 		return NULL;
 	}
-	struct dag *d = dagbag_load_stored(api_store(r), row->dag_id, row->version, api_lib_dir(r), NULL);
+	struct dag *d = api_dag_version(r, row->dag_id, row->version);
 	if (!d)
 		api_problem(r, 500, "Internal Server Error", "cannot load the stored version of DAG '%s'", row->dag_id);
 	return d;

@@ -10,7 +10,6 @@
 #include "web/api.h"
 #include "web/apijson.h"
 #include "base/json.h"
-#include "orchestrator/dagbag.h"
 #include "orchestrator/scheduler.h"
 
 /* GET /dagWarnings (dag_id, warning_type): Airflow's "non-existent pool" warnings. */
@@ -29,7 +28,7 @@ static void dag_warnings(struct req *r)
 		bool wanted = (!want_dag || !strcmp(want_dag, rows[i].dag_id)) &&
 			      (!want_type || !strcmp(want_type, "non-existent pool"));
 		if (wanted && rows[i].version)
-			d = dagbag_load_stored(api_store(r), rows[i].dag_id, rows[i].version, api_lib_dir(r), NULL);
+			d = api_dag_version(r, rows[i].dag_id, rows[i].version);
 		struct strbuf missing = {0};
 		for (size_t t = 0; d && t < d->ntasks; t++) {
 			bool found = false;

@@ -18,6 +18,7 @@
 #include "web/apijson.h"
 #include "web/auth.h"
 #include "web/connlimit.h"
+#include "web/dagcache.h"
 #include "web/embedded.h"
 #include "web/origin.h"
 #include "web/router.h"
@@ -811,6 +812,7 @@ void web_stop(struct web *w)
 	MHD_stop_daemon(w->mhd);
 	pthread_key_delete(w->store_key);
 	connlimit_free(w->limits);
+	dagcache_clear();
 	free(w->db_path);
 	free(w->bind);
 	free(w->lib_dir);

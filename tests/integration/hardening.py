@@ -265,6 +265,44 @@ def t_duplicate_id_not_reparsed():
         home.cleanup()
 
 
+def t_api_uses_the_configured_dag_limits():
+    """Issue 14, defect 8: a DAG that needs raised DAG-file limits loads in the API as in the
+    scheduler (the API parses each stored version once, with the configured limits)."""
+    home = Home()
+    home.write_dag("big.lua", 'local s = string.rep("x", 100 * 1024 * 1024)\n'
+                              'local d = dag { id = "big", description = "len " .. #s }\n'
+                              'd:task "t" { cmd = "true" }\nreturn d\n')
+    os.environ["SLUICE__CORE__DAG_FILE_MEMORY_LIMIT"] = "512MiB"
+    try:
+        d = Daemon(home).start()
+    finally:
+        del os.environ["SLUICE__CORE__DAG_FILE_MEMORY_LIMIT"]
+    try:
+        port = port_of(d)
+        with open(os.path.join(home.home, "admin_password.txt")) as f:
+            auth = "Basic " + base64.b64encode(f"admin:{f.read().strip()}".encode()).decode()
+
+        def call(method, path, body=None):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None)
+            req.add_header("Authorization", auth)
+            req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    return resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+        wait_until(lambda: call("GET", "/dags/big")[0] == 200, 20, "the daemon to load big")
+        for path in ("/dags/big/details", "/dags/big/tasks", "/dags/big/details"):
+            st, body = call("GET", path)
+            eq(st, 200, f"{path}: {body}")
+        st, body = call("POST", "/dags/big/dagRuns", {"dag_run_id": "b1"})
+        eq(st, 200, f"trigger: {body}")
+    finally:
+        d.stop()
+        home.cleanup()
+
+
 def t_backup_while_runs_go():
     home = Home()
     home.write_dag("busy.lua", 'local d = dag { id = "busy" }\n'
@@ -396,6 +434,7 @@ check("run_as: a task runs as another user, hands its outputs over, an unknown u
 check("kill -9 of a try's supervisor: its command is killed before the retry runs", t_killed_supervisor)
 check("a duplicate DAG id is reported once, not re-parsed every second; it takes over when the other goes",
       t_duplicate_id_not_reparsed)
+check("the API parses a DAG that needs raised limits with the configured ones", t_api_uses_the_configured_dag_limits)
 check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)
 check("systemd: READY=1 with MAINPID, WATCHDOG=1 while running, STOPPING=1", t_systemd_readiness)
 check("admin_password.txt (0600) goes at admin's first login; users set-role and passwd count at once",
