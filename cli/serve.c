@@ -96,6 +96,7 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 	if (prepare_auth(cli, no_auth) < 0)
 		return 1;
 	raise_nofile(cli->cfg->max_connections);
+	sched_set_write_wait(cli->cfg->write_timeout);
 	/* SIGTERM and SIGINT are read by the scheduler through a signalfd: block them before any
 	 * thread (the web server's) starts, so that no thread inherits them unblocked and dies of
 	 * them by default. */

@@ -61,6 +61,8 @@ static const struct option_def options[] = {
 	 "a connection that sends nothing for this long is closed"},
 	{"webserver.max_event_streams", OPT_INT, "8", OFF(max_event_streams), 1, 12,
 	 "Server-Sent Event streams open at once (each holds one of the server's 16 workers)"},
+	{"webserver.write_timeout", OPT_DURATION, "30s", OFF(write_timeout), SEC / 10, 3600 * SEC,
+	 "how long a change through the API waits for a busy scheduler before a 503 (nothing is changed then)"},
 	{"webserver.expose_config", OPT_BOOL, "false", OFF(expose_config), 0, 1,
 	 "let admins read this configuration through GET /api/v1/config (else 403, as Airflow)"},
 };

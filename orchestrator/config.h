@@ -29,6 +29,7 @@ struct config {
 	int max_connections_per_address;
 	usec_t idle_timeout;        /* an idle connection is closed after this */
 	int max_event_streams;      /* SSE streams open at once */
+	usec_t write_timeout;       /* an API change waits this long for the scheduler */
 };
 
 /* Loads the configuration for home (absolute). Returns 0, or -EINVAL with *err set when a

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,9 +103,12 @@ struct write_call {
 	int (*fn)(struct store *st, void *ctx);
 	void *ctx;
 	int rc;
-	bool done;
+	bool started, done;
 	struct write_call *next;
 };
+static _Atomic usec_t write_wait = 30 * USEC_PER_SEC;
+
+void sched_set_write_wait(usec_t wait) { write_wait = wait > 0 ? wait : 30 * USEC_PER_SEC; }
 static pthread_mutex_t wq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wq_done = PTHREAD_COND_INITIALIZER;
 static struct write_call *wq_head;
@@ -123,8 +127,28 @@ int sched_write(int (*fn)(struct store *writer, void *ctx), void *ctx)
 		tail = &(*tail)->next;
 	*tail = &c;
 	evloop_wake(current->run.loop);
-	while (!c.done)
-		pthread_cond_wait(&wq_done, &wq_lock);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	usec_t wait = write_wait;
+	until.tv_sec += (time_t)(wait / USEC_PER_SEC);
+	until.tv_nsec += (long)(wait % USEC_PER_SEC) * 1000;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!c.done) {
+		if (pthread_cond_timedwait(&wq_done, &wq_lock, &until) == ETIMEDOUT && !c.started) {
+			/* The loop has not come to it (a stuck scheduler): it is taken back, never run. */
+			for (struct write_call **p = &wq_head; *p; p = &(*p)->next) {
+				if (*p == &c) {
+					*p = c.next;
+					break;
+				}
+			}
+			pthread_mutex_unlock(&wq_lock);
+			return -ETIMEDOUT;
+		}
+	}
 	pthread_mutex_unlock(&wq_lock);
 	return c.rc;
 }
@@ -138,6 +162,7 @@ static void drain_writes(struct evloop *loop, void *arg)
 	while (wq_head) {
 		struct write_call *c = wq_head;
 		wq_head = c->next;
+		c->started = true; /* from here on its caller waits for it, however long */
 		pthread_mutex_unlock(&wq_lock);
 		int rc = c->fn(s->run.st, c->ctx);
 		pthread_mutex_lock(&wq_lock);

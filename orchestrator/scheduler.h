@@ -39,8 +39,11 @@ void sched_get_stats(struct sched_stats *out);
  * it and returns its result; the next scheduling pass follows at once, so a queued run or a
  * changed flag takes effect without waiting for the tick. Thread-safe (the web server's writes
  * go through here). Returns -ESRCH when no daemon runs in this process, -ESHUTDOWN when it
- * stopped before running fn. */
+ * stopped before running fn, -ETIMEDOUT when the loop did not come to fn within the write wait
+ * (a stuck scheduler: fn is then never run; once started, fn is waited for to its end). */
 int sched_write(int (*fn)(struct store *writer, void *ctx), void *ctx);
+/* How long sched_write() waits for the loop to take a call (webserver.write_timeout). */
+void sched_set_write_wait(usec_t wait);
 
 /* The daemon's run engine, for functions that sched_write() runs (only valid there, on the
  * loop thread); NULL when no daemon runs in this process. */

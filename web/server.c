@@ -239,7 +239,12 @@ char *api_query_list(struct req *r, const char *name)
 
 void api_write_failed(struct req *r, int rc)
 {
-	api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
+	r->retry_after = 5;
+	if (rc == -ETIMEDOUT)
+		api_problem(r, 503, "Service Unavailable",
+			    "the scheduler is busy and did not take the change in time: nothing was changed, try again");
+	else
+		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
 }
 
 static bool nonneg_int(const char *s, int *out)

@@ -303,6 +303,47 @@ def t_api_uses_the_configured_dag_limits():
         home.cleanup()
 
 
+def t_stuck_scheduler_answers_503():
+    """Issue 14, defect 2 (in part): a DAG file that keeps the scheduler inside one long C call.
+    Changes through the API get a 503 after webserver.write_timeout instead of hanging, nothing
+    is changed, and /health keeps answering."""
+    home = Home()
+    home.write_dag("g.lua", 'local d = dag { id = "g" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"] = "2s"
+    try:
+        d = Daemon(home).start()
+    finally:
+        del os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"]
+    try:
+        port = port_of(d)
+        with open(os.path.join(home.home, "admin_password.txt")) as f:
+            auth = "Basic " + base64.b64encode(f"admin:{f.read().strip()}".encode()).decode()
+        home.write_dag("stuck.lua", 'string.find(("a"):rep(40), ("a?"):rep(40) .. ("a"):rep(40))\n'
+                                    'local d = dag { id = "stuck" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+        time.sleep(2.5)  # the next rescan takes the file, and the scheduler thread with it
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/dags/g/dagRuns", method="POST",
+                                     data=b'{"dag_run_id": "while-stuck"}')
+        req.add_header("Authorization", auth)
+        req.add_header("Content-Type", "application/json")
+        t0 = time.monotonic()
+        try:
+            urllib.request.urlopen(req, timeout=30)
+            raise AssertionError("the change went through a stuck scheduler")
+        except urllib.error.HTTPError as e:
+            eq(e.code, 503, "a clear 503")
+            expect("did not take the change in time" in e.read().decode(), "says why")
+            eq(e.headers.get("Retry-After"), "5", "Retry-After")
+        expect(time.monotonic() - t0 < 10, f"after the write timeout ({time.monotonic() - t0:.1f} s)")
+        st, body = get(port, "/api/v1/health")
+        eq(st, 200, f"/health answers: {body}")
+    finally:
+        d.kill()  # SIGTERM waits for the scheduler thread, which is inside the pattern match
+    os.unlink(os.path.join(home.dags, "stuck.lua"))
+    runs = home.json("runs", "list", "g", "--json")["dag_runs"]
+    eq([r["dag_run_id"] for r in runs], [], "the change that got 503 was not made")
+    home.cleanup()
+
+
 def t_backup_while_runs_go():
     home = Home()
     home.write_dag("busy.lua", 'local d = dag { id = "busy" }\n'
@@ -435,6 +476,8 @@ check("kill -9 of a try's supervisor: its command is killed before the retry run
 check("a duplicate DAG id is reported once, not re-parsed every second; it takes over when the other goes",
       t_duplicate_id_not_reparsed)
 check("the API parses a DAG that needs raised limits with the configured ones", t_api_uses_the_configured_dag_limits)
+check("a stuck scheduler: API changes get 503 after webserver.write_timeout, /health answers",
+      t_stuck_scheduler_answers_503)
 check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)
 check("systemd: READY=1 with MAINPID, WATCHDOG=1 while running, STOPPING=1", t_systemd_readiness)
 check("admin_password.txt (0600) goes at admin's first login; users set-role and passwd count at once",
