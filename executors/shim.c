@@ -36,6 +36,8 @@
 #define DEFAULT_GRACE_US (10 * 1000000LL)
 /* How long to wait for SIGKILLed leftovers of the group to disappear before giving up. */
 #define DRAIN_LIMIT_US (5 * 1000000LL)
+/* How long the status file waits for disk space. */
+#define STATUS_WAIT_S 3600
 
 struct shim_opts {
 	const char *log, *status, *pid_file, *cwd, *mask_file, *user, *output_file;
@@ -820,7 +822,13 @@ int main(int argc, char **argv)
 	supervise(&o, &r, &set);
 	drain_group(&r, &set);
 	finish_output(&r, &set);
-	rc = record_result(&o, &r);
+	/* A full disk: the status waits for space (the daemon keeps watching this process, so the
+	 * try is not taken for lost), for up to STATUS_WAIT_S. */
+	for (int waited = 0; (rc = record_result(&o, &r)) == -ENOSPC || rc == -EDQUOT; waited++) {
+		if (waited == STATUS_WAIT_S)
+			break;
+		sleep(1);
+	}
 	if (rc < 0) {
 		log_line(r.log_fd, "sluice-shim: cannot write status '%s': %s", o.status,
 			 strerror(-rc));

@@ -382,6 +382,7 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 	e->parallelism = o->parallelism > 0 ? o->parallelism : 32;
 	e->kill_grace = o->kill_grace > 0 ? o->kill_grace : 5 * USEC_PER_SEC;
 	e->max_log_size = o->max_log_size;
+	e->commit_failing_since = USEC_NONE;
 	e->ignore_unknown_pools = o->ignore_unknown_pools;
 	e->notify = o->notify;
 	if (gethostname(e->hostname, sizeof(e->hostname) - 1) < 0)
@@ -403,6 +404,8 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
+	if (e->commit_timer)
+		evloop_timer_cancel(e->loop, e->commit_timer);
 	while (e->runs) {
 		struct erun *r = e->runs;
 		e->runs = r->next;
@@ -660,6 +663,8 @@ void engine_cancel_run(struct engine *e, struct erun *r, const char *why)
 
 const struct run_row *erun_row(const struct erun *r) { return &r->row; }
 const struct dag *erun_dag(const struct erun *r) { return r->dag; }
+
+usec_t engine_commit_failing(const struct engine *e) { return e->commit_failing_since; }
 
 int engine_active_runs(const struct engine *e, const char *dag_id)
 {

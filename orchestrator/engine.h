@@ -58,6 +58,9 @@ int engine_create_run(struct engine *e, struct dag *d, const struct run_request 
 int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
 		     struct erun **out, char **err);
 
+/* Since when the engine's state changes cannot be written (a full disk, an I/O error; they are
+ * kept and retried), or USEC_NONE. */
+usec_t engine_commit_failing(const struct engine *e);
 /* Runs of dag_id the engine is driving (not finished). */
 int engine_active_runs(const struct engine *e, const char *dag_id);
 /* Whether the engine drives the run with this primary key. */

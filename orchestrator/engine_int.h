@@ -134,6 +134,8 @@ struct engine {
 	struct dag_entry *dags;
 	size_t ndags;
 	uint64_t seq;
+	usec_t commit_failing_since; /* USEC_NONE while commits go through */
+	struct ev_timer *commit_timer; /* retries a failed commit */
 	engine_run_done_cb done_cb;
 	void *done_arg;
 };

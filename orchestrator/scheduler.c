@@ -87,7 +87,7 @@ static _Atomic usec_t heartbeat = USEC_NONE;
 
 usec_t sched_heartbeat(void) { return heartbeat; }
 
-static _Atomic usec_t stat_loop, stat_commit;
+static _Atomic usec_t stat_loop, stat_commit, stat_commit_failing = USEC_NONE;
 static _Atomic int stat_slots;
 
 void sched_get_stats(struct sched_stats *out)
@@ -95,6 +95,7 @@ void sched_get_stats(struct sched_stats *out)
 	out->loop = stat_loop;
 	out->commit = stat_commit;
 	out->slots_in_use = stat_slots;
+	out->commit_failing_since = stat_commit_failing;
 }
 
 /* Writes from other threads: a queue drained on the loop thread. `current` is the running
@@ -747,6 +748,7 @@ static void on_tick(struct evloop *loop, void *arg)
 	admit(s);
 	stat_loop = now_usec() - now;
 	stat_commit = store_last_commit_usec(s->run.st);
+	stat_commit_failing = engine_commit_failing(s->run.eng);
 	stat_slots = engine_slots_in_use(s->run.eng);
 	usec_t delay = next - now_usec();
 	arm_tick(s, delay > 0 ? delay : 0);

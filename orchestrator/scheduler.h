@@ -32,6 +32,7 @@ struct sched_stats {
 	usec_t loop;            /* duration of the latest scheduling pass */
 	usec_t commit;          /* duration of the latest database commit */
 	int slots_in_use;       /* tries the executors hold */
+	usec_t commit_failing_since; /* the engine cannot write its changes since (USEC_NONE: it can) */
 };
 void sched_get_stats(struct sched_stats *out);
 

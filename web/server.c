@@ -23,6 +23,7 @@
 #include "web/origin.h"
 #include "web/router.h"
 #include "base/log.h"
+#include "orchestrator/scheduler.h"
 #include "orchestrator/store.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
@@ -412,7 +413,10 @@ static void h_health(struct req *r)
 {
 	cJSON *j = cJSON_CreateObject();
 	cJSON *db = cJSON_AddObjectToObject(j, "metadatabase");
-	bool db_ok = r->st && store_schema_level(r->st) == store_schema_target();
+	struct sched_stats ss;
+	sched_get_stats(&ss);
+	/* Unhealthy too while the scheduler's changes cannot be written (a full disk): they wait. */
+	bool db_ok = r->st && store_schema_level(r->st) == store_schema_target() && ss.commit_failing_since == USEC_NONE;
 	cJSON_AddStringToObject(db, "status", db_ok ? "healthy" : "unhealthy");
 	cJSON *sc = cJSON_AddObjectToObject(j, "scheduler");
 	usec_t hb = r->w->o.heartbeat ? r->w->o.heartbeat(r->w->o.heartbeat_arg) : USEC_NONE;

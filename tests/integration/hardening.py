@@ -344,6 +344,75 @@ def t_stuck_scheduler_answers_503():
     home.cleanup()
 
 
+def t_disk_full():
+    """Issue 14, defect 4: the disk under the home fills up while a run goes. The daemon keeps its
+    state changes, says so in /health, spawns nothing it could not record, and carries on when
+    space returns: the run ends, every task once, the database consistent."""
+    if os.geteuid() != 0:
+        raise AssertionError("this test mounts a tmpfs: run it as root (CI does)")
+    home = Home()
+    os.makedirs(home.home)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", home.home], check=True)
+    try:
+        disk_full_run(home)
+    finally:
+        subprocess.run(["umount", "-l", home.home])
+        home.cleanup()
+
+
+def disk_full_run(home):
+    """The part of t_disk_full on the mounted home."""
+    marks = os.path.join(home.dir, "marks")
+    go = os.path.join(home.dir, "go")
+    # A path sensor is poked by the daemon itself every second: state changes to write while the
+    # disk is full, with no process that needs the disk.
+    home.write_dag("full.lua", 'local d = dag { id = "full" }\n'
+                               f'local s = d:sensor "s" {{ path = "{go}", poke_interval = "1s", mode = "reschedule" }}\n'
+                               f'local m = d:map "m" {{ over = {{ {", ".join(str(i) for i in range(50))} }}, '
+                               f'cmd = "echo {{{{ item }}}} >> {marks}" }}\n'
+                               'd:flow(s >> m)\nreturn d\n')
+    d = Daemon(home).start()
+    filler = os.path.join(home.home, "filler")
+    try:
+        port = port_of(d)
+        home.run("dags", "trigger", "full", "--run-id", "r")
+        wait_until(lambda: any(t["state"] in ("up_for_reschedule", "scheduled", "queued")
+                               for t in home.json("tasks", "list", "full", "r", "--json")["task_instances"]), 20,
+                   "the sensor to poke")
+        with open(filler, "wb") as f:  # fill the disk
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+
+        def health():
+            st, body = get(port, "/api/v1/health")
+            return json.loads(body)["metadatabase"]["status"]
+        wait_until(lambda: health() == "unhealthy", 20, "/health to say the database cannot take changes")
+        expect("cannot write state changes to the database" in d.output(), d.output()[-1500:])
+        os.unlink(filler)  # space returns
+        wait_until(lambda: health() == "healthy", 20, "the changes to be written")
+        with open(go, "w"):
+            pass
+        try:
+            wait_until(lambda: home.json("runs", "list", "full", "--json")["dag_runs"][0]["state"] == "success", 60,
+                       "the run to end")
+        except AssertionError:
+            raise AssertionError("the run did not end:\n" + d.output()[-3000:] + "\n" +
+                                 json.dumps(home.json("tasks", "list", "full", "r", "--json"))[:2000])
+        expect("state changes are written again" in d.output(), d.output()[-1500:])
+    finally:
+        d.stop()
+    with open(marks) as f:
+        lines = f.read().split()
+    eq(sorted(lines), sorted(str(i) for i in range(50)), "every task ran exactly once")
+    tis = home.json("tasks", "list", "full", "r", "--json")["task_instances"]
+    eq({t["state"] for t in tis}, {"success"}, "every instance recorded as success")
+    eq(home.run("db", "check").returncode, 0, "the database is consistent")
+
+
 def t_backup_while_runs_go():
     home = Home()
     home.write_dag("busy.lua", 'local d = dag { id = "busy" }\n'
@@ -478,6 +547,8 @@ check("a duplicate DAG id is reported once, not re-parsed every second; it takes
 check("the API parses a DAG that needs raised limits with the configured ones", t_api_uses_the_configured_dag_limits)
 check("a stuck scheduler: API changes get 503 after webserver.write_timeout, /health answers",
       t_stuck_scheduler_answers_503)
+check("the disk fills up during a run: nothing lost, /health says so, the run ends when space returns",
+      t_disk_full)
 check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)
 check("systemd: READY=1 with MAINPID, WATCHDOG=1 while running, STOPPING=1", t_systemd_readiness)
 check("admin_password.txt (0600) goes at admin's first login; users set-role and passwd count at once",
