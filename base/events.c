@@ -66,7 +66,8 @@ static int drain(uint64_t *last_id, const char *dag_id, struct strbuf *out)
 	return n;
 }
 
-int events_wait(uint64_t *last_id, const char *dag_id, usec_t wait, struct strbuf *out)
+/* The wall-clock time `wait` from now, for pthread_cond_timedwait(). */
+static struct timespec deadline(usec_t wait)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -76,6 +77,12 @@ int events_wait(uint64_t *last_id, const char *dag_id, usec_t wait, struct strbu
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
+	return until;
+}
+
+int events_wait(uint64_t *last_id, const char *dag_id, usec_t wait, struct strbuf *out)
+{
+	struct timespec until = deadline(wait);
 	pthread_mutex_lock(&lock);
 	init_ids();
 	int n = 0;
@@ -93,6 +100,28 @@ int events_wait(uint64_t *last_id, const char *dag_id, usec_t wait, struct strbu
 	}
 	pthread_mutex_unlock(&lock);
 	return n;
+}
+
+int events_wait_any(uint64_t *seen, usec_t wait)
+{
+	struct timespec until = deadline(wait);
+	pthread_mutex_lock(&lock);
+	init_ids();
+	int rc = 0;
+	while (!closed && next_id - 1 == *seen && rc == 0)
+		rc = pthread_cond_timedwait(&arrived, &lock, &until);
+	int out = closed ? -1 : next_id - 1 != *seen ? 1 : 0;
+	*seen = next_id - 1;
+	pthread_mutex_unlock(&lock);
+	return out;
+}
+
+bool events_closed(void)
+{
+	pthread_mutex_lock(&lock);
+	bool c = closed;
+	pthread_mutex_unlock(&lock);
+	return c;
 }
 
 void events_close(void)

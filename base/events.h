@@ -25,6 +25,12 @@ int events_wait(uint64_t *last_id, const char *dag_id, usec_t wait, struct strbu
 /* The id of the newest event (0 when none yet): where a new subscriber starts. */
 uint64_t events_last_id(void);
 
+/* Waits up to `wait` for any event newer than *seen (of any DAG) and sets *seen to the newest.
+ * Returns 1 when there was one, 0 on timeout, -1 once events_close() was called. */
+int events_wait_any(uint64_t *seen, usec_t wait);
+/* Whether events_close() was called. */
+bool events_closed(void);
+
 /* Wakes every waiter for good (shutdown). */
 void events_close(void);
 

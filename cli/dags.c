@@ -112,7 +112,7 @@ static int dags_list(struct cli_ctx *cli, const struct cmd_args *a)
 		struct dagbag_file *f = &bag.files[i];
 		for (size_t k = 0; k < f->ndags; k++) {
 			struct dag *d = f->dags[k];
-			struct dag_status s = {paused_in(st, d->dag_id), true, f->error != NULL, now_usec()};
+			struct dag_status s = {paused_in(st, d->dag_id), true, f->error != NULL, now_usec(), USEC_NONE, USEC_NONE};
 			n++;
 			if (json)
 				cJSON_AddItemToArray(arr, api_dag(d, &s));
@@ -197,7 +197,7 @@ static int dags_show(struct cli_ctx *cli, const struct cmd_args *a)
 	} else if (json) {
 		struct store *st = NULL;
 		cli_open_store(cli, STORE_READONLY, &st);
-		struct dag_status s = {paused_in(st, d->dag_id), true, false, now_usec()};
+		struct dag_status s = {paused_in(st, d->dag_id), true, false, now_usec(), USEC_NONE, USEC_NONE};
 		cJSON *o = api_dag_detail(d, &s);
 		cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
 		for (size_t i = 0; i < d->ntasks; i++)
@@ -479,6 +479,7 @@ static int dags_test(struct cli_ctx *cli, const struct cmd_args *a)
 		.env_passthrough = cli->cfg->task_env_passthrough,
 		.max_log_size = (long long)cli->cfg->max_log_size,
 		.sync_full = !strcmp(cli->cfg->db_synchronous, "full"),
+		.cfg = cli->cfg,
 	};
 	if (runner_open(&run, &ro, &err) < 0) {
 		fprintf(stderr, "sluice: %s\n", err);

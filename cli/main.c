@@ -54,7 +54,7 @@ const struct cmd_entry *const cmd_table[] = {
 static const struct {
 	const char *group, *summary;
 } groups[] = {
-	{"serve", "run the scheduler daemon and the REST API"},
+	{"serve", "run the scheduler daemon, the web UI and the REST API"},
 	{"dags", "list, show, check, test, trigger, pause and unpause DAGs"},
 	{"backfill", "create, list, pause, resume and cancel backfills"},
 	{"runs", "list and cancel the runs of a DAG"},

@@ -126,6 +126,8 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 		free(lib);
 		return 1;
 	}
+	printf("Web UI at http://%s:%d/ (%s)\n", cli->cfg->bind, web_port(web),
+	       no_auth ? "authentication off" : "log in as admin or another user of `sluice users`");
 	printf("REST API at http://%s:%d/api/v1 (%s)\n", cli->cfg->bind, web_port(web),
 	       no_auth ? "authentication off" : "HTTP Basic or Bearer token");
 	fflush(stdout);
@@ -154,13 +156,13 @@ static const struct cmd_opt serve_opts[] = {
 };
 
 const struct cmd_entry cmd_serve = {
-	"serve", NULL, NULL, 0, 0, serve_opts, "run the scheduler daemon and the REST API",
+	"serve", NULL, NULL, 0, 0, serve_opts, "run the scheduler daemon, the web UI and the REST API",
 	"Runs the scheduler daemon in the foreground: watches the DAG folder (changes are picked up\n"
 	"within about a second), creates runs from schedules, starts runs queued with `sluice dags\n"
 	"trigger`, and resumes the runs it owned when it last stopped, re-attaching to tries that kept\n"
 	"running. SIGTERM or SIGINT stop it; running tries keep running under their supervisors unless\n"
 	"--kill-tasks-on-exit is given. One daemon per SLUICE_HOME.\n\n"
-	"It also serves the REST API on --bind:--port. On the first start it creates the user admin\n"
+	"It also serves the web UI (at /) and the REST API (at /api/v1) on --bind:--port. On the first start it creates the user admin\n"
 	"with a random password, prints it and keeps it in $SLUICE_HOME/admin_password.txt (mode 0600)\n"
 	"until admin first logs in; then the file goes (the password stays valid; `sluice users create\n"
 	"admin --role admin --password-stdin` sets a new one). CLI commands reach it through\n"

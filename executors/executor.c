@@ -13,6 +13,7 @@
 
 const struct executor_ops *const executor_backends[] = {
 	&exec_local_ops,
+	&exec_ssh_ops,
 	NULL,
 };
 
@@ -27,6 +28,33 @@ const struct executor_ops *executor_find(const char *name)
 struct executor *executor_open(const char *name, struct evloop *loop, exec_end_cb cb, void *arg,
 			       int parallelism, const char *shim_path, char **err)
 {
+	struct executor_params p = { .parallelism = parallelism, .shim_path = shim_path };
+
+	return executor_open_with(name, loop, cb, arg, &p, err);
+}
+
+static char **copy_settings(const char *const *v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	char **out = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(v[i]);
+	return out;
+}
+
+static void free_settings(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+struct executor *executor_open_with(const char *name, struct evloop *loop, exec_end_cb cb, void *arg,
+				    const struct executor_params *p, char **err)
+{
 	const struct executor_ops *ops = executor_find(name);
 	struct executor *ex;
 
@@ -34,9 +62,9 @@ struct executor *executor_open(const char *name, struct evloop *loop, exec_end_c
 		*err = xasprintf("unknown executor '%s'", name ? name : "(null)");
 		return NULL;
 	}
-	if (parallelism < 1) {
+	if (p->parallelism < 1) {
 		*err = xasprintf("executor '%s': parallelism must be at least 1 (got %d)", name,
-				 parallelism);
+				 p->parallelism);
 		return NULL;
 	}
 	ex = xcalloc(1, sizeof(*ex));
@@ -44,9 +72,13 @@ struct executor *executor_open(const char *name, struct evloop *loop, exec_end_c
 	ex->loop = loop;
 	ex->on_end = cb;
 	ex->cb_arg = arg;
-	ex->parallelism = parallelism;
-	ex->shim_path = shim_path ? xstrdup(shim_path) : NULL;
+	ex->parallelism = p->parallelism;
+	ex->shim_path = p->shim_path ? xstrdup(p->shim_path) : NULL;
+	ex->state_dir = p->state_dir ? xstrdup(p->state_dir) : NULL;
+	ex->settings = copy_settings(p->settings);
 	if (ops->init(ex, err) < 0) {
+		free_settings(ex->settings);
+		free(ex->state_dir);
 		free(ex->shim_path);
 		free(ex);
 		return NULL;
@@ -54,11 +86,23 @@ struct executor *executor_open(const char *name, struct evloop *loop, exec_end_c
 	return ex;
 }
 
+const char *executor_setting(const struct executor *ex, const char *key, const char *def)
+{
+	size_t n = strlen(key);
+
+	for (size_t i = 0; ex->settings[i]; i++)
+		if (!strncmp(ex->settings[i], key, n) && ex->settings[i][n] == '=')
+			return ex->settings[i] + n + 1;
+	return def;
+}
+
 void executor_close(struct executor *ex)
 {
 	if (!ex)
 		return;
 	ex->ops->shutdown(ex);
+	free_settings(ex->settings);
+	free(ex->state_dir);
 	free(ex->shim_path);
 	free(ex);
 }
@@ -118,31 +162,41 @@ static int status_line(char *line, struct exec_result *out, char **message, bool
 	return 0;
 }
 
-int exec_read_status(const char *path, struct exec_result *out, char **message)
+int exec_parse_status(char *text, struct exec_result *out, char **message)
 {
-	char *text = NULL, *line, *save = NULL;
+	char *line, *save = NULL;
 	bool have_kind = false;
-	int rc;
+	int rc = 0;
 
 	*message = NULL;
 	*out = (struct exec_result){ .kind = EXEC_END_LOST, .start = USEC_NONE, .end = USEC_NONE };
-	rc = read_file(path, 64 * 1024, &text, NULL);
-	if (rc < 0)
-		goto out;
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		rc = status_line(line, out, message, &have_kind);
 		if (rc < 0)
-			goto out;
+			break;
 	}
-	if (!have_kind)
+	if (rc == 0 && !have_kind)
 		rc = -EINVAL;
-out:
-	free(text);
 	if (rc < 0) {
 		free(*message);
 		*message = NULL;
 	}
 	out->message = *message;
+	return rc;
+}
+
+int exec_read_status(const char *path, struct exec_result *out, char **message)
+{
+	char *text = NULL;
+	int rc = read_file(path, 64 * 1024, &text, NULL);
+
+	if (rc < 0) {
+		*message = NULL;
+		*out = (struct exec_result){ .kind = EXEC_END_LOST, .start = USEC_NONE, .end = USEC_NONE };
+		return rc;
+	}
+	rc = exec_parse_status(text, out, message);
+	free(text);
 	return rc;
 }
 

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "base/evloop.h"
+#include "base/json.h"
 #include "base/util.h"
 
 /* Exit code the supervisor uses when the same try was already started by another supervisor
@@ -49,6 +50,13 @@ struct exec_spec {
 	/* Labels for backends that need them (job names, Kubernetes labels). */
 	const char *dag_id, *run_id, *task_id;
 	int map_index, try_number;
+	/* For backends that run the try on another machine. */
+	const char *const *task_envp; /* the try's own variables (SLUICE_* and the task's env, templated),
+	                               * without the daemon's environment: what a remote try gets on top
+	                               * of its host's login environment (NULL-terminated; NULL = none) */
+	const cJSON *options;      /* the task's options for its backend, validated by the DSL: ssh
+	                            * {"hosts": ["a", "b"]}, slurm {"partition": ..., "extra": {...}};
+	                            * NULL = none. Also given to reattach(). */
 };
 
 enum exec_end_kind {
@@ -89,6 +97,9 @@ struct executor_ops {
 			const char *external_id);
 	/* How many more tries this backend accepts right now. */
 	int (*free_slots)(struct executor *ex);
+	/* How many more tries with these options (a task's ssh hosts, say) it accepts right now;
+	 * NULL when that is free_slots(). */
+	int (*free_slots_for)(struct executor *ex, const cJSON *options);
 };
 
 /* A backend instance. Fields are set by executor_open() and read-only afterwards, except
@@ -100,13 +111,24 @@ struct executor {
 	void *cb_arg;
 	int parallelism;     /* at most this many tries at once */
 	char *shim_path;     /* path of the sluice-shim supervisor binary */
+	char *state_dir;     /* the backend's own folder (0700, created by the backend); NULL = none */
+	char **settings;     /* its configuration section as "key=value" (NULL-terminated, never NULL) */
 	void *state;         /* backend-private */
+};
+
+/* What executor_open_with() is given besides the loop and the callback (all borrowed). */
+struct executor_params {
+	int parallelism;
+	const char *shim_path;          /* NULL: sluice-shim next to the running executable */
+	const char *state_dir;          /* e.g. $SLUICE_HOME/executors/ssh; NULL = none */
+	const char *const *settings;    /* "key=value" of the backend's config section; NULL = none */
 };
 
 extern const struct executor_ops *const executor_backends[];
 
 /* The backends, one file each. */
 extern const struct executor_ops exec_local_ops; /* local.c: processes under sluice-shim */
+extern const struct executor_ops exec_ssh_ops;   /* ssh.c: OpenSSH hosts, a remote sh supervisor */
 
 /* Finds a backend by name; NULL when unknown. */
 const struct executor_ops *executor_find(const char *name);
@@ -114,6 +136,11 @@ const struct executor_ops *executor_find(const char *name);
  * frees). shim_path NULL means "sluice-shim next to the running executable". */
 struct executor *executor_open(const char *name, struct evloop *loop, exec_end_cb cb, void *arg,
 			       int parallelism, const char *shim_path, char **err);
+/* The same with a state folder and configuration settings (see struct executor_params). */
+struct executor *executor_open_with(const char *name, struct evloop *loop, exec_end_cb cb, void *arg,
+				    const struct executor_params *p, char **err);
+/* The value of setting key of ex ("key=value" in ex->settings), or def. */
+const char *executor_setting(const struct executor *ex, const char *key, const char *def);
 /* Shuts the backend down and frees ex (NULL is fine). Running tries are left running and on_end
  * is not called for them; a later executor can re-attach to them. */
 void executor_close(struct executor *ex);
@@ -123,6 +150,8 @@ void executor_close(struct executor *ex);
  * when it is malformed. *message gets the malloc'd message (or NULL; the caller frees it) and
  * out->message points to it. */
 int exec_read_status(const char *path, struct exec_result *out, char **message);
+/* The same on the text of a status file (NUL-terminated, changed in place): 0 or -EINVAL. */
+int exec_parse_status(char *text, struct exec_result *out, char **message);
 /* Reads field 22 (start time in clock ticks since boot) and the state letter of /proc/<pid>/stat.
  * Returns 0 or -errno (-ESRCH when there is no such process). state may be NULL. */
 int exec_proc_starttime(int pid, unsigned long long *starttime, char *state);

@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL };
+enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL, OPT_FILE };
 
 /* One row per option (as Redis's static_configs[]): its type, default, bounds and help. Every
  * source (default, file, environment, flag) goes through apply(), which checks the bounds, so a
@@ -32,7 +32,8 @@ struct option_def {
 
 static const struct option_def options[] = {
 	{"core.dags_folder", OPT_PATH, "dags", OFF(dags_folder), 0, 0, "folder of DAG files (--dags, SLUICE_DAGS)"},
-	{"core.parallelism", OPT_INT, "32", OFF(parallelism), 1, 4096, "tries the local executor runs at once"},
+	{"core.parallelism", OPT_INT, "32", OFF(parallelism), 1, 4096,
+	 "tries each executor runs at once (local: on this machine; ssh: on all its hosts together)"},
 	{"core.kill_grace", OPT_DURATION, "5s", OFF(kill_grace), SEC / 10, 3600 * SEC, "time between SIGTERM and SIGKILL"},
 	{"core.dag_file_memory_limit", OPT_BYTES, "64MiB", OFF(dag_memory_limit), 1 * MIB, 16384 * MIB,
 	 "memory a DAG file may use"},
@@ -59,12 +60,23 @@ static const struct option_def options[] = {
 	 "connections one client address may keep open (not 127.0.0.1 or ::1); a request beyond gets 503"},
 	{"webserver.idle_timeout", OPT_DURATION, "30s", OFF(idle_timeout), SEC, 3600 * SEC,
 	 "a connection that sends nothing for this long is closed"},
-	{"webserver.max_event_streams", OPT_INT, "8", OFF(max_event_streams), 1, 12,
-	 "Server-Sent Event streams open at once (each holds one of the server's 16 workers)"},
+	{"webserver.max_event_streams", OPT_INT, "512", OFF(max_event_streams), 1, 65536,
+	 "Server-Sent Event streams open at once (an idle one holds no thread, only its connection)"},
 	{"webserver.write_timeout", OPT_DURATION, "30s", OFF(write_timeout), SEC / 10, 3600 * SEC,
 	 "how long a change through the API waits for a busy scheduler before a 503 (nothing is changed then)"},
+	{"webserver.session_lifetime", OPT_DURATION, "12h", OFF(session_lifetime), 60 * SEC, 30 * 86400 * SEC,
+	 "how long a login to the web UI lasts (its cookie expires then)"},
 	{"webserver.expose_config", OPT_BOOL, "false", OFF(expose_config), 0, 1,
 	 "let admins read this configuration through GET /api/v1/config (else 403, as Airflow)"},
+	{"ssh.config_file", OPT_FILE, "", OFF(ssh_config_file), 0, 0,
+	 "ssh_config file for the ssh executor (ssh -F: host aliases, ports, users, keys, ProxyJump); "
+	 "empty: the daemon user's ~/.ssh/config"},
+	{"ssh.slots", OPT_INT, "8", OFF(ssh_slots), 1, 4096,
+	 "tries one SSH host runs at once, unless its [ssh.host.NAME] section sets slots"},
+	{"ssh.remote_dir", OPT_STRING, ".sluice/tries", OFF(ssh_remote_dir), 0, 0,
+	 "folder of the tries' files on the SSH hosts (relative: to the remote user's home)"},
+	{"ssh.connect_timeout", OPT_DURATION, "10s", OFF(ssh_connect_timeout), SEC, 300 * SEC,
+	 "how long ssh may take to connect to a host before its tries fail"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -75,7 +87,9 @@ static const struct {
 	{"core.db_synchronous", " normal full "},
 };
 
-static const char *sources[NOPTIONS];
+/* [ssh.host.NAME] slots = N: one setting per host, kept in cfg->ssh_hosts. */
+#define HOST_PREFIX "ssh.host."
+#define HOST_SLOTS_MAX 4096
 
 static int parse_bytes(const char *s, size_t *out)
 {
@@ -130,6 +144,12 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 			return -EINVAL;
 		}
 		return 0;
+	case OPT_FILE:
+		if (*value && access(value, R_OK) < 0) {
+			*err = xasprintf("%s = %s: cannot read it: %s", o->name, value, strerror(errno));
+			return -EINVAL;
+		}
+		return 0;
 	case OPT_STRING:
 	case OPT_PATH:
 		if (!*value) {
@@ -173,6 +193,16 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 	return -EINVAL;
 }
 
+static bool numeric_type(enum opt_type t)
+{
+	return t == OPT_INT || t == OPT_DURATION || t == OPT_BYTES;
+}
+
+static bool text_type(enum opt_type t)
+{
+	return t == OPT_STRING || t == OPT_PATH || t == OPT_LIST || t == OPT_FILE;
+}
+
 /* "between 1 and 65535", in the option's own units. */
 static char *bounds_text(const struct option_def *o)
 {
@@ -197,8 +227,7 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 	int rc = parse_value(o, value, &n, err);
 	if (rc < 0)
 		return rc;
-	bool numeric = o->type != OPT_STRING && o->type != OPT_PATH && o->type != OPT_LIST && o->type != OPT_BOOL;
-	if (numeric && (n < o->min || n > o->max)) {
+	if (numeric_type(o->type) && (n < o->min || n > o->max)) {
 		char *b = bounds_text(o);
 		*err = xasprintf("%s = %s: must be %s", o->name, value, b);
 		free(b);
@@ -209,6 +238,10 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 	case OPT_LIST:
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
+		break;
+	case OPT_FILE:
+		free(*(char **)field);
+		*(char **)field = *value ? abs_path(cfg->home, value) : xstrdup("");
 		break;
 	case OPT_PATH:
 		free(*(char **)field);
@@ -283,8 +316,49 @@ static char *unknown_option(const char *name)
 		    : xasprintf("unknown option '%s'", name);
 }
 
+/* Whether name is "ssh.host.NAME.KEY". */
+static bool host_option(const char *name)
+{
+	return !strncmp(name, HOST_PREFIX, strlen(HOST_PREFIX));
+}
+
+/* Sets "ssh.host.NAME.slots" (the only per-host key). Returns 0 or -EINVAL with *err. */
+static int set_host_option(struct config *cfg, const char *name, const char *value, int line, char **err)
+{
+	const char *host = name + strlen(HOST_PREFIX), *dot = strrchr(host, '.');
+	char *end;
+	if (!dot || dot == host || strcmp(dot, ".slots")) {
+		*err = xasprintf("unknown option '%s' (a [ssh.host.NAME] section takes slots = N)", name);
+		return -EINVAL;
+	}
+	size_t hl = (size_t)(dot - host);
+	if (host[0] == '-' || strcspn(host, " \t'\"") < hl) {
+		*err = xasprintf("%s: '%.*s' is not a host alias", name, (int)hl, host);
+		return -EINVAL;
+	}
+	errno = 0;
+	long v = strtol(value, &end, 10);
+	if (errno || end == value || *end || v < 1 || v > HOST_SLOTS_MAX) {
+		*err = xasprintf("%s = %s: must be an integer between 1 and %d", name, value, HOST_SLOTS_MAX);
+		return -EINVAL;
+	}
+	size_t i = 0;
+	while (i < cfg->n_ssh_hosts && (strlen(cfg->ssh_hosts[i].name) != hl || strncmp(cfg->ssh_hosts[i].name, host, hl)))
+		i++;
+	if (i == cfg->n_ssh_hosts) {
+		cfg->ssh_hosts = xrealloc(cfg->ssh_hosts, (i + 1) * sizeof(*cfg->ssh_hosts));
+		cfg->ssh_hosts[i].name = xstrndup(host, hl);
+		cfg->n_ssh_hosts++;
+	}
+	cfg->ssh_hosts[i].slots = (int)v;
+	cfg->ssh_hosts[i].line = line;
+	return 0;
+}
+
 int config_set(struct config *cfg, const char *name, const char *value, char **err)
 {
+	if (host_option(name))
+		return set_host_option(cfg, name, value, 0, err);
 	const struct option_def *o = find_option(name);
 	if (!o) {
 		*err = unknown_option(name);
@@ -292,7 +366,7 @@ int config_set(struct config *cfg, const char *name, const char *value, char **e
 	}
 	int rc = apply(cfg, o, value, err);
 	if (rc == 0)
-		sources[o - options] = "flag";
+		cfg->sources[o - options] = "flag";
 	return rc;
 }
 
@@ -355,7 +429,12 @@ static int read_ini(struct config *cfg, const char *path, char **err)
 		char *name = xasprintf("%s.%s", section, trim(l));
 		char *e2 = NULL;
 		const struct option_def *o = find_option(name);
-		if (!o) {
+		if (!o && host_option(name)) {
+			if ((rc = set_host_option(cfg, name, trim(eq + 1), lineno, &e2)) < 0) {
+				*err = xasprintf("%s:%d: %s", path, lineno, e2);
+				free(e2);
+			}
+		} else if (!o) {
 			e2 = unknown_option(name);
 			*err = xasprintf("%s:%d: %s", path, lineno, e2);
 			free(e2);
@@ -365,7 +444,7 @@ static int read_ini(struct config *cfg, const char *path, char **err)
 			free(e2);
 			rc = -EINVAL;
 		} else {
-			sources[o - options] = "sluice.cfg";
+			cfg->sources[o - options] = "sluice.cfg";
 		}
 		free(name);
 		if (rc < 0)
@@ -379,8 +458,9 @@ int config_load(struct config *cfg, const char *home, char **err)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->home = xstrdup(home);
+	cfg->sources = xcalloc(NOPTIONS, sizeof(char *));
 	for (size_t i = 0; i < NOPTIONS; i++) {
-		sources[i] = "default";
+		cfg->sources[i] = "default";
 		if (apply(cfg, &options[i], options[i].def, err) < 0)
 			return -EINVAL;
 	}
@@ -407,7 +487,7 @@ int config_load(struct config *cfg, const char *home, char **err)
 				sb_free(&env);
 				return -EINVAL;
 			}
-			sources[i] = "environment";
+			cfg->sources[i] = "environment";
 		}
 		sb_free(&env);
 	}
@@ -419,8 +499,12 @@ void config_free(struct config *cfg)
 	free(cfg->home);
 	/* Every option held as text, from the table: a new one cannot be forgotten here. */
 	for (size_t i = 0; i < NOPTIONS; i++)
-		if (options[i].type == OPT_STRING || options[i].type == OPT_PATH || options[i].type == OPT_LIST)
+		if (text_type(options[i].type))
 			free(*(char **)((char *)cfg + options[i].offset));
+	for (size_t i = 0; i < cfg->n_ssh_hosts; i++)
+		free(cfg->ssh_hosts[i].name);
+	free(cfg->ssh_hosts);
+	free(cfg->sources);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -432,6 +516,7 @@ static char *value_string(const struct config *cfg, const struct option_def *o)
 	case OPT_STRING:
 	case OPT_PATH:
 	case OPT_LIST:
+	case OPT_FILE:
 		return xstrdup(*(char *const *)field ? *(char *const *)field : "");
 	case OPT_INT:
 		if (o->offset == OFF(dag_instruction_limit))
@@ -458,6 +543,11 @@ void config_print(const struct config *cfg, bool json)
 			cJSON_AddStringToObject(o, options[i].name, v);
 			free(v);
 		}
+		for (size_t i = 0; i < cfg->n_ssh_hosts; i++) {
+			char *k = xasprintf(HOST_PREFIX "%s.slots", cfg->ssh_hosts[i].name);
+			cJSON_AddNumberToObject(o, k, cfg->ssh_hosts[i].slots);
+			free(k);
+		}
 		char *s = cJSON_Print(o);
 		printf("%s\n", s);
 		free(s);
@@ -473,13 +563,36 @@ void config_print(const struct config *cfg, bool json)
 			cur = options[i].name;
 		}
 		char *v = value_string(cfg, &options[i]);
-		bool numeric = options[i].type != OPT_STRING && options[i].type != OPT_PATH && options[i].type != OPT_LIST &&
-			       options[i].type != OPT_BOOL;
+		bool numeric = numeric_type(options[i].type);
 		char *b = numeric ? bounds_text(&options[i]) : xstrdup("");
-		printf("# %s%s%s (from %s)\n%s = %s\n", options[i].help, numeric ? "; " : "", b, sources[i], dot + 1, v);
+		printf("# %s%s%s (from %s)\n%s = %s\n", options[i].help, numeric ? "; " : "", b, cfg->sources[i], dot + 1, v);
 		free(b);
 		free(v);
 	}
+	for (size_t i = 0; i < cfg->n_ssh_hosts; i++)
+		printf("\n[ssh.host.%s]\n# tries this host runs at once (from sluice.cfg)\nslots = %d\n",
+		       cfg->ssh_hosts[i].name, cfg->ssh_hosts[i].slots);
+}
+
+char **config_settings(const struct config *cfg)
+{
+	char **v = xcalloc(NOPTIONS + cfg->n_ssh_hosts + 1, sizeof(char *));
+	size_t n = 0;
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		char *val = value_string(cfg, &options[i]);
+		v[n++] = xasprintf("%s=%s", options[i].name, val);
+		free(val);
+	}
+	for (size_t i = 0; i < cfg->n_ssh_hosts; i++)
+		v[n++] = xasprintf(HOST_PREFIX "%s.slots=%d", cfg->ssh_hosts[i].name, cfg->ssh_hosts[i].slots);
+	return v;
+}
+
+void config_free_settings(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
 }
 
 int config_each(const struct config *cfg, void (*fn)(void *arg, const char *name, const char *value, const char *source),
@@ -487,8 +600,14 @@ int config_each(const struct config *cfg, void (*fn)(void *arg, const char *name
 {
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		char *v = value_string(cfg, &options[i]);
-		fn(arg, options[i].name, v, sources[i] ? sources[i] : "default");
+		fn(arg, options[i].name, v, cfg->sources[i] ? cfg->sources[i] : "default");
 		free(v);
 	}
-	return (int)NOPTIONS;
+	for (size_t i = 0; i < cfg->n_ssh_hosts; i++) {
+		char *k = xasprintf(HOST_PREFIX "%s.slots", cfg->ssh_hosts[i].name), v[16];
+		snprintf(v, sizeof(v), "%d", cfg->ssh_hosts[i].slots);
+		fn(arg, k, v, cfg->ssh_hosts[i].line ? "sluice.cfg" : "flag");
+		free(k);
+	}
+	return (int)(NOPTIONS + cfg->n_ssh_hosts);
 }

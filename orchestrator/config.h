@@ -12,7 +12,7 @@
 struct config {
 	char *home;                 /* state directory (absolute) */
 	char *dags_folder;          /* DAG folder (absolute) */
-	int parallelism;            /* tries the local executor runs at once */
+	int parallelism;            /* tries each executor runs at once */
 	usec_t kill_grace;          /* SIGTERM -> SIGKILL grace */
 	size_t dag_memory_limit;    /* bytes per DAG file */
 	unsigned long long dag_instruction_limit;
@@ -30,6 +30,18 @@ struct config {
 	usec_t idle_timeout;        /* an idle connection is closed after this */
 	int max_event_streams;      /* SSE streams open at once */
 	usec_t write_timeout;       /* an API change waits this long for the scheduler */
+	usec_t session_lifetime;    /* a web UI login lasts this long */
+	char *ssh_config_file;      /* ssh -F; "" = the user's own ssh configuration */
+	int ssh_slots;              /* tries one SSH host runs at once */
+	char *ssh_remote_dir;       /* the tries' files on the remote hosts */
+	usec_t ssh_connect_timeout;
+	struct config_host {        /* [ssh.host.NAME] slots = N */
+		char *name;
+		int slots;
+		int line;           /* where it was set in sluice.cfg (0: elsewhere) */
+	} *ssh_hosts;
+	size_t n_ssh_hosts;
+	const char **sources;       /* where each option's value came from (config.c's table order) */
 };
 
 /* Loads the configuration for home (absolute). Returns 0, or -EINVAL with *err set when a
@@ -42,6 +54,10 @@ void config_free(struct config *cfg);
  * source ("default", "sluice.cfg", "environment", "flag"). Returns how many. */
 int config_each(const struct config *cfg, void (*fn)(void *arg, const char *name, const char *value, const char *source),
 		void *arg);
+/* Every option and per-host setting as "section.key=value" (what the executors are configured
+ * with: the ssh backend takes the ssh.* ones). NULL-terminated; free with config_free_settings(). */
+char **config_settings(const struct config *cfg);
+void config_free_settings(char **v);
 /* Prints every option with its value and source as INI text. */
 void config_print(const struct config *cfg, bool json);
 

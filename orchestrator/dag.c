@@ -171,6 +171,7 @@ static void task_free(struct task *t)
 	free_strv_null(t->cmd_argv);
 	free(t->pool);
 	free(t->executor);
+	cJSON_Delete(t->exec_options);
 	for (size_t i = 0; i < t->n_env; i++) {
 		free(t->env[i].key);
 		free(t->env[i].value);

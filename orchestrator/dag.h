@@ -106,6 +106,7 @@ struct task {
 	char *pool;
 	int pool_slots;
 	char *executor;
+	cJSON *exec_options;    /* the task's options for its executor (ssh {"hosts": [...]}); NULL = none; owned */
 	struct kv *env;
 	size_t n_env;
 	enum trigger_rule trigger_rule;

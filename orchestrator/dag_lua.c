@@ -651,6 +651,9 @@ static void read_task(lua_State *L, int t, struct task *task)
 	task->executor = opt_string(L, v, "executor");
 	if (!task->executor)
 		task->executor = xstrdup("local");
+	if (lua_getfield(L, v, "exec_options") == LUA_TTABLE)
+		task->exec_options = lua_to_json(L, -1, 0);
+	lua_pop(L, 1);
 	read_env(L, v, task);
 	char *tr = opt_string(L, v, "trigger_rule");
 	task->trigger_rule = tr ? (enum trigger_rule)trigger_rule_parse(tr) : TR_ALL_SUCCESS;
@@ -954,7 +957,16 @@ static void set_lua_error(struct dag_load *out, struct sandbox *sb, const char *
 	case KILL_NONE:
 		break;
 	}
-	out->error = xstrdup(msg ? msg : "unknown error");
+	if (!msg)
+		msg = "unknown error";
+	size_t n = strlen(sb->display);
+	/* Lua names the file in most messages, but not all ("attempt to load a binary chunk",
+	 * error("x", 0)): those get the file's name too, as every import error has. */
+	if (strncmp(msg, sb->display, n) || msg[n] != ':') {
+		set_error(out, sb->display, 0, msg);
+		return;
+	}
+	out->error = xstrdup(msg);
 	out->error_line = line_of(out->error, sb->display);
 }
 

@@ -192,6 +192,32 @@ function check.executor(v)
   return v
 end
 
+-- An ssh host alias (as ssh_config names it): no spaces, quotes or a leading '-'.
+local function valid_host(s)
+  return type(s) == "string" and #s > 0 and #s <= 255 and s:find("^[%w_][%w_.@:%-]*$") ~= nil
+end
+
+function check.host(v)
+  if valid_host(v) then return v end
+  return nil, "must be an ssh host alias such as \"build1\" (letters, digits, '_', '.', '-', '@', ':')"
+end
+
+function check.hosts(v)
+  if type(v) == "string" then v = { v } end
+  if type(v) ~= "table" or #v == 0 then return nil, "must be a non-empty list of ssh host aliases" end
+  local out, seen = {}, {}
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v then return nil, "must be a list of ssh host aliases" end
+  end
+  for i, h in ipairs(v) do
+    if not valid_host(h) then return nil, string.format("element %d must be an ssh host alias", i) end
+    if seen[h] then return nil, string.format("names host '%s' twice", h) end
+    seen[h] = true
+    out[i] = h
+  end
+  return out
+end
+
 function check.pool(v)
   if not valid_id(v) then return nil, "must be a pool name ([A-Za-z0-9_.-]+)" end
   return v
@@ -270,8 +296,23 @@ local TASK_FIELDS = {
   executor = check.executor, env = check.env, trigger_rule = check.trigger_rule,
   no_retry_exit_codes = check.intlist, priority_weight = check.int, owner = check.string,
   cwd = check.string, description = check.string, doc_md = check.string, limits = check.limits,
-  run_as = check.user,
+  run_as = check.user, host = check.host, hosts = check.hosts,
   after = check.after,
+}
+
+-- The fields of a backend: they become the task's exec_options (what the executor gets), and
+-- a task that sets one with another executor is an import error. Each function gets the
+-- merged fields and the task's own and returns the options or nil, message.
+local BACKEND_FIELDS = { host = "ssh", hosts = "ssh" }
+local BACKEND_OPTIONS = {
+  ssh = function(v, own)
+    local from = (own.host ~= nil or own.hosts ~= nil) and own or v
+    if from.host ~= nil and from.hosts ~= nil then return nil, "set host or hosts, not both" end
+    local hosts = from.hosts or (from.host and { from.host })
+    if not hosts then return nil, "executor \"ssh\" needs host = \"alias\" or hosts = {\"a\", \"b\"}" end
+    if v.run_as then return nil, "run_as cannot be used with executor \"ssh\" (the remote user comes from the ssh configuration)" end
+    return { hosts = hosts }
+  end,
 }
 local TASK_ONLY = { cmd = true, after = true, description = true, doc_md = true }
 local KIND_FIELDS = {
@@ -557,6 +598,19 @@ local function export_dag(d)
       end
     end
     v.after = nil
+    local exec = v.executor or "local"
+    for k, backend in pairs(BACKEND_FIELDS) do
+      if t.vals[k] ~= nil and backend ~= exec then
+        error(string.format("%s:%d: task '%s': %s is for executor = \"%s\" (this task runs on \"%s\")",
+          H.chunkname, t.line, t.id, k, backend, exec), 0)
+      end
+    end
+    if BACKEND_OPTIONS[exec] then
+      local opts, err = BACKEND_OPTIONS[exec](v, t.vals)
+      if not opts then error(string.format("%s:%d: task '%s': %s", H.chunkname, t.line, t.id, err), 0) end
+      v.exec_options = opts
+    end
+    for k in pairs(BACKEND_FIELDS) do v[k] = nil end
     tasks[i] = { id = t.id, kind = t.kind, line = t.line, vals = v, upstream = ups }
   end
   return { id = d.id, line = d.line, vals = d.vals, tasks = tasks }

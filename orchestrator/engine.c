@@ -221,7 +221,18 @@ struct exec_entry *eng_get_executor(struct engine *e, const char *name, char **e
 		*err = xstrdup("too many executors");
 		return NULL;
 	}
-	struct executor *ex = executor_open(name, e->loop, eng_on_try_end, e, e->parallelism, e->shim_path, err);
+	/* The backend's settings: the "NAME.key=value" of the configuration, less the prefix. */
+	size_t nl = strlen(name), n = 0;
+	const char **settings = xcalloc(e->nsettings + 1, sizeof(char *));
+	for (size_t i = 0; i < e->nsettings; i++)
+		if (!strncmp(e->settings[i], name, nl) && e->settings[i][nl] == '.')
+			settings[n++] = e->settings[i] + nl + 1;
+	char *dir = xasprintf("%s/executors/%s", e->home, name);
+	struct executor_params p = {.parallelism = e->parallelism, .shim_path = e->shim_path, .state_dir = dir,
+				    .settings = settings};
+	struct executor *ex = executor_open_with(name, e->loop, eng_on_try_end, e, &p, err);
+	free(settings);
+	free(dir);
 	if (!ex)
 		return NULL;
 	struct exec_entry *x = &e->execs[e->nexecs++];
@@ -385,6 +396,10 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 	e->commit_failing_since = USEC_NONE;
 	e->ignore_unknown_pools = o->ignore_unknown_pools;
 	e->notify = o->notify;
+	for (size_t i = 0; o->settings && o->settings[i]; i++) {
+		e->settings = xrealloc(e->settings, (e->nsettings + 1) * sizeof(char *));
+		e->settings[e->nsettings++] = xstrdup(o->settings[i]);
+	}
 	if (gethostname(e->hostname, sizeof(e->hostname) - 1) < 0)
 		snprintf(e->hostname, sizeof(e->hostname), "localhost");
 	size_t n = 0;
@@ -434,6 +449,9 @@ void engine_free(struct engine *e)
 	}
 	free(e->tries.v);
 	free(e->evalq);
+	for (size_t i = 0; i < e->nsettings; i++)
+		free(e->settings[i]);
+	free(e->settings);
 	free(e->home);
 	free(e->shim_path);
 	free(e);

@@ -118,6 +118,8 @@ struct engine {
 	char hostname[256];
 	char **base_env;           /* the daemon's environment minus SLUICE_* */
 	size_t n_base_env;
+	char **settings;           /* "section.key=value" of the configuration, for the executors */
+	size_t nsettings;
 
 	struct erun *runs;
 	struct ptrvec heap;        /* ready instances: max-heap by priority, then seq */

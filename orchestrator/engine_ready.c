@@ -224,7 +224,9 @@ static enum start_check can_start(struct engine *e, struct eti *ti, char **fatal
 		free(err);
 		return START_FATAL;
 	}
-	if (x->ex->ops->free_slots(x->ex) - x->pending <= 0)
+	int free_slots = x->ex->ops->free_slots_for ? x->ex->ops->free_slots_for(x->ex, t->exec_options)
+						     : x->ex->ops->free_slots(x->ex);
+	if (free_slots - x->pending <= 0)
 		return START_EXECUTOR_FULL;
 	struct pool_entry *p = eng_get_pool(e, t->pool);
 	if (!p) {

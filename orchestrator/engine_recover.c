@@ -170,6 +170,7 @@ static void reattach_ti(struct engine *e, struct eti *ti)
 	char *err = NULL;
 	struct exec_entry *x = eng_get_executor(e, t->executor, &err);
 	char *log = eng_try_file(ti, "log"), *status = eng_try_file(ti, "status"), *pidf = eng_try_file(ti, "pid");
+	char *outp = eng_try_file(ti, "out"), *maskf = eng_try_file(ti, "mask");
 	struct stat sb;
 	bool started = ti->state == TI_RUNNING || stat(status, &sb) == 0 || stat(pidf, &sb) == 0;
 
@@ -188,9 +189,13 @@ static void reattach_ti(struct engine *e, struct eti *ti)
 	}
 	x->pending--;
 	struct exec_spec spec = {
-		.log_path = log, .status_path = status, .pid_path = pidf,
+		.log_path = log, .status_path = status, .pid_path = pidf, .output_path = outp,
+		/* A backend that copies the log itself (ssh) keeps the secrets file until the end. */
+		.mask_path = access(maskf, F_OK) == 0 ? maskf : NULL,
+		.max_log_size = e->max_log_size, .timeout = t->execution_timeout, .kill_grace = e->kill_grace,
 		.dag_id = ti->row.dag_id, .run_id = ti->row.run_id, .task_id = ti->row.task_id,
 		.map_index = ti->row.map_index, .try_number = ti->row.try_number,
+		.options = t->exec_options,
 	};
 	if (x->ex->ops->reattach(x->ex, (uint64_t)(uintptr_t)ti, &spec, ti->row.external_id) < 0) {
 		eng_append_log(ti, "cannot re-attach to the running try; counting it as lost");
@@ -206,6 +211,8 @@ out:
 	free(log);
 	free(status);
 	free(pidf);
+	free(outp);
+	free(maskf);
 }
 
 /* Puts every instance back where its stored state says it is. */

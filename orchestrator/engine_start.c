@@ -45,16 +45,15 @@ static size_t user_env(const char *user, char **env, size_t n)
 	return n;
 }
 
-/* Builds the environment of a try: the daemon's, then SLUICE_*, then the task's env. */
-static char **build_env(struct engine *e, struct eti *ti, const char *out_path, char **err)
+/* The try's own variables: SLUICE_*, then the task's env (templated; a later one of the same
+ * name wins). Returns a NULL-terminated list, or NULL with *err set. */
+static char **build_own_env(struct eti *ti, const char *out_path, char **err)
 {
 	struct task *t = ti_task(ti);
 	struct erun *r = ti->run;
-	size_t cap = e->n_base_env + t->n_env + 16, n = 0;
-	char **env = xcalloc(cap, sizeof(char *));
+	size_t n = 0;
+	char **env = xcalloc(t->n_env + 12, sizeof(char *));
 	char iso[ISO_BUFSZ];
-	for (size_t i = 0; i < e->n_base_env; i++)
-		env[n++] = xstrdup(e->base_env[i]);
 	format_iso8601(r->row.logical_date, iso, sizeof(iso));
 	env[n++] = xasprintf("SLUICE_DAG_ID=%s", r->row.dag_id);
 	env[n++] = xasprintf("SLUICE_RUN_ID=%s", r->row.run_id);
@@ -64,34 +63,59 @@ static char **build_env(struct engine *e, struct eti *ti, const char *out_path, 
 	env[n++] = xasprintf("SLUICE_LOGICAL_DATE=%s", iso);
 	env[n++] = xasprintf("SLUICE_DS=%.10s", iso);
 	/* A try run as another user gets its output file open on fd 3 (the log folder is the
-	 * daemon's own), and that user's HOME, USER and LOGNAME. */
+	 * daemon's own). */
 	env[n++] = t->run_as ? xstrdup("SLUICE_OUTPUT=/dev/fd/3") : xasprintf("SLUICE_OUTPUT=%s", out_path);
-	if (t->run_as)
-		n = user_env(t->run_as, env, n);
 	if (ti->item)
 		env[n++] = xasprintf("SLUICE_ITEM=%s", ti->item);
 	for (size_t i = 0; i < t->n_env; i++) {
-		/* A task's env overrides the inherited variable of the same name. */
-		size_t kl = strlen(t->env[i].key);
-		for (size_t j = 0; j < n; j++) {
-			if (!strncmp(env[j], t->env[i].key, kl) && env[j][kl] == '=') {
-				free(env[j]);
-				env[j] = env[--n];
-				break;
-			}
-		}
 		/* Templated too: the environment is the way to hand a task data that must not
 		 * meet a shell parser ($X in the command, or os.environ in a script). */
 		char *value = NULL;
 		if (tmpl_render(t->env[i].value, eng_ti_lookup, ti, &value, err) < 0) {
-			env[n] = NULL;
 			free_strv(env);
 			return NULL;
 		}
 		env[n++] = xasprintf("%s=%s", t->env[i].key, value);
 		free(value);
 	}
-	env[n] = NULL;
+	return env;
+}
+
+/* Whether the variable "NAME=..." is set in v. */
+static bool env_has(char *const *v, const char *var)
+{
+	size_t kl = strcspn(var, "=");
+	for (; *v; v++)
+		if (!strncmp(*v, var, kl) && (*v)[kl] == '=')
+			return true;
+	return false;
+}
+
+/* The complete environment of a local try: the daemon's (with the HOME, USER and LOGNAME of
+ * run_as), less what the try's own variables (own) override, then those. */
+static char **build_env(struct engine *e, struct eti *ti, char *const *own)
+{
+	struct task *t = ti_task(ti);
+	size_t n = 0, nown = 0;
+	while (own[nown])
+		nown++;
+	char **base = xcalloc(e->n_base_env + 4, sizeof(char *));
+	for (size_t i = 0; i < e->n_base_env; i++)
+		base[n++] = xstrdup(e->base_env[i]);
+	if (t->run_as)
+		n = user_env(t->run_as, base, n);
+	char **env = xcalloc(n + nown + 1, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (env_has(own, base[i]))
+			free(base[i]);
+		else
+			env[k++] = base[i];
+	}
+	free(base);
+	for (size_t i = 0; i < nown; i++)
+		if (!env_has(own + i + 1, own[i])) /* a later one of the same name wins */
+			env[k++] = xstrdup(own[i]);
 	return env;
 }
 
@@ -191,14 +215,33 @@ static void start_failed(struct engine *e, struct eti *ti, char *err, bool retry
 	eng_fail_try(ti, retryable);
 }
 
+/* What every try's spec holds whatever its command: paths, limits, labels, backend options. */
+static struct exec_spec base_spec(struct engine *e, struct eti *ti, const char *log, const char *status,
+				  const char *pidf, const char *outp)
+{
+	struct task *t = ti_task(ti);
+	return (struct exec_spec){
+		.log_path = log, .status_path = status, .pid_path = pidf, .output_path = outp,
+		.max_log_size = e->max_log_size, .run_as = t->run_as,
+		.rlimit_as = t->limits.memory, .rlimit_cpu = t->limits.cpu_seconds,
+		.rlimit_nofile = t->limits.open_files, .rlimit_nproc = t->limits.processes,
+		.rlimit_fsize = t->limits.file_size,
+		.timeout = t->execution_timeout, .kill_grace = e->kill_grace,
+		.dag_id = ti->row.dag_id, .run_id = ti->row.run_id, .task_id = ti->row.task_id,
+		.map_index = ti->row.map_index, .try_number = ti->row.try_number,
+		.options = t->exec_options,
+	};
+}
+
 void eng_start_try(struct engine *e, struct eti *ti)
 {
 	struct task *t = ti_task(ti);
 	char *err = NULL, *cwd = NULL;
-	char **argv = NULL, **env = NULL;
+	char **argv = NULL, **env = NULL, **own = NULL;
 	char *log = eng_try_file(ti, "log"), *status = eng_try_file(ti, "status");
 	char *pidf = eng_try_file(ti, "pid"), *outp = eng_try_file(ti, "out"), *maskf = NULL;
 	struct exec_entry *x = eng_get_executor(e, t->executor, &err);
+	struct exec_spec spec = base_spec(e, ti, log, status, pidf, outp);
 
 	if (x)
 		x->pending--;
@@ -220,34 +263,16 @@ void eng_start_try(struct engine *e, struct eti *ti)
 	unlink(status); /* a cleared task may run the same try number again */
 	unlink(pidf);
 	unlink(outp);
-	if (!(env = build_env(e, ti, outp, &err)))
+	if (!(own = build_own_env(ti, outp, &err)))
 		goto fail_render;
+	env = build_env(e, ti, own);
 	if (ti->nsecrets && !(maskf = write_masks(ti, &err)))
 		goto fail_setup;
-	struct exec_spec spec = {
-		.argv = (const char *const *)argv,
-		.envp = (const char *const *)env,
-		.cwd = cwd,
-		.log_path = log,
-		.status_path = status,
-		.pid_path = pidf,
-		.mask_path = maskf,
-		.max_log_size = e->max_log_size,
-		.run_as = t->run_as,
-		.output_path = outp,
-		.rlimit_as = t->limits.memory,
-		.rlimit_cpu = t->limits.cpu_seconds,
-		.rlimit_nofile = t->limits.open_files,
-		.rlimit_nproc = t->limits.processes,
-		.rlimit_fsize = t->limits.file_size,
-		.timeout = t->execution_timeout,
-		.kill_grace = e->kill_grace,
-		.dag_id = ti->row.dag_id,
-		.run_id = ti->row.run_id,
-		.task_id = ti->row.task_id,
-		.map_index = ti->row.map_index,
-		.try_number = ti->row.try_number,
-	};
+	spec.argv = (const char *const *)argv;
+	spec.envp = (const char *const *)env;
+	spec.task_envp = (const char *const *)own;
+	spec.cwd = cwd;
+	spec.mask_path = maskf;
 	char *ext = NULL;
 	int pid = 0;
 	if (x->ex->ops->start(x->ex, (uint64_t)(uintptr_t)ti, &spec, &ext, &pid, &err) < 0)
@@ -275,6 +300,7 @@ out:
 	free(maskf);
 	free_strv(argv);
 	free_strv(env);
+	free_strv(own);
 	free(cwd);
 	free(err);
 	free(log);

@@ -41,6 +41,70 @@ static size_t utf8_length(const char *s)
 	return n;
 }
 
+/* glibc's regcomp copies the expression a repetition applies to ("x+" is "xx*", "x{3}" three
+ * x), so stacked or nested repetitions ("a+++...", "((a{9}){9}){9}") take exponential time and
+ * memory before it returns, and back-references make regexec exponential. Estimates the size
+ * regcomp builds (an atom 1, a group the sum of its parts, "+" twice and "{m,n}" n + 1 times
+ * what it follows) so that patterns over a bound are refused instead. */
+#define PATTERN_MAX_COST 20000.0
+
+static double pattern_cost(const char *p)
+{
+	double sum[64] = {0}, last[64] = {0};
+	int depth = 0;
+	for (; *p; p++) {
+		double factor = 1;
+		if (*p == '(' && depth < 63) {
+			sum[++depth] = 0;
+			last[depth] = 0;
+			continue;
+		} else if (*p == ')' && depth > 0) {
+			double g = sum[depth--];
+			sum[depth] += g;
+			last[depth] = g;
+			continue;
+		} else if (*p == '+') {
+			factor = 2;
+		} else if (*p == '{') {
+			char *end;
+			double m = strtod(p + 1, &end), n = m;
+			if (*end == ',')
+				n = end[1] == '}' ? m + 1 : strtod(end + 1, &end);
+			factor = (n > m ? n : m) + 1;
+			const char *close = strchr(p, '}');
+			if (!close)
+				break;
+			p = close;
+		} else if (*p != '*' && *p != '?') {
+			if (*p == '[')
+				p += strcspn(p + 1, "]") + (p[1] == ']' ? 1 : 0);
+			else if (*p == '\\' && p[1] >= '1' && p[1] <= '9')
+				return INFINITY; /* a back-reference: regexec may take exponential time */
+			else if (*p == '\\' && p[1])
+				p++;
+			last[depth] = 1;
+			sum[depth] += 1;
+			if (!*p)
+				break;
+			continue;
+		}
+		/* A repetition multiplies what it follows. */
+		sum[depth] += last[depth] * (factor - 1);
+		last[depth] *= factor;
+		if (sum[depth] > PATTERN_MAX_COST)
+			return sum[depth];
+	}
+	return sum[0] + (depth ? sum[depth] : 0);
+}
+
+/* regcomp() for a schema's pattern, refusing what would take it too long. */
+static int pattern_compile(regex_t *re, const char *pattern)
+{
+	if (strlen(pattern) > 4096 || pattern_cost(pattern) > PATTERN_MAX_COST)
+		return REG_ESIZE;
+	return regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+}
+
 int params_check_schema(const cJSON *schema, char **err)
 {
 	static const char *const numbers[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
@@ -69,7 +133,7 @@ int params_check_schema(const cJSON *schema, char **err)
 	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(schema, "pattern");
 	if (pat) {
 		regex_t re;
-		if (!cJSON_IsString(pat) || regcomp(&re, pat->valuestring, REG_EXTENDED | REG_NOSUB) != 0)
+		if (!cJSON_IsString(pat) || pattern_compile(&re, pat->valuestring) != 0)
 			return bad(err, "pattern '%s' is not a valid regular expression",
 				   cJSON_IsString(pat) ? pat->valuestring : "?");
 		regfree(&re);
@@ -169,7 +233,7 @@ static int check_string(const cJSON *schema, const cJSON *v, const char *name, c
 		return fail_value(err, name, v, "is longer than the maxLength", b);
 	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(schema, "pattern");
 	regex_t re;
-	if (cJSON_IsString(pat) && regcomp(&re, pat->valuestring, REG_EXTENDED | REG_NOSUB) == 0) {
+	if (cJSON_IsString(pat) && pattern_compile(&re, pat->valuestring) == 0) {
 		bool match = regexec(&re, v->valuestring, 0, NULL, 0) == 0;
 		regfree(&re);
 		if (!match) {
@@ -182,6 +246,74 @@ static int check_string(const cJSON *schema, const cJSON *v, const char *name, c
 	return 0;
 }
 
+/* The canonical text of a JSON value for uniqueItems: as printed, with object keys sorted, so
+ * that equal values (in JSON Schema's sense) have equal texts. */
+static int cmp_keys(const void *a, const void *b)
+{
+	return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+static void canon(const cJSON *v, struct strbuf *out)
+{
+	if (cJSON_IsObject(v)) {
+		size_t n = (size_t)cJSON_GetArraySize(v), i = 0;
+		const cJSON **kids = xcalloc(n + 1, sizeof(*kids)), *it;
+		cJSON_ArrayForEach(it, v)
+			kids[i++] = it;
+		qsort(kids, n, sizeof(*kids), cmp_keys);
+		sb_puts(out, "{");
+		for (i = 0; i < n; i++) {
+			cJSON *key = cJSON_CreateStringReference(kids[i]->string);
+			char *k = cJSON_PrintUnformatted(key);
+			sb_printf(out, "%s%s:", i ? "," : "", k);
+			free(k);
+			cJSON_Delete(key);
+			canon(kids[i], out);
+		}
+		sb_puts(out, "}");
+		free(kids);
+	} else if (cJSON_IsArray(v)) {
+		const cJSON *it;
+		bool first = true;
+		sb_puts(out, "[");
+		cJSON_ArrayForEach(it, v) {
+			if (!first)
+				sb_puts(out, ",");
+			first = false;
+			canon(it, out);
+		}
+		sb_puts(out, "]");
+	} else {
+		char *t = cJSON_PrintUnformatted(v);
+		sb_puts(out, t ? t : "null");
+		free(t);
+	}
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Whether an array holds two equal items: sorted canonical texts, so n log n, not n squared
+ * (a trigger's conf may carry a long array). */
+static bool has_repeats(const cJSON *arr)
+{
+	size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+	char **texts = xcalloc(n + 1, sizeof(*texts));
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		struct strbuf sb = {0};
+		canon(it, &sb);
+		texts[i++] = sb_steal(&sb);
+	}
+	qsort(texts, n, sizeof(*texts), cmp_str);
+	bool rep = false;
+	for (i = 1; i < n && !rep; i++)
+		rep = !strcmp(texts[i - 1], texts[i]);
+	for (i = 0; i < n; i++)
+		free(texts[i]);
+	free(texts);
+	return rep;
+}
+
 static int check_array(const cJSON *schema, const cJSON *v, const char *name, char **err)
 {
 	bool has;
@@ -190,11 +322,8 @@ static int check_array(const cJSON *schema, const cJSON *v, const char *name, ch
 		return fail_value(err, name, v, "has fewer items than the minItems", b);
 	if ((b = num(schema, "maxItems", &has), has) && n > b)
 		return fail_value(err, name, v, "has more items than the maxItems", b);
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(schema, "uniqueItems")))
-		for (const cJSON *a = v->child; a; a = a->next)
-			for (const cJSON *c = a->next; c; c = c->next)
-				if (cJSON_Compare(a, c, true))
-					return fail_value(err, name, v, "has repeated items", NAN);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(schema, "uniqueItems")) && has_repeats(v))
+		return fail_value(err, name, v, "has repeated items", NAN);
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items"), *it;
 	int i = 0;
 	const cJSON *list2 = cJSON_IsObject(items) ? v : NULL;

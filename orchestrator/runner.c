@@ -25,9 +25,25 @@ static void on_signal(struct evloop *loop, int fd, uint32_t events, void *arg)
 	(void)events;
 }
 
+/* The configuration as the executors take it: o->cfg's, or the one home's files give. */
+static char **executor_settings(const struct runner_opts *o, char **err)
+{
+	struct config own;
+	if (o->cfg)
+		return config_settings(o->cfg);
+	if (config_load(&own, o->home, err) < 0) {
+		config_free(&own);
+		return NULL;
+	}
+	char **v = config_settings(&own);
+	config_free(&own);
+	return v;
+}
+
 int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 {
 	char *db = xasprintf("%s/sluice.db", o->home);
+	char **settings = NULL;
 	int rc;
 	memset(r, 0, sizeof(*r));
 	r->sigfd = -1;
@@ -50,6 +66,9 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 		free(why);
 		goto fail;
 	}
+	rc = -EINVAL;
+	if (!(settings = executor_settings(o, err)))
+		goto fail;
 	struct engine_opts eo = {
 		.home = o->home,
 		.shim_path = o->shim_path,
@@ -59,9 +78,12 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 		.env_passthrough = o->env_passthrough,
 		.max_log_size = o->max_log_size,
 		.notify = r->notify,
+		.settings = (const char *const *)settings,
 	};
 	if (!(r->eng = engine_new(r->st, r->loop, &eo, err)))
 		goto fail;
+	config_free_settings(settings);
+	settings = NULL;
 	signal(SIGPIPE, SIG_IGN);
 	if ((r->sigfd = stop_signals_fd()) < 0 || (rc = evloop_add_fd(r->loop, r->sigfd, EPOLLIN, on_signal, r)) < 0) {
 		rc = r->sigfd < 0 ? r->sigfd : rc;
@@ -71,6 +93,7 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 	free(db);
 	return 0;
 fail:
+	config_free_settings(settings);
 	free(db);
 	runner_close(r);
 	return rc < 0 ? rc : -EINVAL;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "base/evloop.h"
+#include "orchestrator/config.h"
 #include "orchestrator/engine.h"
 #include "orchestrator/notify.h"
 #include "orchestrator/runs.h"
@@ -27,6 +28,8 @@ struct runner_opts {
 	const char *env_passthrough; /* core.task_env_passthrough */
 	long long max_log_size;    /* core.max_log_size; 0 = no cap */
 	bool sync_full;            /* core.db_synchronous = full */
+	const struct config *cfg;  /* the executors' settings ([ssh] ...); NULL: read from home's
+	                            * sluice.cfg and the environment */
 	runner_stop_cb on_stop;    /* NULL: the first signal stops the loop */
 	void *arg;
 };

@@ -44,6 +44,8 @@ struct dag_state {
 	bool have_marker;
 	usec_t marker;            /* start of the next interval to create */
 	char *marker_schedule;    /* the schedule the marker was computed for */
+	bool next_written;        /* the store's next_dagrun is next_start, next_end */
+	usec_t next_start, next_end;
 };
 
 /* A parsed older version of a DAG that a run still uses. */
@@ -165,7 +167,11 @@ static void drain_writes(struct evloop *loop, void *arg)
 		wq_head = c->next;
 		c->started = true; /* from here on its caller waits for it, however long */
 		pthread_mutex_unlock(&wq_lock);
+		/* A change waits for the database's lock no longer than its caller waits for the
+		 * loop: then it fails (-EBUSY, a 503) instead of holding the caller for a minute. */
+		store_set_busy_limit(s->run.st, write_wait);
 		int rc = c->fn(s->run.st, c->ctx);
+		store_set_busy_limit(s->run.st, 0);
 		pthread_mutex_lock(&wq_lock);
 		c->rc = rc;
 		c->done = true;
@@ -555,12 +561,26 @@ static void schedule_once(struct sched *s, struct dag_state *ds)
 		create_scheduled(s, ds, at, at);
 }
 
+/* Keeps the DAG's next scheduled interval in the store for the API (Airflow's next_dagrun). */
+static void note_next(struct sched *s, struct dag_state *ds, usec_t start, usec_t end)
+{
+	if (ds->next_written && ds->next_start == start && ds->next_end == end)
+		return;
+	if (store_dag_set_next(s->run.st, ds->dag_id, start, end) == 0) {
+		ds->next_written = true;
+		ds->next_start = start;
+		ds->next_end = end;
+	}
+}
+
 /* Creates the runs that are due for one DAG; returns when the next one is due (USEC_NONE: never). */
 static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
 {
 	struct dag *d = ds->dag;
 	usec_t now = now_usec();
 
+	if (!ds->cron || !ds->zone || cron_kind(ds->cron) == CRON_ONCE)
+		note_next(s, ds, USEC_NONE, USEC_NONE);
 	if (!ds->cron || !ds->zone || ds->paused)
 		return USEC_NONE;
 	if (cron_kind(ds->cron) == CRON_ONCE) {
@@ -572,10 +592,14 @@ static usec_t schedule_dag(struct sched *s, struct dag_state *ds)
 	for (int guard = 0; guard < 1000; guard++) {
 		usec_t start, end;
 		enum sched_next next = schedule_next(ds->cron, ds->zone, d, ds->marker, now, &start, &end);
-		if (next == SCHED_NEVER)
+		if (next == SCHED_NEVER) {
+			note_next(s, ds, USEC_NONE, USEC_NONE);
 			return USEC_NONE;
-		if (next == SCHED_WAIT)
+		}
+		if (next == SCHED_WAIT) {
+			note_next(s, ds, start, end);
 			return end;
+		}
 		if (engine_active_runs(s->run.eng, d->dag_id) + pending_of(s, d->dag_id) >= d->max_active_runs)
 			return now + TICK; /* a slot frees when a run ends */
 		create_scheduled(s, ds, start, end);
@@ -847,6 +871,7 @@ int sched_serve(const struct sched_opts *o)
 		.env_passthrough = o->cfg->task_env_passthrough,
 		.max_log_size = (long long)o->cfg->max_log_size,
 		.sync_full = !strcmp(o->cfg->db_synchronous, "full"),
+		.cfg = o->cfg,
 		.on_stop = on_stop,
 		.arg = &s,
 	};

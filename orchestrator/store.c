@@ -1,6 +1,7 @@
 #include "orchestrator/store_int.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,9 @@ struct store {
 	bool readonly;
 	int txn_depth;
 	usec_t last_commit;
+	usec_t busy_since;         /* monotonic; 0 = not waiting for a lock */
+	usec_t busy_limit;         /* how long to wait for a lock; 0 = BUSY_TIMEOUT_MS */
+	bool busy_warned;
 	struct {
 		const char *sql; /* identity: the address of a static string */
 		sqlite3_stmt *stmt;
@@ -117,10 +121,57 @@ static usec_t col_time(sqlite3_stmt *s, int i)
 }
 
 /* Steps a statement that returns no rows. */
+/* A writable connection waiting for the database's lock (another process holds it), since when
+ * (wall clock, 0: none waits), for /health. */
+static _Atomic usec_t writer_waiting_since;
+
+usec_t store_lock_wait_since(void) { return atomic_load(&writer_waiting_since); }
+
+void store_set_busy_limit(struct store *st, usec_t limit) { st->busy_limit = limit; }
+
+static void done_waiting(struct store *st)
+{
+	if (!st->busy_since)
+		return;
+	if (st->busy_warned)
+		log_info("store: the database's lock is free again after %.1f s", (double)(mono_usec() - st->busy_since) / 1e6);
+	st->busy_since = 0;
+	st->busy_warned = false;
+	if (!st->readonly)
+		atomic_store(&writer_waiting_since, 0);
+}
+
+/* SQLite's busy handler: waits for a lock with short sleeps for up to BUSY_TIMEOUT_MS (then the
+ * statement fails with SQLITE_BUSY), noting the wait for /health and in the log after 5 s. */
+static int on_busy(void *arg, int count)
+{
+	struct store *st = arg;
+	usec_t now = mono_usec();
+	if (count == 0 || !st->busy_since) {
+		st->busy_since = now;
+		if (!st->readonly)
+			atomic_store(&writer_waiting_since, now_usec());
+	}
+	usec_t waited = now - st->busy_since, limit = st->busy_limit ? st->busy_limit : (usec_t)BUSY_TIMEOUT_MS * 1000;
+	if (waited >= limit) {
+		log_warnx("store: gave up waiting for the database's lock after %.1f s", (double)waited / 1e6);
+		done_waiting(st);
+		return 0;
+	}
+	if (!st->readonly && !st->busy_warned && waited >= 5 * USEC_PER_SEC) {
+		st->busy_warned = true;
+		log_warnx("store: another process has held the database's lock for 5 s (a sqlite3 shell or a backup "
+			  "tool?); changes wait until it lets go");
+	}
+	usleep(count < 5 ? 1000u << count : 50000u);
+	return 1;
+}
+
 static int run(struct store *st, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
+	done_waiting(st);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return 0;
 	return sql_err(st, NULL, "step");
@@ -143,6 +194,7 @@ static int collect(struct store *st, sqlite3_stmt *s, size_t size, void (*rd)(sq
 		rd(s, arr + n++ * size);
 	}
 	sqlite3_reset(s);
+	done_waiting(st);
 	*out = arr;
 	return rc == SQLITE_DONE ? (int)n : sql_err(st, NULL, what);
 }
@@ -219,7 +271,7 @@ int store_open(const char *path, int flags, struct store **out, char **err)
 		rc = -EIO;
 		goto fail;
 	}
-	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(st->db, on_busy, st);
 	/* The database holds password hashes and every run's conf: the owner's alone. SQLite gives
 	 * its -wal and -shm files the database file's mode. */
 	if (!(flags & STORE_READONLY))
@@ -594,13 +646,82 @@ static int collect_runs(struct store *st, sqlite3_stmt *s, struct run_row **out)
 
 int store_run_list(struct store *st, const char *dag_id, struct run_row **out)
 {
-	sqlite3_stmt *s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE ?1 IS NULL OR dag_id = ?1 "
-				   "ORDER BY logical_date DESC, id DESC");
-	bind_text(s, 1, dag_id);
+	/* Two statements, so that one DAG's runs come from the (dag_id, logical_date) index in order. */
+	sqlite3_stmt *s = dag_id ? prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE dag_id = ?1 ORDER BY logical_date DESC")
+				 : prep(st, "SELECT " RUN_COLS " FROM dag_run ORDER BY logical_date DESC, id DESC");
+	if (dag_id)
+		bind_text(s, 1, dag_id);
 	return collect_runs(st, s, out);
 }
 
 static void rd_run(sqlite3_stmt *s, void *row) { read_run(s, row); }
+
+int store_run_page(struct store *st, const char *dag_id, usec_t before, int limit, struct run_row **out)
+{
+	sqlite3_stmt *s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE dag_id = ?1 AND logical_date < ?2 "
+				   "ORDER BY logical_date DESC LIMIT ?3");
+	bind_text(s, 1, dag_id);
+	sqlite3_bind_int64(s, 2, before == USEC_NONE ? INT64_MAX : before);
+	sqlite3_bind_int(s, 3, limit);
+	return collect_runs(st, s, out);
+}
+
+int store_run_slice(struct store *st, const char *dag_id, const char *states, int offset, int limit,
+		    struct run_row **out, int *total)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?1 AND "
+				   "(?2 IS NULL OR instr(?2, ',' || state || ',') > 0)");
+	bind_text(s, 1, dag_id);
+	bind_text(s, 2, states);
+	*total = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_reset(s);
+	s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE dag_id = ?1 AND "
+		     "(?2 IS NULL OR instr(?2, ',' || state || ',') > 0) ORDER BY logical_date DESC LIMIT ?3 OFFSET ?4");
+	bind_text(s, 1, dag_id);
+	bind_text(s, 2, states);
+	sqlite3_bind_int(s, 3, limit);
+	sqlite3_bind_int(s, 4, offset);
+	return collect_runs(st, s, out);
+}
+
+int store_run_count(struct store *st, const char *dag_id)
+{
+	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM dag_run WHERE dag_id = ?");
+	bind_text(s, 1, dag_id);
+	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -EIO;
+	sqlite3_reset(s);
+	return n;
+}
+
+int store_ti_brief_each(struct store *st, int64_t run_pk,
+			void (*fn)(void *arg, const char *task_id, int map_index, const char *state, int try_number),
+			void *arg)
+{
+	sqlite3_stmt *s = prep(st, "SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_pk = ? "
+				   "ORDER BY task_id, map_index");
+	sqlite3_bind_int64(s, 1, run_pk);
+	int rc, n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		fn(arg, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
+		   (const char *)sqlite3_column_text(s, 2), sqlite3_column_int(s, 3));
+		n++;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? n : -EIO;
+}
+
+int store_run_active_counts(struct store *st, void (*fn)(void *arg, const char *dag_id, const char *state, int n),
+			    void *arg)
+{
+	sqlite3_stmt *s = prep(st, "SELECT dag_id, state, COUNT(*) FROM dag_run WHERE state IN ('queued', 'running') "
+				   "GROUP BY dag_id, state");
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+		   sqlite3_column_int(s, 2));
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
 
 static int collect_runs(struct store *st, sqlite3_stmt *s, struct run_row **out)
 {
@@ -1223,15 +1344,41 @@ static void read_dag_row(sqlite3_stmt *s, void *row)
 	d->max_active_tasks = sqlite3_column_int(s, 11);
 	d->last_parsed_time = col_time(s, 12);
 	d->has_import_errors = sqlite3_column_int(s, 13);
+	d->next_dagrun = col_time(s, 14);
+	d->next_interval_start = col_time(s, 15);
+	d->next_interval_end = col_time(s, 16);
+}
+
+#define DAG_ROW_SQL "SELECT dag_id, fileloc, is_paused, is_active, version, description, schedule, timezone, " \
+	"owners, tags, max_active_runs, max_active_tasks, last_parsed_time, " \
+	"EXISTS (SELECT 1 FROM import_error e WHERE e.filename = dag.fileloc), " \
+	"next_dagrun, next_dagrun_data_interval_start, next_dagrun_data_interval_end FROM dag "
+
+int store_dag_row(struct store *st, const char *dag_id, struct dag_row *out)
+{
+	sqlite3_stmt *s = prep(st, DAG_ROW_SQL "WHERE dag_id = ?");
+	bind_text(s, 1, dag_id);
+	struct dag_row *rows = NULL;
+	int n = collect(st, s, sizeof(*rows), read_dag_row, (void **)&rows, "dag row");
+	if (n == 1)
+		*out = rows[0];
+	free(rows);
+	return n < 0 ? n : n == 1 ? 0 : -ENOENT;
+}
+
+int store_dag_set_next(struct store *st, const char *dag_id, usec_t start, usec_t end)
+{
+	sqlite3_stmt *s = prep(st, "UPDATE dag SET next_dagrun = ?2, next_dagrun_data_interval_start = ?2, "
+				   "next_dagrun_data_interval_end = ?3 WHERE dag_id = ?1");
+	bind_text(s, 1, dag_id);
+	bind_time(s, 2, start);
+	bind_time(s, 3, end);
+	return run(st, s);
 }
 
 int store_dag_rows(struct store *st, bool all, struct dag_row **out)
 {
-	sqlite3_stmt *s = prep(st,
-		"SELECT dag_id, fileloc, is_paused, is_active, version, description, schedule, timezone, "
-		"owners, tags, max_active_runs, max_active_tasks, last_parsed_time, "
-		"EXISTS (SELECT 1 FROM import_error e WHERE e.filename = dag.fileloc) "
-		"FROM dag WHERE ?1 OR is_active = 1 ORDER BY dag_id");
+	sqlite3_stmt *s = prep(st, DAG_ROW_SQL "WHERE ?1 OR is_active = 1 ORDER BY dag_id");
 	sqlite3_bind_int(s, 1, all);
 	return collect(st, s, sizeof(**out), read_dag_row, (void **)out, "dag rows");
 }

@@ -52,6 +52,12 @@ int store_commit(struct store *st);
 void store_rollback(struct store *st);
 /* Microseconds the last commit took (for metrics). */
 usec_t store_last_commit_usec(const struct store *st);
+/* Since when (wall clock) a writable connection of this process has been waiting for the
+ * database's lock that another process holds; 0 when none waits. */
+usec_t store_lock_wait_since(void);
+/* How long st waits for a lock another process holds before a statement fails with -EBUSY
+ * (0: the default, a minute). */
+void store_set_busy_limit(struct store *st, usec_t limit);
 
 /* DAGs and import errors ------------------------------------------------------------------ */
 
@@ -98,6 +104,23 @@ int store_run_get(struct store *st, const char *dag_id, const char *run_id, usec
 /* Lists the runs of a DAG (all DAGs when dag_id is NULL), newest logical date first.
  * Returns the count or a negative error; *out is a malloc'd array (free each with run_row_free). */
 int store_run_list(struct store *st, const char *dag_id, struct run_row **out);
+/* At most limit runs of dag_id with a logical date before `before` (USEC_NONE: any), newest
+ * first: one page of a grid, from the (dag_id, logical_date) index. Returns the count. */
+int store_run_page(struct store *st, const char *dag_id, usec_t before, int limit, struct run_row **out);
+/* Runs [offset, offset + limit) of dag_id, newest first, of the given states only (states:
+ * ",success,failed," or NULL for all), and in *total how many match in all. */
+int store_run_slice(struct store *st, const char *dag_id, const char *states, int offset, int limit,
+		    struct run_row **out, int *total);
+/* How many runs dag_id has. */
+int store_run_count(struct store *st, const char *dag_id);
+/* Calls fn for each task instance of a run (task_id, map_index order) with what a grid cell
+ * shows; returns how many, or negative. */
+int store_ti_brief_each(struct store *st, int64_t run_pk,
+			void (*fn)(void *arg, const char *task_id, int map_index, const char *state, int try_number),
+			void *arg);
+/* Calls fn with the number of queued and of running runs of each DAG that has some. */
+int store_run_active_counts(struct store *st, void (*fn)(void *arg, const char *dag_id, const char *state, int n),
+			    void *arg);
 
 /* Runs the daemon owns (owner IS NULL) in state `state` with id > after_id, oldest id first.
  * Returns the count or negative; *out is malloc'd. */
@@ -216,8 +239,15 @@ struct dag_row {
 	bool is_paused, is_active, has_import_errors;
 	int max_active_runs, max_active_tasks;
 	usec_t last_parsed_time;
+	/* The next scheduled run the scheduler will create (Airflow's next_dagrun: its logical
+	 * date, the interval's start) and when (the interval's end); USEC_NONE when none. */
+	usec_t next_dagrun, next_interval_start, next_interval_end;
 };
 void dag_row_free(struct dag_row *d);
+/* The record of one DAG; -ENOENT when there is none. */
+int store_dag_row(struct store *st, const char *dag_id, struct dag_row *out);
+/* Records the next scheduled interval [start, end) of a DAG (USEC_NONE, USEC_NONE: none). */
+int store_dag_set_next(struct store *st, const char *dag_id, usec_t start, usec_t end);
 /* DAGs by id (only active ones unless all); returns the count or negative. */
 int store_dag_rows(struct store *st, bool all, struct dag_row **out);
 
@@ -318,6 +348,16 @@ void user_row_free(struct user_row *u);
 int store_user_list(struct store *st, struct user_row **out);
 /* The name (malloc'd) of the token with this hash; -ENOENT when unknown. */
 int store_token_name(struct store *st, const char *token_hash, char **name);
+
+/* Web UI sessions (migrations/0006_sessions.sql). Adds a session of username that lasts until
+ * expires, and drops the sessions that have expired by now; -ENOENT when there is no such user. */
+int store_session_put(struct store *st, const char *token_hash, const char *username, usec_t now, usec_t expires);
+/* The user (malloc'd), role (malloc'd) and expiry of a session that is still good at now: not
+ * expired, and its user unchanged since the login. -ENOENT otherwise. */
+int store_session_get(struct store *st, const char *token_hash, usec_t now, char **username, char **role,
+		      usec_t *expires);
+/* Ends a session (logout); 0 also when there was none. */
+int store_session_delete(struct store *st, const char *token_hash);
 
 /* Deletes everything of a DAG: its runs (with their instances, tries and outputs), backfills,
  * versions and its record. -ENOENT when there is no record. */

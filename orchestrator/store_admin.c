@@ -268,6 +268,65 @@ int store_token_name(struct store *st, const char *token_hash, char **name)
 	return n < 0 ? n : n == 1 ? 0 : -ENOENT;
 }
 
+/* Sessions ------------------------------------------------------------------------------------- */
+
+int store_session_put(struct store *st, const char *token_hash, const char *username, usec_t now, usec_t expires)
+{
+	sqlite3_stmt *s = store_int_prep(st, "DELETE FROM session WHERE expires_at <= ?");
+	st_bind_time(s, 1, now);
+	int rc = store_int_run(st, s);
+	if (rc < 0)
+		return rc;
+	s = store_int_prep(st, "INSERT INTO session (token_hash, username, user_updated_at, created_at, expires_at) "
+			       "SELECT ?1, username, updated_at, ?3, ?4 FROM user WHERE username = ?2");
+	st_bind_text(s, 1, token_hash);
+	st_bind_text(s, 2, username);
+	st_bind_time(s, 3, now);
+	st_bind_time(s, 4, expires);
+	rc = store_int_run(st, s);
+	return rc == 0 && store_int_changes(st) == 0 ? -ENOENT : rc;
+}
+
+struct session_row {
+	char *username, *role;
+	usec_t expires;
+};
+
+static void read_session(sqlite3_stmt *s, void *row)
+{
+	struct session_row *r = row;
+	r->username = st_col_text(s, 0);
+	r->role = st_col_text(s, 1);
+	r->expires = st_col_time(s, 2);
+}
+
+int store_session_get(struct store *st, const char *token_hash, usec_t now, char **username, char **role,
+		      usec_t *expires)
+{
+	sqlite3_stmt *s = store_int_prep(st, "SELECT s.username, u.role, s.expires_at FROM session s JOIN user u "
+					     "ON u.username = s.username AND u.updated_at = s.user_updated_at "
+					     "WHERE s.token_hash = ? AND s.expires_at > ?");
+	st_bind_text(s, 1, token_hash);
+	st_bind_time(s, 2, now);
+	struct session_row *rows = NULL;
+	int n = store_int_collect(st, s, sizeof(*rows), read_session, (void **)&rows, "session");
+	*username = *role = NULL;
+	if (n == 1) {
+		*username = rows[0].username;
+		*role = rows[0].role;
+		*expires = rows[0].expires;
+	}
+	free(rows);
+	return n < 0 ? n : n == 1 ? 0 : -ENOENT;
+}
+
+int store_session_delete(struct store *st, const char *token_hash)
+{
+	sqlite3_stmt *s = store_int_prep(st, "DELETE FROM session WHERE token_hash = ?");
+	st_bind_text(s, 1, token_hash);
+	return store_int_run(st, s);
+}
+
 /* DAGs ----------------------------------------------------------------------------------------- */
 
 int store_dag_delete(struct store *st, const char *dag_id)

@@ -84,16 +84,19 @@ static int parse_expr(const char *p, struct expr *e, const char **why)
 /* Where a shell command's text is: what a value inserted there must be quoted for. */
 enum sh_ctx { SH_BARE, SH_SINGLE, SH_DOUBLE };
 
-/* Advances the quoting context over literal shell text. */
-static enum sh_ctx sh_scan(enum sh_ctx q, const char *p, size_t n)
+/* Advances the quoting context over literal shell text. *escaped tells whether the text ends
+ * with a backslash that escapes what comes next (text that is empty leaves it as it was). */
+static enum sh_ctx sh_scan(enum sh_ctx q, const char *p, size_t n, bool *escaped)
 {
+	if (n)
+		*escaped = false;
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
 		if (q == SH_SINGLE) {
 			if (c == '\'')
 				q = SH_BARE;
 		} else if (c == '\\') {
-			i++; /* the next character is escaped */
+			*escaped = ++i == n; /* the next character is escaped */
 		} else if (q == SH_DOUBLE) {
 			if (c == '"')
 				q = SH_BARE;
@@ -163,6 +166,7 @@ static int render(const char *s, tmpl_lookup_fn lookup, void *ctx, bool shell, c
 	struct strbuf sb = {0};
 	const char *p = s;
 	enum sh_ctx q = SH_BARE;
+	bool escaped = false;
 
 	*out = NULL;
 	while (*p) {
@@ -172,7 +176,7 @@ static int render(const char *s, tmpl_lookup_fn lookup, void *ctx, bool shell, c
 			break;
 		}
 		sb_add(&sb, p, (size_t)(open - p));
-		q = sh_scan(q, p, (size_t)(open - p));
+		q = sh_scan(q, p, (size_t)(open - p), &escaped);
 		struct expr e;
 		const char *why;
 		if (parse_expr(open + 2, &e, &why) < 0) {
@@ -182,7 +186,13 @@ static int render(const char *s, tmpl_lookup_fn lookup, void *ctx, bool shell, c
 		if (e.literal) {
 			/* A literal is part of the command's own text. */
 			sb_add(&sb, e.start, (size_t)(e.end - e.start));
-			q = sh_scan(q, e.start, (size_t)(e.end - e.start));
+			q = sh_scan(q, e.start, (size_t)(e.end - e.start), &escaped);
+		} else if (shell && !e.raw && escaped) {
+			/* "\{{ x }}" would escape the value's opening quote (or, inside "...", the
+			 * backslash that quotes its $), and the shell would read the value as code. */
+			*err = xasprintf("template error in \"%s\": a backslash right before {{ name }} would escape "
+					 "the value's quoting", s);
+			goto fail;
 		} else if (render_name(s, &e, lookup, ctx, shell, q, &sb, err) < 0) {
 			goto fail;
 		}

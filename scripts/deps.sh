@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sluice needs to build and test on Debian 12: Debian packages (apt-get, when
-# root; otherwise prints the exact command and stops) and the npm packages of package-lock.json.
+# root; otherwise prints the exact command and stops; chromium is for the browser tests) and the
+# npm packages of package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ pkgs=(
 	libsqlite3-dev liblua5.4-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev
 	libcrypt-dev libcmocka-dev libsodium-dev valgrind
 	python3-dateutil python3-urllib3
+	chromium
+	openssh-server openssh-client
+	clang
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
@@ -33,7 +37,8 @@ if ((${#missing[@]})); then
 	"${cmd[@]}"
 fi
 
-# npm packages (test tools only) from the committed lock file; reinstalled when the lock changes.
+# npm packages from the committed lock file (the web UI's libraries and build tools, and the test
+# tools: playwright-core drives the chromium above); reinstalled when the lock changes.
 if [[ -f package-lock.json ]]; then
 	stamp=node_modules/.sluice-lock
 	if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then

@@ -23,9 +23,12 @@ cat <<MSG
 State: $SLUICE_HOME (database sluice.db, one log per try under logs/)
 Watch: $sluice runs list <dag_id>    $sluice tasks list <dag_id> <run_id>
        $sluice tasks logs <dag_id> <run_id> <task_id>
-The daemon below is the scheduler and the REST API: it prints the API address and, on its
-first start, the admin password (kept in $SLUICE_HOME/admin_password.txt until admin first
-logs in). The web UI is not built yet. Ctrl-C stops the daemon.
+The daemon below is the scheduler, the web UI and the REST API: it prints the UI's address
+and, on its first start, the admin password (kept in $SLUICE_HOME/admin_password.txt until
+admin first logs in; log in to the UI as admin with it). Ctrl-C stops the daemon.
 
 MSG
+if [[ -f $SLUICE_HOME/admin_password.txt ]]; then
+	echo "Admin password (admin has not logged in yet): $(cat "$SLUICE_HOME/admin_password.txt")"
+fi
 exec "$sluice" serve

@@ -53,8 +53,13 @@ void api_reply_text(struct req *r, unsigned status, char *text);
  * done(ctx) runs when the connection ends. Used for Server-Sent Events. */
 void api_reply_stream(struct req *r, const char *content_type, long (*read)(void *ctx, char *buf, size_t max),
 		      void (*done)(void *ctx), void *ctx);
-/* GET /events (web/api_events.c). */
+/* GET /events (web/api_events.c), and its waker thread, started and stopped with the server. */
 void api_events(struct req *r);
+void api_events_start(void);
+void api_events_stop(void);
+/* The request's libmicrohttpd connection (for suspending an idle event stream). */
+struct MHD_Connection;
+struct MHD_Connection *api_mhd_connection(struct req *r);
 /* Overrides the content type of the reply already set. */
 void api_set_content_type(struct req *r, const char *type);
 /* Replies 204 No Content. */
@@ -79,6 +84,18 @@ int api_max_event_streams(struct req *r);
 bool api_no_auth(struct req *r);
 /* The client's IP address as text ("" when unknown). */
 void api_client_address(struct req *r, char *out, size_t n);
+
+/* Web UI sessions (web/session.c). A Set-Cookie header for the reply (takes ownership). */
+void api_set_cookie(struct req *r, char *cookie);
+/* The user the caller is known as, for the audit log: set by a session cookie or a login (the
+ * copy is the request's); NULL when the caller came with Basic or bearer credentials. */
+void api_set_user(struct req *r, const char *user);
+const char *api_user(struct req *r);
+/* The session token of the cookie that authenticated the request (NULL: none), and its expiry. */
+const char *api_session_token(struct req *r);
+usec_t api_session_expires(struct req *r);
+/* Sends Retry-After: seconds with the reply. */
+void api_retry_after(struct req *r, int seconds);
 
 /* Records a change in the audit log (web/audit.c): event (the route's), who (the caller's user
  * or token), what (the ids in the path, the request body with secrets masked, the status) and
@@ -134,6 +151,8 @@ extern const struct route api_admin_routes[];
 extern const struct route api_extra_routes[];
 extern const struct route api_run_op_routes[];
 extern const struct route api_backfill_routes[];
+extern const struct route api_session_routes[];
+extern const struct route api_grid_routes[];
 /* Served from the root rather than under /api/v1: GET /metrics. */
 extern const struct route api_metrics_routes[];
 

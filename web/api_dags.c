@@ -15,21 +15,10 @@
 /* Finds the daemon's record of a DAG, replying 404 when there is none. */
 bool api_dag_row(struct req *r, const char *dag_id, struct dag_row *out)
 {
-	struct dag_row *rows = NULL;
-	int n = store_dag_rows(api_store(r), true, &rows);
-	bool found = false;
-	for (int i = 0; i < n; i++) {
-		if (!found && !strcmp(rows[i].dag_id, dag_id)) {
-			*out = rows[i];
-			found = true;
-		} else {
-			dag_row_free(&rows[i]);
-		}
-	}
-	free(rows);
-	if (!found)
-		api_problem(r, 404, "DAG not found", "DAG with dag_id: '%s' not found", dag_id);
-	return found;
+	if (store_dag_row(api_store(r), dag_id, out) == 0)
+		return true;
+	api_problem(r, 404, "DAG not found", "DAG with dag_id: '%s' not found", dag_id);
+	return false;
 }
 
 struct dag *api_dag_version(struct req *r, const char *dag_id, const char *version)
@@ -160,7 +149,8 @@ static void details(struct req *r)
 		return;
 	struct dag *d = api_load_dag(r, &row);
 	if (d) {
-		struct dag_status st = {row.is_paused, row.is_active, row.has_import_errors, row.last_parsed_time};
+		struct dag_status st = {row.is_paused, row.is_active, row.has_import_errors, row.last_parsed_time,
+					 row.next_interval_start, row.next_interval_end};
 		api_reply(r, 200, api_dag_detail(d, &st));
 		dag_unref(d);
 	}

@@ -9,6 +9,7 @@
 
 #include "web/api.h"
 #include "web/apijson.h"
+#include "web/bodies.h"
 #include "orchestrator/engine.h"
 #include "orchestrator/ops.h"
 #include "orchestrator/scheduler.h"
@@ -89,36 +90,29 @@ static size_t task_ids(const cJSON *arr, const struct dag *d, const char **out)
 static void clear_tis(struct req *r)
 {
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
-	struct dag *d = cJSON_IsObject(body) ? api_dag_by_id(r, api_param(r, "dag_id")) : NULL;
+	struct body_clear b;
+	char *err = NULL;
+	struct dag *d = NULL;
 	const char *ids[MAX_IDS];
-	if (!cJSON_IsObject(body))
-		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
-	if (!d)
-		goto out;
-	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "dag_run_id");
-	usec_t from = USEC_NONE, to = USEC_NONE;
-	const cJSON *sd = cJSON_GetObjectItemCaseSensitive(body, "start_date");
-	const cJSON *ed = cJSON_GetObjectItemCaseSensitive(body, "end_date");
-	if ((cJSON_IsString(sd) && parse_iso8601(sd->valuestring, &from) < 0) ||
-	    (cJSON_IsString(ed) && parse_iso8601(ed->valuestring, &to) < 0)) {
-		api_problem(r, 400, "Bad Request", "start_date and end_date must be ISO 8601 date-times");
+	if (body_clear_tis(body, &b, &err) < 0) {
+		api_problem(r, 400, "Bad Request", "%s", err);
 		goto out;
 	}
-	struct op_call c = {.d = d, .dry_run = flag(body, "dry_run", true)};
+	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))))
+		goto out;
+	struct op_call c = {.d = d, .dry_run = b.dry_run};
 	c.sel = (struct ops_selection){
-		.task_ids = ids, .ntasks = task_ids(cJSON_GetObjectItemCaseSensitive(body, "task_ids"), d, ids),
-		.map_index = -2, .upstream = flag(body, "include_upstream", false),
-		.downstream = flag(body, "include_downstream", false), .only_failed = flag(body, "only_failed", true),
-		.only_unfinished = flag(body, "only_running", false),
+		.task_ids = ids, .ntasks = task_ids(b.task_ids, d, ids), .map_index = -2, .upstream = b.upstream,
+		.downstream = b.downstream, .only_failed = b.only_failed, .only_unfinished = b.only_running,
 	};
 	struct run_row *runs = NULL;
 	int nruns = store_run_list(api_store(r), d->dag_id, &runs);
 	cJSON *refs = cJSON_CreateArray();
 	bool ok = true;
 	for (int i = 0; i < nruns; i++) {
-		bool want = cJSON_IsString(rid) ? !strcmp(rid->valuestring, runs[i].run_id)
-						 : (from == USEC_NONE || runs[i].logical_date >= from) &&
-						   (to == USEC_NONE || runs[i].logical_date <= to);
+		bool want = b.run_id ? !strcmp(b.run_id, runs[i].run_id)
+				     : (b.from == USEC_NONE || runs[i].logical_date >= b.from) &&
+				       (b.to == USEC_NONE || runs[i].logical_date <= b.to);
 		if (ok && want) {
 			c.run = &runs[i];
 			ok = do_op(r, &c);
@@ -138,6 +132,7 @@ static void clear_tis(struct req *r)
 		cJSON_Delete(refs);
 	}
 out:
+	free(err);
 	dag_unref(d);
 	cJSON_Delete(body);
 }
@@ -148,29 +143,25 @@ static void update_tis(struct req *r)
 	struct run_row run = {0};
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
 	struct dag *d = NULL;
-	const cJSON *task = cJSON_GetObjectItemCaseSensitive(body, "task_id");
-	const cJSON *state = cJSON_GetObjectItemCaseSensitive(body, "new_state");
-	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "dag_run_id");
-	const cJSON *ed = cJSON_GetObjectItemCaseSensitive(body, "execution_date");
-	usec_t when;
-	if (!cJSON_IsString(task) || !cJSON_IsString(state) || (!cJSON_IsString(rid) && !cJSON_IsString(ed))) {
-		api_problem(r, 400, "Bad Request", "task_id, new_state and dag_run_id (or execution_date) are required");
+	struct body_mark b;
+	char *err = NULL;
+	if (body_update_tis(body, &b, &err) < 0) {
+		api_problem(r, 400, "Bad Request", "%s", err);
 		goto out;
 	}
 	if (!(d = api_dag_by_id(r, api_param(r, "dag_id"))))
 		goto out;
-	int found = cJSON_IsString(rid) ? store_run_get(api_store(r), d->dag_id, rid->valuestring, 0, &run)
-		    : parse_iso8601(ed->valuestring, &when) == 0 ? store_run_get(api_store(r), d->dag_id, NULL, when, &run)
+	int found = b.run_id ? store_run_get(api_store(r), d->dag_id, b.run_id, 0, &run)
+		    : b.has_date ? store_run_get(api_store(r), d->dag_id, NULL, b.when, &run)
 		    : -EINVAL;
 	if (found < 0) {
 		api_problem(r, 404, "DAGRun not found", "no such run of DAG '%s'", d->dag_id);
 		goto out;
 	}
-	const char *ids[1] = {task->valuestring};
-	struct op_call c = {.d = d, .run = &run, .mark_state = state->valuestring, .dry_run = flag(body, "dry_run", true)};
-	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = 1, .map_index = -2,
-				       .upstream = flag(body, "include_upstream", false),
-				       .downstream = flag(body, "include_downstream", false)};
+	const char *ids[1] = {b.task_id};
+	struct op_call c = {.d = d, .run = &run, .mark_state = b.state, .dry_run = b.dry_run};
+	c.sel = (struct ops_selection){.task_ids = ids, .ntasks = 1, .map_index = -2, .upstream = b.upstream,
+				       .downstream = b.downstream};
 	if (do_op(r, &c)) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON *arr = cJSON_AddArrayToObject(o, "task_instances");
@@ -180,6 +171,7 @@ static void update_tis(struct req *r)
 		free_call(&c);
 	}
 out:
+	free(err);
 	run_row_free(&run);
 	dag_unref(d);
 	cJSON_Delete(body);

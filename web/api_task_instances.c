@@ -138,6 +138,73 @@ static bool stream_log(struct req *r, const char *path, long long offset, bool t
 	return true;
 }
 
+/* sluice's own ways to read a window of a log, for the web UI's log view: ?tail_bytes=N (the
+ * last N bytes, from the start of a line) and ?max_bytes=N (at most N bytes from the token). */
+struct log_window {
+	long long tail, max; /* -1: not asked for */
+};
+
+static bool log_window(struct req *r, struct log_window *w)
+{
+	const char *names[2] = {"tail_bytes", "max_bytes"};
+	long long *out[2] = {&w->tail, &w->max};
+	for (int i = 0; i < 2; i++) {
+		const char *v = api_query(r, names[i]);
+		char *end;
+		*out[i] = -1;
+		if (!v)
+			continue;
+		long long n = strtoll(v, &end, 10);
+		if (!*v || *end || n < 1 || n > LOG_CHUNK) {
+			api_problem(r, 400, "Bad Request", "%s must be an integer from 1 to %d", names[i], (int)LOG_CHUNK);
+			return false;
+		}
+		*out[i] = n;
+	}
+	return true;
+}
+
+/* Reads the part of the log at path that the request asks for into content, from *offset (moved
+ * for a tail); returns the file's size (0 when it cannot be read). */
+static long long read_log_window(const char *path, long long *offset, bool all, const struct log_window *w,
+				 struct strbuf *content)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	long long size = (long long)sb.st_size, cap = all ? -1 : w->max >= 0 ? w->max : (long long)LOG_CHUNK;
+	bool align = false;
+	if (w->tail >= 0 && size > w->tail) {
+		*offset = size - w->tail;
+		align = true;
+	} else if (w->tail >= 0) {
+		*offset = 0;
+	}
+	if (*offset >= 0 && *offset <= size && lseek(fd, *offset, SEEK_SET) == *offset) {
+		char buf[65536];
+		ssize_t n;
+		while ((cap < 0 || (long long)content->len < cap) && (n = read(fd, buf, sizeof(buf))) > 0)
+			sb_add(content, buf, (size_t)n);
+		if (cap >= 0 && (long long)content->len > cap) {
+			content->len = (size_t)cap;
+			content->buf[cap] = '\0';
+		}
+	}
+	close(fd);
+	if (align && content->len) { /* start at the first whole line of the tail */
+		char *nl = memchr(content->buf, '\n', content->len);
+		size_t skip = nl ? (size_t)(nl - content->buf) + 1 : 0;
+		memmove(content->buf, content->buf + skip, content->len - skip + 1);
+		content->len -= skip;
+		*offset += (long long)skip;
+	}
+	return size;
+}
+
 /* The log of one try. The continuation token is the byte offset already read (opaque to
  * clients); without full_content, a reply carries at most 1 MiB from there. */
 static void logs(struct req *r)
@@ -172,16 +239,13 @@ static void logs(struct req *r)
 		free(path);
 		goto out;
 	}
-	struct strbuf content = {0};
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && offset >= 0 && lseek(fd, offset, SEEK_SET) == offset) {
-		char buf[65536];
-		ssize_t n;
-		while ((all || content.len < LOG_CHUNK) && (n = read(fd, buf, sizeof(buf))) > 0)
-			sb_add(&content, buf, (size_t)n);
+	struct log_window win;
+	if (!log_window(r, &win)) {
+		free(path);
+		goto out;
 	}
-	if (fd >= 0)
-		close(fd);
+	struct strbuf content = {0};
+	long long size = read_log_window(path, &offset, all, &win, &content);
 	free(path);
 	if (text) {
 		api_reply_text(r, 200, sb_steal(&content));
@@ -191,6 +255,10 @@ static void logs(struct req *r)
 		snprintf(next, sizeof(next), "%lld", (long long)(offset + (long long)content.len));
 		cJSON_AddStringToObject(o, "continuation_token", next);
 		cJSON_AddStringToObject(o, "content", sb_str(&content));
+		if (win.tail >= 0 || win.max >= 0) { /* sluice's own fields, only when asked for its own way */
+			cJSON_AddNumberToObject(o, "start", (double)offset);
+			cJSON_AddNumberToObject(o, "size", (double)size);
+		}
 		api_reply(r, 200, o);
 	}
 	sb_free(&content);

@@ -9,6 +9,7 @@
 
 #include "web/api.h"
 #include "web/apijson.h"
+#include "web/bodies.h"
 #include "web/ti_filter.h"
 
 /* From the query string ---------------------------------------------------------------------- */
@@ -53,71 +54,6 @@ static bool filter_from_query(struct req *r, struct ti_filter *f)
 	return query_range(r, "execution_date", &f->execution_date) && query_range(r, "start_date", &f->start_date) &&
 	       query_range(r, "end_date", &f->end_date) && query_range(r, "updated_at", &f->updated_at) &&
 	       query_number(r, "duration_gte", &f->duration_gte) && query_number(r, "duration_lte", &f->duration_lte);
-}
-
-/* From a JSON body (ListTaskInstanceForm) ------------------------------------------------------ */
-
-static bool body_values(struct req *r, const cJSON *body, const char *key, struct ti_values *out)
-{
-	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, key), *it;
-	if (!arr || cJSON_IsNull(arr))
-		return true;
-	if (!cJSON_IsArray(arr)) {
-		api_problem(r, 400, "Bad Request", "%s must be a list of strings", key);
-		return false;
-	}
-	cJSON_ArrayForEach(it, arr) {
-		if (!cJSON_IsString(it) && !cJSON_IsNull(it)) {
-			api_problem(r, 400, "Bad Request", "%s must be a list of strings", key);
-			return false;
-		}
-		if (out->n < TI_FILTER_VALUES)
-			out->v[out->n++] = cJSON_IsString(it) ? it->valuestring : "none";
-	}
-	return true;
-}
-
-static bool body_range(struct req *r, const cJSON *body, const char *field, struct ti_range *out)
-{
-	char key[64];
-	const char *suffix[2] = {"_gte", "_lte"};
-	usec_t *dst[2] = {&out->gte, &out->lte};
-	for (int i = 0; i < 2; i++) {
-		snprintf(key, sizeof(key), "%s%s", field, suffix[i]);
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-		if (v && !cJSON_IsNull(v) && (!cJSON_IsString(v) || parse_iso8601(v->valuestring, dst[i]) < 0)) {
-			api_problem(r, 400, "Bad Request", "%s must be an ISO 8601 date-time", key);
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool body_number(struct req *r, const cJSON *body, const char *key, double *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
-	if (!v || cJSON_IsNull(v))
-		return true;
-	if (!cJSON_IsNumber(v)) {
-		api_problem(r, 400, "Bad Request", "%s must be a number", key);
-		return false;
-	}
-	*out = v->valuedouble;
-	return true;
-}
-
-static bool filter_from_body(struct req *r, const cJSON *body, struct ti_filter *f)
-{
-	ti_filter_init(f);
-	return body_values(r, body, "dag_ids", &f->dag_ids) && body_values(r, body, "dag_run_ids", &f->run_ids) &&
-	       body_values(r, body, "task_ids", &f->task_ids) && body_values(r, body, "state", &f->states) &&
-	       body_values(r, body, "pool", &f->pools) && body_values(r, body, "queue", &f->queues) &&
-	       body_values(r, body, "executor", &f->executors) &&
-	       body_range(r, body, "execution_date", &f->execution_date) &&
-	       body_range(r, body, "start_date", &f->start_date) && body_range(r, body, "end_date", &f->end_date) &&
-	       body_range(r, body, "updated_at", &f->updated_at) &&
-	       body_number(r, body, "duration_gte", &f->duration_gte) &&
-	       body_number(r, body, "duration_lte", &f->duration_lte);
 }
 
 /* The instances the filter keeps, across the runs of one DAG (dag_id) or of all (NULL). */
@@ -178,10 +114,12 @@ static void list_batch(struct req *r)
 {
 	struct ti_filter f;
 	cJSON *body = cJSON_Parse(api_body(r, NULL));
-	if (!cJSON_IsObject(body))
-		api_problem(r, 400, "Bad Request", "the body must be a JSON object");
-	else if (filter_from_body(r, body, &f))
+	char *err = NULL;
+	if (body_ti_filter(body, &f, &err) < 0)
+		api_problem(r, 400, "Bad Request", "%s", err);
+	else
 		api_reply_page(r, "task_instances", collect(r, f.dag_ids.n == 1 ? f.dag_ids.v[0] : NULL, &f), 1 << 30, 0);
+	free(err);
 	cJSON_Delete(body);
 }
 

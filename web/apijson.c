@@ -84,10 +84,10 @@ static void add_dag_common(cJSON *o, const struct dag_fields *f, const struct da
 	cJSON_AddNullToObject(o, "max_consecutive_failed_dag_runs");
 	cJSON_AddBoolToObject(o, "has_task_concurrency_limits", false);
 	cJSON_AddBoolToObject(o, "has_import_errors", s->has_import_errors);
-	cJSON_AddNullToObject(o, "next_dagrun");
-	cJSON_AddNullToObject(o, "next_dagrun_data_interval_start");
-	cJSON_AddNullToObject(o, "next_dagrun_data_interval_end");
-	cJSON_AddNullToObject(o, "next_dagrun_create_after");
+	json_add_time(o, "next_dagrun", s->next_start);
+	json_add_time(o, "next_dagrun_data_interval_start", s->next_start);
+	json_add_time(o, "next_dagrun_data_interval_end", s->next_end);
+	json_add_time(o, "next_dagrun_create_after", s->next_end);
 }
 
 static void add_dag_fields(cJSON *o, const struct dag *d, const struct dag_status *s)
@@ -114,7 +114,8 @@ cJSON *api_dag_from_row(const struct dag_row *r)
 		.schedule = r->schedule, .tags = names, .ntags = (size_t)n,
 		.max_active_tasks = r->max_active_tasks, .max_active_runs = r->max_active_runs,
 	};
-	struct dag_status st = {r->is_paused, r->is_active, r->has_import_errors, r->last_parsed_time};
+	struct dag_status st = {r->is_paused, r->is_active, r->has_import_errors, r->last_parsed_time,
+				r->next_interval_start, r->next_interval_end};
 	cJSON *o = cJSON_CreateObject();
 	add_dag_common(o, &f, &st);
 	free(names);

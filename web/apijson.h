@@ -18,6 +18,7 @@ void api_file_token(const char *fileloc, char out[33]);
 struct dag_status {
 	bool is_paused, is_active, has_import_errors;
 	usec_t last_parsed_time;
+	usec_t next_start, next_end; /* the next scheduled interval (USEC_NONE: none) */
 };
 
 /* Airflow "DAG". */

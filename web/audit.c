@@ -49,7 +49,7 @@ void api_audit(struct req *r, const char *event)
 	const char *mi = api_param(r, "map_index");
 	struct log_row l = {
 		.event = (char *)event,
-		.owner = api_no_auth(r) ? xstrdup("anonymous") : auth_caller(api_store(r), api_header(r, "Authorization")),
+		.owner = api_user(r) ? xstrdup(api_user(r)) : api_no_auth(r) ? xstrdup("anonymous") : auth_caller(api_store(r), api_header(r, "Authorization")),
 		.dag_id = (char *)api_param(r, "dag_id"),
 		.run_id = (char *)api_param(r, "dag_run_id"),
 		.task_id = (char *)api_param(r, "task_id"),

@@ -377,3 +377,32 @@ enum role auth_check(struct store *st, const char *authorization, const char *cl
 	pthread_mutex_unlock(&throttle_lock);
 	return r;
 }
+
+static void b64encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+		out[o++] = abc[v >> 18 & 63];
+		out[o++] = abc[v >> 12 & 63];
+		out[o++] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? abc[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+enum role auth_login(struct store *st, const char *user, const char *password, const char *client, usec_t *retry_after)
+{
+	char *pair = xasprintf("%s:%s", user, password);
+	size_t n = strlen(pair);
+	char *header = xmalloc(6 + 4 * (n / 3 + 1) + 1);
+	memcpy(header, "Basic ", 6);
+	b64encode((const unsigned char *)pair, n, header + 6);
+	enum role r = auth_check(st, header, client, retry_after);
+	explicit_bzero(pair, n);
+	explicit_bzero(header, strlen(header));
+	free(pair);
+	free(header);
+	return r;
+}

@@ -36,6 +36,9 @@ enum role auth_check_header(struct store *st, const char *authorization);
  * a 429 and its Retry-After); else *retry_after = 0. Thread-safe. */
 enum role auth_check(struct store *st, const char *authorization, const char *client, usec_t *retry_after);
 
+/* auth_check() of a user name and password given as such (the web UI's login form). */
+enum role auth_login(struct store *st, const char *user, const char *password, const char *client, usec_t *retry_after);
+
 /* Who an Authorization header names, for the audit log: the user of Basic credentials, or
  * "token:NAME" for an API token (malloc'd; "anonymous" when there is none). Does not check
  * the credentials: call it once auth_check() has. */

@@ -22,13 +22,15 @@
 #include "web/embedded.h"
 #include "web/origin.h"
 #include "web/router.h"
+#include "web/session.h"
+#include "web/ui_files.h"
 #include "base/log.h"
 #include "orchestrator/scheduler.h"
 #include "orchestrator/store.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
-/* Worker threads. An event stream holds one while it waits for events, so there are more
- * workers than streams allowed (api_events.c caps them at 8). */
+/* Worker threads, each serving many connections (epoll). An idle event stream is suspended and
+ * holds none (api_events.c). */
 #define WORKERS 16
 
 /* Stands in for a %00 or a malformed %-escape: no id may hold it, and dispatch() refuses a path
@@ -64,6 +66,13 @@ struct req {
 	long (*stream_read)(void *ctx, char *buf, size_t max);
 	void (*stream_done)(void *ctx);
 	void *stream_ctx;
+	char *set_cookie;          /* a Set-Cookie header to send */
+	/* A session cookie's caller. */
+	char *user, *session;
+	usec_t session_expires;
+	/* A file of the UI bundle (ui_files.h) instead of a payload. */
+	const struct ui_file *ui;
+	bool ui_gz;
 };
 
 /* Responses and accessors ------------------------------------------------------------------------ */
@@ -244,6 +253,9 @@ void api_write_failed(struct req *r, int rc)
 	if (rc == -ETIMEDOUT)
 		api_problem(r, 503, "Service Unavailable",
 			    "the scheduler is busy and did not take the change in time: nothing was changed, try again");
+	else if (rc == -EBUSY)
+		api_problem(r, 503, "Service Unavailable",
+			    "another process holds the database's lock: nothing was changed, try again");
 	else
 		api_problem(r, 503, "Service Unavailable", "the scheduler did not take the change (%s)", strerror(-rc));
 }
@@ -416,7 +428,10 @@ static void h_health(struct req *r)
 	struct sched_stats ss;
 	sched_get_stats(&ss);
 	/* Unhealthy too while the scheduler's changes cannot be written (a full disk): they wait. */
-	bool db_ok = r->st && store_schema_level(r->st) == store_schema_target() && ss.commit_failing_since == USEC_NONE;
+	/* And while another process has held the database's lock for more than 2 s. */
+	usec_t locked = store_lock_wait_since();
+	bool db_ok = r->st && store_schema_level(r->st) == store_schema_target() && ss.commit_failing_since == USEC_NONE &&
+		     (!locked || now_usec() - locked < 2 * USEC_PER_SEC);
 	cJSON_AddStringToObject(db, "status", db_ok ? "healthy" : "unhealthy");
 	cJSON *sc = cJSON_AddObjectToObject(j, "scheduler");
 	usec_t hb = r->w->o.heartbeat ? r->w->o.heartbeat(r->w->o.heartbeat_arg) : USEC_NONE;
@@ -457,13 +472,18 @@ static const struct route base_routes[] = {
 static const struct route *const route_tables[] = {
 	base_routes, api_dag_routes, api_dag_run_routes, api_ti_routes, api_ti_list_routes, api_run_op_routes,
 	api_pool_routes, api_import_error_routes, api_backfill_routes, api_variable_routes, api_connection_routes,
-	api_event_log_routes, api_admin_routes, api_extra_routes, NULL,
+	api_event_log_routes, api_admin_routes, api_extra_routes, api_session_routes, api_grid_routes, NULL,
 };
 
 /* Routes outside /api/v1 (their paths are from the server's root). */
 static const struct route *const root_tables[] = {
 	api_metrics_routes, NULL,
 };
+
+const struct route *const *server_route_tables(bool root)
+{
+	return root ? root_tables : route_tables;
+}
 
 /* Dispatch --------------------------------------------------------------------------------------- */
 
@@ -493,7 +513,7 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t n)
  * later. */
 static void forget_admin_password(struct req *r, const char *authorization)
 {
-	char *who = auth_caller(r->st, authorization);
+	char *who = r->user ? xstrdup(r->user) : auth_caller(r->st, authorization);
 	if (!strcmp(who, "admin")) {
 		char *path = xasprintf("%s/admin_password.txt", r->w->home);
 		if (unlink(path) == 0)
@@ -512,6 +532,88 @@ static enum MHD_Result check_utf8_value(void *cls, enum MHD_ValueKind kind, cons
 	if (!utf8_valid(key, strlen(key)) || (value && !utf8_valid(value, strlen(value))))
 		*ok = false;
 	return MHD_YES;
+}
+
+static bool consttime_equal(const char *a, const char *b, size_t n)
+{
+	unsigned char diff = 0;
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+/* A session cookie's caller (with no Authorization header): its role, and for a change the
+ * session's CSRF token in X-CSRF-Token. Returns false after replying 403 for a change without it. */
+static bool cookie_session(struct req *r, const char *cookie, bool mutating)
+{
+	char *user = NULL;
+	usec_t expires = 0;
+	r->role = r->st ? session_check(r->st, cookie, &user, &expires) : ROLE_NONE;
+	if (r->role == ROLE_NONE)
+		return true;
+	r->user = user;
+	r->session = xstrdup(cookie);
+	r->session_expires = expires;
+	char want[SESSION_CSRF_LEN + 1];
+	session_csrf(cookie, want);
+	const char *got = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+	if (mutating && (!got || strlen(got) != SESSION_CSRF_LEN || !consttime_equal(got, want, SESSION_CSRF_LEN))) {
+		reply_problem(r, 403, "Forbidden",
+			      "a change made with the session cookie must send the session's csrf_token (GET "
+			      "/api/v1/auth/session) in the X-CSRF-Token header");
+		return false;
+	}
+	return true;
+}
+
+/* Who the caller is: Basic or bearer credentials, else a web UI session cookie. Returns false
+ * after replying 401, 403 or 429. */
+static bool authenticate(struct req *r, enum role need, const char *client, bool mutating)
+{
+	const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+	usec_t wait = 0;
+	if (!auth && cookie) {
+		if (!cookie_session(r, cookie, mutating))
+			return false;
+	} else {
+		r->role = r->st ? auth_check(r->st, auth, client, &wait) : ROLE_NONE;
+	}
+	if (wait > 0) {
+		r->retry_after = (int)((wait + USEC_PER_SEC - 1) / USEC_PER_SEC);
+		reply_problem(r, 429, "Too Many Requests", "too many failed logins; try again after Retry-After seconds");
+		return false;
+	}
+	if (r->role == ROLE_NONE) {
+		reply_problem(r, 401, "Unauthorized",
+			      cookie && !auth ? "the session has expired or ended: log in again"
+					      : "credentials are missing or invalid (HTTP Basic or Bearer token)");
+		return false;
+	}
+	if (r->role < need) {
+		reply_problem(r, 403, "Forbidden", "your role may not do this");
+		return false;
+	}
+	if (r->role == ROLE_ADMIN && !atomic_exchange(&r->w->admin_file_checked, true))
+		forget_admin_password(r, auth);
+	return true;
+}
+
+/* GET or HEAD of a path outside /api/v1 that no route has: a file of the UI bundle, or the app
+ * itself for its own routes. Returns false when the bundle has nothing for the path. */
+static bool serve_ui(struct req *r)
+{
+	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD"))
+		return false;
+	const struct ui_file *f = ui_file_for(r->url);
+	if (!f)
+		return false;
+	r->ui = f;
+	const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	const char *ae = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	r->status = inm && strstr(inm, f->etag) ? 304 : 200;
+	r->ui_gz = f->gz && ae && strstr(ae, "gzip");
+	return true;
 }
 
 static void dispatch(struct req *r)
@@ -557,6 +659,8 @@ static void dispatch(struct req *r)
 	}
 	bool path_known;
 	const struct route *match = router_find(tables, r->method, path, &r->params, &path_known);
+	if (!match && tables == root_tables && !path_known && serve_ui(r))
+		return;
 	if (!match) {
 		if (path_known)
 			reply_problem(r, 405, "Method Not Allowed", "this resource does not support that method");
@@ -568,28 +672,15 @@ static void dispatch(struct req *r)
 	/* The root tables hold /metrics only, public when the operator says so. */
 	enum role need = tables == root_tables && r->w->o.metrics_public ? ROLE_NONE : match->min_role;
 	if (need != ROLE_NONE && !r->w->o.no_auth) {
-		const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		usec_t wait = 0;
-		r->role = r->st ? auth_check(r->st, auth, client, &wait) : ROLE_NONE;
-		if (wait > 0) {
-			r->retry_after = (int)((wait + USEC_PER_SEC - 1) / USEC_PER_SEC);
-			reply_problem(r, 429, "Too Many Requests", "too many failed logins; try again after Retry-After seconds");
+		if (!authenticate(r, need, client, mutating))
 			return;
-		}
-		if (r->role == ROLE_NONE) {
-			reply_problem(r, 401, "Unauthorized", "credentials are missing or invalid (HTTP Basic or Bearer token)");
-			return;
-		}
-		if (r->role < need) {
-			reply_problem(r, 403, "Forbidden", "your role may not do this");
-			return;
-		}
-		if (r->role == ROLE_ADMIN && !atomic_exchange(&r->w->admin_file_checked, true))
-			forget_admin_password(r, auth);
 	} else {
 		r->role = ROLE_ADMIN;
 	}
 	match->fn(r);
+	/* A login or a session of admin counts as admin's first login too. */
+	if (r->user && r->status < 300 && !atomic_exchange(&r->w->admin_file_checked, true))
+		forget_admin_password(r, NULL);
 	if (match->event)
 		api_audit(r, match->event);
 }
@@ -609,15 +700,72 @@ int api_connection_fd(struct req *r)
 
 int api_max_event_streams(struct req *r)
 {
-	int n = r->w->o.max_event_streams ? r->w->o.max_event_streams : 8;
-	return n < WORKERS - 4 ? n : WORKERS - 4; /* workers stay free for the API itself */
+	return r->w->o.max_event_streams ? r->w->o.max_event_streams : 512;
 }
+
+struct MHD_Connection *api_mhd_connection(struct req *r) { return r->conn; }
 void api_client_address(struct req *r, char *out, size_t n) { client_address(r->conn, out, n); }
+
+void api_set_cookie(struct req *r, char *cookie)
+{
+	free(r->set_cookie);
+	r->set_cookie = cookie;
+}
+
+void api_set_user(struct req *r, const char *user)
+{
+	free(r->user);
+	r->user = user ? xstrdup(user) : NULL;
+}
+
+const char *api_user(struct req *r) { return r->user; }
+const char *api_session_token(struct req *r) { return r->session; }
+usec_t api_session_expires(struct req *r) { return r->session_expires; }
+void api_retry_after(struct req *r, int seconds) { r->retry_after = seconds; }
+
+/* The reply of a UI file: long-cached when its name holds its hash, revalidated otherwise. */
+static struct MHD_Response *ui_response(struct req *r)
+{
+	const struct ui_file *f = r->ui;
+	struct MHD_Response *resp;
+	if (r->status == 304)
+		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	else if (r->ui_gz)
+		resp = MHD_create_response_from_buffer(f->gzlen, (void *)f->gz, MHD_RESPMEM_PERSISTENT);
+	else
+		resp = MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return NULL;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, f->etag);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+				f->immutable ? "public, max-age=31536000, immutable" : "no-cache");
+	if (r->ui_gz && r->status != 304)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+	/* The app loads nothing from elsewhere, and no other site may frame it. */
+	MHD_add_response_header(resp, "Content-Security-Policy",
+				"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+				"img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+				"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+	return resp;
+}
 
 static enum MHD_Result send_reply(struct req *r)
 {
 	size_t len = r->payload ? strlen(r->payload) : 0;
 	struct MHD_Response *resp;
+	if (r->ui) {
+		resp = ui_response(r);
+		if (!resp)
+			return MHD_NO;
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);
+		MHD_destroy_response(resp);
+		return rc;
+	}
 	if (r->stream_read) {
 		struct stream_wrap *sw = xmalloc(sizeof(*sw));
 		*sw = (struct stream_wrap){r->stream_read, r->stream_done, r->stream_ctx};
@@ -628,20 +776,26 @@ static enum MHD_Result send_reply(struct req *r)
 	} else
 		resp = MHD_create_response_from_buffer(len, r->payload, MHD_RESPMEM_MUST_FREE);
 	r->payload = NULL;
-	if (r->stream_read)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	if (!resp)
 		return MHD_NO;
+	if (r->stream_read)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : "application/json");
 	if (r->retry_after > 0) {
 		char secs[16];
 		snprintf(secs, sizeof(secs), "%d", r->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
 	}
-	if (r->status == 401)
+	/* The web UI says X-Requested-With: a Basic challenge would make the browser pop up its own
+	 * password dialog over the app's login page. */
+	const char *xrw = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Requested-With");
+	if (r->status == 401 && !(xrw && strcasecmp(xrw, "XMLHttpRequest") == 0))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"sluice\"");
 	if (r->close)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	if (r->set_cookie)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	enum MHD_Result rc = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
 	return rc;
@@ -718,6 +872,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	sb_free(&r->body);
 	free(r->payload);
+	free(r->set_cookie);
+	free(r->user);
+	free(r->session);
 	router_params_free(&r->params);
 	free(r);
 	*con_cls = NULL;
@@ -784,7 +941,7 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 	w->limits = connlimit_new(w->o.max_connections, w->o.max_connections_per_address);
 	/* libmicrohttpd's own limit leaves room above ours, so that a request over it still gets its
 	 * 503 instead of a closed socket. */
-	w->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
+	w->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
 				  (uint16_t)o->port, NULL, NULL, on_request, w,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)WORKERS,
@@ -808,6 +965,7 @@ int web_start(const struct web_opts *o, struct web **out, char **err)
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	w->port = info ? info->port : o->port;
+	api_events_start();
 	*out = w;
 	return 0;
 }
@@ -818,6 +976,7 @@ void web_stop(struct web *w)
 {
 	if (!w)
 		return;
+	api_events_stop(); /* resumes the idle event streams, which then end */
 	MHD_stop_daemon(w->mhd);
 	pthread_key_delete(w->store_key);
 	connlimit_free(w->limits);

@@ -28,7 +28,7 @@ struct web_opts {
 	int max_connections;       /* 0 = 2000 */
 	int max_connections_per_address; /* 0 = 64; 127.0.0.1 and ::1 have no limit */
 	usec_t idle_timeout;       /* 0 = 30 s */
-	int max_event_streams;     /* 0 = 8; at most the workers less 4 */
+	int max_event_streams;     /* 0 = 512 */
 	const struct config *config; /* for GET /config when webserver.expose_config (may be NULL) */
 	/* The scheduler's latest heartbeat (wall clock), for /health; called from worker threads. */
 	usec_t (*heartbeat)(void *arg);
@@ -41,5 +41,10 @@ int web_start(const struct web_opts *o, struct web **out, char **err);
 int web_port(const struct web *w);
 /* Stops accepting, finishes requests in flight, and frees. NULL is fine. */
 void web_stop(struct web *w);
+
+/* The route tables dispatch() searches: those under /api/v1, or (root) those from the server's
+ * root; NULL-terminated lists for router_find(). */
+struct route;
+const struct route *const *server_route_tables(bool root);
 
 #endif

@@ -111,6 +111,51 @@ def open_stream(port, auth):
     return s, int(head.split()[1])
 
 
+def t_many_idle_event_streams_hold_no_thread():
+    """300 open streams (more than the server's 16 workers): the API still answers at once, and one
+    change reaches every stream."""
+    home = Home()
+    home.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    d = Daemon(home).start()
+    socks = []
+    try:
+        port = port_of(d)
+        with open(os.path.join(home.home, "admin_password.txt")) as f:
+            pw = f.read().strip()
+        auth = base64.b64encode(f"admin:{pw}".encode()).decode()
+        for _ in range(300):
+            s, st = open_stream(port, auth)
+            eq(st, 200, "a stream")
+            socks.append(s)
+        t0 = time.monotonic()
+        st, body = get(port, "/api/v1/health")
+        eq(st, 200, body)
+        expect(time.monotonic() - t0 < 1, f"health with 300 streams open: {time.monotonic() - t0:.2f} s")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/dags/x/dagRuns", data=b"{}", method="POST",
+                                     headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+        deadline = time.monotonic() + 10
+        got = 0
+        for s in socks:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            data = b""
+            try:
+                while b"event: dag_run" not in data:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except socket.timeout:
+                pass
+            got += b"event: dag_run" in data
+        eq(got, 300, "every stream got the run's event")
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+        home.cleanup()
+
+
 def t_event_streams_freed_at_once():
     home = Home()
     home.write_dag("x.lua", 'local d = dag { id = "x" }\nd:task "t" { cmd = "true" }\nreturn d\n')
@@ -344,6 +389,62 @@ def t_stuck_scheduler_answers_503():
     home.cleanup()
 
 
+def t_outside_lock_holder():
+    """Issue 14, defect 11: another process holds the database's write lock for seconds. /health
+    says the database is blocked, a change through the API gets a clear 503 after
+    webserver.write_timeout (not a minute's wait, never "database is locked"), nothing is lost,
+    and the daemon carries on once the lock is free."""
+    home = Home()
+    home.write_dag("g.lua", 'local d = dag { id = "g" }\nd:task "t" { cmd = "sleep 1" }\nreturn d\n')
+    os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"] = "2s"
+    try:
+        d = Daemon(home).start()
+    finally:
+        del os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"]
+    try:
+        port = port_of(d)
+        with open(os.path.join(home.home, "admin_password.txt")) as f:
+            auth = "Basic " + base64.b64encode(f"admin:{f.read().strip()}".encode()).decode()
+
+        def trigger(run_id):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/dags/g/dagRuns", method="POST",
+                                         data=json.dumps({"dag_run_id": run_id}).encode())
+            req.add_header("Authorization", auth)
+            req.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+        eq(trigger("before")[0], 200, "a run before the lock")
+        db = sqlite3.connect(os.path.join(home.home, "sluice.db"), timeout=30, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")  # the write lock, held like a sqlite3 shell in a transaction
+        try:
+            t0 = time.monotonic()
+            st, body = trigger("during")
+            took = time.monotonic() - t0
+            eq(st, 503, f"a change while another process holds the lock: {body}")
+            expect("database is locked" not in body, body)
+            expect(took < 8, f"answered after the write timeout, not a minute ({took:.1f} s)")
+            health = wait_until(lambda: (lambda h: h if '"unhealthy"' in h[1] else None)(
+                get(port, "/api/v1/health")), 10, "/health to say the database is blocked")
+            expect(json.loads(health[1])["metadatabase"]["status"] == "unhealthy", health[1])
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        wait_until(lambda: json.loads(get(port, "/api/v1/health")[1])["metadatabase"]["status"] == "healthy", 70,
+                   "/health healthy again once the lock is free")
+        eq(trigger("after")[0], 200, "a change after the lock is free")
+        wait_until(lambda: all(r["state"] == "success" for r in home.json("runs", "list", "g", "--json")["dag_runs"]),
+                   90, "the runs to finish")
+    finally:
+        d.stop()
+    runs = sorted(r["dag_run_id"] for r in home.json("runs", "list", "g", "--json")["dag_runs"])
+    eq(runs, ["after", "before"], "the run that got 503 was not made; the others were, once each")
+    expect("database is locked" not in d.output(), "no 'database is locked' in the daemon's log")
+    home.cleanup()
+
+
 def t_disk_full():
     """Issue 14, defect 4: the disk under the home fills up while a run goes. The daemon keeps its
     state changes, says so in /health, spawns nothing it could not record, and carries on when
@@ -536,6 +637,8 @@ def t_systemd_unit():
 check("1,200 idle connections do not take the API down", t_idle_connections_do_not_take_the_api_down)
 check("over a connection limit (per address, in all): 503 with Retry-After; 127.0.0.1 has no per-address limit",
       t_connection_limits_answer_503)
+check("300 idle event streams hold no thread: the API answers, every stream gets the event",
+      t_many_idle_event_streams_hold_no_thread)
 check("an event stream's slot is free within a second of its client leaving; the cap is configurable",
       t_event_streams_freed_at_once)
 check("core.max_log_size: a try's log keeps the first bytes and a note, the task goes on", t_log_cap)
@@ -547,6 +650,8 @@ check("a duplicate DAG id is reported once, not re-parsed every second; it takes
 check("the API parses a DAG that needs raised limits with the configured ones", t_api_uses_the_configured_dag_limits)
 check("a stuck scheduler: API changes get 503 after webserver.write_timeout, /health answers",
       t_stuck_scheduler_answers_503)
+check("another process holds the database's lock: /health says so, changes get 503, nothing lost",
+      t_outside_lock_holder)
 check("the disk fills up during a run: nothing lost, /health says so, the run ends when space returns",
       t_disk_full)
 check("db backup while the daemon runs: a whole, checked copy, 0600", t_backup_while_runs_go)

@@ -247,6 +247,18 @@ static void test_param_schemas(void **state)
 	check_value("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"maxItems\": 3}", "[1, 2]", true, NULL);
 	check_value("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}}", "[1, \"x\"]", false, "p[1]");
 	check_value("{\"uniqueItems\": true}", "[1, 1]", false, "repeated");
+	check_value("{\"uniqueItems\": true}", "[1, 2, \"1\", [1], {\"a\": 1}]", true, NULL);
+	check_value("{\"uniqueItems\": true}", "[{\"a\": 1, \"b\": [2]}, 3, {\"b\": [2], \"a\": 1}]", false, "repeated");
+	check_value("{\"uniqueItems\": true}", "[1.0, 1]", false, "repeated");
+	{ /* 200,000 distinct items: sorted, not compared pairwise */
+		struct strbuf big = {0};
+		sb_puts(&big, "[");
+		for (int i = 0; i < 200000; i++)
+			sb_printf(&big, "%s%d", i ? "," : "", i);
+		sb_puts(&big, "]");
+		check_value("{\"uniqueItems\": true}", sb_str(&big), true, NULL);
+		sb_free(&big);
+	}
 	check_value("{\"type\": \"object\", \"required\": [\"a\"], \"properties\": {\"a\": {\"type\": \"boolean\"}}}",
 		     "{\"a\": true}", true, NULL);
 	check_value("{\"type\": \"object\", \"required\": [\"a\"]}", "{}", false, "required key 'a'");

@@ -96,8 +96,8 @@ static void test_out_of_range_values_name_file_line_and_reason(void **state)
 	load_fails("core.db_synchronous = off: must be one of normal full");
 	write_cfg("[webserver]\nmax_connections = 5\n");
 	load_fails("must be between 16 and 100000");
-	write_cfg("[webserver]\nmax_event_streams = 13\n");
-	load_fails("must be between 1 and 12");
+	write_cfg("[webserver]\nmax_event_streams = 0\n");
+	load_fails("must be between 1 and 65536");
 	(void)state;
 }
 

@@ -341,6 +341,14 @@ static void test_load_text_only(void **state)
 {
 	/* A binary chunk (starts with ESC) is refused; text chunks work and see the sandbox. */
 	expect_error("local f, e = load('\\27Lua')\nerror(e)\n", 2, "binary");
+	/* A file that is itself a binary chunk, and errors Lua gives no position: the message
+	 * still names the file (found by tests/fuzz/fuzz_dsl.c). */
+	static const char *const unplaced[] = {"\33Lua", "error('no position', 0)\n", "error({})\n"};
+	for (size_t i = 0; i < sizeof(unplaced) / sizeof(unplaced[0]); i++) {
+		assert_int_not_equal(load(unplaced[i]), 0);
+		if (strncmp(ld.error, "t.lua:", 6))
+			fail_msg("%s gave %s", unplaced[i], ld.error);
+	}
 	assert_int_equal(load("local f = load('return dag')\nlocal d = f() { id = 'x' }\n"
 			      "d:task 'a' { cmd = 'true' }\nreturn d\n"), 0);
 	(void)state;

@@ -163,6 +163,21 @@ static void test_shell_quoting(void **state)
 	assert_string_equal(got, "<a b>");
 	free(got);
 	free(o);
+	/* A backslash right before a value would escape its quoting: refused, never rendered
+	 * (found by tests/fuzz/fuzz_template.c). */
+	static const char *const escaped[] = {"printf '%s' \\{{ conf.evil }}", "printf '%s' \"\\{{ conf.evil }}\"",
+					      "echo \\{{ '' }}{{ conf.spaced }}"};
+	for (size_t i = 0; i < sizeof(escaped) / sizeof(escaped[0]); i++) {
+		char *err = NULL;
+		o = NULL;
+		assert_int_equal(tmpl_render_shell(escaped[i], lookup, NULL, &o, &err), -EINVAL);
+		assert_null(o);
+		assert_non_null(strstr(err, "backslash"));
+		free(err);
+	}
+	o = render_sh("printf '%s' \\\\{{ ds }} '\\{{ ds }}'");
+	assert_string_equal(o, "printf '%s' \\\\2026-11-01 '\\2026-11-01'");
+	free(o);
 	/* | raw is the way to write shell syntax through a value, on purpose. */
 	o = render_sh("echo {{ conf.spaced | raw }}");
 	assert_string_equal(o, "echo a b");

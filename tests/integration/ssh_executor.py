@@ -1,0 +1,431 @@
+"""The ssh executor against a real sshd on 127.0.0.1 that this test starts: a throwaway host key and
+user key (ssh-keygen), its own sshd_config on a free port, an ssh_config with the aliases
+`good` and `good2` (both that sshd), `bad` (a closed port) and `ghost` (a name that does not
+resolve), and a known_hosts file checked strictly. The remote folder is under the test's temp
+folder, so the test can look at the remote side."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Daemon, Home, check, eq, expect, finish, tis, wait_until  # noqa: E402
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Sshd:
+    """A real sshd -D on 127.0.0.1:PORT with generated keys, for the user running the test."""
+
+    def __init__(self, base):
+        self.dir = os.path.join(base, "sshd")
+        os.makedirs(self.dir, mode=0o700)
+        self.port = free_port()
+        self.user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True,
+                                                             text=True).stdout.strip()
+        for name in ("host_key", "id_ed25519"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(self.dir, name)],
+                           check=True, timeout=30)
+        shutil.copy(os.path.join(self.dir, "id_ed25519.pub"), os.path.join(self.dir, "authorized_keys"))
+        with open(os.path.join(self.dir, "host_key.pub")) as f:
+            hostkey = " ".join(f.read().split()[:2])
+        with open(os.path.join(self.dir, "known_hosts"), "w") as f:
+            f.write(f"[127.0.0.1]:{self.port} {hostkey}\n")
+        self.config = os.path.join(self.dir, "sshd_config")
+        with open(self.config, "w") as f:
+            f.write(f"""ListenAddress 127.0.0.1
+HostKey {self.dir}/host_key
+AuthorizedKeysFile {self.dir}/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+PidFile none
+MaxSessions 200
+MaxStartups 100:30:200
+LogLevel ERROR
+""")
+        self.client_config = os.path.join(self.dir, "ssh_config")
+        bad = free_port()
+        with open(self.client_config, "w") as f:
+            for alias, port in (("good", self.port), ("good2", self.port), ("bad", bad)):
+                f.write(f"""Host {alias}
+  HostName 127.0.0.1
+  Port {port}
+  User {self.user}
+  IdentityFile {self.dir}/id_ed25519
+  IdentitiesOnly yes
+  UserKnownHostsFile {self.dir}/known_hosts
+  StrictHostKeyChecking yes
+""")
+            f.write("Host ghost\n  HostName no-such-host.invalid\n")
+        self.proc = None
+
+    def start(self):
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
+        self.log = os.path.join(self.dir, "sshd.log")
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", self.config, "-p", str(self.port)],
+                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                expect(self.proc.poll() is None, "sshd exited: " + open(self.log).read())
+                return False
+        wait_until(up, 15, "sshd to listen", interval=0.05)
+        return self
+
+    def ssh(self, cmd, timeout=20):
+        return subprocess.run(["ssh", "-F", self.client_config, "-o", "BatchMode=yes", "good", cmd],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def stop(self):
+        """Stops the listener and the connections it forked (the daemons' masters then end)."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        children = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                        children.append(int(pid))
+            except (OSError, ValueError, IndexError):
+                pass
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def ssh_home(sshd, extra=""):
+    home = Home()
+    os.makedirs(home.home, mode=0o700)
+    remote = os.path.join(home.dir, "remote")
+    with open(os.path.join(home.home, "sluice.cfg"), "w") as f:
+        f.write(f"[ssh]\nconfig_file = {sshd.client_config}\nremote_dir = {remote}\nconnect_timeout = 5s\n{extra}")
+    home.remote = remote
+    return home
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[-1][0] != "Z"
+
+
+def wait_run(home, dag_id, run_id, timeout=60):
+    def done():
+        runs = home.json("runs", "list", dag_id, "--json")["dag_runs"]
+        r = [x for x in runs if x["dag_run_id"] == run_id]
+        return r and r[0]["state"] in ("success", "failed") and r[0]
+    return wait_until(done, timeout, f"run {run_id} of {dag_id} to end")
+
+
+def task_states(home, dag_id, run_id):
+    p = home.json("tasks", "list", dag_id, run_id, "--json")
+    return {t["task_id"]: t for t in p["task_instances"]}
+
+
+def t_success_outputs_log(sshd):
+    home = ssh_home(sshd)
+    home.write_dag("s.lua", '''
+local d = dag { id = "s", default_args = { executor = "ssh", host = "good" } }
+local a = d:task "a" { cmd = "echo hello-$SLUICE_TASK_ID-$SLUICE_TRY_NUMBER from $(hostname); "
+                          .. "echo answer=42 >> $SLUICE_OUTPUT; echo err >&2" }
+local b = d:task "b" { cmd = { "sh", "-c", "echo \\"$GREETING\\" got {{ outputs.a.answer }}; pwd" },
+                       env = { GREETING = "hi there 'quoted'" }, cwd = "/tmp" }
+local c = d:task "c" { cmd = "echo local {{ outputs.a.answer }}", executor = "local" }
+d:flow(a >> b >> c)
+return d
+''')
+    out = home.test_run("s", expect_state="success")
+    log = home.log("s", out["run_id"], "a")
+    expect("hello-a-1 from" in log and "err" in log, log)
+    expect("running on host good" in log, log)
+    logb = home.log("s", out["run_id"], "b")
+    expect("hi there 'quoted' got 42" in logb and "\n/tmp\n" in logb, logb)
+    expect("local 42" in home.log("s", out["run_id"], "c"), "the output reached a local task")
+    # The remote folders of finished tries are removed (batched, after the result is safe).
+    wait_until(lambda: not os.path.isdir(home.remote) or not os.listdir(home.remote), 10, "remote clean-up")
+    home.cleanup()
+
+
+def t_failure_retries(sshd):
+    home = ssh_home(sshd)
+    home.write_dag("f.lua", '''
+local d = dag { id = "f" }
+d:task "t" { cmd = "echo try $SLUICE_TRY_NUMBER; exit 3", executor = "ssh", hosts = { "good" },
+             retries = 2, retry_delay = 0 }
+d:task "skip" { cmd = "exit 99", executor = "ssh", host = "good" }
+return d
+''')
+    out = home.test_run("f", expect_state="failed")
+    t = tis(out)
+    eq(t["t"]["state"], "failed", "state")
+    eq(t["t"]["try_number"], 3, "three tries")
+    eq(t["t"].get("exit_code"), 3, "the remote exit code")
+    eq(t["skip"]["state"], "skipped", "exit 99 skips, as locally")
+    for n in (1, 2, 3):
+        expect(f"try {n}" in home.log("f", out["run_id"], "t", try_number=n), f"log of try {n}")
+    home.cleanup()
+
+
+def pid_dag(sshd, dag_id, cmd, fields=""):
+    """A home with one ssh task "t" whose cmd ({pidf} filled in) writes a remote pid to pidf."""
+    home = ssh_home(sshd)
+    pidf = os.path.join(home.dir, "remote.pid")
+    cmd = cmd.replace("{pidf}", pidf)
+    home.write_dag(f"{dag_id}.lua", f'local d = dag {{ id = "{dag_id}" }}\n'
+                                    f'd:task "t" {{ cmd = "{cmd}", executor = "ssh", host = "good", {fields} }}\n'
+                                    'return d\n')
+    return home, pidf
+
+
+def t_timeout_kills_remote(sshd):
+    home, pidf = pid_dag(sshd, "to", "sh -c 'echo $$ > {pidf}; exec sleep 60' & wait",
+                         'execution_timeout = "2s", retries = 0')
+    t0 = time.monotonic()
+    out = home.test_run("to", expect_state="failed")
+    took = time.monotonic() - t0
+    pid = int(open(pidf).read())
+    wait_until(lambda: not alive(pid), 2, "the remote sleep to be gone", interval=0.05)
+    log = home.log("to", out["run_id"], "t")
+    expect("execution_timeout of 2s exceeded" in log, log)
+    expect(took < 15, f"took {took:.1f}s")
+    home.cleanup()
+
+
+def t_cancel_kills_remote(sshd):
+    home, pidf = pid_dag(sshd, "c", "echo $$ > {pidf}; sleep 60")
+    d = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "c", "--run-id", "r")
+        wait_until(lambda: os.path.exists(pidf) and open(pidf).read().strip(), 30, "the remote try to start")
+        pid = int(open(pidf).read())
+        expect(alive(pid), "running")
+        t0 = time.monotonic()
+        p = home.run("runs", "cancel", "c", "r")
+        eq(p.returncode, 0, p.stderr)
+        wait_until(lambda: not alive(pid), 5, "the remote process to be gone", interval=0.05)
+        killed_in = time.monotonic() - t0
+        run = wait_run(home, "c", "r")
+        eq(run["state"], "failed", "a cancelled run fails")
+        expect(killed_in < 3, f"gone {killed_in:.2f}s after the cancel")
+        log = open(os.path.join(home.home, "logs", "c", "r", "t", "-1", "1.log")).read()
+        expect("supervisor received SIGTERM" in log, log)
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_daemon_kill9_readopts(sshd):
+    home = ssh_home(sshd)
+    counter = os.path.join(home.dir, "counter")
+    home.write_dag("k.lua", f'''
+local d = dag {{ id = "k" }}
+local a = d:task "a" {{ cmd = "echo start >> {counter}; for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.5; done; "
+                          .. "echo v=7 >> $SLUICE_OUTPUT; echo end >> {counter}", executor = "ssh", host = "good",
+                       retries = 2, retry_delay = 0 }}
+local b = d:task "b" {{ cmd = "echo got {{{{ outputs.a.v }}}}", executor = "ssh", host = "good" }}
+d:flow(a >> b)
+return d
+''')
+    d = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "k", "--run-id", "r")
+        log = os.path.join(home.home, "logs", "k", "r", "a", "-1", "1.log")
+        wait_until(lambda: os.path.exists(log) and "line-2" in open(log).read(), 30, "the try to stream its log")
+        d.kill()
+        time.sleep(1)
+        d = Daemon(home).start()
+        run = wait_run(home, "k", "r")
+        eq(run["state"], "success", "the run finishes after the restart")
+        eq(open(counter).read().split(), ["start", "end"], "the try ran exactly once")
+        text = open(log).read()
+        for i in range(1, 7):
+            eq(text.count(f"line-{i}\n"), 1, f"line-{i} once in the log: {text}")
+        st = task_states(home, "k", "r")
+        eq(st["a"]["try_number"], 1, "not retried")
+        expect("got 7" in open(os.path.join(home.home, "logs", "k", "r", "b", "-1", "1.log")).read(),
+               "the output came back after the re-attach")
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_bad_host_does_not_stall(sshd):
+    home = ssh_home(sshd)
+    home.write_dag("b.lua", '''
+local d = dag { id = "b", max_active_tasks = 16 }
+d:task "refused" { cmd = "true", executor = "ssh", host = "bad", retries = 0 }
+d:task "unknown" { cmd = "true", executor = "ssh", host = "ghost", retries = 0 }
+for i = 1, 4 do d:task("ok" .. i) { cmd = "sleep 0.3; echo fine", executor = "ssh", host = "good" } end
+return d
+''')
+    t0 = time.monotonic()
+    out = home.test_run("b", expect_state="failed")
+    took = time.monotonic() - t0
+    t = tis(out)
+    for i in range(1, 5):
+        eq(t[f"ok{i}"]["state"], "success", f"ok{i}")
+    eq(t["refused"]["state"], "failed", "refused")
+    log = home.log("b", out["run_id"], "refused")
+    expect("ssh: host bad:" in log and "Connection refused" in log, log)
+    log = home.log("b", out["run_id"], "unknown")
+    expect("ssh: host ghost:" in log and "resolve" in log, log)
+    expect(took < 20, f"took {took:.1f}s")
+    home.cleanup()
+
+
+def t_two_hosts_spread(sshd):
+    home = ssh_home(sshd, "[ssh.host.good]\nslots = 1\n\n[ssh.host.good2]\nslots = 2\n")
+    marks = os.path.join(home.dir, "marks")
+    home.write_dag("sp.lua", f'''
+local d = dag {{ id = "sp", max_active_tasks = 16, default_args = {{ executor = "ssh", hosts = {{ "good", "good2" }} }} }}
+for i = 1, 6 do
+  d:task("t" .. i) {{ cmd = "echo +$(date +%s.%N) >> {marks}; sleep 1; echo -$(date +%s.%N) >> {marks}" }}
+end
+return d
+''')
+    t0 = time.monotonic()
+    out = home.test_run("sp", expect_state="success")
+    took = time.monotonic() - t0
+    hosts = {}
+    for i in range(1, 7):
+        log = home.log("sp", out["run_id"], f"t{i}")
+        h = "good2" if "running on host good2" in log else "good"
+        hosts[h] = hosts.get(h, 0) + 1
+    eq(set(hosts), {"good", "good2"}, f"both hosts used: {hosts}")
+    expect(hosts["good2"] >= hosts["good"], f"the host with more slots takes more: {hosts}")
+    # At most 3 at once (1 + 2 slots), so 6 one-second tasks take two rounds.
+    events = sorted((float(x[1:]), 1 if x[0] == "+" else -1) for x in open(marks).read().split())
+    cur = peak = 0
+    for _, e in events:
+        cur += e
+        peak = max(peak, cur)
+    eq(peak, 3, "peak concurrency is the sum of the hosts' slots")
+    expect(took < 10, f"took {took:.1f}s")
+    home.cleanup()
+
+
+def t_config_and_check(sshd):
+    home = ssh_home(sshd, "[ssh.host.good]\nslots = 3\n")
+    p = home.run("config", "show")
+    eq(p.returncode, 0, p.stderr)
+    for want in ("[ssh]", "config_file = " + sshd.client_config, "slots = 8", "remote_dir = ", "connect_timeout = 5s",
+                 "[ssh.host.good]", "slots = 3"):
+        expect(want in p.stdout, f"{want!r} in config show:\n{p.stdout}")
+    cfg = os.path.join(home.home, "sluice.cfg")
+    for bad, why in (("[ssh]\nslots = 0\n", "sluice.cfg:2: ssh.slots = 0: must be between 1 and 4096"),
+                     ("[ssh.host.x]\nslots = many\n", "sluice.cfg:2: ssh.host.x.slots = many: must be an integer"),
+                     ("[ssh.host.x]\nslot = 2\n", "sluice.cfg:2: unknown option 'ssh.host.x.slot'"),
+                     ("[ssh]\nconfig_file = /nonexistent/ssh_config\n", "sluice.cfg:2: ssh.config_file = "
+                                                                        "/nonexistent/ssh_config: cannot read it")):
+        with open(cfg, "w") as f:
+            f.write(bad)
+        p = home.run("config", "show")
+        expect(p.returncode != 0 and why in p.stderr, f"{bad!r}: {p.stderr}")
+    os.unlink(cfg)
+    cases = [
+        ('d:task "t" { cmd = "true", executor = "ssh" }', 'needs host = "alias"'),
+        ('d:task "t" { cmd = "true", host = "good" }', 'host is for executor = "ssh"'),
+        ('d:task "t" { cmd = "true", executor = "ssh", host = "a", hosts = { "b" } }', "host or hosts, not both"),
+        ('d:task "t" { cmd = "true", executor = "ssh", host = "-oProxyCommand=x" }', "must be an ssh host alias"),
+        ('d:task "t" { cmd = "true", executor = "ssh", hosts = { "a", "a" } }', "names host 'a' twice"),
+        ('d:task "t" { cmd = "true", executor = "ssh", hots = { "a" } }', "unknown field 'hots'"),
+        ('d:task "t" { cmd = "true", executor = "ssh", host = "a", run_as = "nobody" }', "run_as cannot be used"),
+    ]
+    for body, why in cases:
+        home.write_dag("x.lua", f'local d = dag {{ id = "x" }}\n{body}\nreturn d\n')
+        p = home.run("dags", "check")
+        expect(p.returncode == 1 and "x.lua:2:" in p.stdout + p.stderr and why in p.stdout + p.stderr,
+               f"{body}: {p.stdout}{p.stderr}")
+    home.write_dag("x.lua", 'local d = dag { id = "x", default_args = { executor = "ssh", hosts = { "a", "b" } } }\n'
+                            'd:task "t" { cmd = "true" }\nd:task "l" { cmd = "true", executor = "local" }\n'
+                            'd:task "o" { cmd = "true", host = "c" }\nreturn d\n')
+    p = home.run("dags", "check")
+    eq(p.returncode, 0, p.stdout + p.stderr)
+    home.cleanup()
+
+
+def t_overhead(sshd):
+    """Per-task cost over one multiplexed connection vs a new connection per call (printed). On a
+    host whose login shell is slow to start (a heavy ~/.bashrc) the session dominates both."""
+    home = ssh_home(sshd, "[ssh.host.good]\nslots = 16\n")
+    n = 32
+    home.write_dag("o.lua", f'''
+local d = dag {{ id = "o", max_active_tasks = 16 }}
+for i = 1, {n} do d:task("t" .. i) {{ cmd = "true", executor = "ssh", host = "good" }} end
+return d
+''')
+    home.test_run("o", "--logical-date", "2026-01-01", expect_state="success")  # warms the master up
+    t0 = time.monotonic()
+    home.test_run("o", "--logical-date", "2026-01-02", expect_state="success")
+    per_task = (time.monotonic() - t0) / n
+    sock = [f for f in os.listdir(os.path.join(home.home, "executors", "ssh")) if f.endswith(".sock")]
+    expect(len(sock) == 1, f"one control socket: {sock}")
+    ctl = os.path.join(home.home, "executors", "ssh", sock[0])
+
+    def timed(args, k=5):
+        t = time.monotonic()
+        for _ in range(k):
+            subprocess.run(["ssh", "-F", sshd.client_config, "-o", "BatchMode=yes"] + args + ["good", "true"],
+                           capture_output=True, timeout=30)
+        return (time.monotonic() - t) / k
+    mux, plain = timed(["-S", ctl, "-o", "ControlMaster=no"]), timed(["-o", "ControlPath=none"])
+    print(f"     {n} `true` tasks, 16 slots, one multiplexed connection: {per_task * 1000:.0f} ms per task "
+          f"(wall / tasks); one session over the master: {mux * 1000:.0f} ms, a new connection: {plain * 1000:.0f} ms")
+    home.cleanup()
+
+
+def main():
+    if not os.path.exists(SSHD) or not shutil.which("ssh"):
+        print("SKIP: no sshd/ssh (install openssh-server openssh-client: scripts/deps.sh does)")
+        return
+    base = Home()
+    sshd = Sshd(base.dir).start()
+    try:
+        p = sshd.ssh("echo ok")
+        expect(p.returncode == 0 and "ok" in p.stdout, f"the test's own ssh login works: {p.stderr}")
+        check("ssh: a DAG's tries run on a host; logs, env, cwd and outputs come back", lambda: t_success_outputs_log(sshd))
+        check("ssh: a failing command fails with its exit code and is retried", lambda: t_failure_retries(sshd))
+        check("ssh: execution_timeout kills the remote process group", lambda: t_timeout_kills_remote(sshd))
+        check("ssh: runs cancel kills the remote process group at once", lambda: t_cancel_kills_remote(sshd))
+        check("ssh: daemon kill -9 mid-try: re-adopted after the restart, ran once, log whole",
+              lambda: t_daemon_kill9_readopts(sshd))
+        check("ssh: a refused or unknown host fails its tries clearly; the good host's tries run",
+              lambda: t_bad_host_does_not_stall(sshd))
+        check("ssh: two hosts share the tries by free slots", lambda: t_two_hosts_spread(sshd))
+        check("ssh: config show lists [ssh]; bad config and DSL values are errors with file:line",
+              lambda: t_config_and_check(sshd))
+        check("ssh: per-task overhead with ControlMaster", lambda: t_overhead(sshd))
+    finally:
+        sshd.stop()
+        base.cleanup()
+    finish()
+
+
+if __name__ == "__main__":
+    main()
