@@ -659,6 +659,52 @@ bool utf8_valid(const char *s, size_t n)
 	return true;
 }
 
+char *str_mask(const char *s, char *const *secrets, size_t n)
+{
+	struct strbuf sb = {0};
+	for (const char *p = s; *p;) {
+		size_t best = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t l = strlen(secrets[i]);
+			if (l > best && !strncmp(p, secrets[i], l))
+				best = l;
+		}
+		if (best) {
+			sb_puts(&sb, "***");
+			p += best;
+		} else {
+			sb_putc(&sb, *p++);
+		}
+	}
+	return sb_steal(&sb);
+}
+
+char *shell_join(const char *const *argv)
+{
+	struct strbuf sb = {0};
+	for (size_t i = 0; argv[i]; i++) {
+		const char *a = argv[i];
+		if (i)
+			sb_putc(&sb, ' ');
+		bool plain = *a != '\0';
+		for (const char *c = a; *c && plain; c++)
+			plain = isalnum((unsigned char)*c) || strchr("-_./=:,+@%", *c);
+		if (plain) {
+			sb_puts(&sb, a);
+			continue;
+		}
+		sb_putc(&sb, '\'');
+		for (const char *c = a; *c; c++) {
+			if (*c == '\'')
+				sb_puts(&sb, "'\\''");
+			else
+				sb_putc(&sb, *c);
+		}
+		sb_putc(&sb, '\'');
+	}
+	return sb_steal(&sb);
+}
+
 char *utf8_sanitize(const char *s)
 {
 	struct strbuf sb = {0};

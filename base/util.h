@@ -101,6 +101,11 @@ bool parse_bool(const char *s, bool *out);
 bool utf8_valid(const char *s, size_t n);
 /* A copy of s with every byte that is not part of well-formed UTF-8 replaced by U+FFFD. */
 char *utf8_sanitize(const char *s);
+/* A copy of s with every occurrence of any of the n secrets written as *** (the longest match
+ * first; empty secrets are ignored). */
+char *str_mask(const char *s, char *const *secrets, size_t n);
+/* argv as one shell command line: each word that is not plain quoted with '...'. */
+char *shell_join(const char *const *argv);
 /* Whether needle occurs in hay, ignoring ASCII case (SQL's ILIKE '%needle%'). */
 bool contains_nocase(const char *hay, const char *needle);
 

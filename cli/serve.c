@@ -162,10 +162,10 @@ const struct cmd_entry cmd_serve = {
 	"trigger`, and resumes the runs it owned when it last stopped, re-attaching to tries that kept\n"
 	"running. SIGTERM or SIGINT stop it; running tries keep running under their supervisors unless\n"
 	"--kill-tasks-on-exit is given. One daemon per SLUICE_HOME.\n\n"
-	"It also serves the web UI (at /) and the REST API (at /api/v1) on --bind:--port. On the first start it creates the user admin\n"
-	"with a random password, prints it and keeps it in $SLUICE_HOME/admin_password.txt (mode 0600)\n"
-	"until admin first logs in; then the file goes (the password stays valid; `sluice users create\n"
-	"admin --role admin --password-stdin` sets a new one). CLI commands reach it through\n"
-	"$SLUICE_HOME/control.sock.",
+	"It also serves the web UI (at /) and the REST API (at /api/v1) on --bind:--port. On the first\n"
+	"start it creates the user admin with a random password, prints it and keeps it in\n"
+	"$SLUICE_HOME/admin_password.txt (mode 0600) until admin first logs in; then the file goes (the\n"
+	"password stays valid; `sluice users create admin --role admin --password-stdin` sets a new\n"
+	"one). CLI commands reach it through $SLUICE_HOME/control.sock.",
 	serve,
 };

@@ -202,6 +202,23 @@ static char *write_masks(struct eti *ti, char **err)
 	return path;
 }
 
+/* The command as rendered, beside the try's log (0600; the secrets it rendered written as ***),
+ * for the API's rendered_fields. Best effort: the try runs without it. */
+static void write_command(struct eti *ti, char *const *argv)
+{
+	bool shell = ti_task(ti)->cmd_shell != NULL; /* argv is /bin/sh -c CMD */
+	char *line = shell ? xstrdup(argv[2]) : shell_join((const char *const *)argv);
+	char *text = str_mask(line, ti->secrets, ti->nsecrets);
+	char *path = eng_try_file(ti, "cmd");
+	mode_t old = umask(077);
+	(void)write_file_atomic(path, text, strlen(text), false);
+	umask(old);
+	explicit_bzero(line, strlen(line));
+	free(line);
+	free(text);
+	free(path);
+}
+
 /* The try could not start: why goes to its log and its history (takes err). */
 static void start_failed(struct engine *e, struct eti *ti, char *err, bool retryable)
 {
@@ -260,6 +277,7 @@ void eng_start_try(struct engine *e, struct eti *ti)
 		goto fail_render;
 	if (t->cwd && tmpl_render(t->cwd, eng_ti_lookup, ti, &cwd, &err) < 0)
 		goto fail_render;
+	write_command(ti, argv);
 	unlink(status); /* a cleared task may run the same try number again */
 	unlink(pidf);
 	unlink(outp);

@@ -125,6 +125,11 @@ bool api_order(struct req *r, const char *key, cJSON *all, const char *order_by)
  * replying 400 for anything else. */
 bool api_query_bool(struct req *r, const char *name, bool def, bool *out);
 
+struct ti_row;
+/* Fills the task instance o's rendered_fields with the command try try_number ran ({"cmd":
+ * ...}, its secrets written as ***), when the engine kept it. */
+void api_add_rendered(struct req *r, cJSON *o, const struct ti_row *ti, int try_number);
+
 struct dag_row;
 struct dag;
 /* The daemon's record of a DAG (caller frees with dag_row_free); replies 404 and returns false

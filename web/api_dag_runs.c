@@ -141,7 +141,9 @@ static void get_ti(struct req *r)
 	if (!api_find_run(r, &run))
 		return;
 	if (store_ti_get(api_store(r), run.pk, task, (int)map_index, &ti) == 0) {
-		api_reply(r, 200, api_task_instance(&ti, &run));
+		cJSON *o = api_task_instance(&ti, &run);
+		api_add_rendered(r, o, &ti, ti.try_number);
+		api_reply(r, 200, o);
 		ti_row_free(&ti);
 	} else {
 		api_problem(r, 404, "Task instance not found", "Task instance %s (map index %ld) of run %s not found",

@@ -267,6 +267,24 @@ out:
 	run_row_free(&run);
 }
 
+void api_add_rendered(struct req *r, cJSON *o, const struct ti_row *ti, int try_number)
+{
+	if (try_number < 1)
+		return;
+	char *path = runs_log_path(api_home(r), ti->dag_id, ti->run_id, ti->task_id, ti->map_index, try_number, "cmd");
+	char *text = NULL;
+	size_t len = 0;
+	if (path && read_file(path, 256 * 1024, &text, &len) == 0) {
+		char *clean = utf8_sanitize(text);
+		cJSON *f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "cmd", clean);
+		cJSON_ReplaceItemInObject(o, "rendered_fields", f);
+		free(clean);
+	}
+	free(text);
+	free(path);
+}
+
 /* Airflow 2.10 lists tries in the TaskInstance shape. */
 static cJSON *try_json(const struct ti_row *ti, const struct try_row *t, const struct run_row *run)
 {
@@ -279,7 +297,16 @@ static cJSON *try_json(const struct ti_row *ti, const struct try_row *t, const s
 	view.hostname = t->hostname;
 	view.pid = t->pid;
 	view.queued_when = t->queued_when;
+	view.executor = t->executor;
+	view.exit_code = t->exit_code;
 	return api_task_instance(&view, run);
+}
+
+static cJSON *try_json_rendered(struct req *r, const struct ti_row *ti, const struct try_row *t, const struct run_row *run)
+{
+	cJSON *o = try_json(ti, t, run);
+	api_add_rendered(r, o, ti, t->try_number);
+	return o;
 }
 
 /* .../tries, and .../tries/{task_try_number} for one of them. */
@@ -302,9 +329,9 @@ static void tries(struct req *r)
 	cJSON *all = cJSON_CreateArray(), *found = NULL;
 	for (int i = 0; i < n; i++) {
 		if (!one)
-			cJSON_AddItemToArray(all, try_json(&ti, &rows[i], &run));
+			cJSON_AddItemToArray(all, try_json_rendered(r, &ti, &rows[i], &run));
 		else if (rows[i].try_number == want && !found)
-			found = try_json(&ti, &rows[i], &run);
+			found = try_json_rendered(r, &ti, &rows[i], &run);
 		try_row_free(&rows[i]);
 	}
 	free(rows);
@@ -312,8 +339,10 @@ static void tries(struct req *r)
 		api_reply_page(r, "task_instances", all, limit, offset);
 	} else {
 		cJSON_Delete(all);
-		if (!found && want == ti.try_number && ti.try_number > 0)
+		if (!found && want == ti.try_number && ti.try_number > 0) {
 			found = api_task_instance(&ti, &run); /* the try under way has no history row yet */
+			api_add_rendered(r, found, &ti, ti.try_number);
+		}
 		if (found)
 			api_reply(r, 200, found);
 		else

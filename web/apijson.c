@@ -297,6 +297,11 @@ cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r)
 	cJSON_AddNullToObject(o, "trigger");
 	cJSON_AddNullToObject(o, "triggerer_job");
 	add_str_or_null(o, "note", t->note);
+	/* sluice's own: the try's exit status (null while it runs, or when it never ran) */
+	if (t->exit_code != TI_NO_EXIT)
+		cJSON_AddNumberToObject(o, "exit_code", t->exit_code);
+	else
+		cJSON_AddNullToObject(o, "exit_code");
 	return o;
 }
 

@@ -236,7 +236,8 @@ def basic_client(home, port):
 
 def t_grid_summaries_and_log_windows():
     home = Home()
-    home.write_dag("ui.lua", DAG)
+    home.write_dag("ui.lua", DAG.replace('"echo line-a"', '"echo line-a {{ conn.store.password }} {{ ds }}"'))
+    home.run("connections", "add", "store", "--uri", "postgres://u:s3cret-pw@db.example/x")
     d, port = start(home)
     try:
         c = basic_client(home, port)
@@ -283,6 +284,17 @@ def t_grid_summaries_and_log_windows():
         st, _, dag = c.req("GET", "/api/v1/dags/ui", headers=c.auth)
         eq(dag["next_dagrun"], u["next_dagrun"], "Airflow's next_dagrun in /dags too")
         eq((u["running"], u["queued"]), (0, 0), "counts")
+
+        st, _, tries = c.req("GET", "/api/v1/dags/ui/dagRuns/r2/taskInstances/b/tries", headers=c.auth)
+        eq([(t["try_number"], t["exit_code"], t["executor"]) for t in tries["task_instances"]], [(1, 0, "local")],
+           f"each try's exit code and executor (the task panel shows them): {tries}")
+        st, _, ti = c.req("GET", "/api/v1/dags/ui/dagRuns/r2/taskInstances/b", headers=c.auth)
+        eq(ti["exit_code"], 0, "the task instance's exit code")
+        st, _, ti = c.req("GET", "/api/v1/dags/ui/dagRuns/r2/taskInstances/a", headers=c.auth)
+        eq(ti["rendered_fields"], {"cmd": "echo line-a *** 2024-01-03"},
+           "the rendered command, the connection's password masked")
+        st, _, tries = c.req("GET", "/api/v1/dags/ui/dagRuns/r2/taskInstances/a/tries/1", headers=c.auth)
+        eq(tries["rendered_fields"], ti["rendered_fields"], "a try's rendered command")
 
         base = "/api/v1/dags/ui/dagRuns/r2/taskInstances/b/logs/1"
         st, _, whole = c.req("GET", base + "?full_content=true", headers=c.auth)

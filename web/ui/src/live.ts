@@ -6,7 +6,7 @@
 // anew (the server refused it, or a tab's own stream changes its DAG filter) the last id goes in
 // the last_event_id query.
 import { signal } from '@preact/signals';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
 
 export interface TiEvent {
   dag_id: string;
@@ -260,4 +260,17 @@ export function throttle(fn: () => void, ms: number): (() => void) & { cancel():
     timer = undefined;
   };
   return t;
+}
+
+/**
+ * A loader for a component: `fn` runs on mount and whenever `deps` change, and the returned
+ * function runs it again, at most once per `ms` (trailing); pending runs stop on unmount.
+ */
+export function useThrottledLoad(fn: () => void, ms: number, deps: unknown[]): (() => void) & { cancel(): void } {
+  const load = useMemo(() => throttle(fn, ms), deps);
+  useEffect(() => {
+    load();
+    return () => load.cancel();
+  }, [load]);
+  return load;
 }

@@ -1,10 +1,10 @@
 // The side panel of a selected run: its dates, conf and note, the count of its task instances
 // by state, links to its graph and Gantt chart, and run-level clear and mark.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { api, canEdit, runPath } from '../api';
 import type { GridData, GridTask } from '../dag/types';
 import { fmtDate, fmtDuration, fmtUtc, secondsBetween } from '../format';
-import { throttle, useLive } from '../live';
+import { useThrottledLoad, useLive } from '../live';
 import { Link, urls, type DagTab } from '../router';
 import { StateBadge, StateSquare, stateKey, stateLabel } from '../states';
 import type { DagRun } from '../types';
@@ -27,23 +27,19 @@ export function RunPanel(props: {
   const [error, setError] = useState<unknown>(null);
   const [dialog, setDialog] = useState<null | 'clear' | 'success' | 'failed'>(null);
 
-  const load = useMemo(
-    () =>
-      throttle(() => {
-        api
-          .get<DagRun>(runPath(dag_id, run_id))
-          .then((r) => {
-            setRun(r);
-            setError(null);
-          })
-          .catch(setError);
-      }, 500),
+  const load = useThrottledLoad(
+    () => {
+      api
+        .get<DagRun>(runPath(dag_id, run_id))
+        .then((r) => {
+          setRun(r);
+          setError(null);
+        })
+        .catch(setError);
+    },
+    500,
     [dag_id, run_id],
   );
-  useEffect(() => {
-    load();
-    return () => load.cancel();
-  }, [load]);
   useLive({
     run: (e) => {
       if (e.dag_id === dag_id && e.dag_run_id === run_id) {

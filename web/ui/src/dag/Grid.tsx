@@ -471,9 +471,19 @@ export function Grid(props: GridProps) {
     const rowEl = el.closest('[data-r]') as HTMLElement | null;
     return { r: rowEl ? Number(rowEl.dataset.r) : -1, c: Number(el.dataset.c) };
   };
-  const onCellsClick = (e: MouseEvent) => {
-    const p = cellAt(e.target);
-    if (!p) return;
+  // A press and release on the same cell opens it. Not onClick: the grid takes focus on
+  // mousedown and re-renders the cells' HTML, and a click whose pressed element is gone is never
+  // fired, so the first click on an unfocused grid would be lost.
+  const pressed = useRef<{ r: number; c: number } | null>(null);
+  const onCellsDown = (e: MouseEvent) => {
+    pressed.current = e.button === 0 ? cellAt(e.target) : null;
+  };
+  const onCellsUp = (e: MouseEvent) => {
+    const down = pressed.current;
+    pressed.current = null;
+    if (!down || e.button !== 0) return;
+    const p = cellAt(document.elementFromPoint(e.clientX, e.clientY));
+    if (!p || p.r !== down.r || p.c !== down.c) return;
     setActive(p);
     activate(p.r, p.c);
   };
@@ -708,7 +718,7 @@ export function Grid(props: GridProps) {
               </div>
               <div class="dg-resize" onPointerDown={startResize} title="Drag to resize the task column" aria-hidden="true" />
             </div>
-            <div class="dg-runs" style={{ left: `${nameW}px`, width: `${bodyW}px` }} onClick={onCellsClick} onMouseOver={showTip}>
+            <div class="dg-runs" style={{ left: `${nameW}px`, width: `${bodyW}px` }} onMouseDown={onCellsDown} onMouseUp={onCellsUp} onMouseOver={showTip}>
               {selCol >= 0 && <div class="dg-colmark" style={{ left: `${selCol * COL_W}px` }} />}
               {headCells}
             </div>
@@ -717,7 +727,7 @@ export function Grid(props: GridProps) {
             <div class="dg-names" style={{ width: `${nameW}px`, height: `${bodyH}px` }}>
               {nameEls}
             </div>
-            <div class="dg-cells" style={{ left: `${nameW}px`, width: `${bodyW}px`, height: `${bodyH}px` }} onClick={onCellsClick} onMouseOver={showTip}>
+            <div class="dg-cells" style={{ left: `${nameW}px`, width: `${bodyW}px`, height: `${bodyH}px` }} onMouseDown={onCellsDown} onMouseUp={onCellsUp} onMouseOver={showTip}>
               {selCol >= 0 && <div class="dg-colmark" style={{ left: `${selCol * COL_W}px`, height: `${bodyH}px` }} />}
               {selRow >= 0 && <div class="dg-rowmark" style={{ top: `${selRow * ROW_H}px` }} />}
               {rowEls}

@@ -1,10 +1,10 @@
 // Backfills of a DAG: a form whose dry run lists the logical dates (and what happens at each)
 // before the backfill can be created, and the list of backfills with pause / resume / cancel.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, canEdit, errorText, qs } from '../api';
 import { Empty, ErrorBox, JsonEditor, Loading, parseJson, toast } from '../components/ui';
 import { fmtDate, fmtUtc } from '../format';
-import { throttle, useLive, usePollWhileDown } from '../live';
+import { useThrottledLoad, useLive, usePollWhileDown } from '../live';
 import { Link, urls } from '../router';
 import type { Backfill, BackfillDryRun, DagDetail } from '../types';
 
@@ -26,24 +26,20 @@ export function BackfillsTab({ dag }: { dag: DagDetail | null }) {
   const [error, setError] = useState<unknown>(null);
   const dag_id = dag?.dag_id;
 
-  const load = useMemo(
-    () =>
-      throttle(() => {
-        if (!dag_id) return;
-        api
-          .get<{ backfills: Backfill[] }>(`/backfills${qs({ dag_id, limit: 100, order_by: '-id' })}`)
-          .then((r) => {
-            setList(r.backfills.slice().sort((a, b) => b.id - a.id));
-            setError(null);
-          })
-          .catch(setError);
-      }, 2000),
+  const load = useThrottledLoad(
+    () => {
+      if (!dag_id) return;
+      api
+        .get<{ backfills: Backfill[] }>(`/backfills${qs({ dag_id, limit: 100, order_by: '-id' })}`)
+        .then((r) => {
+          setList(r.backfills.slice().sort((a, b) => b.id - a.id));
+          setError(null);
+        })
+        .catch(setError);
+    },
+    2000,
     [dag_id],
   );
-  useEffect(() => {
-    load();
-    return () => load.cancel();
-  }, [load]);
   // Backfill runs starting and ending move a backfill along: read the list again (at most every 2 s).
   useLive({
     run: (e) => {

@@ -3,7 +3,7 @@
 // URL: /dags/D, /dags/D/graph, /dags/D/runs/R[?tab=graph], /dags/D/runs/R/tasks/T[/M].
 import { useEffect, useState } from 'preact/hooks';
 import { api, canEdit, seg } from '../api';
-import { Graph } from '../dag/Graph';
+import { Graph, prewarmLayout, WARM_AT } from '../dag/Graph';
 import { Grid } from '../dag/Grid';
 import type { GridData } from '../dag/types';
 import { RunPanel } from '../components/RunPanel';
@@ -53,6 +53,12 @@ export function DagPage({ route: r }: { route: DagRoute }) {
     setDagError(null);
     api.get<DagDetail>(`/dags/${seg(dag_id)}/details`).then(setDag).catch(setDagError);
   }, [dag_id]);
+
+  // A big DAG's graph lays out faster if ELK has run once before: warm it while the page idles.
+  const ntasks = grid.data?.tasks.length ?? 0;
+  useEffect(() => {
+    if (ntasks > WARM_AT) prewarmLayout();
+  }, [ntasks]);
 
   // The run shown by the graph and Gantt tabs: the selected one, else the newest.
   const runs = grid.data?.runs ?? [];

@@ -1,9 +1,9 @@
 // Pools: slots and their use; ops and admins resize, create and delete them. Occupancy changes
 // with task states, so task_instance events refresh the list (at most once a second).
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, canEdit, errorText, qs, seg } from '../api';
 import { Dialog, ErrorBox, Loading, toast, useTitle } from '../components/ui';
-import { throttle, useLive, usePollWhileDown } from '../live';
+import { useThrottledLoad, useLive, usePollWhileDown } from '../live';
 import type { Pool } from '../types';
 
 export function PoolsPage() {
@@ -11,23 +11,19 @@ export function PoolsPage() {
   const [pools, setPools] = useState<Pool[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [creating, setCreating] = useState(false);
-  const load = useMemo(
-    () =>
-      throttle(() => {
-        api
-          .get<{ pools: Pool[] }>(`/pools${qs({ limit: 1000 })}`)
-          .then((r) => {
-            setPools(r.pools);
-            setError(null);
-          })
-          .catch(setError);
-      }, 1000),
+  const load = useThrottledLoad(
+    () => {
+      api
+        .get<{ pools: Pool[] }>(`/pools${qs({ limit: 1000 })}`)
+        .then((r) => {
+          setPools(r.pools);
+          setError(null);
+        })
+        .catch(setError);
+    },
+    1000,
     [],
   );
-  useEffect(() => {
-    load();
-    return () => load.cancel();
-  }, [load]);
   useLive({
     ti: (e) => {
       if (e.state === 'queued' || e.state === 'running' || e.state === 'success' || e.state === 'failed' || e.state === 'up_for_retry') load();

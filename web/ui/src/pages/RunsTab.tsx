@@ -1,10 +1,10 @@
 // The runs of a DAG, newest first, with state / type / date filters and pages; dag_run events
 // update the rows in place and bring new runs onto the first page.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api, qs, seg } from '../api';
 import { Empty, ErrorBox, Loading, Pager } from '../components/ui';
 import { fmtDate, fmtDuration, fmtUtc, secondsBetween } from '../format';
-import { throttle, useLive, usePollWhileDown } from '../live';
+import { useThrottledLoad, useLive, usePollWhileDown } from '../live';
 import { Link, query, setQuery, urls } from '../router';
 import { RUN_STATES, StateBadge } from '../states';
 import type { DagRun } from '../types';
@@ -41,32 +41,28 @@ export function RunsTab({ dag_id }: { dag_id: string }) {
   })}`;
 
   const [local, setLocal] = useState(false);
-  const load = useMemo(
-    () =>
-      throttle(async () => {
-        try {
-          let d = await api.get<{ dag_runs: DagRun[]; total_entries: number }>(url);
-          let filteredHere = false;
-          if (type && d.dag_runs.some((r) => r.run_type !== type)) {
-            // A server without the run_type filter: filter the newest runs here instead.
-            const all = await api.get<{ dag_runs: DagRun[]; total_entries: number }>(url.replace(/([?&])limit=\d+/, '$1limit=' + LOCAL_MAX).replace(/([?&])offset=\d+/, '$1offset=0'));
-            const mine = all.dag_runs.filter((r) => r.run_type === type);
-            d = { dag_runs: mine.slice(offset, offset + LIMIT), total_entries: mine.length };
-            filteredHere = true;
-          }
-          setLocal(filteredHere);
-          setData(d);
-          setError(null);
-        } catch (err) {
-          setError(err);
+  const load = useThrottledLoad(
+    async () => {
+      try {
+        let d = await api.get<{ dag_runs: DagRun[]; total_entries: number }>(url);
+        let filteredHere = false;
+        if (type && d.dag_runs.some((r) => r.run_type !== type)) {
+          // A server without the run_type filter: filter the newest runs here instead.
+          const all = await api.get<{ dag_runs: DagRun[]; total_entries: number }>(url.replace(/([?&])limit=\d+/, '$1limit=' + LOCAL_MAX).replace(/([?&])offset=\d+/, '$1offset=0'));
+          const mine = all.dag_runs.filter((r) => r.run_type === type);
+          d = { dag_runs: mine.slice(offset, offset + LIMIT), total_entries: mine.length };
+          filteredHere = true;
         }
-      }, 1000),
+        setLocal(filteredHere);
+        setData(d);
+        setError(null);
+      } catch (err) {
+        setError(err);
+      }
+    },
+    1000,
     [url],
   );
-  useEffect(() => {
-    load();
-    return () => load.cancel();
-  }, [load]);
 
   useLive({
     run: (e) => {
