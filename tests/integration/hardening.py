@@ -348,21 +348,30 @@ def t_api_uses_the_configured_dag_limits():
         home.cleanup()
 
 
-def t_stuck_scheduler_answers_503():
-    """Issue 14, defect 2 (in part): a DAG file that keeps the scheduler inside one long C call.
-    Changes through the API get a 503 after webserver.write_timeout instead of hanging, nothing
-    is changed, and /health keeps answering."""
-    home = Home()
-    home.write_dag("g.lua", 'local d = dag { id = "g" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+def start_with_write_timeout(home):
+    """A daemon whose API gives up on a busy scheduler after 2 s; its port and admin's Basic auth."""
     os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"] = "2s"
     try:
         d = Daemon(home).start()
     finally:
         del os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"]
     try:
-        port = port_of(d)
         with open(os.path.join(home.home, "admin_password.txt")) as f:
             auth = "Basic " + base64.b64encode(f"admin:{f.read().strip()}".encode()).decode()
+        return d, port_of(d), auth
+    except BaseException:
+        d.kill()
+        raise
+
+
+def t_stuck_scheduler_answers_503():
+    """Issue 14, defect 2 (in part): a DAG file that keeps the scheduler inside one long C call.
+    Changes through the API get a 503 after webserver.write_timeout instead of hanging, nothing
+    is changed, and /health keeps answering."""
+    home = Home()
+    home.write_dag("g.lua", 'local d = dag { id = "g" }\nd:task "t" { cmd = "true" }\nreturn d\n')
+    d, port, auth = start_with_write_timeout(home)
+    try:
         home.write_dag("stuck.lua", 'string.find(("a"):rep(40), ("a?"):rep(40) .. ("a"):rep(40))\n'
                                     'local d = dag { id = "stuck" }\nd:task "t" { cmd = "true" }\nreturn d\n')
         time.sleep(2.5)  # the next rescan takes the file, and the scheduler thread with it
@@ -396,15 +405,8 @@ def t_outside_lock_holder():
     and the daemon carries on once the lock is free."""
     home = Home()
     home.write_dag("g.lua", 'local d = dag { id = "g" }\nd:task "t" { cmd = "sleep 1" }\nreturn d\n')
-    os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"] = "2s"
+    d, port, auth = start_with_write_timeout(home)
     try:
-        d = Daemon(home).start()
-    finally:
-        del os.environ["SLUICE__WEBSERVER__WRITE_TIMEOUT"]
-    try:
-        port = port_of(d)
-        with open(os.path.join(home.home, "admin_password.txt")) as f:
-            auth = "Basic " + base64.b64encode(f"admin:{f.read().strip()}".encode()).decode()
 
         def trigger(run_id):
             req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/dags/g/dagRuns", method="POST",
