@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "orchestrator/config.h"
+#include "orchestrator/dag_probe.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -150,6 +151,9 @@ int main(int argc, char **argv)
 			i++;
 		}
 	}
+	/* The daemon's parse probe (orchestrator/dag_probe.h): not a command for people. */
+	if (argc == 3 && !strcmp(argv[1], "__dag-probe"))
+		return dag_probe_serve(atoi(argv[2]));
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || (!strcmp(argv[1], "help") && argc == 2)) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

@@ -131,17 +131,19 @@ static int serve(struct cli_ctx *cli, const struct cmd_args *a)
 	printf("REST API at http://%s:%d/api/v1 (%s)\n", cli->cfg->bind, web_port(web),
 	       no_auth ? "authentication off" : "HTTP Basic or Bearer token");
 	fflush(stdout);
-	char *shim = xasprintf("%s/sluice-shim", cli->exe_dir);
+	char *shim = xasprintf("%s/sluice-shim", cli->exe_dir), *self = xasprintf("%s/sluice", cli->exe_dir);
 	struct sched_opts o = {
 		.cfg = cli->cfg,
 		.home = cli->home,
 		.shim_path = shim,
+		.probe_exe = self,
 		.kill_tasks_on_exit = kill_on_exit,
 	};
 	int rc = sched_serve(&o);
 	events_close(); /* ends open event streams so the web server can stop */
 	web_stop(web);
 	free(shim);
+	free(self);
 	free(db);
 	free(lib);
 	return rc;

@@ -2,7 +2,9 @@
  *
  * It claims the try through an exclusive pid file, leaves the daemon's session, runs the command
  * in its own process group with output appended to the try's log, enforces the timeout, forwards
- * SIGTERM/SIGINT (cancel) to the group, kills leftovers when the command ends and finally writes
+ * SIGTERM/SIGINT (cancel) to the group and to every process below it (it is their subreaper, so a
+ * daemonised grandchild in a session of its own stays below it), kills leftovers when the command
+ * ends and finally writes
  * the status file atomically. The daemon may die at any point: the try goes on and its result
  * stays on disk.
  *
@@ -10,6 +12,7 @@
  * stay blocked and are taken synchronously with sigtimedwait(), so there are no handlers and no
  * races between a signal and the state it changes.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -94,8 +97,9 @@ static const char usage_text[] =
 	"\n"
 	"The command runs in its own process group with stdin from /dev/null; CMD is searched in\n"
 	"PATH. SIGTERM or SIGINT sent to sluice-shim is forwarded to the group the same way as a\n"
-	"timeout. When the command ends, leftovers in its group are killed. If the command cannot\n"
-	"be started, the log says why and the status records exit code 127.\n"
+	"timeout, and so are the processes the command started in sessions of their own (they stay\n"
+	"below sluice-shim, a subreaper). When the command ends, its leftovers are killed. If the\n"
+	"command cannot be started, the log says why and the status records exit code 127.\n"
 	"\n"
 	"Exit status: 0 when the status file was written, 252 for a duplicate supervisor, 253 when\n"
 	"the supervisor itself could not be set up (a status with code 127 is still attempted).\n";
@@ -622,13 +626,101 @@ static void start_command(const struct shim_opts *o, struct shim_run *r)
 		r->deadline = mono_us() + o->timeout;
 }
 
+/* The processes below this supervisor other than the log copier: the command, what it started,
+ * and what it started in a session of its own (a daemonised grandchild is re-parented to us, the
+ * subreaper, when its parent exits, so it stays below us). Read from /proc/PID/task/TID/children;
+ * fills pids (at most max) and returns the count, or -1 when /proc cannot tell. */
+#define TREE_MAX 4096
+
+static int list_descendants(const struct shim_run *r, pid_t *pids, int max)
+{
+	int n = 0, done = 0;
+	pid_t self = getpid();
+
+	/* Breadth first: pids[done..n) are the ones whose children are still to be read. */
+	for (pid_t parent = self;; parent = pids[done++]) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)parent);
+		DIR *d = opendir(path);
+		if (!d) {
+			if (parent == self)
+				return -1;
+		} else {
+			struct dirent *e;
+			while ((e = readdir(d)) && n < max) {
+				if (e->d_name[0] == '.')
+					continue;
+				char cpath[320];
+				snprintf(cpath, sizeof(cpath), "/proc/%d/task/%s/children", (int)parent, e->d_name);
+				FILE *f = fopen(cpath, "re");
+				if (!f)
+					continue;
+				long v;
+				while (n < max && fscanf(f, "%ld", &v) == 1)
+					if ((pid_t)v != r->copier && (pid_t)v != self)
+						pids[n++] = (pid_t)v;
+				fclose(f);
+			}
+			closedir(d);
+		}
+		if (done >= n)
+			return n;
+	}
+}
+
+/* Sends sig to the command's group and to every descendant (see list_descendants); with SIGKILL
+ * each one is stopped first, so that none can fork a new one between the reading and the kill.
+ * Returns how many descendants there were. */
+static int signal_tree(const struct shim_run *r, int sig)
+{
+	static pid_t pids[TREE_MAX];
+	int n;
+
+	kill(-r->child, sig);
+	n = list_descendants(r, pids, TREE_MAX);
+	if (sig == SIGKILL)
+		for (int i = 0; i < n; i++)
+			kill(pids[i], SIGSTOP);
+	for (int i = 0; i < n; i++)
+		kill(pids[i], sig);
+	return n > 0 ? n : 0;
+}
+
+/* Whether something of the try is still alive: its group, or a descendant that is no zombie. */
+static bool tree_alive(const struct shim_run *r)
+{
+	static pid_t pids[TREE_MAX];
+
+	if (kill(-r->child, 0) == 0)
+		return true;
+	int n = list_descendants(r, pids, TREE_MAX);
+	for (int i = 0; i < n; i++) {
+		char path[64], st = 0;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pids[i]);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		/* "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'. */
+		char buf[512];
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = 0;
+		char *close_paren = strrchr(buf, ')');
+		if (close_paren && close_paren[1] == ' ')
+			st = close_paren[2];
+		if (st && st != 'Z' && st != 'X')
+			return true;
+	}
+	return false;
+}
+
 /* Sends SIGTERM to the group once and arms the SIGKILL after the grace period. */
 static void terminate_group(const struct shim_opts *o, struct shim_run *r)
 {
 	if (r->terminating)
 		return;
 	r->terminating = true;
-	kill(-r->child, SIGTERM);
+	signal_tree(r, SIGTERM);
 	r->kill_at = mono_us() + o->grace;
 }
 
@@ -658,11 +750,11 @@ static void on_grace_over(const struct shim_opts *o, struct shim_run *r)
 	char d[32];
 
 	r->kill_at = 0;
-	if (kill(-r->child, 0) < 0)
+	if (!tree_alive(r))
 		return;
 	fmt_duration(o->grace, d, sizeof(d));
-	log_line(r->log_fd, "sluice: process group still running %s after SIGTERM; sending SIGKILL", d);
-	kill(-r->child, SIGKILL);
+	log_line(r->log_fd, "sluice: processes of the try still running %s after SIGTERM; sending SIGKILL", d);
+	signal_tree(r, SIGKILL);
 }
 
 /* Reaps exited children other than the command (orphans handed to us as subreaper). Returns true
@@ -719,19 +811,20 @@ static void supervise(const struct shim_opts *o, struct shim_run *r, const sigse
 	r->end_us = wall_us();
 }
 
-/* Kills whatever the command left in its group and waits (bounded) until the group is empty, so
+/* Kills whatever the command left, in its group or in a session of its own, and waits (bounded) until the group is empty, so
  * that no leftover keeps writing to the log once the status exists. */
 static void drain_group(struct shim_run *r, const sigset_t *set)
 {
 	long long limit = mono_us() + DRAIN_LIMIT_US;
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 
-	kill(-r->child, SIGKILL);
+	signal_tree(r, SIGKILL);
 	while (waitpid(r->child, &r->wstatus, 0) < 0 && errno == EINTR)
 		;
-	while (kill(-r->child, 0) == 0 && mono_us() < limit) {
+	while (tree_alive(r) && mono_us() < limit) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
+		signal_tree(r, SIGKILL);
 		sigtimedwait(set, NULL, &ts);
 	}
 	while (waitpid(-1, NULL, WNOHANG) > 0)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "orchestrator/dag_probe.h"
 #include "orchestrator/store.h"
 
 #define DAG_FILE_MAX (8u << 20)
@@ -33,6 +34,12 @@ void dagbag_init(struct dagbag *bag, const char *dir, const struct dag_lua_limit
 	else
 		bag->limits = (struct dag_lua_limits){DAG_LUA_DEFAULT_MEMORY, DAG_LUA_DEFAULT_INSTRUCTIONS,
 						      DAG_LUA_DEFAULT_WALL};
+}
+
+void dagbag_use_probe(struct dagbag *bag, const char *exe)
+{
+	dag_probe_free(bag->probe);
+	bag->probe = dag_probe_new(exe);
 }
 
 static void drop_dags(struct dagbag_file *f)
@@ -69,6 +76,7 @@ void dagbag_free(struct dagbag *bag)
 		file_free(&bag->files[i]);
 	free(bag->files);
 	free(bag->dir);
+	dag_probe_free(bag->probe);
 	memset(bag, 0, sizeof(*bag));
 }
 
@@ -117,6 +125,17 @@ static void load_file(struct dagbag *bag, struct dagbag_file *f, const struct st
 	f->source = content;
 
 	char *lib = bag->dir ? xasprintf("%s/lib", bag->dir) : NULL;
+	if (bag->probe) {
+		char *perr = NULL;
+		int pline = 0;
+		if (dag_probe_check(bag->probe, f->path, f->display, content, len, lib, &bag->limits, &perr, &pline) ==
+		    -EINVAL) {
+			set_file_error(f, perr, pline);
+			free(lib);
+			return;
+		}
+		free(perr); /* 0: it loads; -ENOSYS: no probe, load it here as without one */
+	}
 	struct dag_load ld;
 	if (dag_lua_load(f->path, f->display, content, len, lib, &bag->limits, &ld) < 0) {
 		set_file_error(f, ld.error, ld.error_line);

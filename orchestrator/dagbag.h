@@ -38,10 +38,15 @@ struct dagbag {
 	struct dagbag_file *files;
 	size_t nfiles;
 	bool any_removed;     /* set by refresh when files disappeared; cleared by the caller */
+	struct dag_probe *probe; /* tries each changed file in a child process first (dag_probe.h);
+	                            NULL = load in-process only */
 };
 
 /* Initialises a bag over dir (made absolute). limits may be NULL for the defaults. */
 void dagbag_init(struct dagbag *bag, const char *dir, const struct dag_lua_limits *limits);
+/* From now on, changed files are first loaded by `exe __dag-probe` (dag_probe.h), so that a file
+ * stuck inside one C call is stopped there instead of holding the caller. */
+void dagbag_use_probe(struct dagbag *bag, const char *exe);
 /* Rescans the folder. Returns 0, or -errno when the folder cannot be read (then *err is set;
  * the bag keeps what it had). */
 int dagbag_refresh(struct dagbag *bag, char **err);

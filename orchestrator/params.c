@@ -44,27 +44,48 @@ static size_t utf8_length(const char *s)
 /* glibc's regcomp copies the expression a repetition applies to ("x+" is "xx*", "x{3}" three
  * x), so stacked or nested repetitions ("a+++...", "((a{9}){9}){9}") take exponential time and
  * memory before it returns, and back-references make regexec exponential. Estimates the size
- * regcomp builds (an atom 1, a group the sum of its parts, "+" twice and "{m,n}" n + 1 times
- * what it follows) so that patterns over a bound are refused instead. */
-#define PATTERN_MAX_COST 20000.0
+ * regcomp builds (an atom 1, a group the sum of its parts, "+", "*" and "?" twice and "{m,n}"
+ * n + 1 times what it follows, a group its two bracket nodes besides, so "((){9}){9}" is not
+ * free, an alternative "|" four, an empty one refused) so that patterns over a bound (4000: "[a-z0-9.-]{1,253}" costs
+ * 254) are refused instead, as are stacked repetitions ("a*+")
+ * and groups nested deeper than 60. */
+#define PATTERN_MAX_COST 4000.0
 
 static double pattern_cost(const char *p)
 {
+	const char *start = p;
 	double sum[64] = {0}, last[64] = {0};
 	int depth = 0;
+	bool after_rep = false; /* the previous token was a repetition */
 	for (; *p; p++) {
-		double factor = 1;
-		if (*p == '(' && depth < 63) {
+		double factor = 2; /* "*" and "?" loop over what they follow: as costly as "+" */
+		bool rep = *p == '*' || *p == '?' || *p == '+' || *p == '{';
+		/* "a*+", "a+{3}": undefined in POSIX EREs, and glibc builds and runs them in time
+		 * exponential in the stack; no pattern needs them. */
+		if (rep && after_rep)
+			return INFINITY;
+		after_rep = rep;
+		if (*p == '|') {
+			/* An empty alternative ("a||b", "(|a)", "(a|)"): undefined in POSIX EREs, and a web
+			 * of empty transitions whose closures glibc computes in quadratic time. */
+			if (p[1] == '|' || p[1] == ')' || p[1] == 0 || p == start || p[-1] == '(')
+				return INFINITY;
+			/* An alternative: its branch and join nodes, closures glibc computes for each. */
+			sum[depth] += 4;
+			last[depth] = 0;
+			continue;
+		}
+		if (*p == '(') {
+			if (depth >= 60)
+				return INFINITY;
 			sum[++depth] = 0;
 			last[depth] = 0;
 			continue;
 		} else if (*p == ')' && depth > 0) {
-			double g = sum[depth--];
+			double g = sum[depth--] + 2;
 			sum[depth] += g;
 			last[depth] = g;
 			continue;
-		} else if (*p == '+') {
-			factor = 2;
 		} else if (*p == '{') {
 			char *end;
 			double m = strtod(p + 1, &end), n = m;
@@ -133,7 +154,12 @@ int params_check_schema(const cJSON *schema, char **err)
 	const cJSON *pat = cJSON_GetObjectItemCaseSensitive(schema, "pattern");
 	if (pat) {
 		regex_t re;
-		if (!cJSON_IsString(pat) || pattern_compile(&re, pat->valuestring) != 0)
+		int rc = cJSON_IsString(pat) ? pattern_compile(&re, pat->valuestring) : REG_BADPAT;
+		if (rc == REG_ESIZE)
+			return bad(err, "pattern '%s' is too complex to check in bounded time (stacked repetitions such "
+				   "as \"a*+\", back-references, or repetitions that multiply past %d states)",
+				   pat->valuestring, (int)PATTERN_MAX_COST);
+		if (rc != 0)
 			return bad(err, "pattern '%s' is not a valid regular expression",
 				   cJSON_IsString(pat) ? pat->valuestring : "?");
 		regfree(&re);

@@ -881,6 +881,8 @@ int sched_serve(const struct sched_opts *o)
 	}
 	struct dag_lua_limits lim = {o->cfg->dag_memory_limit, o->cfg->dag_instruction_limit, o->cfg->dag_time_limit};
 	dagbag_init(&s.bag, o->cfg->dags_folder, &lim);
+	if (o->probe_exe)
+		dagbag_use_probe(&s.bag, o->probe_exe);
 	engine_on_run_done(s.run.eng, on_run_done, &s);
 	s.last_rescan = now_usec();
 	s.watchdog = sd_watchdog_interval();

@@ -17,6 +17,8 @@ struct sched_opts {
 	const struct config *cfg;
 	const char *home;          /* absolute state directory */
 	const char *shim_path;     /* sluice-shim */
+	const char *probe_exe;     /* runs `probe_exe __dag-probe FD` to try DAG files first
+	                            * (dag_probe.h); NULL = load them in the daemon only */
 	bool kill_tasks_on_exit;   /* SIGTERM/SIGINT also stop running tries */
 };
 

@@ -1,6 +1,7 @@
 #include "orchestrator/store_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@ struct store {
 	usec_t busy_since;         /* monotonic; 0 = not waiting for a lock */
 	usec_t busy_limit;         /* how long to wait for a lock; 0 = BUSY_TIMEOUT_MS */
 	bool busy_warned;
+	/* Fault injection (SLUICE_STORE_FAULTS): the calls seen so far of each kind. */
+	unsigned long nwrites, ncommits;
 	struct {
 		const char *sql; /* identity: the address of a static string */
 		sqlite3_stmt *stmt;
@@ -167,8 +170,70 @@ static int on_busy(void *arg, int count)
 	return 1;
 }
 
+/* The store's fault-injection hook, for tests that drive a whole run through failing writes:
+ * SLUICE_STORE_FAULTS="write@N[+P],commit@M[+Q]" makes the Nth writing statement (and then every
+ * Pth after it) and the Mth COMMIT (then every Qth) of each writable connection fail as an I/O error
+ * would, without touching the database. Read once; unset (the normal case) costs one branch. */
+struct fault_rule {
+	unsigned long first, every; /* 0 = never */
+};
+static struct fault_rule fault_write, fault_commit;
+static bool faults_on;
+
+static void parse_fault(const char *spec, const char *kind, struct fault_rule *r)
+{
+	const char *p = strstr(spec, kind);
+	size_t kl = strlen(kind);
+	if (!p || p[kl] != '@')
+		return;
+	char *end;
+	r->first = strtoul(p + kl + 1, &end, 10);
+	r->every = *end == '+' ? strtoul(end + 1, NULL, 10) : 0;
+}
+
+static void faults_read(void)
+{
+	const char *spec = getenv("SLUICE_STORE_FAULTS");
+	if (!spec || !*spec)
+		return;
+	parse_fault(spec, "write", &fault_write);
+	parse_fault(spec, "commit", &fault_commit);
+	faults_on = fault_write.first || fault_commit.first;
+	if (faults_on)
+		log_warnx("store: fault injection on (SLUICE_STORE_FAULTS=%s)", spec);
+}
+
+static void faults_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, faults_read);
+}
+
+static bool fault_hit(const struct fault_rule *r, unsigned long n)
+{
+	return r->first && (n == r->first || (r->every && n > r->first && (n - r->first) % r->every == 0));
+}
+
+/* Whether this step of s is to fail (counting it). */
+static bool inject_fault(struct store *st, sqlite3_stmt *s)
+{
+	const char *sql = sqlite3_sql(s);
+	if (sql && !strncmp(sql, "COMMIT", 6)) {
+		if (!fault_hit(&fault_commit, ++st->ncommits))
+			return false;
+		log_warnx("store: injected fault: COMMIT #%lu fails", st->ncommits);
+		return true;
+	}
+	if (sqlite3_stmt_readonly(s) || !fault_hit(&fault_write, ++st->nwrites))
+		return false;
+	log_warnx("store: injected fault: write #%lu fails (%.40s)", st->nwrites, sql ? sql : "?");
+	return true;
+}
+
 static int run(struct store *st, sqlite3_stmt *s)
 {
+	if (faults_on && !st->readonly && inject_fault(st, s))
+		return -EIO;
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	done_waiting(st);
@@ -265,6 +330,7 @@ int store_open(const char *path, int flags, struct store **out, char **err)
 
 	*out = NULL;
 	st->readonly = flags & STORE_READONLY;
+	faults_init();
 	if (sqlite3_open_v2(path, &st->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		*err = xasprintf("cannot open database %s: %s", path,
 				 st->db ? sqlite3_errmsg(st->db) : "out of memory");

@@ -119,8 +119,9 @@ def finish():
 class Daemon:
     """A real `sluice serve` on a Home; stop() sends SIGTERM, kill() SIGKILL."""
 
-    def __init__(self, home, *extra):
+    def __init__(self, home, *extra, env=None):
         self.home = home
+        self.env = env or {}  # added to the daemon's environment
         self.extra = ("--port", "0") + extra  # any free port: tests never collide
         self.proc = None
         self.logs = []
@@ -131,6 +132,7 @@ class Daemon:
         e.pop("SLUICE_HOME", None)
         e.pop("SLUICE_DAGS", None)
         e["TMPDIR"] = self.home.dir
+        e.update(self.env)
         log = open(os.path.join(self.home.dir, f"serve.{len(self.logs)}.log"), "w")
         self.logs.append(log.name)
         self.proc = sp.Popen([SLUICE, "--home", self.home.home, "--dags", self.home.dags, "serve", *self.extra],

@@ -266,7 +266,15 @@ static void test_param_schemas(void **state)
 	check_value("{}", "{\"anything\": [1]}", true, NULL);
 	/* Malformed schemas. */
 	const char *bad[] = {"{\"type\": \"int\"}", "{\"minimum\": \"1\"}", "{\"pattern\": \"([\"}", "{\"enum\": []}",
-			     "{\"items\": {\"type\": \"nope\"}}", NULL};
+			     "{\"items\": {\"type\": \"nope\"}}",
+			     /* What glibc's regcomp would spend gigabytes on: nested repetitions, also of
+			      * empty groups, and groups nested past the bound. */
+			     "{\"pattern\": \"((((((a{9}){9}){9}){9}){9}){9})\"}",
+			     "{\"pattern\": \"^[a-z]x*++++++++++++$\"}",
+			     "{\"pattern\": \"((<||||||||){91,})\"}",
+			     "{\"pattern\": \"((((((((((){9}){9}){9}){9}){9}){9}){9}){9}){9}){9})\"}",
+			     "{\"pattern\": \"(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))\"}",
+			     NULL};
 	for (size_t i = 0; bad[i]; i++) {
 		cJSON *sc = j(bad[i]);
 		char *err = NULL;

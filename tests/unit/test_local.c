@@ -417,6 +417,57 @@ static void test_leftovers_killed_after_exit(void **state)
 	assert_true(pid_gone(gc));
 }
 
+/* A daemonised grandchild: started in a session of its own by a subshell that exits at once, so it
+ * is in neither the command's group nor its session. The supervisor, its subreaper, still kills it
+ * on timeout, even though it ignores SIGTERM (SIGKILL once the command itself has ended). */
+static void test_timeout_kills_own_session_grandchild(void **state)
+{
+	struct fx *f = *state;
+	struct paths p;
+	char script[1024];
+	const char *argv[] = { "sh", "-c", script, NULL };
+	struct exec_spec spec;
+	usec_t t0 = mono_usec();
+
+	paths_init(f, &p, "daemonised");
+	snprintf(script, sizeof(script),
+		 "(setsid sh -c 'trap \"\" TERM; echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 100' &); "
+		 "while [ ! -s %s ]; do sleep 0.01; done; sleep 100",
+		 p.extra, p.extra, p.extra, p.extra);
+	spec = spec_of(&p, argv);
+	spec.timeout = 300 * 1000;
+	spec.kill_grace = 200 * 1000;
+	struct ended *e = run_one(f, &spec);
+	assert_int_equal(e->res.kind, EXEC_END_TIMEOUT);
+	int gc = read_int_file(p.extra);
+	assert_true(gc > 0);
+	assert_true(pid_gone(gc));
+	assert_true(mono_usec() - t0 < 4 * USEC_PER_SEC);
+	assert_contains(p.log, "sluice: execution_timeout of 300ms exceeded");
+}
+
+static void test_leftover_session_killed_after_exit(void **state)
+{
+	struct fx *f = *state;
+	struct paths p;
+	char script[1024];
+	const char *argv[] = { "sh", "-c", script, NULL };
+	struct exec_spec spec;
+
+	paths_init(f, &p, "daemonexit");
+	/* The pid file is written from inside the new session, so the shell exits only once the
+	 * grandchild has left the command's group. */
+	snprintf(script, sizeof(script),
+		 "(setsid sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 100' &); "
+		 "while [ ! -s %s ]; do sleep 0.01; done; exit 0",
+		 p.extra, p.extra, p.extra, p.extra);
+	spec = spec_of(&p, argv);
+	struct ended *e = run_one(f, &spec);
+	assert_int_equal(e->res.kind, EXEC_END_EXITED);
+	assert_int_equal(e->res.code, 0);
+	assert_true(pid_gone(read_int_file(p.extra)));
+}
+
 struct cancel_ctx {
 	struct fx *f;
 	uint64_t token;
@@ -459,6 +510,29 @@ static void test_cancel(void **state)
 	assert_true(pid_gone(read_int_file(p.extra)));
 	assert_contains(p.log, "supervisor received SIGTERM");
 	assert_int_equal(f->ex->ops->cancel(f->ex, 1), -ENOENT);
+}
+
+static void test_cancel_kills_own_session_grandchild(void **state)
+{
+	struct fx *f = *state;
+	struct paths p;
+	char script[1024];
+	const char *argv[] = { "sh", "-c", script, NULL };
+	struct exec_spec spec;
+	struct cancel_ctx c = { f, 1, NULL, -1 };
+
+	paths_init(f, &p, "cancelsess");
+	c.ready = p.extra;
+	snprintf(script, sizeof(script),
+		 "(setsid sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 100' &); sleep 100",
+		 p.extra, p.extra, p.extra);
+	spec = spec_of(&p, argv);
+	start_ok(f, f->ex, 1, &spec, NULL, NULL);
+	evloop_timer_in(f->loop, 50 * 1000, cancel_cb, &c);
+	wait_ends(f, 1);
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(f->ends[0].res.kind, EXEC_END_SIGNALED);
+	assert_true(pid_gone(read_int_file(p.extra)));
 }
 
 /* A cancel that arrives before the supervisor has even set up must not lose the try. */
@@ -757,6 +831,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_escalates_to_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftovers_killed_after_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_kills_own_session_grandchild, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_session_killed_after_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_kills_own_session_grandchild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_right_after_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_slots, setup, teardown),
