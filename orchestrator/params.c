@@ -43,13 +43,13 @@ static size_t utf8_length(const char *s)
 
 /* glibc's regcomp copies the expression a repetition applies to ("x+" is "xx*", "x{3}" three
  * x), so stacked or nested repetitions ("a+++...", "((a{9}){9}){9}") take exponential time and
- * memory before it returns, and back-references make regexec exponential. Estimates the size
- * regcomp builds (an atom 1, a group the sum of its parts, "+", "*" and "?" twice and "{m,n}"
- * n + 1 times what it follows, a group its two bracket nodes besides, so "((){9}){9}" is not
- * free, an alternative "|" four, an empty one refused) so that patterns over a bound (4000: "[a-z0-9.-]{1,253}" costs
- * 254) are refused instead, as are stacked repetitions ("a*+")
- * and groups nested deeper than 60. */
-#define PATTERN_MAX_COST 4000.0
+ * memory before it returns, empty paths make its closure computation quadratic, and
+ * back-references make regexec exponential. Estimates the size regcomp builds (an atom 1, a
+ * group the sum of its parts plus its two bracket nodes, "+" twice what it follows, "*" and "?"
+ * three times, "{m,n}" n + 1 times (n + 2 when m is 0), an alternative "|" four) and refuses
+ * patterns over a bound (2000: "[a-z0-9.-]{1,253}" costs 254), empty groups and alternatives,
+ * stacked repetitions ("a*+") and groups nested deeper than 60. */
+#define PATTERN_MAX_COST 2000.0
 
 static double pattern_cost(const char *p)
 {
@@ -58,7 +58,8 @@ static double pattern_cost(const char *p)
 	int depth = 0;
 	bool after_rep = false; /* the previous token was a repetition */
 	for (; *p; p++) {
-		double factor = 2; /* "*" and "?" loop over what they follow: as costly as "+" */
+		double factor = *p == '+' ? 2 : 3; /* "*" and "?" also add an empty path, which glibc's
+		                                      * closures pay for */
 		bool rep = *p == '*' || *p == '?' || *p == '+' || *p == '{';
 		/* "a*+", "a+{3}": undefined in POSIX EREs, and glibc builds and runs them in time
 		 * exponential in the stack; no pattern needs them. */
@@ -82,6 +83,8 @@ static double pattern_cost(const char *p)
 			last[depth] = 0;
 			continue;
 		} else if (*p == ')' && depth > 0) {
+			if (sum[depth] == 0)
+				return INFINITY; /* "()": an empty loop when repeated, quadratic in glibc */
 			double g = sum[depth--] + 2;
 			sum[depth] += g;
 			last[depth] = g;
@@ -91,7 +94,7 @@ static double pattern_cost(const char *p)
 			double m = strtod(p + 1, &end), n = m;
 			if (*end == ',')
 				n = end[1] == '}' ? m + 1 : strtod(end + 1, &end);
-			factor = (n > m ? n : m) + 1;
+			factor = (n > m ? n : m) + 1 + (m == 0); /* "{0,n}" may be empty */
 			const char *close = strchr(p, '}');
 			if (!close)
 				break;
