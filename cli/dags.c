@@ -32,6 +32,10 @@ void cli_bag_init(struct cli_ctx *cli, struct dagbag *bag)
 		.wall = cli->cfg->dag_time_limit,
 	};
 	dagbag_init(bag, cli->dags, &lim);
+	/* As in the daemon: a file stuck inside one C call is stopped in the probe, not here. */
+	char *self = xasprintf("%s/sluice", cli->exe_dir);
+	dagbag_use_probe(bag, self);
+	free(self);
 }
 
 int cli_load_bag(struct cli_ctx *cli, struct dagbag *bag)

@@ -1,6 +1,7 @@
 #include "orchestrator/dag_probe.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,7 +27,13 @@ struct dag_probe {
 	pid_t pid;
 	int fd;            /* our end of the socket pair; -1 without a child */
 	bool warned;       /* "cannot start" said once */
+	bool spoiled;      /* a request was cut short: the child is stopped after its next answer */
 };
+
+static usec_t wall_of(const struct dag_lua_limits *lim)
+{
+	return lim && lim->wall ? lim->wall : DAG_LUA_DEFAULT_WALL;
+}
 
 struct dag_probe *dag_probe_new(const char *exe)
 {
@@ -48,6 +55,12 @@ static void stop_child(struct dag_probe *p, bool kill_it)
 			;
 	}
 	p->pid = 0;
+	p->spoiled = false;
+}
+
+void dag_probe_stop(struct dag_probe *p)
+{
+	stop_child(p, true);
 }
 
 void dag_probe_free(struct dag_probe *p)
@@ -134,24 +147,22 @@ static int read_line(int fd, char *buf, size_t cap, usec_t deadline)
 	return 0;
 }
 
-int dag_probe_check(struct dag_probe *p, const char *path, const char *display, const char *content,
-		    size_t len, const char *lib_dir, const struct dag_lua_limits *lim, char **err, int *line)
+int dag_probe_send(struct dag_probe *p, const char *path, const char *display, const char *content, size_t len,
+		   const char *lib_dir, const struct dag_lua_limits *lim, usec_t busy_since, char **err)
 {
 	*err = NULL;
-	*line = 0;
 	if (p->fd < 0 && start_child(p, err) < 0) {
 		if (!p->warned)
 			log_warnx("DAG files are loaded without the parse probe: %s", *err);
 		p->warned = true;
 		return -ENOSYS;
 	}
-	usec_t wall = lim && lim->wall ? lim->wall : DAG_LUA_DEFAULT_WALL;
-	usec_t deadline = mono_usec() + wall + ANSWER_MARGIN;
+	usec_t deadline = busy_since + wall_of(lim) + ANSWER_MARGIN;
 	size_t plen = strlen(path), dlen = strlen(display), llen = lib_dir ? strlen(lib_dir) + 1 : 0;
 	char head[256];
 	int hl = snprintf(head, sizeof(head), "%zu %zu %zu %zu %zu %llu %llu\n", plen, dlen, llen, len,
 			  lim ? lim->memory : 0, lim ? (unsigned long long)lim->instructions : 0ULL,
-			  (unsigned long long)wall);
+			  (unsigned long long)wall_of(lim));
 	int rc = xfer(p->fd, head, (size_t)hl, true, deadline);
 	if (rc == 0)
 		rc = xfer(p->fd, (void *)path, plen, true, deadline);
@@ -161,26 +172,53 @@ int dag_probe_check(struct dag_probe *p, const char *path, const char *display, 
 		rc = xfer(p->fd, (void *)lib_dir, llen - 1, true, deadline);
 	if (rc == 0)
 		rc = xfer(p->fd, (void *)content, len, true, deadline);
-	char ans[64];
 	if (rc == 0)
-		rc = read_line(p->fd, ans, sizeof(ans), deadline);
+		return 0;
+	/* Half a request may be in the socket: this child takes no more. A timeout means it is still
+	 * busy with the oldest file it has, whose answer dag_probe_recv() waits for (by the same
+	 * deadline); a dead child is found there too. */
+	p->spoiled = true;
+	*err = xasprintf("cannot hand %s to the parse probe: %s", display, strerror(-rc));
+	return rc == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE;
+}
+
+int dag_probe_recv(struct dag_probe *p, const char *display, const struct dag_lua_limits *lim, usec_t busy_since,
+		   char **err, int *line, bool *lost_rest)
+{
+	*err = NULL;
+	*line = 0;
+	*lost_rest = false;
+	if (p->fd < 0) {
+		*lost_rest = true;
+		*err = xasprintf("the parse probe is not running");
+		return -ENOSYS;
+	}
+	usec_t wall = wall_of(lim), deadline = busy_since + wall + ANSWER_MARGIN;
+	char ans[64];
+	int rc = read_line(p->fd, ans, sizeof(ans), deadline);
 	int ok = -1, eline = 0;
 	size_t elen = 0;
+	char *e = NULL;
 	if (rc == 0 && (sscanf(ans, "%d %d %zu", &ok, &eline, &elen) != 3 || elen > (1u << 20)))
 		rc = -EPROTO;
 	if (rc == 0 && ok != 0) {
-		char *e = xmalloc(elen + 1);
+		e = xmalloc(elen + 1);
 		rc = xfer(p->fd, e, elen, false, deadline);
 		e[elen] = 0;
-		if (rc == 0) {
-			*err = e;
-			*line = eline;
-			return -EINVAL;
-		}
-		free(e);
 	}
-	if (rc == 0)
-		return 0;
+	if (rc == 0) {
+		if (p->spoiled) {
+			stop_child(p, true);
+			*lost_rest = true;
+		}
+		if (!e)
+			return 0;
+		*err = e;
+		*line = eline;
+		return -EINVAL;
+	}
+	free(e);
+	*lost_rest = true;
 	if (rc == -ETIMEDOUT) {
 		stop_child(p, true);
 		char d[32];
@@ -197,16 +235,33 @@ int dag_probe_check(struct dag_probe *p, const char *path, const char *display, 
 	if (p->fd >= 0)
 		close(p->fd);
 	p->fd = -1;
+	p->spoiled = false;
 	bool reaped = pid > 0 && waitpid(pid, &status, 0) == pid;
 	p->pid = 0;
-	if (rc == -EPIPE && reaped && WIFSIGNALED(status)) {
+	/* Whatever went wrong, the file is not loaded in the daemon: it may be what did it. */
+	if (rc == -EPIPE && reaped && WIFSIGNALED(status))
 		*err = xasprintf("%s: loading the file crashed the parse process (signal %d, %s)", display,
 				 WTERMSIG(status), strsignal(WTERMSIG(status)));
-		return -EINVAL;
-	}
-	*err = xasprintf("the parse process failed (%s)", rc == -EPROTO ? "a garbled answer" : strerror(-rc));
-	log_warnx("%s: %s; loading it in the daemon", display, *err);
-	return -ENOSYS;
+	else if (rc == -EPIPE && reaped && WIFEXITED(status))
+		*err = xasprintf("%s: the parse process exited with status %d while loading the file", display,
+				 WEXITSTATUS(status));
+	else
+		*err = xasprintf("%s: the parse process failed while loading the file (%s)", display,
+				 rc == -EPROTO ? "a garbled answer" : strerror(-rc));
+	return -EINVAL;
+}
+
+int dag_probe_check(struct dag_probe *p, const char *path, const char *display, const char *content,
+		    size_t len, const char *lib_dir, const struct dag_lua_limits *lim, char **err, int *line)
+{
+	usec_t t0 = mono_usec();
+	bool lost;
+	*line = 0;
+	int rc = dag_probe_send(p, path, display, content, len, lib_dir, lim, t0, err);
+	if (rc == -ENOSYS)
+		return rc;
+	free(*err);
+	return dag_probe_recv(p, display, lim, t0, err, line, &lost);
 }
 
 /* The child --------------------------------------------------------------------------------- */

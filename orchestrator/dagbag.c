@@ -76,6 +76,7 @@ void dagbag_free(struct dagbag *bag)
 		file_free(&bag->files[i]);
 	free(bag->files);
 	free(bag->dir);
+	free(bag->pending);
 	dag_probe_free(bag->probe);
 	memset(bag, 0, sizeof(*bag));
 }
@@ -100,7 +101,31 @@ static void set_file_error(struct dagbag_file *f, char *msg, int line)
 	f->changed = true;
 }
 
-/* (Re)loads f when its content changed since the last load. */
+/* Loads f's current source in this process. */
+static void parse_here(struct dagbag *bag, struct dagbag_file *f)
+{
+	char *lib = bag->dir ? xasprintf("%s/lib", bag->dir) : NULL;
+	struct dag_load ld;
+	if (dag_lua_load(f->path, f->display, f->source, f->source_len, lib, &bag->limits, &ld) < 0) {
+		set_file_error(f, ld.error, ld.error_line);
+		ld.error = NULL;
+	} else {
+		drop_dags(f);
+		drop_shadowed(f);
+		f->dags = ld.dags;
+		f->ndags = ld.ndags;
+		ld.dags = NULL;
+		ld.ndags = 0;
+		free(f->error);
+		f->error = NULL;
+		f->changed = true;
+	}
+	dag_load_clear(&ld);
+	free(lib);
+}
+
+/* Re-reads f; when its content changed since the last load, loads it now or, with a probe,
+ * queues it for load_pending(). */
 static void load_file(struct dagbag *bag, struct dagbag_file *f, const struct stat *st)
 {
 	char *content = NULL;
@@ -123,35 +148,97 @@ static void load_file(struct dagbag *bag, struct dagbag_file *f, const struct st
 	memcpy(f->hash, hash, sizeof(hash));
 	free(f->source);
 	f->source = content;
+	f->source_len = len;
+	if (!bag->probe) {
+		parse_here(bag, f);
+		return;
+	}
+	if (bag->npending == bag->cap_pending) {
+		bag->cap_pending = bag->cap_pending ? 2 * bag->cap_pending : 16;
+		bag->pending = xrealloc(bag->pending, bag->cap_pending * sizeof(*bag->pending));
+	}
+	bag->pending[bag->npending++] = (size_t)(f - bag->files);
+}
 
+/* Loads the queued files: each goes to the probe first and is loaded here only when the probe
+ * loaded it. Up to PROBE_WINDOW files (and PROBE_WINDOW_BYTES) are in the probe at once, so the
+ * probe loads the next files while this process loads the ones it has answered for: on two
+ * cores the probe costs little more than the time of the larger half. */
+#define PROBE_WINDOW 16
+#define PROBE_WINDOW_BYTES (128u << 10)
+
+static void load_pending(struct dagbag *bag)
+{
 	char *lib = bag->dir ? xasprintf("%s/lib", bag->dir) : NULL;
-	if (bag->probe) {
-		char *perr = NULL;
-		int pline = 0;
-		if (dag_probe_check(bag->probe, f->path, f->display, content, len, lib, &bag->limits, &perr, &pline) ==
-		    -EINVAL) {
-			set_file_error(f, perr, pline);
-			free(lib);
-			return;
+	size_t sent = 0, done = 0, inflight_bytes = 0, n = bag->npending;
+	bool probe_ok = true, hold = false; /* hold: a send failed, take the answers first */
+	int retries = 0;
+	usec_t ready = mono_usec(); /* since when the probe works on the oldest file it has */
+	while (done < n) {
+		while (probe_ok && !hold && sent < n && sent - done < PROBE_WINDOW &&
+		       (sent == done || inflight_bytes + bag->files[bag->pending[sent]].source_len <= PROBE_WINDOW_BYTES)) {
+			struct dagbag_file *f = &bag->files[bag->pending[sent]];
+			char *err = NULL;
+			if (sent == done)
+				ready = mono_usec();
+			int rc = dag_probe_send(bag->probe, f->path, f->display, f->source, f->source_len, lib,
+						&bag->limits, ready, &err);
+			if (rc == -ENOSYS) {
+				free(err);
+				probe_ok = false; /* no probe: the rest loads here, as without one */
+				break;
+			}
+			if (rc < 0 && sent == done) {
+				/* Nothing in the child and still no taker: it died idle. A new one, once. */
+				dag_probe_stop(bag->probe);
+				if (retries++ < 1) {
+					free(err);
+					continue;
+				}
+				set_file_error(f, err, 0);
+				done++;
+				sent = done;
+				continue;
+			}
+			free(err);
+			if (rc < 0) {
+				hold = true; /* busy with the oldest (or gone): its answer says which */
+				break;
+			}
+			retries = 0;
+			inflight_bytes += f->source_len;
+			sent++;
 		}
-		free(perr); /* 0: it loads; -ENOSYS: no probe, load it here as without one */
+		if (done == n)
+			break;
+		struct dagbag_file *f = &bag->files[bag->pending[done]];
+		if (!probe_ok && sent == done) {
+			parse_here(bag, f);
+			done++;
+			sent = done;
+			continue;
+		}
+		char *err = NULL;
+		int line = 0;
+		bool lost_rest = false;
+		int rc = dag_probe_recv(bag->probe, f->display, &bag->limits, ready, &err, &line, &lost_rest);
+		inflight_bytes -= f->source_len;
+		done++;
+		ready = mono_usec();
+		if (rc == -EINVAL) {
+			set_file_error(f, err, line);
+		} else {
+			free(err);
+			parse_here(bag, f); /* 0: it loads; -ENOSYS: the probe failed, load it as without one */
+		}
+		if (lost_rest) {
+			/* The child was stopped or lost: what it still had goes to the next one. */
+			sent = done;
+			inflight_bytes = 0;
+			hold = false;
+		}
 	}
-	struct dag_load ld;
-	if (dag_lua_load(f->path, f->display, content, len, lib, &bag->limits, &ld) < 0) {
-		set_file_error(f, ld.error, ld.error_line);
-		ld.error = NULL;
-	} else {
-		drop_dags(f);
-		drop_shadowed(f);
-		f->dags = ld.dags;
-		f->ndags = ld.ndags;
-		ld.dags = NULL;
-		ld.ndags = 0;
-		free(f->error);
-		f->error = NULL;
-		f->changed = true;
-	}
-	dag_load_clear(&ld);
+	bag->npending = 0;
 	free(lib);
 }
 
@@ -276,6 +363,7 @@ int dagbag_refresh(struct dagbag *bag, char **err)
 	for (size_t i = 0; i < bag->nfiles; i++)
 		bag->files[i].seen = false;
 	int rc = scan(bag, bag->dir, "", 0);
+	load_pending(bag);
 	if (rc < 0) {
 		*err = xasprintf("cannot read the DAG folder %s: %s", bag->dir, strerror(-rc));
 		return rc;
@@ -308,6 +396,7 @@ int dagbag_add_file(struct dagbag *bag, const char *path, char **err)
 	free(abs);
 	f->seen = true;
 	load_file(bag, f, &st);
+	load_pending(bag);
 	check_duplicates(bag);
 	return 0;
 }

@@ -21,6 +21,7 @@ struct dagbag_file {
 	off_t size;
 	long long mtime_ns;
 	char *source;         /* last read content */
+	size_t source_len;
 	struct dag **dags;    /* last good DAGs (may be from an older content) */
 	size_t ndags;
 	char *error;          /* import error of the current content, or NULL */
@@ -40,6 +41,7 @@ struct dagbag {
 	bool any_removed;     /* set by refresh when files disappeared; cleared by the caller */
 	struct dag_probe *probe; /* tries each changed file in a child process first (dag_probe.h);
 	                            NULL = load in-process only */
+	size_t *pending, npending, cap_pending; /* indexes of files read, to load (with a probe) */
 };
 
 /* Initialises a bag over dir (made absolute). limits may be NULL for the defaults. */

@@ -378,6 +378,10 @@ def t_stuck_dag_file_is_stopped():
     finally:
         del os.environ["SLUICE__CORE__DAG_FILE_TIME_LIMIT"]
     try:
+        # Files on both sides of the stuck one (in name order) in the same rescan: the probe has
+        # several at once, and those after the stuck one go to its successor.
+        for name in [f"a{i:02d}" for i in range(10)] + [f"z{i:02d}" for i in range(10)]:
+            home.write_dag(f"{name}.lua", f'local d = dag {{ id = "{name}" }}\nd:task "t" {{ cmd = "true" }}\nreturn d\n')
         home.write_dag("stuck.lua", 'string.find(("a"):rep(40), ("a?"):rep(40) .. ("a"):rep(40))\n'
                                     'local d = dag { id = "stuck" }\nd:task "t" { cmd = "true" }\nreturn d\n')
         t0 = time.monotonic()
@@ -393,6 +397,9 @@ def t_stuck_dag_file_is_stopped():
         errs = wait_until(stuck_error, 20, "the import error of stuck.lua")
         took = time.monotonic() - t0
         expect("did not finish loading within 1s" in errs[0]["stack_trace"], errs[0]["stack_trace"])
+        ids = {d["dag_id"] for d in home.json("dags", "list", "--json")["dags"]}
+        eq(sorted(i for i in ids if i[0] in "az" and len(i) == 3),
+           sorted([f"a{i:02d}" for i in range(10)] + [f"z{i:02d}" for i in range(10)]), "the files around the stuck one")
         req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/dags/g/dagRuns", method="POST",
                                      data=b'{"dag_run_id": "after-stuck"}')
         req.add_header("Authorization", auth)
