@@ -2,23 +2,33 @@
  * known_hosts and ssh_config work as the user has them.
  *
  * Per host the daemon keeps one ControlMaster connection (ssh -M -f -N, socket under the
- * backend's state folder, ControlPersist so that a restarted daemon finds it again); every
- * other ssh call is a multiplexed session over it. A try is one session that sends a POSIX sh
- * program (ssh_scripts.h): it claims the try's remote folder with mkdir, starts the supervisor
- * detached with setsid (the try survives the connection and the daemon), then stays as the
- * watcher that streams the log in frames and ends with the status. When that session ends
- * without the status (a lost connection, a daemon restart), a new watcher re-attaches from the
- * log offset the daemon has, which it keeps in the try's local pid file.
+ * backend's state folder, ControlPersist so that a restarted daemon finds it again) and, over
+ * it, one long-lived session running the agent (SSH_AGENT in ssh_scripts.h, a POSIX sh
+ * program). The daemon writes requests to the agent's stdin, one line each (start, watch,
+ * cancel, poll, clean up), and reads its answers, framed and tagged with the try's key: log
+ * chunks, the $SLUICE_OUTPUT file, the status. The agent starts each try's supervisor (a fork of
+ * itself, detached: the try survives the connection, the agent and the daemon), which runs the
+ * command with setsid and writes the try's status file atomically in the try's remote folder,
+ * then tells the agent, which reports the end at once. Every POLL_EVERY the daemon asks the agent
+ * for the new part of running tries' logs (and its answer shows that the connection lives).
+ *
+ * When the agent's session ends (a lost connection, the master killed, a daemon restart), a new
+ * agent re-attaches every try that may have started ("W KEY OFFSET", from the log offset the
+ * daemon has, kept in the try's local pid file). When the host cannot be reached again within
+ * connect_timeout, its tries fail as lost (retryable) with the reason; other hosts go on.
  *
  * Invariants:
- *  - Every ssh process is a child of the daemon watched through a pidfd, and every one has a
- *    deadline after which it is SIGKILLed: no call can hang the loop or a host.
+ *  - Every ssh process is a child of the daemon watched through a pidfd; the short ones have a
+ *    deadline after which they are SIGKILLed, the agent an answer deadline (ACK_LIMIT beyond
+ *    connect_timeout) after which it and its master are ended: nothing can hang the loop or a host.
  *  - A try is in ss->tries from start()/reattach() until just before on_end, and counts
  *    towards its host's `running` for that whole time.
  *  - The local status file is written before on_end and before the remote folder is removed:
  *    once it exists it is the result (reattach() reads it first).
  *  - The remote folder is claimed by exactly one of: the supervisor, a re-attach that found the
  *    try never started, a cancel that came first. So a try runs at most once.
+ *  - A try whose start request may have reached the agent (t->job is NULL from then on) is only
+ *    ever watched again, never started again.
  */
 #include "executors/executor.h"
 
@@ -40,11 +50,16 @@
 
 extern char **environ;
 
-#define CALL_LIMIT (30 * USEC_PER_SEC)     /* a short call (check, kill, clean-up) beyond connecting */
+#define CALL_LIMIT (30 * USEC_PER_SEC)     /* a short call (the master's check) beyond connecting */
+#define ACK_LIMIT (2 * USEC_PER_SEC)       /* an agent's answer may take this beyond connect_timeout */
+#define AGENT_BRIEF (2 * USEC_PER_SEC)    /* an agent that ended sooner after its start is restarted later */
 #define BACKOFF_MIN (1 * USEC_PER_SEC)
 #define BACKOFF_MAX (30 * USEC_PER_SEC)
+#define POLL_EVERY (500 * 1000LL)   /* logs of running tries streamed this often */
+#define CLEAN_DELAY (1 * USEC_PER_SEC) /* finished tries' folders are removed in batches */
+#define CLEAN_BATCH 2000                  /* bytes of keys that make a batch at once */
 #define ERR_KEEP 4096                      /* bytes of a call's stderr kept for messages */
-#define FRAME_HEAD_MAX 64
+#define FRAME_HEAD_MAX 160
 
 struct ssh_state;
 struct ssh_proc;
@@ -58,6 +73,7 @@ struct ssh_proc {
 	int pidfd, in_fd, out_fd, err_fd;
 	struct strbuf in;           /* still to write to its stdin */
 	size_t in_off;
+	bool keep_in;               /* stdin stays open when all is written (the agent) */
 	struct strbuf err;          /* its stderr, the first ERR_KEEP bytes */
 	struct ev_timer *deadline;
 	proc_out_cb on_out;
@@ -66,6 +82,9 @@ struct ssh_proc {
 };
 
 enum master_state { M_DOWN, M_CHECKING, M_CONNECTING, M_UP };
+enum agent_state { A_DOWN, A_STARTING, A_UP };
+
+struct ssh_try;
 
 struct ssh_host {
 	struct ssh_state *ss;
@@ -78,12 +97,27 @@ struct ssh_host {
 	usec_t retry_at;            /* M_DOWN after a failure: no new attempt before (monotonic) */
 	usec_t backoff;
 	char *error;                /* why the last connection failed; NULL when it did not */
-	struct strbuf cleanup;      /* remote folders to remove, shell-quoted, space-separated */
-	struct ssh_proc *cproc;     /* the clean-up call under way */
+	struct strbuf cleanup;      /* finished tries' keys whose remote folders are to go */
+	/* The agent. */
+	enum agent_state astate;
+	struct ssh_proc *agent;
+	char *agent_error;          /* an "E" line of the agent */
+	usec_t agent_retry_at, agent_backoff, agent_up_at; /* monotonic */
+	struct ev_timer *kick_timer;  /* a new agent is due */
+	struct ev_timer *clean_timer; /* the next batch of folders to remove */
+	struct ev_timer *poll_timer;  /* the next poll */
+	struct ev_timer *ack_timer;   /* the agent's answer deadline */
+	bool poll_out;              /* a P was sent, its A not yet read */
+	/* The answer parser. */
+	char head[FRAME_HEAD_MAX];
+	size_t head_len;
+	char frame;                 /* 'L', 'O' in a payload, 'S' in a status's lines, else 0 */
+	long long left;             /* payload bytes still to come */
+	struct ssh_try *ft;         /* the frame's try (NULL: not ours any more, skipped) */
 	struct ssh_host *next;
 };
 
-enum try_phase { T_WAIT_MASTER, T_SESSION, T_BACKOFF };
+enum try_phase { T_WAIT, T_SENT };
 
 struct ssh_try {
 	struct ssh_state *ss;
@@ -91,20 +125,12 @@ struct ssh_try {
 	uint64_t token;
 	char key[33];               /* the remote folder's name */
 	char *status_path, *pid_path, *log_path, *out_path, *mask_path;
-	char *job;                  /* the launch's job file (NULL: re-attach) */
+	char *job;                  /* the start request (NULL: re-attach only) */
 	usec_t timeout, grace;
-	usec_t started, give_up_at; /* wall clock; give_up_at 0 = never */
+	usec_t started;             /* wall clock */
 	enum try_phase phase;
-	struct ssh_proc *proc;      /* the session (launch + watcher, or watcher) */
-	struct ssh_proc *kproc;     /* a cancel under way */
-	struct ev_timer *timer;     /* T_BACKOFF, or a zero-delay end */
-	bool cancelled, hello, gone, reported_loss;
-	usec_t backoff;
-	/* The frame parser. */
-	char head[FRAME_HEAD_MAX];
-	size_t head_len;
-	char frame;                 /* 'L', 'O', 'S' while in a frame's payload, else 0 */
-	long long left;             /* payload bytes still to come */
+	struct ev_timer *timer;     /* a zero-delay re-attach */
+	bool cancelled, kill_sent, reported_loss;
 	struct strbuf status;
 	int log_fd, out_fd;
 	long long offset;           /* bytes of the remote log the local log has */
@@ -128,9 +154,9 @@ struct ssh_state {
 	unsigned rr;
 };
 
-static void try_begin_session(struct ssh_try *t);
 static void host_kick(struct ssh_host *h);
 static void host_clean(struct ssh_host *h);
+static void agent_send(struct ssh_host *h, const char *text);
 
 /* ---- small helpers ---- */
 
@@ -243,17 +269,40 @@ static void on_proc_fd(struct evloop *loop, int fd, uint32_t events, void *arg)
 	if (fd == p->in_fd) {
 		while (p->in_off < p->in.len) {
 			ssize_t n = write(fd, p->in.buf + p->in_off, p->in.len - p->in_off);
+			if (n < 0 && errno == EINTR)
+				continue;
 			if (n < 0 && errno == EAGAIN)
 				return;
 			if (n <= 0)
 				break;
 			p->in_off += (size_t)n;
 		}
-		proc_close_fd(p, &p->in_fd); /* all sent (or the reader is gone): EOF for sh -s */
+		if (p->keep_in && p->in_off == p->in.len && !(events & (EPOLLERR | EPOLLHUP))) {
+			sb_reset(&p->in);
+			p->in_off = 0;
+			evloop_mod_fd(p->ss->ex->loop, fd, 0); /* until there is more to send */
+			return;
+		}
+		proc_close_fd(p, &p->in_fd); /* all sent (or the reader is gone): EOF */
 		return;
 	}
 	if (!proc_drain(p, fd))
 		proc_close_fd(p, fd == p->out_fd ? &p->out_fd : &p->err_fd);
+}
+
+/* Queues text for the child's stdin (kept open: keep_in) and writes what it can now. */
+static void proc_send(struct ssh_proc *p, const char *text)
+{
+	if (p->in_fd < 0)
+		return; /* the child is going; its end is on its way through the pidfd */
+	if (p->in_off == p->in.len) {
+		sb_reset(&p->in);
+		p->in_off = 0;
+	}
+	bool idle = p->in.len == 0;
+	sb_puts(&p->in, text);
+	if (idle)
+		evloop_mod_fd(p->ss->ex->loop, p->in_fd, EPOLLOUT);
 }
 
 /* The child ended: what its pipes still hold is read first, then on_exit, then it is freed. */
@@ -400,36 +449,6 @@ static char **ssh_argv(struct ssh_host *h, const char *const *extra, const char 
 	return av;
 }
 
-/* Runs `sh -s` on h's master with script on stdin. */
-static struct ssh_proc *ssh_script(struct ssh_host *h, const char *script, proc_out_cb on_out,
-				   proc_exit_cb on_exit, void *arg, usec_t limit, char **err)
-{
-	static const char *const extra[] = {"-o", "ControlMaster=no", "-T", NULL};
-	static const char *const remote[] = {"sh", "-s", NULL};
-	char topt[48];
-	char **av = ssh_argv(h, extra, remote, topt);
-	struct ssh_proc *p = proc_spawn(h->ss, av, script, on_out, on_exit, arg, limit, err);
-
-	free(av);
-	return p;
-}
-
-/* Whether an ssh failure happened before a session opened (so nothing ran remotely). */
-static bool before_session(const char *err)
-{
-	static const char *const marks[] = {
-		"ssh: connect to host", "Could not resolve hostname", "Connection refused",
-		"Permission denied", "Host key verification failed", "No route to host",
-		"banner exchange", "kex_exchange_identification", "Connection timed out",
-		"Bad owner or permissions", "Can't open user config file", "Bad configuration option",
-		"session request failed", "Too many authentication failures", "Network is unreachable",
-	};
-	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
-		if (strstr(err, marks[i]))
-			return true;
-	return false;
-}
-
 /* ---- hosts and their master connections ---- */
 
 static struct ssh_host *host_get(struct ssh_state *ss, const char *name)
@@ -530,33 +549,6 @@ static void master_start(struct ssh_host *h)
 	}
 }
 
-/* The host's state changed: tries waiting for its master go on, or fail with its error. */
-static void host_kick(struct ssh_host *h)
-{
-	struct ssh_state *ss = h->ss;
-
-	if (h->mstate == M_DOWN && mono_usec() >= h->retry_at) {
-		bool waiting = false;
-		for (struct ssh_try *t = ss->tries; t && !waiting; t = t->next)
-			waiting = t->host == h && t->phase == T_WAIT_MASTER;
-		if (waiting)
-			master_start(h);
-	}
-	if (h->mstate == M_CONNECTING || h->mstate == M_CHECKING)
-		return;
-	/* From the head each time: ending one try reports to the engine, which may end others. Each
-	 * round takes one try out of T_WAIT_MASTER (or frees it). */
-	for (;;) {
-		struct ssh_try *t = ss->tries;
-		while (t && (t->host != h || t->phase != T_WAIT_MASTER))
-			t = t->next;
-		if (!t)
-			break;
-		try_begin_session(t);
-	}
-	host_clean(h);
-}
-
 /* The master may have died since: a socket that vanished means a new connection. */
 static void host_check_socket(struct ssh_host *h)
 {
@@ -564,47 +556,17 @@ static void host_check_socket(struct ssh_host *h)
 		h->mstate = M_DOWN;
 }
 
-/* ---- removing finished tries' remote folders, batched per host ---- */
-
-static void on_clean_exit(struct ssh_proc *p, int ws)
+/* Waits for pid at most until `until` (monotonic), then kills it. */
+static void wait_bounded(pid_t pid, usec_t until)
 {
-	struct ssh_host *h = p->arg;
-
-	h->cproc = NULL;
-	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-		log_debug("ssh: host %s: could not remove finished tries' folders", h->name);
-	host_clean(h);
-}
-
-/* argv of the call that removes the folders in h->cleanup (which it empties); *cmd holds the
- * remote command line and must be freed with sb_free(). Caller frees the array. */
-static char **clean_argv(struct ssh_host *h, struct strbuf *cmd, char topt[48])
-{
-	static const char *const extra[] = {"-o", "ControlMaster=no", "-n", NULL};
-
-	sb_puts(cmd, "cd ");
-	sh_remote_dir(cmd, h->ss->remote_dir);
-	sb_printf(cmd, " && rm -rf -- %s", sb_str(&h->cleanup));
-	sb_reset(&h->cleanup);
-	const char *remote[] = {cmd->buf, NULL};
-	return ssh_argv(h, extra, remote, topt);
-}
-
-static void host_clean(struct ssh_host *h)
-{
-	struct strbuf cmd = {0};
-	char topt[48], *err = NULL;
-
-	if (h->cproc || !h->cleanup.len || h->mstate != M_UP)
-		return;
-	char **av = clean_argv(h, &cmd, topt);
-	h->cproc = proc_spawn(h->ss, av, NULL, NULL, on_clean_exit, h, CALL_LIMIT, &err);
-	if (!h->cproc) {
-		log_debug("ssh: %s", err);
-		free(err);
+	while (waitpid(pid, NULL, WNOHANG) == 0) {
+		if (mono_usec() > until) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return;
+		}
+		usleep(5000);
 	}
-	free(av);
-	sb_free(&cmd);
 }
 
 /* ---- the try list ---- */
@@ -632,10 +594,6 @@ static void try_free(struct ssh_try *t)
 {
 	struct ssh_state *ss = t->ss;
 
-	if (t->proc)
-		proc_free(t->proc);
-	if (t->kproc)
-		proc_free(t->kproc);
 	if (t->timer)
 		evloop_timer_cancel(ss->ex->loop, t->timer);
 	if (t->prev)
@@ -718,11 +676,11 @@ static struct ssh_try *try_new(struct ssh_state *ss, struct ssh_host *h, uint64_
 	return t;
 }
 
-/* "ssh HOST KEY OFFSET GIVE_UP_AT": what a restarted daemon needs to re-attach. */
+/* "ssh HOST KEY OFFSET 0": what a restarted daemon needs to re-attach. */
 static int try_save(struct ssh_try *t)
 {
-	char *text = xasprintf("ssh %s %s %lld %lld\n", t->host->name, t->key,
-			       t->offset - (long long)t->carry.len, (long long)t->give_up_at);
+	char *text = xasprintf("ssh %s %s %lld 0\n", t->host->name, t->key,
+			       t->offset - (long long)t->carry.len);
 	int rc = write_file_atomic(t->pid_path, text, strlen(text), false);
 
 	free(text);
@@ -846,162 +804,33 @@ static void try_collect(struct ssh_try *t)
 	free(msg);
 }
 
-/* ---- the session's frames ---- */
+/* ---- the job sent to the remote side ---- */
 
-/* A frame header: "L n", "O n", "S n", "G" or "H". Returns false on a protocol error. */
-static bool frame_head(struct ssh_try *t, const char *line)
+/* Appends s as one shell word on one line: newlines become "$_sluice_nl" (which the job defines). */
+static void sh_quote_line(struct strbuf *sb, const char *s, bool *nl)
 {
-	long long n = -1;
-
-	if (!strcmp(line, "H")) {
-		t->hello = true;
-		return true;
+	sb_putc(sb, '\'');
+	for (; *s; s++) {
+		if (*s == '\'')
+			sb_puts(sb, "'\\''");
+		else if (*s == '\n') {
+			sb_puts(sb, "'\"$_sluice_nl\"'");
+			*nl = true;
+		} else
+			sb_putc(sb, *s);
 	}
-	if (!strcmp(line, "G")) {
-		t->gone = true;
-		return true;
-	}
-	if (strlen(line) < 3 || line[1] != ' ' || !strchr("LOS", line[0]) ||
-	    sscanf(line + 2, "%lld", &n) != 1 || n < 0)
-		return false;
-	t->frame = line[0];
-	t->left = n;
-	if (t->frame == 'O' && t->out_path) {
-		if (t->out_fd >= 0)
-			close(t->out_fd);
-		t->out_fd = open(t->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	}
-	if (t->frame == 'S')
-		sb_reset(&t->status);
-	return true;
+	sb_putc(sb, '\'');
 }
 
-static void frame_payload(struct ssh_try *t, const char *p, size_t n)
-{
-	if (t->frame == 'L')
-		log_feed(t, p, n, false);
-	else if (t->frame == 'O' && t->out_fd >= 0 && write(t->out_fd, p, n) < 0)
-		log_warn("ssh: cannot write %s", t->out_path);
-	else if (t->frame == 'S' && t->status.len < 65536)
-		sb_add(&t->status, p, n);
-}
-
-static void on_session_out(struct ssh_proc *p, const char *data, size_t n)
-{
-	struct ssh_try *t = p->arg;
-	bool had_log = false;
-
-	while (n > 0) {
-		if (t->frame) {
-			size_t k = (size_t)t->left < n ? (size_t)t->left : n;
-			frame_payload(t, data, k);
-			had_log |= t->frame == 'L';
-			data += k;
-			n -= k;
-			t->left -= (long long)k;
-			if (t->left == 0)
-				t->frame = t->frame == 'S' ? 's' : 0; /* 's': the status is whole */
-			continue;
-		}
-		if (data[0] == '\n') {
-			t->head[t->head_len] = '\0';
-			t->head_len = 0;
-			if (!frame_head(t, t->head))
-				sb_puts(&p->err, "\nsluice: the remote side sent an unknown frame\n");
-		} else if (t->head_len < FRAME_HEAD_MAX - 1) {
-			t->head[t->head_len++] = data[0];
-		}
-		data++;
-		n--;
-	}
-	if (had_log)
-		try_save(t);
-}
-
-static void on_backoff(struct evloop *loop, void *arg)
-{
-	struct ssh_try *t = arg;
-
-	t->timer = NULL;
-	t->phase = T_WAIT_MASTER;
-	host_kick(t->host);
-}
-
-/* The try may run on its host, which cannot be reached now: a new re-attach after a pause (the
- * first time with a note in its log), or lost once its give-up time has passed. */
-static void try_reattach_later(struct ssh_try *t, const char *why)
-{
-	if (t->give_up_at && now_usec() >= t->give_up_at) {
-		char *msg = xasprintf("ssh: host %s: unreachable past the try's timeout: %s", t->host->name, why);
-		try_lost(t, msg);
-		free(msg);
-		return;
-	}
-	if (!t->reported_loss) {
-		char *note = xasprintf("\nsluice: ssh: host %s: %s; re-attaching\n", t->host->name, why);
-		log_write(t, note, strlen(note));
-		free(note);
-		t->reported_loss = true;
-	}
-	free(t->job); /* from now on only re-attach: the launch may have happened */
-	t->job = NULL;
-	t->backoff = t->backoff ? t->backoff * 2 : BACKOFF_MIN;
-	if (t->backoff > BACKOFF_MAX)
-		t->backoff = BACKOFF_MAX;
-	t->phase = T_BACKOFF;
-	t->timer = evloop_timer_in(t->ss->ex->loop, t->backoff, on_backoff, t);
-}
-
-/* The session ended without the status: a connection lost, or a host that cannot be reached.
- * A try that surely never started fails now; one that may run is re-attached after a pause. */
-static void session_broken(struct ssh_try *t, const struct ssh_proc *p, int ws)
-{
-	char line[512];
-
-	last_line(p->err.len ? p->err.buf : "", line, sizeof(line));
-	if (!*line)
-		snprintf(line, sizeof(line), "the session ended (ssh exited with %d)",
-			 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
-	if (strstr(p->err.buf ? p->err.buf : "", "Control socket") || WEXITSTATUS(ws) == 255)
-		host_check_socket(t->host);
-	bool never = t->job && !t->hello && before_session(p->err.buf ? p->err.buf : "");
-	/* Exit 3: the program itself could not make or enter the try's folder. */
-	bool refused = WIFEXITED(ws) && WEXITSTATUS(ws) == 3;
-	if (never || refused || t->gone || (t->cancelled && !t->hello)) {
-		char *why = t->gone ? xasprintf("host %s: the remote try was given up before it started",
-						t->host->name)
-				    : xasprintf("ssh: host %s: %s", t->host->name, line);
-		try_lost(t, why);
-		free(why);
-		return;
-	}
-	try_reattach_later(t, line);
-}
-
-static void on_session_exit(struct ssh_proc *p, int ws)
-{
-	struct ssh_try *t = p->arg;
-
-	t->proc = NULL;
-	if (t->frame == 's') {
-		try_collect(t);
-		return;
-	}
-	t->frame = 0;
-	t->head_len = 0;
-	session_broken(t, p, ws);
-}
-
-/* ---- the programs sent to the remote side ---- */
-
-/* The job file: the try's variables, limits, folder and command, as sh text. */
+/* The job: the try's variables, limits, folder and command, as one line of sh (the agent gets
+ * it in its start request and writes it to the try's job file). */
 static char *job_text(const struct exec_spec *spec)
 {
 	struct strbuf sb = {0};
 	static const char *const lim[] = {"-v", "-t", "-n"};
 	long long v[] = {spec->rlimit_as / 1024, spec->rlimit_cpu, spec->rlimit_nofile};
+	bool nl = false;
 
-	sb_puts(&sb, "rm -f \"$0\"\n");
 	for (size_t i = 0; spec->task_envp && spec->task_envp[i]; i++) {
 		const char *kv = spec->task_envp[i], *eq = strchr(kv, '=');
 		size_t k = eq ? (size_t)(eq - kv) : 0;
@@ -1009,110 +838,498 @@ static char *job_text(const struct exec_spec *spec)
 		    !strncmp(kv, "SLUICE_OUTPUT=", 14))
 			continue;
 		sb_printf(&sb, "export %.*s=", (int)k, kv);
-		sh_quote(&sb, eq + 1);
-		sb_putc(&sb, '\n');
+		sh_quote_line(&sb, eq + 1, &nl);
+		sb_puts(&sb, "; ");
 	}
-	sb_puts(&sb, "SLUICE_OUTPUT=\"$PWD/out\"; export SLUICE_OUTPUT\n");
+	sb_puts(&sb, "SLUICE_OUTPUT=\"$PWD/out\"; export SLUICE_OUTPUT; ");
 	for (size_t i = 0; i < 3; i++)
 		if (v[i] > 0)
-			sb_printf(&sb, "ulimit %s %lld || { echo 'sluice: cannot set a resource limit'; exit 127; }\n",
+			sb_printf(&sb, "ulimit %s %lld || { echo 'sluice: cannot set a resource limit'; exit 127; }; ",
 				  lim[i], v[i]);
 	if (spec->cwd) {
 		sb_puts(&sb, "cd ");
-		sh_quote(&sb, spec->cwd);
-		sb_puts(&sb, " || exit 127\n");
+		sh_quote_line(&sb, spec->cwd, &nl);
+		sb_puts(&sb, " || exit 127; ");
 	}
 	sb_puts(&sb, "exec");
 	for (size_t i = 0; spec->argv[i]; i++) {
 		sb_putc(&sb, ' ');
-		sh_quote(&sb, spec->argv[i]);
+		sh_quote_line(&sb, spec->argv[i], &nl);
 	}
-	sb_putc(&sb, '\n');
-	return sb_steal(&sb);
+	struct strbuf out = {0};
+	if (nl)
+		sb_puts(&out, "_sluice_nl=$(printf '\\nx'); _sluice_nl=${_sluice_nl%x}; ");
+	sb_puts(&out, sb_str(&sb));
+	sb_free(&sb);
+	return sb_steal(&out);
 }
 
-/* A here-document delimiter that does not occur in text. */
-static void heredoc_mark(const char *text, char mark[40])
-{
-	char hash[65];
+/* ---- the agent: one session per host, requests in, framed answers out ---- */
 
-	sha256_hex(text, strlen(text), hash);
-	for (int salt = 0;; salt++) {
-		snprintf(mark, 40, "SLUICE_%.16s_%d", hash, salt);
-		if (!strstr(text, mark))
-			return;
+static bool host_has_tries(const struct ssh_host *h, enum try_phase phase)
+{
+	for (const struct ssh_try *t = h->ss->tries; t; t = t->next)
+		if (t->host == h && t->phase == phase)
+			return true;
+	return false;
+}
+
+static void host_cancel_timer(struct ssh_host *h, struct ev_timer **tm)
+{
+	if (*tm)
+		evloop_timer_cancel(h->ss->ex->loop, *tm);
+	*tm = NULL;
+}
+
+static void on_kick_timer(struct evloop *loop, void *arg)
+{
+	struct ssh_host *h = arg;
+
+	h->kick_timer = NULL;
+	host_kick(h);
+}
+
+static void host_kick_at(struct ssh_host *h, usec_t when)
+{
+	if (!h->kick_timer)
+		h->kick_timer = evloop_timer_in(h->ss->ex->loop, when > mono_usec() ? when - mono_usec() : 0,
+						on_kick_timer, h);
+}
+
+/* Every try of h that waits for the host ends as lost: the host cannot be reached. A try that
+ * surely never started says so; one that may run there says that too (its retry may run while
+ * it still does, on a host the daemon cannot see). */
+static void host_fail_waiting(struct ssh_host *h)
+{
+	const char *why = h->error ? h->error : "ssh: the host cannot be reached";
+
+	for (;;) {
+		struct ssh_try *t = h->ss->tries;
+		while (t && (t->host != h || t->phase != T_WAIT || t->timer))
+			t = t->next; /* (a try with a timer reads its local status first: on_deferred) */
+		if (!t)
+			break;
+		char *msg = t->job ? xstrdup(why)
+				   : xasprintf("%s (the try had started there; it is given up, and may still be "
+					       "running if the host is only cut off)", why);
+		try_lost(t, msg);
+		free(msg);
 	}
 }
 
-static void add_heredoc(struct strbuf *sb, const char *file, const char *text)
+/* The request that (re-)attaches t, then its cancel when one is due. */
+static void try_send(struct ssh_try *t)
 {
-	char mark[40];
-
-	heredoc_mark(text, mark);
-	sb_printf(sb, "cat > \"$D/%s\" <<'%s'\n%s%s\n", file, mark, text, mark);
-}
-
-/* The session's program: variables, then the launch (or the re-attach check), then the
- * watcher. */
-static char *session_script(const struct ssh_try *t)
-{
+	struct ssh_host *h = t->host;
 	struct strbuf sb = {0};
-	char tmo[32], grace[32], human[32];
 
-	sb_puts(&sb, "umask 077\nR=");
-	sh_remote_dir(&sb, t->ss->remote_dir);
-	sb_printf(&sb, "\nD=\"$R\"/%s\nOFF=%lld\necho H\n", t->key, t->offset - (long long)t->carry.len);
-	sb_puts(&sb, SSH_FUNCTIONS);
-	if (!t->job) {
-		sb_puts(&sb, SSH_REATTACH);
-	} else {
+	if (t->job) {
+		char tmo[32], grace[32], human[32], ts[ISO_BUFSZ];
 		fmt_seconds(t->timeout, tmo, sizeof(tmo));
 		fmt_seconds(t->grace, grace, sizeof(grace));
 		format_duration(t->timeout, human, sizeof(human));
-		sb_puts(&sb, "mkdir -p \"$R\" || exit 3\nif mkdir \"$D\" 2>/dev/null; then\n");
-		add_heredoc(&sb, "job", t->job);
-		add_heredoc(&sb, "sup", SSH_SUPERVISOR);
-		sb_puts(&sb, "if command -v setsid >/dev/null 2>&1; then\n");
-		sb_printf(&sb, "setsid sh \"$D/sup\" \"$D\" %s %s '%s' </dev/null >/dev/null 2>&1 &\n", tmo,
-			  grace, human);
-		sb_puts(&sb, "else (cd \"$D\" && mkdir run && status exited 127 'setsid is not installed on this host'); fi\n");
-		sb_puts(&sb, "fi\n");
-	}
-	sb_puts(&sb, SSH_WATCHER);
-	return sb_steal(&sb);
-}
-
-/* Opens the session of t (the launch, or a re-attach). */
-static void try_begin_session(struct ssh_try *t)
-{
-	struct ssh_host *h = t->host;
-	char *err = NULL;
-
-	if (h->mstate == M_DOWN && h->error) {
-		if (t->job)
-			try_lost(t, h->error); /* nothing was sent: it surely did not start */
-		else
-			try_reattach_later(t, h->error + strlen("ssh: host ") + strlen(h->name) + 2);
-		return;
-	}
-	if (t->job && !t->hello) {
-		char ts[ISO_BUFSZ];
+		for (char *c = human; *c; c++)
+			if (*c == ' ' || *c == '\t')
+				*c = '_';
 		format_iso8601_z(now_usec(), ts, sizeof(ts));
 		char *note = xasprintf("[%s] sluice: ssh: running on host %s (remote folder %s/%s)\n", ts, h->name,
 				       t->ss->remote_dir, t->key);
 		log_write(t, note, strlen(note));
 		free(note);
+		sb_printf(&sb, "S %s %s %s %s %s\n", t->key, tmo, grace, *human ? human : "-", t->job);
+		free(t->job); /* from now on only re-attach: the start may have happened */
+		t->job = NULL;
+	} else {
+		sb_printf(&sb, "W %s %lld\n", t->key, t->offset - (long long)t->carry.len);
 	}
-	char *script = session_script(t);
-	t->phase = T_SESSION;
-	t->hello = t->gone = false;
-	t->proc = ssh_script(h, script, on_session_out, on_session_exit, t, 0, &err);
-	free(script);
-	if (!t->proc) {
-		char *why = xasprintf("ssh: host %s: %s", h->name, err);
-		try_lost(t, why);
-		free(why);
+	if (t->cancelled) {
+		sb_printf(&sb, "K %s\n", t->key);
+		t->kill_sent = true;
+	}
+	t->phase = T_SENT;
+	agent_send(h, sb_str(&sb));
+	sb_free(&sb);
+}
+
+static void on_poll_timer(struct evloop *loop, void *arg);
+
+/* The next poll (POLL_EVERY from now), when the agent watches tries. Ended tries need none:
+ * their supervisors tell the agent, which reports them at once. */
+static void poll_soon(struct ssh_host *h)
+{
+	if (h->astate != A_UP || h->poll_out || h->poll_timer || !host_has_tries(h, T_SENT))
+		return;
+	h->poll_timer = evloop_timer_in(h->ss->ex->loop, POLL_EVERY, on_poll_timer, h);
+}
+
+static void agent_down(struct ssh_host *h, const char *why, bool end_master);
+
+static void on_ack_timer(struct evloop *loop, void *arg)
+{
+	struct ssh_host *h = arg;
+	char why[160];
+
+	h->ack_timer = NULL;
+	snprintf(why, sizeof(why), "no answer over the connection for %lld s",
+		 (long long)((h->ss->connect_timeout + ACK_LIMIT) / USEC_PER_SEC));
+	agent_down(h, why, true);
+}
+
+static void ack_deadline(struct ssh_host *h)
+{
+	host_cancel_timer(h, &h->ack_timer);
+	h->ack_timer = evloop_timer_in(h->ss->ex->loop, h->ss->connect_timeout + ACK_LIMIT, on_ack_timer, h);
+}
+
+static void on_poll_timer(struct evloop *loop, void *arg)
+{
+	struct ssh_host *h = arg;
+
+	h->poll_timer = NULL;
+	if (h->astate != A_UP || h->poll_out)
+		return;
+	h->poll_out = true;
+	agent_send(h, "P\n");
+	ack_deadline(h);
+}
+
+static void agent_send(struct ssh_host *h, const char *text)
+{
+	if (h->agent)
+		proc_send(h->agent, text);
+}
+
+static struct ssh_try *host_try(struct ssh_host *h, const char *key)
+{
+	for (struct ssh_try *t = h->ss->tries; t; t = t->next)
+		if (t->host == h && t->phase == T_SENT && !strcmp(t->key, key))
+			return t;
+	return NULL;
+}
+
+/* One answer line of the agent. */
+static void agent_line(struct ssh_host *h, char *line)
+{
+	char op = line[0], key[40] = "";
+	long long n = -1;
+
+	if (h->frame == 'S') {
+		struct ssh_try *t = h->ft;
+		if (strcmp(line, ".") != 0) {
+			if (t && t->status.len < 65536)
+				sb_printf(&t->status, "%s\n", line);
+			return;
+		}
+		h->frame = 0;
+		h->ft = NULL;
+		if (t)
+			try_collect(t);
+		return;
+	}
+	if (!strcmp(line, "H")) {
+		h->astate = A_UP;
+		h->agent_up_at = mono_usec();
+		host_cancel_timer(h, &h->ack_timer);
+		host_kick(h);
+		return;
+	}
+	if (!strcmp(line, "A")) {
+		h->poll_out = false;
+		host_cancel_timer(h, &h->ack_timer);
+		poll_soon(h);
+		return;
+	}
+	if (op == 'E' && line[1] == ' ') {
+		free(h->agent_error);
+		h->agent_error = xstrdup(line + 2);
+		log_warnx("ssh: host %s: %s", h->name, line + 2);
+		return;
+	}
+	if (op && line[1] == ' ' && strchr("GLOS", op) && sscanf(line + 2, "%39s %lld", key, &n) >= 1) {
+		struct ssh_try *t = host_try(h, key);
+		if (op == 'G') {
+			if (t)
+				try_lost(t, "ssh: the remote try was given up before it started");
+			return;
+		}
+		if (op == 'S') {
+			h->frame = 'S';
+			h->ft = t;
+			if (t)
+				sb_reset(&t->status);
+			return;
+		}
+		if (n < 0)
+			goto bad;
+		h->frame = op;
+		h->left = n;
+		h->ft = t;
+		if (op == 'O' && t && t->out_path) {
+			if (t->out_fd >= 0)
+				close(t->out_fd);
+			t->out_fd = open(t->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		}
+		if (n == 0)
+			h->frame = 0;
+		return;
+	}
+bad:
+	log_warnx("ssh: host %s: unknown answer from the agent: %.80s", h->name, line);
+}
+
+static void on_agent_out(struct ssh_proc *p, const char *data, size_t n)
+{
+	struct ssh_host *h = p->arg;
+
+	while (n > 0) {
+		if (h->frame == 'L' || h->frame == 'O') {
+			size_t k = (size_t)h->left < n ? (size_t)h->left : n;
+			struct ssh_try *t = h->ft;
+			if (t && h->frame == 'L')
+				log_feed(t, data, k, false);
+			else if (t && t->out_fd >= 0 && write(t->out_fd, data, k) < 0)
+				log_warn("ssh: cannot write %s", t->out_path);
+			data += k;
+			n -= k;
+			h->left -= (long long)k;
+			if (h->left == 0) {
+				if (t && h->frame == 'L')
+					try_save(t);
+				h->frame = 0;
+				h->ft = NULL;
+			}
+			continue;
+		}
+		const char *nl = memchr(data, '\n', n);
+		size_t k = nl ? (size_t)(nl - data) : n;
+		size_t room = FRAME_HEAD_MAX - 1 - h->head_len;
+		memcpy(h->head + h->head_len, data, k < room ? k : room);
+		h->head_len += k < room ? k : room;
+		data += k;
+		n -= k;
+		if (!nl)
+			break;
+		data++;
+		n--;
+		h->head[h->head_len] = '\0';
+		h->head_len = 0;
+		agent_line(h, h->head);
+		if (h->agent != p)
+			return; /* the agent was ended meanwhile */
+	}
+}
+
+/* Ends h's master (ssh -O exit over its socket, which answers even when the link is dead): a
+ * master whose link is dead still answers -O check, so the next one must connect anew (and fails
+ * within connect_timeout when the host stays unreachable). */
+static void master_end(struct ssh_host *h)
+{
+	const char *ex[] = {"-O", "exit", NULL};
+	char topt[48];
+	char **av = ssh_argv(h, ex, NULL, topt);
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(&pid, "ssh", &fa, NULL, av, environ) == 0)
+		wait_bounded(pid, mono_usec() + 2 * USEC_PER_SEC);
+	posix_spawn_file_actions_destroy(&fa);
+	free(av);
+	unlink(h->ctl);
+	h->mstate = M_DOWN;
+	h->retry_at = 0;
+}
+
+/* The agent's session is over (or is ended here): tries it watched are re-attached by the next
+ * agent; a host that cannot be reached fails them (host_kick). */
+static void agent_down(struct ssh_host *h, const char *why, bool end_master)
+{
+	bool before = h->astate != A_UP;
+	char *reason = xstrdup(why);
+
+	if (h->agent) {
+		h->agent->on_exit = NULL; /* no second report from its pidfd */
+		proc_free(h->agent);
+		h->agent = NULL;
+	}
+	h->astate = A_DOWN;
+	h->poll_out = false;
+	h->frame = 0;
+	h->ft = NULL;
+	h->head_len = 0;
+	host_cancel_timer(h, &h->poll_timer);
+	host_cancel_timer(h, &h->ack_timer);
+	for (struct ssh_try *t = h->ss->tries; t; t = t->next) {
+		if (t->host != h || t->phase != T_SENT)
+			continue;
+		t->phase = T_WAIT;
+		t->kill_sent = false;
+		sb_reset(&t->status);
+		if (!t->reported_loss) {
+			char *note = xasprintf("\nsluice: ssh: host %s: %s; re-attaching\n", h->name, reason);
+			log_write(t, note, strlen(note));
+			free(note);
+			t->reported_loss = true;
+		}
+	}
+	if (end_master)
+		master_end(h);
+	bool brief = !before && mono_usec() - h->agent_up_at < AGENT_BRIEF;
+	if (before || brief) {
+		/* It never became ready: the host is broken for us (a remote folder it cannot make,
+		 * no sh), or the connection went while it started. One that ends right after it
+		 * started is not restarted at once either (no busy loop of agents). */
+		h->agent_backoff = h->agent_backoff ? h->agent_backoff * 2 : BACKOFF_MIN;
+		if (h->agent_backoff > BACKOFF_MAX)
+			h->agent_backoff = BACKOFF_MAX;
+		h->agent_retry_at = mono_usec() + h->agent_backoff;
+		if (before && !end_master && h->mstate == M_UP) {
+			host_check_socket(h);
+			if (h->mstate == M_UP) {
+				free(h->error);
+				h->error = xasprintf("ssh: host %s: %s", h->name, reason);
+				log_warnx("%s", h->error);
+				host_fail_waiting(h);
+				free(h->error);
+				h->error = NULL;
+			}
+		}
+	} else {
+		h->agent_retry_at = 0;
+		h->agent_backoff = 0;
+	}
+	free(reason);
+	host_check_socket(h);
+	host_kick_at(h, h->agent_retry_at);
+}
+
+static void on_agent_exit(struct ssh_proc *p, int ws)
+{
+	struct ssh_host *h = p->arg;
+	char line[512];
+
+	if (h->agent_error)
+		snprintf(line, sizeof(line), "%s", h->agent_error);
+	else
+		last_line(p->err.len ? p->err.buf : "", line, sizeof(line));
+	if (!*line)
+		snprintf(line, sizeof(line), "the connection ended (ssh exited with %d)",
+			 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+	free(h->agent_error);
+	h->agent_error = NULL;
+	p->on_exit = NULL;
+	h->agent = NULL; /* proc_free() follows in on_proc_exit */
+	agent_down(h, line, false);
+}
+
+static void agent_start(struct ssh_host *h)
+{
+	static const char *const extra[] = {"-o", "ControlMaster=no", "-T", NULL};
+	struct strbuf cmd = {0};
+	char topt[48], *err = NULL;
+
+	sb_puts(&cmd, "exec sh -c ");
+	struct strbuf script = {0};
+	sb_puts(&script, SSH_FUNCTIONS);
+	sb_puts(&script, SSH_SUPERVISOR);
+	sb_puts(&script, SSH_AGENT);
+	sb_puts(&script, SSH_AGENT_READER);
+	sb_puts(&script, SSH_AGENT_LOOP);
+	sh_quote(&cmd, sb_str(&script));
+	sb_free(&script);
+	sb_puts(&cmd, " sluice-agent ");
+	sh_remote_dir(&cmd, h->ss->remote_dir);
+	const char *remote[] = {cmd.buf, NULL};
+	char **av = ssh_argv(h, extra, remote, topt);
+	free(h->agent_error);
+	h->agent_error = NULL;
+	h->astate = A_STARTING;
+	h->agent = proc_spawn(h->ss, av, "", on_agent_out, on_agent_exit, h, 0, &err);
+	free(av);
+	sb_free(&cmd);
+	if (!h->agent) {
+		h->astate = A_DOWN;
+		free(h->error);
+		h->error = xasprintf("ssh: host %s: %s", h->name, err);
+		host_fail_waiting(h);
+		free(h->error);
+		h->error = NULL;
 		free(err);
+		return;
+	}
+	h->agent->keep_in = true;
+	ack_deadline(h); /* the "H" */
+}
+
+/* The host's state changed: its master connects, its agent starts, waiting tries are sent to
+ * it, or they fail with the host's error. */
+static void host_kick(struct ssh_host *h)
+{
+	bool waiting = host_has_tries(h, T_WAIT);
+
+	if (h->mstate == M_UP)
+		host_check_socket(h);
+	if (h->mstate == M_DOWN && (waiting || h->cleanup.len)) {
+		if (h->error && mono_usec() < h->retry_at) {
+			host_fail_waiting(h);
+			return;
+		}
+		if (waiting)
+			master_start(h);
+	}
+	if (h->mstate != M_UP) {
+		if (h->mstate == M_DOWN && h->error)
+			host_fail_waiting(h); /* the attempt just failed */
+		return;
+	}
+	if (h->astate == A_DOWN) {
+		if (!waiting)
+			return;
+		if (mono_usec() < h->agent_retry_at) {
+			host_kick_at(h, h->agent_retry_at);
+			return;
+		}
+		agent_start(h);
+		return;
+	}
+	if (h->astate != A_UP)
+		return;
+	for (struct ssh_try *t = h->ss->tries; t; t = t->next)
+		if (t->host == h && t->phase == T_WAIT && !t->timer)
+			try_send(t);
+	host_clean(h);
+	poll_soon(h);
+}
+
+/* ---- removing finished tries' remote folders, batched per host ---- */
+
+static void on_clean_timer(struct evloop *loop, void *arg)
+{
+	struct ssh_host *h = arg;
+
+	h->clean_timer = NULL;
+	if (!h->cleanup.len || h->astate != A_UP)
+		return;
+	char *line = xasprintf("C %s\n", sb_str(&h->cleanup));
+	agent_send(h, line);
+	free(line);
+	sb_reset(&h->cleanup);
+}
+
+/* The folders go in batches (one rm for many tries): CLEAN_DELAY after the first, or at once
+ * when many wait. */
+static void host_clean(struct ssh_host *h)
+{
+	if (!h->cleanup.len || h->astate != A_UP)
+		return;
+	if (h->cleanup.len > CLEAN_BATCH) {
+		host_cancel_timer(h, &h->clean_timer);
+		on_clean_timer(h->ss->ex->loop, h);
+	} else if (!h->clean_timer) {
+		h->clean_timer = evloop_timer_in(h->ss->ex->loop, CLEAN_DELAY, on_clean_timer, h);
 	}
 }
 
@@ -1199,19 +1416,16 @@ static int ssh_start(struct executor *ex, uint64_t token, const struct exec_spec
 	try_key(spec, t->key);
 	t->job = job_text(spec);
 	t->started = now_usec();
-	if (t->timeout > 0)
-		t->give_up_at = t->started + t->timeout + t->grace + 2 * ss->connect_timeout + 60 * USEC_PER_SEC;
 	int rc = try_save(t);
 	if (rc < 0) {
 		*err = xasprintf("ssh: cannot write %s: %s", t->pid_path, strerror(-rc));
 		try_free(t);
 		return rc;
 	}
-	t->phase = T_WAIT_MASTER;
-	host_check_socket(t->host);
-	host_kick(t->host);
 	*external_id = xasprintf("%s:%s", t->host->name, t->key);
 	*pid = 0;
+	t->phase = T_WAIT;
+	host_kick(t->host); /* may end t at once (a host that is down): t is not used after this */
 	return 0;
 }
 
@@ -1227,8 +1441,6 @@ static void on_deferred(struct evloop *loop, void *arg)
 		free(msg);
 		return;
 	}
-	t->phase = T_WAIT_MASTER;
-	host_check_socket(t->host);
 	host_kick(t->host);
 }
 
@@ -1237,7 +1449,7 @@ static int ssh_reattach(struct executor *ex, uint64_t token, const struct exec_s
 {
 	struct ssh_state *ss = ex->state;
 	char *text = NULL, host[256], key[64];
-	long long off = 0, give_up = 0;
+	long long off = 0, unused = 0;
 
 	if (!spec->status_path || !spec->pid_path || !spec->log_path)
 		return -EINVAL;
@@ -1245,9 +1457,9 @@ static int ssh_reattach(struct executor *ex, uint64_t token, const struct exec_s
 		return -EEXIST;
 	/* The pid file has it all; the external id ("HOST:KEY") names the try without the offset. */
 	if (read_file(spec->pid_path, 4096, &text, NULL) < 0 ||
-	    sscanf(text, "ssh %255s %63s %lld %lld", host, key, &off, &give_up) < 3) {
+	    sscanf(text, "ssh %255s %63s %lld %lld", host, key, &off, &unused) < 3) {
 		const char *colon = external_id ? strrchr(external_id, ':') : NULL;
-		off = give_up = 0;
+		off = 0;
 		if (!colon || colon == external_id || (size_t)(colon - external_id) >= sizeof(host) ||
 		    strlen(colon + 1) >= sizeof(key)) {
 			free(text);
@@ -1262,57 +1474,33 @@ static int ssh_reattach(struct executor *ex, uint64_t token, const struct exec_s
 	struct ssh_try *t = try_new(ss, host_get(ss, host), token, spec);
 	memcpy(t->key, key, 33); /* 32 hex digits, checked above */
 	t->offset = off;
-	t->give_up_at = give_up;
-	t->phase = T_BACKOFF;
+	t->phase = T_WAIT;
 	t->timer = evloop_timer_in(ex->loop, 0, on_deferred, t); /* on_end never from here */
 	return 0;
-}
-
-static void on_kill_exit(struct ssh_proc *p, int ws)
-{
-	struct ssh_try *t = p->arg;
-
-	t->kproc = NULL;
-	if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
-		return; /* the watcher brings the end */
-	char line[512];
-	last_line(p->err.len ? p->err.buf : "", line, sizeof(line));
-	char *note = xasprintf("\nsluice: ssh: host %s: cannot stop the remote try: %s\n", t->host->name,
-			       *line ? line : "the call failed");
-	log_write(t, note, strlen(note));
-	free(note);
 }
 
 static int ssh_cancel(struct executor *ex, uint64_t token)
 {
 	struct ssh_try *t = try_find(ex->state, token);
-	char *err = NULL;
 
 	if (!t)
 		return -ENOENT;
 	t->cancelled = true;
-	if (!t->proc && t->job) {
+	if (t->phase == T_WAIT && t->job) {
 		/* Nothing was sent yet: it ends here, as a cancelled local try would. */
 		struct exec_result res = {.kind = EXEC_END_SIGNALED, .code = SIGTERM, .start = USEC_NONE,
 					  .end = now_usec(), .message = "cancelled before it started"};
 		try_finish(t, &res);
 		return 0;
 	}
-	if (t->kproc)
-		return 0;
-	struct strbuf sb = {0};
-	sb_puts(&sb, "R=");
-	sh_remote_dir(&sb, t->ss->remote_dir);
-	sb_printf(&sb, "\nD=\"$R\"/%s\n%s", t->key, SSH_KILL);
-	t->kproc = ssh_script(t->host, sb_str(&sb), NULL, on_kill_exit, t,
-			      t->ss->connect_timeout + CALL_LIMIT, &err);
-	sb_free(&sb);
-	if (!t->kproc) {
-		log_warnx("ssh: %s", err);
-		free(err);
-		return -EIO;
+	if (t->phase == T_SENT && !t->kill_sent) {
+		char line[48];
+		snprintf(line, sizeof(line), "K %s\n", t->key);
+		t->kill_sent = true;
+		agent_send(t->host, line);
+		poll_soon(t->host);
 	}
-	return 0;
+	return 0; /* a try waiting to be re-attached gets its K with the W */
 }
 
 static int ssh_free_slots(struct executor *ex)
@@ -1377,42 +1565,42 @@ static int ssh_init(struct executor *ex, char **err)
 	return 0;
 }
 
-/* Waits for pid at most until `until` (monotonic), then kills it. */
-static void wait_bounded(pid_t pid, usec_t until)
-{
-	while (waitpid(pid, NULL, WNOHANG) == 0) {
-		if (mono_usec() > until) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			return;
-		}
-		usleep(5000);
-	}
-}
-
 /* Removes the folders still to remove before the daemon goes (`dags test` ends right after its
- * run): the call under way is waited for, then one more for the rest, CLEAN_WAIT in all. */
+ * run) and ends the agent, CLEAN_WAIT at most. The tries still running go on remotely. */
 #define CLEAN_WAIT (5 * USEC_PER_SEC)
-static void host_clean_now(struct ssh_host *h)
+static void host_close(struct ssh_host *h)
 {
-	usec_t until = mono_usec() + CLEAN_WAIT;
-	struct strbuf cmd = {0};
-	char topt[48];
-	pid_t pid;
+	struct ssh_proc *p = h->agent;
 
-	if (h->cproc) {
-		wait_bounded(h->cproc->pid, until);
-		h->cproc->pid = 0;
-		proc_free(h->cproc);
-		h->cproc = NULL;
-	}
-	if (!h->cleanup.len || h->mstate != M_UP)
+	if (!p)
 		return;
-	char **av = clean_argv(h, &cmd, topt);
-	if (posix_spawnp(&pid, "ssh", NULL, NULL, av, environ) == 0)
-		wait_bounded(pid, until);
-	free(av);
-	sb_free(&cmd);
+	if (p->in_fd >= 0 && h->astate == A_UP) {
+		struct strbuf sb = {0};
+		usec_t until = mono_usec() + CLEAN_WAIT;
+		sb_add(&sb, p->in.buf ? p->in.buf + p->in_off : "", p->in.len - p->in_off);
+		if (h->cleanup.len)
+			sb_printf(&sb, "C %s\n", sb_str(&h->cleanup));
+		sb_puts(&sb, "Q\n");
+		for (size_t off = 0; off < sb.len && mono_usec() < until;) {
+			ssize_t n = write(p->in_fd, sb.buf + off, sb.len - off);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				usleep(1000);
+				continue;
+			}
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		sb_free(&sb);
+		evloop_del_fd(h->ss->ex->loop, p->in_fd);
+		close(p->in_fd);
+		p->in_fd = -1;
+		wait_bounded(p->pid, until);
+		p->pid = 0;
+	}
+	p->on_exit = NULL;
+	proc_free(p);
+	h->agent = NULL;
 }
 
 /* Forgets every try without touching it: the remote supervisors keep running and a later
@@ -1428,14 +1616,19 @@ static void ssh_shutdown(struct executor *ex)
 	while (ss->hosts) {
 		struct ssh_host *h = ss->hosts;
 		ss->hosts = h->next;
-		host_clean_now(h);
+		host_close(h);
 		if (h->mproc)
 			proc_free(h->mproc);
+		host_cancel_timer(h, &h->kick_timer);
+		host_cancel_timer(h, &h->clean_timer);
+		host_cancel_timer(h, &h->poll_timer);
+		host_cancel_timer(h, &h->ack_timer);
 		sb_free(&h->cleanup);
 		free(h->name);
 		free(h->ctl);
 		free(h->mlog);
 		free(h->error);
+		free(h->agent_error);
 		free(h);
 	}
 	free(ss->config_file);

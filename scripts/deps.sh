@@ -11,7 +11,7 @@ pkgs=(
 	libcrypt-dev libcmocka-dev libsodium-dev valgrind
 	python3-dateutil python3-urllib3
 	chromium
-	openssh-server openssh-client
+	openssh-server openssh-client iproute2 util-linux
 	clang
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

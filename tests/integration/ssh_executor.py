@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Daemon, Home, check, eq, expect, finish, tis, wait_until  # noqa: E402
+from ssh_netns import NetnsHosts  # noqa: E402
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -73,6 +74,7 @@ LogLevel ERROR
 """)
             f.write("Host ghost\n  HostName no-such-host.invalid\n")
         self.proc = None
+        self.sshd_path = SSHD
 
     def start(self):
         if os.geteuid() == 0:
@@ -400,6 +402,257 @@ return d
     home.cleanup()
 
 
+def api_call(home, daemon, method, path, body=None, accept="application/json"):
+    import base64
+    import re
+    import urllib.error
+    import urllib.request
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", daemon.output()).group(1))
+    if not hasattr(home, "admin"):  # the first login removes the file
+        with open(os.path.join(home.home, "admin_password.txt")) as f:
+            home.admin = "admin:" + f.read().strip()
+    auth = home.admin
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    req.add_header("Accept", accept)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def t_api_cancel_and_live_log(sshd):
+    """The REST API marks a running run failed: the remote group is gone at once; meanwhile the
+    API serves the try's log as the remote command writes it."""
+    home, pidf = pid_dag(sshd, "ac", "echo $$ > {pidf}; i=0; while [ $i -lt 100 ]; do i=$((i+1)); "
+                                     "echo line-$i; sleep 0.2; done")
+    d = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "ac", "--run-id", "r")
+        wait_until(lambda: os.path.exists(pidf) and open(pidf).read().strip(), 30, "the remote try to start")
+        pid = int(open(pidf).read())
+        path = "/dags/ac/dagRuns/r/taskInstances/t/logs/1"
+
+        def streamed():
+            code, text = api_call(home, d, "GET", path, accept="text/plain")
+            return code == 200 and "line-3\n" in text and text
+        text = wait_until(streamed, 10, "the log to stream through the API while the try runs")
+        expect(alive(pid), "still running while its log is read")
+        expect("line-99" not in text, "the log is read before the end")
+        t0 = time.monotonic()
+        code, body = api_call(home, d, "PATCH", "/dags/ac/dagRuns/r", {"state": "failed"})
+        eq(code, 200, body)
+        wait_until(lambda: not alive(pid), 2, "the remote process to be gone", interval=0.05)
+        gone_in = time.monotonic() - t0
+        run = wait_run(home, "ac", "r")
+        eq(run["state"], "failed", "the run marked failed")
+        print(f"     gone {gone_in:.2f}s after the API call")
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_hundred_timeouts(sshd):
+    """100 tries killed by their timeout, 20 by a cancel: no remote process is left 2 s later."""
+    home = ssh_home(sshd, "[ssh.host.good]\nslots = 40\n")
+    pids = os.path.join(home.dir, "pids")
+    home.write_dag("hto.lua", f'''
+local d = dag {{ id = "hto", max_active_tasks = 200 }}
+for i = 1, 100 do
+  d:task("t" .. i) {{ cmd = "sh -c 'echo $$ >> {pids}; exec sleep 60' & echo $$ >> {pids}; wait",
+                      executor = "ssh", host = "good", execution_timeout = "1s", retries = 0 }}
+end
+return d
+''')
+    t0 = time.monotonic()
+    out = home.test_run("hto", expect_state="failed")
+    took = time.monotonic() - t0
+    for t in out["task_instances"]:
+        eq(t["state"], "failed", t["task_id"])
+    ended = time.monotonic()
+    listed = [int(x) for x in open(pids).read().split()]
+    eq(len(listed), 200, "every try wrote its two pids")
+    left = [p for p in listed if alive(p)]
+    expect(not left, f"{len(left)} remote processes left after the run: {left[:10]}")
+    expect(time.monotonic() - ended < 2, "checked within 2 s")
+    home.cleanup()
+    # Cancels: 20 tries at once, the run cancelled.
+    home = ssh_home(sshd, "[ssh.host.good]\nslots = 40\n")
+    pids = os.path.join(home.dir, "pids")
+    home.write_dag("hc.lua", f'''
+local d = dag {{ id = "hc", max_active_tasks = 50 }}
+for i = 1, 20 do
+  d:task("t" .. i) {{ cmd = "sh -c 'echo $$ >> {pids}; exec sleep 60' & wait", executor = "ssh", host = "good" }}
+end
+return d
+''')
+    dm = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "hc", "--run-id", "r")
+        wait_until(lambda: os.path.exists(pids) and len(open(pids).read().split()) == 20, 60, "20 remote tries")
+        listed = [int(x) for x in open(pids).read().split()]
+        c0 = time.monotonic()
+        eq(home.run("runs", "cancel", "hc", "r").returncode, 0, "cancel")
+        wait_until(lambda: not [p for p in listed if alive(p)], 2, "all 20 remote groups to be gone", interval=0.05)
+        print(f"     100 timeouts in {took:.1f}s, none left; 20 cancels: all gone {time.monotonic() - c0:.2f}s after")
+        wait_run(home, "hc", "r")
+    finally:
+        dm.stop()
+        home.cleanup()
+
+
+def ns_home(sshd, extra=""):
+    return ssh_home(sshd, "[ssh.host.na]\nslots = 2\n\n[ssh.host.nb]\nslots = 2\n" + extra)
+
+
+def ti_host(home, dag_id, run_id, task, try_number=1):
+    log = home.log(dag_id, run_id, task, try_number=try_number)
+    for h in ("na", "nb", "good"):
+        if f"running on host {h} " in log:
+            return h
+    return None
+
+
+def t_ns_spread_and_host_down(ns, sshd):
+    """Two hosts in their own network namespaces: tries spread over both; then nb's link goes
+    down mid-run: its tries fail (lost, retryable) within the connection deadlines and run again
+    on na, and na's tries are not held up."""
+    home = ns_home(sshd)
+    marks = os.path.join(home.dir, "marks")
+    home.write_dag("nd.lua", f'''
+local d = dag {{ id = "nd", max_active_tasks = 16,
+                 default_args = {{ executor = "ssh", hosts = {{ "na", "nb" }}, retries = 1, retry_delay = 0 }} }}
+for i = 1, 4 do
+  d:task("t" .. i) {{ cmd = "echo $SLUICE_TASK_ID-$SLUICE_TRY_NUMBER >> {marks}; sleep 6; echo fine" }}
+end
+return d
+''')
+    dm = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "nd", "--run-id", "r")
+        wait_until(lambda: os.path.exists(marks) and len(open(marks).read().split()) == 4, 30, "4 tries running")
+        hosts = {f"t{i}": ti_host(home, "nd", "r", f"t{i}") for i in range(1, 5)}
+        eq(sorted(hosts.values()), ["na", "na", "nb", "nb"], f"spread by free slots: {hosts}")
+        t0 = time.monotonic()
+        ns.link("nb", False)
+        run = wait_run(home, "nd", "r", timeout=90)
+        took = time.monotonic() - t0
+        eq(run["state"], "success", "the run succeeds on the host that stayed")
+        st = task_states(home, "nd", "r")
+        for t, h in hosts.items():
+            if h == "na":
+                eq(st[t]["try_number"], 1, f"{t} on na ran once, not held up")
+            else:
+                eq(st[t]["try_number"], 2, f"{t} on nb failed and was retried")
+                log1 = home.log("nd", "r", t, try_number=1)
+                expect("ssh: host nb:" in log1, log1)
+                eq(ti_host(home, "nd", "r", t, try_number=2), "na", f"{t}'s retry went to the host that is up")
+        expect(took < 40, f"the run ended {took:.1f}s after the link went down")
+        print(f"     link down: the run ended {took:.1f}s later")
+    finally:
+        dm.stop()
+        ns.link("nb", True)
+        home.cleanup()
+
+
+def t_ns_kill9_two_hosts(ns, sshd):
+    """A daemon kill -9 while tries run on both namespaced hosts: each runs once, the results and
+    outputs are collected after the restart."""
+    home = ns_home(sshd)
+    home.write_dag("nk.lua", f'''
+local d = dag {{ id = "nk", max_active_tasks = 16, default_args = {{ executor = "ssh", hosts = {{ "na", "nb" }} }} }}
+local ts = {{}}
+for i = 1, 4 do
+  ts[i] = d:task("t" .. i) {{ cmd = "echo start >> {home.dir}/c-$SLUICE_TASK_ID; echo line-a; sleep 3; echo line-b; "
+                          .. "echo v=$SLUICE_TASK_ID >> $SLUICE_OUTPUT; echo end >> {home.dir}/c-$SLUICE_TASK_ID" }}
+end
+local s = d:task "sum" {{ cmd = "echo got {{{{ outputs.t1.v }}}} {{{{ outputs.t4.v }}}}", executor = "local" }}
+d:flow(ts >> s)
+return d
+''')
+    dm = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "nk", "--run-id", "r")
+        wait_until(lambda: all(os.path.exists(f"{home.dir}/c-t{i}") for i in range(1, 5)), 30, "4 tries started")
+        hosts = sorted(ti_host(home, "nk", "r", f"t{i}") for i in range(1, 5))
+        eq(hosts, ["na", "na", "nb", "nb"], "on both hosts")
+        dm.kill()
+        dm = Daemon(home).start()
+        run = wait_run(home, "nk", "r")
+        eq(run["state"], "success", "the run finishes after the restart")
+        st = task_states(home, "nk", "r")
+        for i in range(1, 5):
+            eq(open(f"{home.dir}/c-t{i}").read().split(), ["start", "end"], f"t{i} ran exactly once")
+            eq(st[f"t{i}"]["try_number"], 1, f"t{i} not retried")
+            log = home.log("nk", "r", f"t{i}")
+            expect(log.count("line-a\n") == 1 and log.count("line-b\n") == 1, log)
+        expect("got t1 t4" in home.log("nk", "r", "sum"), "outputs collected after the restart")
+    finally:
+        dm.stop()
+        home.cleanup()
+
+
+def t_agent_killed_reattaches(sshd):
+    """The remote agent is killed mid-try (the session ends, the master stays): a new agent
+    re-attaches; the try runs once and its log has every line once. Then the remote supervisor
+    is killed with -9: the try is lost (with the reason) and its command's group is killed."""
+    home, pidf = pid_dag(sshd, "ak", "echo $$ > {pidf}; for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.5; done",
+                         "retries = 0")
+    d = Daemon(home).start()
+    try:
+        home.run("dags", "trigger", "ak", "--run-id", "r")
+        log = os.path.join(home.home, "logs", "ak", "r", "t", "-1", "1.log")
+        wait_until(lambda: os.path.exists(log) and "line-2" in open(log).read(), 30, "the try to stream its log")
+        agents = [f for f in os.listdir(home.remote) if f.startswith(".agent-")]
+        eq(len(agents), 1, f"one agent: {agents}")
+        os.kill(int(agents[0].rsplit("-", 1)[1]), signal.SIGKILL)
+        run = wait_run(home, "ak", "r")
+        eq(run["state"], "success", "the try went on and was collected by a new agent")
+        text = open(log).read()
+        for i in range(1, 7):
+            eq(text.count(f"line-{i}\n"), 1, f"line-{i} once: {text}")
+        expect("re-attaching" in text, text)
+        eq(task_states(home, "ak", "r")["t"]["try_number"], 1, "ran once")
+        # The supervisor killed with -9.
+        os.unlink(pidf)
+        home.run("dags", "trigger", "ak", "--run-id", "r2")
+        wait_until(lambda: os.path.exists(pidf) and open(pidf).read().strip(), 30, "the second try to start")
+        job = int(open(pidf).read())
+        sup = [open(os.path.join(home.remote, k, "pid")).read().split()[0] for k in os.listdir(home.remote)
+               if os.path.exists(os.path.join(home.remote, k, "pid"))
+               and not os.path.exists(os.path.join(home.remote, k, "status"))]
+        eq(len(sup), 1, f"one running supervisor: {sup}")
+        os.kill(int(sup[0]), signal.SIGKILL)
+        run = wait_run(home, "ak", "r2")
+        eq(run["state"], "failed", "a try whose supervisor died is lost")
+        wait_until(lambda: not alive(job), 2, "the command's group to be killed", interval=0.05)
+        log2 = home.log("ak", "r2", "t")
+        expect("ended without writing a status" in log2, log2)
+    finally:
+        d.stop()
+        home.cleanup()
+
+
+def t_remote_dir_refused(sshd):
+    """A host where the agent cannot make remote_dir: the tries fail at once with that reason."""
+    home = Home()
+    os.makedirs(home.home, mode=0o700)
+    with open(os.path.join(home.home, "sluice.cfg"), "w") as f:
+        f.write(f"[ssh]\nconfig_file = {sshd.client_config}\nremote_dir = /proc/no-such-folder\nconnect_timeout = 5s\n")
+    home.write_dag("rd.lua", 'local d = dag { id = "rd" }\n'
+                             'd:task "t" { cmd = "true", executor = "ssh", host = "good", retries = 0 }\nreturn d\n')
+    t0 = time.monotonic()
+    out = home.test_run("rd", expect_state="failed")
+    log = home.log("rd", out["run_id"], "t")
+    expect("ssh: host good:" in log and "cannot create or enter the remote folder /proc/no-such-folder" in log, log)
+    expect(time.monotonic() - t0 < 15, "fails fast")
+    home.cleanup()
+
+
 def main():
     if not os.path.exists(SSHD) or not shutil.which("ssh"):
         print("SKIP: no sshd/ssh (install openssh-server openssh-client: scripts/deps.sh does)")
@@ -421,6 +674,25 @@ def main():
         check("ssh: config show lists [ssh]; bad config and DSL values are errors with file:line",
               lambda: t_config_and_check(sshd))
         check("ssh: per-task overhead with ControlMaster", lambda: t_overhead(sshd))
+        check("ssh: the REST API serves the log while the try runs and its cancel kills the remote group",
+              lambda: t_api_cancel_and_live_log(sshd))
+        check("ssh: 100 timeouts and 20 cancels leave no remote process 2 s later", lambda: t_hundred_timeouts(sshd))
+        check("ssh: a killed remote agent is replaced and re-attaches; a killed supervisor makes the try lost",
+              lambda: t_agent_killed_reattaches(sshd))
+        check("ssh: a remote_dir the host refuses fails the tries with the reason", lambda: t_remote_dir_refused(sshd))
+        why = NetnsHosts.available()
+        if why:
+            print(f"SKIP: the network-namespace hosts: {why}")
+        else:
+            ns = NetnsHosts(sshd)
+            try:
+                ns.start()
+                check("ssh netns: spread over two hosts; one host's link down mid-run: its tries are retried "
+                      "on the other, which is not held up", lambda: t_ns_spread_and_host_down(ns, sshd))
+                check("ssh netns: daemon kill -9 with tries on two hosts: each ran once, results collected",
+                      lambda: t_ns_kill9_two_hosts(ns, sshd))
+            finally:
+                ns.stop()
     finally:
         sshd.stop()
         base.cleanup()
