@@ -18,8 +18,8 @@ def t_check():
 def t_list():
     out = home.json("dags", "list", "--json")
     ids = sorted(d["dag_id"] for d in out["dags"])
-    eq(ids, ["etl_chain", "fanout", "sensor_params", "trigger_rules"], "dag ids")
-    eq(out["total_entries"], 4, "total_entries")
+    eq(ids, ["etl_chain", "fanout", "k8s_example", "sensor_params", "trigger_rules"], "dag ids")
+    eq(out["total_entries"], 5, "total_entries")
     etl = next(d for d in out["dags"] if d["dag_id"] == "etl_chain")
     eq(etl["schedule_interval"], {"__type": "CronExpression", "value": "0 3 * * *"}, "schedule")
     eq(etl["owners"], ["data-eng"], "owners")
