@@ -55,7 +55,8 @@ struct exec_spec {
 	                               * without the daemon's environment: what a remote try gets on top
 	                               * of its host's login environment (NULL-terminated; NULL = none) */
 	const cJSON *options;      /* the task's options for its backend, validated by the DSL: ssh
-	                            * {"hosts": ["a", "b"]}, slurm {"partition": ..., "extra": {...}};
+	                            * {"hosts": ["a", "b"]}, slurm {"partition": ..., "extra": {...}},
+	                            * k8s {"image": ..., "namespace": ..., "pod_template": {...}};
 	                            * NULL = none. Also given to reattach(). */
 };
 
@@ -129,6 +130,7 @@ extern const struct executor_ops *const executor_backends[];
 /* The backends, one file each. */
 extern const struct executor_ops exec_local_ops; /* local.c: processes under sluice-shim */
 extern const struct executor_ops exec_ssh_ops;   /* ssh.c: OpenSSH hosts, a remote sh supervisor */
+extern const struct executor_ops exec_k8s_ops;   /* k8s.c: a batch/v1 Job per try (Kubernetes API, libcurl) */
 
 /* Finds a backend by name; NULL when unknown. */
 const struct executor_ops *executor_find(const char *name);

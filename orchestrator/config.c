@@ -11,7 +11,8 @@
 
 #include <cjson/cJSON.h>
 
-enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL, OPT_FILE };
+/* OPT_TEXT: a string that may be empty (OPT_STRING may not). */
+enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL, OPT_FILE, OPT_TEXT };
 
 /* One row per option (as Redis's static_configs[]): its type, default, bounds and help. Every
  * source (default, file, environment, flag) goes through apply(), which checks the bounds, so a
@@ -77,6 +78,23 @@ static const struct option_def options[] = {
 	 "folder of the tries' files on the SSH hosts (relative: to the remote user's home)"},
 	{"ssh.connect_timeout", OPT_DURATION, "10s", OFF(ssh_connect_timeout), SEC, 300 * SEC,
 	 "how long ssh may take to connect to a host before its tries fail"},
+	{"k8s.kubeconfig", OPT_FILE, "", OFF(k8s_kubeconfig), 0, 0,
+	 "kubeconfig file of the k8s executor (YAML or JSON); empty: $KUBECONFIG, ~/.kube/config, or the "
+	 "in-cluster service account when the daemon runs in a pod"},
+	{"k8s.context", OPT_TEXT, "", OFF(k8s_context), 0, 0, "kubeconfig context to use (empty: its current-context)"},
+	{"k8s.namespace", OPT_TEXT, "", OFF(k8s_namespace), 0, 0,
+	 "namespace of the tries' Jobs unless a task sets k8s.namespace (empty: the context's, else \"default\")"},
+	{"k8s.api_server", OPT_TEXT, "", OFF(k8s_api_server), 0, 0,
+	 "API server URL (https://host:port) used instead of a kubeconfig, with token_file and ca_file"},
+	{"k8s.token_file", OPT_FILE, "", OFF(k8s_token_file), 0, 0,
+	 "bearer token file for api_server (re-read each minute; empty: the in-cluster service account's)"},
+	{"k8s.ca_file", OPT_FILE, "", OFF(k8s_ca_file), 0, 0, "CA bundle (PEM) that signed api_server's certificate"},
+	{"k8s.qps", OPT_INT, "20", OFF(k8s_qps), 1, 10000, "requests per second the k8s executor sends the API server"},
+	{"k8s.burst", OPT_INT, "30", OFF(k8s_burst), 1, 10000, "requests it may send at once above qps"},
+	{"k8s.pending_timeout", OPT_DURATION, "2m", OFF(k8s_pending_timeout), SEC, 86400 * SEC,
+	 "how long a try's pod may stay Pending (ImagePullBackOff, ErrImagePull, unschedulable, ...) before the try fails"},
+	{"k8s.ttl_after_finished", OPT_DURATION, "1h", OFF(k8s_ttl_after_finished), 10 * SEC, 30 * 86400 * SEC,
+	 "ttlSecondsAfterFinished of the Jobs: how long the cluster keeps a finished Job and its pod"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -132,6 +150,7 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 	size_t b;
 	switch (o->type) {
 	case OPT_LIST:
+	case OPT_TEXT:
 		return 0;
 	case OPT_BOOL:
 		if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcasecmp(value, "on") || !strcmp(value, "1"))
@@ -200,7 +219,7 @@ static bool numeric_type(enum opt_type t)
 
 static bool text_type(enum opt_type t)
 {
-	return t == OPT_STRING || t == OPT_PATH || t == OPT_LIST || t == OPT_FILE;
+	return t == OPT_STRING || t == OPT_PATH || t == OPT_LIST || t == OPT_FILE || t == OPT_TEXT;
 }
 
 /* "between 1 and 65535", in the option's own units. */
@@ -236,6 +255,7 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 	switch (o->type) {
 	case OPT_STRING:
 	case OPT_LIST:
+	case OPT_TEXT:
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		break;
@@ -517,6 +537,7 @@ static char *value_string(const struct config *cfg, const struct option_def *o)
 	case OPT_PATH:
 	case OPT_LIST:
 	case OPT_FILE:
+	case OPT_TEXT:
 		return xstrdup(*(char *const *)field ? *(char *const *)field : "");
 	case OPT_INT:
 		if (o->offset == OFF(dag_instruction_limit))

@@ -41,6 +41,11 @@ struct config {
 		int line;           /* where it was set in sluice.cfg (0: elsewhere) */
 	} *ssh_hosts;
 	size_t n_ssh_hosts;
+	char *k8s_kubeconfig;       /* the k8s executor's cluster: "" = $KUBECONFIG, ~/.kube/config, in-cluster */
+	char *k8s_context, *k8s_namespace, *k8s_api_server, *k8s_token_file, *k8s_ca_file;
+	int k8s_qps, k8s_burst;     /* its client-side rate limit */
+	usec_t k8s_pending_timeout; /* a pod Pending longer fails its try */
+	usec_t k8s_ttl_after_finished;
 	const char **sources;       /* where each option's value came from (config.c's table order) */
 };
 

@@ -218,6 +218,167 @@ function check.hosts(v)
   return out
 end
 
+-- The k8s executor's options: k8s = { image = ..., ... }, turned into what executors/k8s.c
+-- reads (tolerations in the API's own spelling).
+local function dns_label(s)
+  return type(s) == "string" and #s > 0 and #s <= 63 and s:find("^[a-z0-9][a-z0-9%-]*$") ~= nil
+    and s:find("[a-z0-9]$") ~= nil
+end
+local function dns_subdomain(s)
+  if type(s) ~= "string" or #s == 0 or #s > 253 then return false end
+  for part in (s .. "."):gmatch("([^.]*)%.") do
+    if not dns_label(part) then return false end
+  end
+  return true
+end
+-- A label key: [prefix/]name, name at most 63 of [A-Za-z0-9._-], alphanumeric at both ends.
+local function label_key(k)
+  if type(k) ~= "string" then return false end
+  local prefix, name = k:match("^(.+)/(.+)$")
+  if not prefix then name = k end
+  if prefix and not dns_subdomain(prefix) then return false end
+  return #name <= 63 and name:find("^%w[%w._%-]*$") ~= nil and name:find("%w$") ~= nil
+end
+local function label_value(v)
+  return type(v) == "string" and #v <= 63 and (v == "" or (v:find("^%w[%w._%-]*$") ~= nil and v:find("%w$") ~= nil))
+end
+-- A Kubernetes quantity: "500m", "2", "0.5", "512Mi", "1G", "1e3".
+local function quantity(v, what)
+  if type(v) == "number" then
+    if v > 0 then return v end
+    return nil, what .. " must be positive"
+  end
+  if type(v) == "string" then
+    local n, u = v:match("^(%d+%.?%d*)([a-zA-Z]*)$")
+    local units = { [""] = 1, m = 1, k = 1, M = 1, G = 1, T = 1, P = 1, E = 1,
+                    Ki = 1, Mi = 1, Gi = 1, Ti = 1, Pi = 1, Ei = 1 }
+    if n and units[u] and tonumber(n) > 0 then return v end
+  end
+  return nil, string.format("%s must be a Kubernetes quantity such as \"500m\", \"2\", \"512Mi\" or \"4Gi\"", what)
+end
+local TOLERATION_FIELDS = { key = "key", operator = "operator", value = "value", effect = "effect",
+                            toleration_seconds = "tolerationSeconds", tolerationSeconds = "tolerationSeconds" }
+local function tolerations(v)
+  if type(v) ~= "table" then return nil, "tolerations must be a list of { key = ..., operator = ..., effect = ... }" end
+  local out = {}
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > #v then return nil, "tolerations must be a list" end
+  end
+  for i, t in ipairs(v) do
+    if type(t) ~= "table" then return nil, string.format("tolerations[%d] must be a table", i) end
+    local o = {}
+    for k, x in pairs(t) do
+      local f = TOLERATION_FIELDS[k]
+      if not f then
+        return nil, string.format("tolerations[%d] has an unknown field '%s' (key, operator, value, effect, toleration_seconds)",
+          i, tostring(k))
+      end
+      if f == "tolerationSeconds" then
+        if math.type(x) ~= "integer" then return nil, string.format("tolerations[%d].toleration_seconds must be an integer", i) end
+      elseif type(x) ~= "string" then
+        return nil, string.format("tolerations[%d].%s must be a string", i, k)
+      end
+      o[f] = x
+    end
+    if o.operator and o.operator ~= "Exists" and o.operator ~= "Equal" then
+      return nil, string.format("tolerations[%d].operator must be \"Exists\" or \"Equal\"", i)
+    end
+    if o.effect and o.effect ~= "NoSchedule" and o.effect ~= "PreferNoSchedule" and o.effect ~= "NoExecute" then
+      return nil, string.format("tolerations[%d].effect must be \"NoSchedule\", \"PreferNoSchedule\" or \"NoExecute\"", i)
+    end
+    if o.operator == "Exists" and o.value then
+      return nil, string.format("tolerations[%d]: operator \"Exists\" takes no value", i)
+    end
+    if o.key and not label_key(o.key) then return nil, string.format("tolerations[%d].key is not a valid label key", i) end
+    out[i] = o
+  end
+  return out
+end
+-- A table that becomes JSON: string keys or a list, no functions, at most 32 levels.
+local function plain_json(v, depth)
+  if depth > 32 then return false end
+  if type(v) ~= "table" then
+    return type(v) == "string" or type(v) == "number" or type(v) == "boolean"
+  end
+  for k, x in pairs(v) do
+    if type(k) ~= "string" and math.type(k) ~= "integer" then return false end
+    if not plain_json(x, depth + 1) then return false end
+  end
+  return true
+end
+local K8S_FIELDS = {
+  image = function(v)
+    if type(v) == "string" and #v > 0 and #v <= 4096 and not v:find("%s") then return v end
+    return nil, "image must be an image reference such as \"python:3.12-slim\""
+  end,
+  namespace = function(v)
+    if dns_label(v) then return v end
+    return nil, "namespace must be a DNS-1123 label (lower-case letters, digits, '-', at most 63)"
+  end,
+  cpu = function(v) return quantity(v, "cpu") end,
+  memory = function(v) return quantity(v, "memory") end,
+  gpu = function(v)
+    if math.type(v) == "integer" and v > 0 then return v end
+    return nil, "gpu must be a positive integer (nvidia.com/gpu)"
+  end,
+  env = function(v)
+    local e, err = check.env(v)
+    if not e then return nil, "env " .. err end
+    return e
+  end,
+  service_account = function(v)
+    if dns_subdomain(v) then return v end
+    return nil, "service_account must be a service account name (DNS-1123)"
+  end,
+  node_selector = function(v)
+    if type(v) ~= "table" then return nil, "node_selector must be a table of label = \"value\"" end
+    for k, x in pairs(v) do
+      if not label_key(k) then return nil, string.format("node_selector: '%s' is not a valid label key", tostring(k)) end
+      if not label_value(x) then return nil, string.format("node_selector: %s must be a label value (a string)", k) end
+    end
+    return v
+  end,
+  tolerations = tolerations,
+  image_pull_policy = function(v)
+    if v == "Always" or v == "IfNotPresent" or v == "Never" then return v end
+    return nil, "image_pull_policy must be \"Always\", \"IfNotPresent\" or \"Never\""
+  end,
+  pod_template = function(v)
+    if type(v) == "string" then
+      if v:sub(1, 1) ~= "/" or not (v:find("%.ya?ml$") or v:find("%.json$")) then
+        return nil, "pod_template must be a table or the absolute path of a .yaml, .yml or .json file"
+      end
+      return v
+    end
+    if type(v) ~= "table" or not plain_json(v, 0) then
+      return nil, "pod_template must be a table (a pod template: { metadata = {...}, spec = {...} }) or a file path"
+    end
+    for k in pairs(v) do
+      if k ~= "metadata" and k ~= "spec" then
+        return nil, string.format("pod_template has an unknown field '%s' (metadata, spec)", tostring(k))
+      end
+    end
+    return v
+  end,
+}
+function check.k8s(v)
+  if type(v) ~= "table" then return nil, "must be a table such as { image = \"alpine:3.20\", cpu = \"500m\" }" end
+  local out = {}
+  for k, x in pairs(v) do
+    local f = K8S_FIELDS[k]
+    if not f then
+      local names = {}
+      for n in pairs(K8S_FIELDS) do names[#names + 1] = n end
+      table.sort(names)
+      return nil, string.format("has an unknown field '%s' (%s)", tostring(k), table.concat(names, ", "))
+    end
+    local val, err = f(x)
+    if val == nil then return nil, err end
+    out[k] = val
+  end
+  return out
+end
+
 function check.pool(v)
   if not valid_id(v) then return nil, "must be a pool name ([A-Za-z0-9_.-]+)" end
   return v
@@ -296,14 +457,14 @@ local TASK_FIELDS = {
   executor = check.executor, env = check.env, trigger_rule = check.trigger_rule,
   no_retry_exit_codes = check.intlist, priority_weight = check.int, owner = check.string,
   cwd = check.string, description = check.string, doc_md = check.string, limits = check.limits,
-  run_as = check.user, host = check.host, hosts = check.hosts,
+  run_as = check.user, host = check.host, hosts = check.hosts, k8s = check.k8s,
   after = check.after,
 }
 
 -- The fields of a backend: they become the task's exec_options (what the executor gets), and
 -- a task that sets one with another executor is an import error. Each function gets the
 -- merged fields and the task's own and returns the options or nil, message.
-local BACKEND_FIELDS = { host = "ssh", hosts = "ssh" }
+local BACKEND_FIELDS = { host = "ssh", hosts = "ssh", k8s = "k8s" }
 local BACKEND_OPTIONS = {
   ssh = function(v, own)
     local from = (own.host ~= nil or own.hosts ~= nil) and own or v
@@ -312,6 +473,23 @@ local BACKEND_OPTIONS = {
     if not hosts then return nil, "executor \"ssh\" needs host = \"alias\" or hosts = {\"a\", \"b\"}" end
     if v.run_as then return nil, "run_as cannot be used with executor \"ssh\" (the remote user comes from the ssh configuration)" end
     return { hosts = hosts }
+  end,
+  k8s = function(v)
+    if v.run_as then return nil, "run_as cannot be used with executor \"k8s\" (set the pod's securityContext in pod_template)" end
+    local o = v.k8s
+    if not o or not o.image then
+      local tmpl = o and type(o.pod_template) == "table" and o.pod_template.spec
+      local has_image = false
+      for _, c in ipairs(tmpl and tmpl.containers or {}) do
+        if type(c) == "table" and c.name == "task" and type(c.image) == "string" then has_image = true end
+      end
+      if not has_image and not (o and type(o.pod_template) == "string") then
+        return nil, "executor \"k8s\" needs k8s = { image = \"...\" } (here or in default_args)"
+      end
+    end
+    local out = {}
+    for k, x in pairs(o) do out[k] = x end
+    return out
   end,
 }
 local TASK_ONLY = { cmd = true, after = true, description = true, doc_md = true }
@@ -575,6 +753,18 @@ local function export_dag(d)
     local v = {}
     for k, x in pairs(da) do v[k] = x end
     for k, x in pairs(t.vals) do v[k] = x end
+    if da.k8s and t.vals.k8s then -- a task's k8s fields over default_args' (env merged too)
+      local k = {}
+      for n, x in pairs(da.k8s) do k[n] = x end
+      for n, x in pairs(t.vals.k8s) do k[n] = x end
+      if da.k8s.env and t.vals.k8s.env then
+        local env = {}
+        for n, x in pairs(da.k8s.env) do env[n] = x end
+        for n, x in pairs(t.vals.k8s.env) do env[n] = x end
+        k.env = env
+      end
+      v.k8s = k
+    end
     if da.env and t.vals.env then
       local env = {}
       for k, x in pairs(da.env) do env[k] = x end

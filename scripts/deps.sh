@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what sluice needs to build and test on Debian 12: Debian packages (apt-get, when
-# root; otherwise prints the exact command and stops; chromium is for the browser tests) and the
+# root; otherwise prints the exact command and stops; chromium is for the browser tests;
+# golang-k8s-kube-openapi-dev ships the Kubernetes OpenAPI definitions the test API server of
+# tests/k8s/ validates Job bodies against, openssl makes its TLS certificate) and the
 # npm packages of package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,7 @@ pkgs=(
 	python3-dateutil python3-urllib3
 	chromium
 	openssh-server openssh-client iproute2 util-linux
+	openssl golang-k8s-kube-openapi-dev
 	clang
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
