@@ -18,8 +18,8 @@ def t_check():
 def t_list():
     out = home.json("dags", "list", "--json")
     ids = sorted(d["dag_id"] for d in out["dags"])
-    eq(ids, ["etl_chain", "fanout", "sensor_params", "trigger_rules"], "dag ids")
-    eq(out["total_entries"], 4, "total_entries")
+    eq(ids, ["etl_chain", "fanout", "sales_etl", "sensor_params", "trigger_rules", "wordcount"], "dag ids")
+    eq(out["total_entries"], 6, "total_entries")
     etl = next(d for d in out["dags"] if d["dag_id"] == "etl_chain")
     eq(etl["schedule_interval"], {"__type": "CronExpression", "value": "0 3 * * *"}, "schedule")
     eq(etl["owners"], ["data-eng"], "owners")
@@ -72,6 +72,18 @@ def t_fanout():
     expect("sizes: 10,11,12,13" in log, log)
     log = home.log("fanout", run["run_id"], "per_shard", map_index=2)
     expect("shard east (2)" in log, log)
+
+
+def t_wordcount():
+    root = os.path.join(home.dir, "wordcount")
+    run = home.test_run("wordcount", "--conf", json.dumps({"root": root}), expect_state="success")
+    ti = tis(run)
+    for i in range(4):
+        eq(ti[("wc.map", i)]["state"], "success", f"wc.map {i}")
+    for p in range(2):
+        eq(ti[("wc.reduce", p)]["state"], "success", f"wc.reduce {p}")
+    log = home.log("wordcount", run["run_id"], "report")
+    expect("the\t3204" in log, log)
 
 
 def t_trigger_rules():
@@ -178,6 +190,7 @@ def t_every_command_in_the_table():
 check("dags check passes on the examples", t_check)
 check("dags list --json", t_list)
 check("dags show --json/--dot", t_show)
+check("wordcount: d:mapreduce over a generated folder", t_wordcount)
 check("etl_chain runs green with a retry and outputs", t_etl)
 check("fanout maps over outputs and fans in", t_fanout)
 check("trigger_rules: skips, no-retry codes, one_failed, all_done", t_trigger_rules)
