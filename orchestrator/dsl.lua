@@ -627,6 +627,7 @@ local function add_edges(ups, downs, level)
   local line = H.getline(level + 1)
   for _, u in ipairs(ups) do
     for _, d in ipairs(downs) do
+      d = d.group_entry or d -- an edge into a kernel group reaches its first stage
       if u.dag ~= d.dag then
         fail(level + 1, "tasks '%s' and '%s' belong to different DAGs", u.id, d.id)
       end
@@ -696,8 +697,418 @@ function DAG:task(id) local f = declare(self, "task", id, 2); return f end
 function DAG:map(id) local f = declare(self, "map", id, 2); return f end
 function DAG:sensor(id) local f = declare(self, "sensor", id, 2); return f end
 
-function DAG:mapreduce()
-  fail(2, "d:mapreduce needs the sluice-kernel data kernels, which this version does not ship yet")
+-- Kernel task groups ------------------------------------------------------------------------
+-- d:mapreduce and d:sort expand into ordinary tasks (mapped tasks, so one instance per split or
+-- partition) that run sluice-kernel (docs/kernels.md). Every task field (retries, pool,
+-- executor, host/hosts, env, limits, ...) applies to each task of the group. Edges into the group
+-- (a >> g, g:after(a), after = {...} in its table) reach its first stage; the value returned is
+-- its last task, so g >> b and after = { g } wait for the whole group.
+--
+-- kernel_group(d, id, spec, fields, stages, level, what) is the shared helper (K2's d:groupby and d:join
+-- reuse it): it checks spec against TASK_FIELDS plus `fields` (a name -> checker table), and
+-- creates one task per stage in order, each after the previous. A stage is
+--   { suffix = "map", over = {...} or nil, cmd = function(vals) return argv end }
+-- (cmd gets the checked fields; a stage with over is a d:map over those items). It returns the
+-- first task, the last task and the checked fields. `what` names the call in messages (e.g.
+-- "d:groupby 'sales'"); level is the caller's error level (2 from a DSL method's inner function).
+
+local function new_task(d, id, kind, vals, line, level)
+  if not valid_id(id) then fail(level + 1, "task id '%s' is invalid", tostring(id)) end
+  if d.by_id[id] then
+    fail(level + 1, "duplicate task id '%s' (first declared at line %d)", id, d.by_id[id].line)
+  end
+  local t = setmetatable({ id = id, dag = d, kind = kind, vals = vals, line = line, upstream = {} }, TASK)
+  task_set[t] = true
+  d.tasks[#d.tasks + 1] = t
+  d.by_id[id] = t
+  return t
+end
+
+local function range_items(n)
+  local out = {}
+  for i = 0, n - 1 do out[#out + 1] = tostring(i) end
+  return out
+end
+
+local GROUP_SKIP = { cmd = true, after = true }
+
+local function kernel_group(d, id, spec, fields, stages, level, what)
+  what = what or string.format("'%s'", id)
+  if type(spec) ~= "table" then fail(level + 1, "%s: expected a table of fields", what) end
+  local allowed = {}
+  for k, f in pairs(TASK_FIELDS) do if k ~= "cmd" then allowed[k] = f end end
+  for k, f in pairs(fields) do allowed[k] = f end
+  local vals = check_fields(spec, allowed, what, level + 1)
+  local line = H.getline(level + 1)
+  local first, prev
+  for _, st in ipairs(stages) do
+    local tv = {}
+    for k, x in pairs(vals) do
+      if TASK_FIELDS[k] and not GROUP_SKIP[k] then tv[k] = x end
+    end
+    local ok, argv = pcall(st.cmd, vals)
+    if not ok then fail(level + 1, "%s: %s", what, tostring(argv)) end
+    tv.cmd = argv
+    local kind = "task"
+    if st.over then kind = "map"; tv.over = st.over end
+    local t = new_task(d, id .. "." .. st.suffix, kind, tv, line, level + 1)
+    if prev then t.upstream[#t.upstream + 1] = prev; d.edge_lines[#d.edge_lines + 1] = line end
+    first = first or t
+    prev = t
+  end
+  if vals.after then first.vals.after = vals.after end
+  if prev ~= first then prev.group_entry = first end
+  return first, prev, vals
+end
+
+local function kcheck_inputs(v)
+  if type(v) == "string" then return { v } end
+  local out, err = check.strlist(v)
+  if not out then return nil, err end
+  if #out == 0 then return nil, "must name at least one file, directory or glob" end
+  return out
+end
+
+local function kcheck_args(v)
+  if type(v) ~= "table" then return nil, "must be a list of strings (extra sluice-kernel options)" end
+  return check.cmd(v)
+end
+
+local function kcheck_final(v)
+  if v == "merge" then return { op = "merge" } end
+  if type(v) ~= "table" then return nil, "must be \"merge\" or a table { op = \"sort\"|\"topk\"|\"merge\", ... }" end
+  local allowed = { op = true, key = true, numeric = true, reverse = true, n = true, smallest = true, string = true }
+  for k in pairs(v) do
+    if not allowed[k] then return nil, string.format("has an unknown field '%s'", tostring(k)) end
+  end
+  if v.op ~= "sort" and v.op ~= "topk" and v.op ~= "merge" then
+    return nil, "op must be \"merge\", \"sort\" or \"topk\""
+  end
+  if v.key ~= nil and not check.positive(v.key) then return nil, "key must be a column number" end
+  if v.n ~= nil and not check.positive(v.n) then return nil, "n must be a positive count" end
+  return v
+end
+
+local KERNEL_FIELDS = {
+  kernel = function(v)
+    if v == "wordcount" then return v end
+    return nil, "must be \"wordcount\" (d:sort sorts; d:groupby and d:join have their own helpers)"
+  end,
+  input = kcheck_inputs, output = check.string, work = check.string,
+  splits = check.positive, partitions = check.positive, memory = check.string,
+  map_args = kcheck_args, reduce_args = kcheck_args, final = kcheck_final, kernel_path = check.string,
+}
+
+local function append(t, list)
+  for _, x in ipairs(list or {}) do t[#t + 1] = x end
+  return t
+end
+
+-- The final step over the reduce parts: one file in OUTPUT/final/.
+local function final_stage(vals, parts_dir, kbin)
+  local f = vals.final
+  return { suffix = "final", cmd = function(v)
+    local out = v.output .. "/final"
+    if f.op == "merge" then
+      -- the parts are sorted by word (field 1)
+      local argv = { kbin, "merge", "-o", out, "--key", tostring(f.key or 1) }
+      if f.numeric then argv[#argv + 1] = "--numeric" end
+      if f.reverse then argv[#argv + 1] = "--reverse" end
+      argv[#argv + 1] = parts_dir
+      return argv
+    elseif f.op == "sort" then
+      local argv = { kbin, "sort", "-o", out }
+      if f.key then append(argv, { "--key", tostring(f.key) }) end
+      if f.numeric then argv[#argv + 1] = "--numeric" end
+      if f.reverse then argv[#argv + 1] = "--reverse" end
+      if v.memory then append(argv, { "--memory", v.memory }) end
+      argv[#argv + 1] = parts_dir
+      return argv
+    else
+      local argv = { kbin, "topk", "-o", out, "--count", tostring(f.n or 10), "--key", tostring(f.key or 2) }
+      if f.string then argv[#argv + 1] = "--string" end
+      if f.smallest then argv[#argv + 1] = "--smallest" end
+      argv[#argv + 1] = parts_dir
+      return argv
+    end
+  end }
+end
+
+function DAG:mapreduce(id)
+  if not is_dag(self) then fail(2, "use d:mapreduce \"id\" { ... } (with a colon)") end
+  if not valid_id(id) then fail(2, "d:mapreduce: id %s is invalid", tostring(id)) end
+  local d = self
+  return function(spec)
+    if type(spec) ~= "table" then fail(2, "d:mapreduce '%s': expected a table of fields", id) end
+    for _, need in ipairs({ "kernel", "input", "output" }) do
+      if spec[need] == nil then fail(2, "d:mapreduce '%s': %s is required", id, need) end
+    end
+    local S, P = spec.splits or 1, spec.partitions or 1
+    local kbin = spec.kernel_path or "{{ kernel }}"
+    local stages = {
+      { suffix = "map", over = nil, cmd = function(v)
+        local work = v.work or (v.output .. "/_work")
+        local argv = { kbin, v.kernel, "map", "--split", "{{ item }}/" .. S, "--partitions", tostring(P), "-o", work }
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        append(argv, v.map_args)
+        argv[#argv + 1] = "--"
+        return append(argv, v.input)
+      end },
+      { suffix = "reduce", over = nil, cmd = function(v)
+        local work = v.work or (v.output .. "/_work")
+        local argv = { kbin, v.kernel, "reduce", "--partition", "{{ item }}", "--partitions", tostring(P),
+                       "--maps", tostring(S), "-o", v.output }
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        append(argv, v.reduce_args)
+        argv[#argv + 1] = "--"
+        argv[#argv + 1] = work
+        return argv
+      end },
+    }
+    if math.type(S) ~= "integer" or S < 1 or S > 10000 then fail(2, "d:mapreduce '%s': splits must be 1..10000", id) end
+    if math.type(P) ~= "integer" or P < 1 or P > 10000 then fail(2, "d:mapreduce '%s': partitions must be 1..10000", id) end
+    stages[1].over = range_items(S)
+    stages[2].over = range_items(P)
+    if spec.final ~= nil then
+      local fv = kcheck_final(spec.final)
+      if fv then stages[3] = final_stage({ final = fv }, spec.output .. "/part-*.tsv", kbin) end
+    end
+    local _, last = kernel_group(d, id, spec, KERNEL_FIELDS, stages, 2, string.format("d:mapreduce '%s'", id))
+    return last
+  end
+end
+
+local SORT_FIELDS = {
+  input = kcheck_inputs, output = check.string, splits = check.positive, memory = check.string,
+  key = check.positive, numeric = check.bool, reverse = check.bool, delimiter = check.string,
+  threads = check.positive, args = kcheck_args, kernel_path = check.string, work = check.string,
+}
+
+-- d:sort "s" { input = ..., output = "out/sorted", splits = 4, key = 2, numeric = true }:
+-- `splits` sort tasks each sort a byte range of the input (bounded by memory, spilling to disk)
+-- into WORK/part-TTTTT.tsv, then one merge task writes OUTPUT/part-00000.tsv.
+function DAG:sort(id)
+  if not is_dag(self) then fail(2, "use d:sort \"id\" { ... } (with a colon)") end
+  if not valid_id(id) then fail(2, "d:sort: id %s is invalid", tostring(id)) end
+  local d = self
+  return function(spec)
+    if type(spec) ~= "table" then fail(2, "d:sort '%s': expected a table of fields", id) end
+    for _, need in ipairs({ "input", "output" }) do
+      if spec[need] == nil then fail(2, "d:sort '%s': %s is required", id, need) end
+    end
+    local S = spec.splits or 1
+    if math.type(S) ~= "integer" or S < 1 or S > 10000 then fail(2, "d:sort '%s': splits must be 1..10000", id) end
+    local kbin = spec.kernel_path or "{{ kernel }}"
+    local function keyargs(v)
+      local a = {}
+      if v.key then append(a, { "--key", tostring(v.key) }) end
+      if v.delimiter then append(a, { "--delimiter", v.delimiter }) end
+      if v.numeric then a[#a + 1] = "--numeric" end
+      if v.reverse then a[#a + 1] = "--reverse" end
+      return a
+    end
+    local stages = {
+      { suffix = "sort", over = range_items(S), cmd = function(v)
+        local argv = append({ kbin, "sort", "--split", "{{ item }}/" .. S, "-o", v.work or (v.output .. "/_work") }, keyargs(v))
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        if v.threads then append(argv, { "--threads", tostring(v.threads) }) end
+        append(argv, v.args)
+        argv[#argv + 1] = "--"
+        return append(argv, v.input)
+      end },
+      { suffix = "merge", cmd = function(v)
+        local argv = append({ kbin, "merge", "-o", v.output }, keyargs(v))
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        return append(argv, { "--", v.work or (v.output .. "/_work") })
+      end },
+    }
+    local _, last = kernel_group(d, id, spec, SORT_FIELDS, stages, 2, string.format("d:sort '%s'", id))
+    return last
+  end
+end
+
+-- ---- d:groupby and d:join (K2; built on kernel_group above) ----------------------------------
+-- d:groupby "g" { input = ..., output = "out/g", key = {"region", "day"}, agg = {"sum:amount", "count"},
+--                 splits = 4, partitions = 2 }
+-- `splits` map tasks (g.map: groupby map, the partial aggregates of a byte-range split, hash-
+-- partitioned by key) and `partitions` reduce tasks (g.reduce: groupby reduce, one part per
+-- partition in OUTPUT). d:join "j" { left = ..., right = ..., key = "id", type = "inner" } is a
+-- broadcast join (j.join: `splits` tasks, each joining a split of LEFT against all of RIGHT) or,
+-- with strategy = "partitioned", j.map_left + j.map_right (join map of each side) and j.reduce
+-- (join reduce per partition). docs/kernels.md, "d:groupby and d:join".
+
+local function kcheck_list_or_csv(v)
+  if type(v) == "string" then
+    if v == "" then return nil, "must not be empty" end
+    return v
+  end
+  local out, err = check.strlist(v)
+  if not out then return nil, err end
+  if #out == 0 then return nil, "must not be empty" end
+  for _, x in ipairs(out) do
+    if x:find(",", 1, true) then return nil, string.format("'%s' holds a comma (give a list instead)", x) end
+  end
+  return table.concat(out, ",")
+end
+
+local function kcheck_enum(...)
+  local allowed = { ... }
+  return function(v)
+    for _, a in ipairs(allowed) do if v == a then return v end end
+    return nil, "must be one of \"" .. table.concat(allowed, "\", \"") .. "\""
+  end
+end
+
+local AGG_KINDS = { sum = true, count = true, min = true, max = true, mean = true, first = true, last = true }
+
+local function kcheck_aggs(v)
+  local s, err = kcheck_list_or_csv(v)
+  if not s then return nil, err end
+  for item in s:gmatch("[^,]+") do
+    local kind, col = item:match("^([a-z]+):?(.*)$")
+    if not kind or not AGG_KINDS[kind] then
+      return nil, string.format("'%s' is not an aggregate (sum, count, min, max, mean, first, last, as KIND:COLUMN)", item)
+    end
+    if col == "" and kind ~= "count" then return nil, string.format("'%s' needs a column (%s:COLUMN)", item, kind) end
+  end
+  return s
+end
+
+-- the options both kernels share: input format and the bad-row policy
+local function kformat_args(v, argv)
+  if v.format then append(argv, { "--format", v.format }) end
+  if v.header ~= nil then append(argv, { "--header", v.header and "yes" or "no" }) end
+  if v.bad_rows then append(argv, { "--bad-rows", v.bad_rows }) end
+  return argv
+end
+
+local KFORMAT_FIELDS = {
+  format = kcheck_enum("csv", "tsv"), header = check.bool, output_format = kcheck_enum("tsv", "csv"),
+  bad_rows = function(v)
+    if type(v) == "string" and (v == "fail" or v == "skip" or v:match("^skip:%d+$")) then return v end
+    return nil, "must be \"fail\", \"skip\" or \"skip:LIMIT\""
+  end,
+}
+
+local GROUPBY_FIELDS = {
+  input = kcheck_inputs, output = check.string, work = check.string, key = kcheck_list_or_csv,
+  agg = kcheck_aggs, types = kcheck_list_or_csv, splits = check.positive, partitions = check.positive,
+  memory = check.string, map_args = kcheck_args, reduce_args = kcheck_args, kernel_path = check.string,
+}
+for k, f in pairs(KFORMAT_FIELDS) do GROUPBY_FIELDS[k] = f end
+
+function DAG:groupby(id)
+  if not is_dag(self) then fail(2, "use d:groupby \"id\" { ... } (with a colon)") end
+  if not valid_id(id) then fail(2, "d:groupby: id %s is invalid", tostring(id)) end
+  local d = self
+  return function(spec)
+    local what = string.format("d:groupby '%s'", id)
+    if type(spec) ~= "table" then fail(2, "%s: expected a table of fields", what) end
+    for _, need in ipairs({ "input", "output", "key", "agg" }) do
+      if spec[need] == nil then fail(2, "%s: %s is required", what, need) end
+    end
+    local S, P = spec.splits or 1, spec.partitions or 1
+    if math.type(S) ~= "integer" or S < 1 or S > 10000 then fail(2, "%s: splits must be 1..10000", what) end
+    if math.type(P) ~= "integer" or P < 1 or P > 10000 then fail(2, "%s: partitions must be 1..10000", what) end
+    local kbin = spec.kernel_path or "{{ kernel }}"
+    local stages = {
+      { suffix = "map", over = range_items(S), cmd = function(v)
+        local argv = { kbin, "groupby", "map", "--split", "{{ item }}/" .. S, "--partitions", tostring(P),
+                       "-o", v.work or (v.output .. "/_work"), "--key", v.key, "--agg", v.agg }
+        if v.types then append(argv, { "--types", v.types }) end
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        kformat_args(v, argv)
+        append(argv, v.map_args)
+        argv[#argv + 1] = "--"
+        return append(argv, v.input)
+      end },
+      { suffix = "reduce", over = range_items(P), cmd = function(v)
+        local argv = { kbin, "groupby", "reduce", "--partition", "{{ item }}", "--partitions", tostring(P),
+                       "--maps", tostring(S), "-o", v.output }
+        if v.output_format then append(argv, { "--output-format", v.output_format }) end
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        append(argv, v.reduce_args)
+        return append(argv, { "--", v.work or (v.output .. "/_work") })
+      end },
+    }
+    local _, last = kernel_group(d, id, spec, GROUPBY_FIELDS, stages, 2, what)
+    return last
+  end
+end
+
+local JOIN_FIELDS = {
+  left = kcheck_inputs, right = kcheck_inputs, output = check.string, work = check.string,
+  key = check.string, left_key = check.string, right_key = check.string,
+  type = kcheck_enum("inner", "left", "full"), strategy = kcheck_enum("broadcast", "partitioned"),
+  splits = check.positive, partitions = check.positive, memory = check.string, args = kcheck_args,
+  kernel_path = check.string, left_format = kcheck_enum("csv", "tsv"), right_format = kcheck_enum("csv", "tsv"),
+}
+for k, f in pairs(KFORMAT_FIELDS) do JOIN_FIELDS[k] = f end
+
+function DAG:join(id)
+  if not is_dag(self) then fail(2, "use d:join \"id\" { ... } (with a colon)") end
+  if not valid_id(id) then fail(2, "d:join: id %s is invalid", tostring(id)) end
+  local d = self
+  return function(spec)
+    local what = string.format("d:join '%s'", id)
+    if type(spec) ~= "table" then fail(2, "%s: expected a table of fields", what) end
+    for _, need in ipairs({ "left", "right", "output" }) do
+      if spec[need] == nil then fail(2, "%s: %s is required", what, need) end
+    end
+    if spec.key == nil and (spec.left_key == nil or spec.right_key == nil) then
+      fail(2, "%s: key (or left_key and right_key) is required", what)
+    end
+    local S, P = spec.splits or 1, spec.partitions or 1
+    if math.type(S) ~= "integer" or S < 1 or S > 10000 then fail(2, "%s: splits must be 1..10000", what) end
+    if math.type(P) ~= "integer" or P < 1 or P > 10000 then fail(2, "%s: partitions must be 1..10000", what) end
+    local strategy = spec.strategy or "broadcast"
+    if strategy == "broadcast" and spec.type == "full" and S > 1 then
+      fail(2, "%s: a full join reads the whole left side in one task: use splits = 1 or strategy = \"partitioned\"", what)
+    end
+    local kbin = spec.kernel_path or "{{ kernel }}"
+    local function keys(v, side)
+      return (side == "left" and v.left_key or side == "right" and v.right_key) or v.key
+    end
+    local stages
+    if strategy == "broadcast" then
+      stages = { { suffix = "join", over = range_items(S), cmd = function(v)
+        local argv = { kbin, "join", "run", "--split", "{{ item }}/" .. S, "-o", v.output,
+                       "--left-key", keys(v, "left"), "--right-key", keys(v, "right"), "--type", v.type or "inner" }
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        if v.output_format then append(argv, { "--output-format", v.output_format }) end
+        kformat_args(v, argv)
+        if v.left_format then append(argv, { "--left-format", v.left_format }) end
+        if v.right_format then append(argv, { "--right-format", v.right_format }) end
+        for _, r in ipairs(v.right) do append(argv, { "--right", r }) end
+        append(argv, v.args)
+        argv[#argv + 1] = "--"
+        return append(argv, v.left)
+      end } }
+    else
+      local function map_stage(side)
+        return { suffix = "map_" .. side, over = range_items(S), cmd = function(v)
+          local argv = { kbin, "join", "map", "--split", "{{ item }}/" .. S, "--partitions", tostring(P),
+                         "-o", (v.work or (v.output .. "/_work")) .. "/" .. side, "--key", keys(v, side) }
+          if v.memory then append(argv, { "--memory", v.memory }) end
+          kformat_args(v, argv)
+          if v[side .. "_format"] then append(argv, { "--format", v[side .. "_format"] }) end
+          append(argv, v.args)
+          argv[#argv + 1] = "--"
+          return append(argv, v[side])
+        end }
+      end
+      stages = { map_stage("left"), map_stage("right"), { suffix = "reduce", over = range_items(P), cmd = function(v)
+        local work = v.work or (v.output .. "/_work")
+        local argv = { kbin, "join", "reduce", "--partition", "{{ item }}", "--partitions", tostring(P),
+                       "--maps", tostring(S), "-o", v.output, "--type", v.type or "inner" }
+        if v.memory then append(argv, { "--memory", v.memory }) end
+        if v.output_format then append(argv, { "--output-format", v.output_format }) end
+        return append(argv, { "--", work .. "/left", work .. "/right" })
+      end } }
+    end
+    local _, last = kernel_group(d, id, spec, JOIN_FIELDS, stages, 2, what)
+    return last
+  end
 end
 
 function DAG:flow(...)

@@ -382,6 +382,35 @@ static bool passed_through(const char *var, const char *extra)
 	return false;
 }
 
+/* Where tries find sluice-kernel: $SLUICE_KERNEL if set, else beside the shim (installed, the
+ * shim sits next to sluice and sluice-kernel), else the build tree's kernels/ folder (the shim is
+ * built in cli/), else plain "sluice-kernel" for a PATH lookup. */
+static char *kernel_locate(const char *shim)
+{
+	const char *env = getenv("SLUICE_KERNEL");
+	if (env && *env)
+		return xstrdup(env);
+	if (!shim || !strchr(shim, '/'))
+		return xstrdup("sluice-kernel");
+	const char *slash = strrchr(shim, '/');
+	int dl = (int)(slash - shim);
+	char *p = xasprintf("%.*s/sluice-kernel", dl, shim);
+	if (access(p, X_OK) == 0)
+		return p;
+	free(p);
+	p = xasprintf("%.*s/../kernels/sluice-kernel", dl, shim);
+	if (access(p, X_OK) == 0) {
+		char *real = realpath(p, NULL);
+		if (real) {
+			free(p);
+			return real;
+		}
+		return p;
+	}
+	free(p);
+	return xstrdup("sluice-kernel");
+}
+
 struct engine *engine_new(struct store *st, struct evloop *loop, const struct engine_opts *o, char **err)
 {
 	extern char **environ;
@@ -390,6 +419,7 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 	e->loop = loop;
 	e->home = xstrdup(o->home);
 	e->shim_path = xstrdup(o->shim_path);
+	e->kernel_path = kernel_locate(o->shim_path);
 	e->parallelism = o->parallelism > 0 ? o->parallelism : 32;
 	e->kill_grace = o->kill_grace > 0 ? o->kill_grace : 5 * USEC_PER_SEC;
 	e->max_log_size = o->max_log_size;
@@ -454,6 +484,7 @@ void engine_free(struct engine *e)
 	free(e->settings);
 	free(e->home);
 	free(e->shim_path);
+	free(e->kernel_path);
 	free(e);
 }
 

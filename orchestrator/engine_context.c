@@ -225,6 +225,8 @@ int eng_ti_lookup(void *ctx, const char *name, struct strbuf *out, char **err)
 		sb_puts(out, ti->row.task_id);
 	} else if (!strcmp(name, "try_number")) {
 		sb_printf(out, "%d", ti->row.try_number);
+	} else if (!strcmp(name, "kernel")) {
+		sb_puts(out, r->e->kernel_path); /* sluice-kernel (docs/kernels.md) */
 	} else if (!strcmp(name, "map_index")) {
 		sb_printf(out, "%d", ti->row.map_index);
 	} else if (!strcmp(name, "item")) {

@@ -110,6 +110,7 @@ struct engine {
 	struct store *st;
 	struct evloop *loop;
 	char *home, *shim_path;
+	char *kernel_path;         /* sluice-kernel: {{ kernel }} and $SLUICE_KERNEL of every try */
 	int parallelism;
 	usec_t kill_grace;
 	long long max_log_size;

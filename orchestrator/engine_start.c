@@ -62,6 +62,7 @@ static char **build_own_env(struct eti *ti, const char *out_path, char **err)
 	env[n++] = xasprintf("SLUICE_MAP_INDEX=%d", ti->row.map_index);
 	env[n++] = xasprintf("SLUICE_LOGICAL_DATE=%s", iso);
 	env[n++] = xasprintf("SLUICE_DS=%.10s", iso);
+	env[n++] = xasprintf("SLUICE_KERNEL=%s", r->e->kernel_path);
 	/* A try run as another user gets its output file open on fd 3 (the log folder is the
 	 * daemon's own). */
 	env[n++] = t->run_as ? xstrdup("SLUICE_OUTPUT=/dev/fd/3") : xasprintf("SLUICE_OUTPUT=%s", out_path);

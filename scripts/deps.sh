@@ -12,6 +12,7 @@ pkgs=(
 	libsqlite3-dev liblua5.4-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev
 	libcrypt-dev libcmocka-dev libsodium-dev valgrind
 	python3-dateutil python3-urllib3
+	python3-pandas
 	chromium
 	openssh-server openssh-client iproute2 util-linux
 	openssl golang-k8s-kube-openapi-dev

@@ -75,6 +75,18 @@ def t_fanout():
     expect("shard east (2)" in log, log)
 
 
+def t_wordcount():
+    root = os.path.join(home.dir, "wordcount")
+    run = home.test_run("wordcount", "--conf", json.dumps({"root": root}), expect_state="success")
+    ti = tis(run)
+    for i in range(4):
+        eq(ti[("wc.map", i)]["state"], "success", f"wc.map {i}")
+    for p in range(2):
+        eq(ti[("wc.reduce", p)]["state"], "success", f"wc.reduce {p}")
+    log = home.log("wordcount", run["run_id"], "report")
+    expect("the\t3204" in log, log)
+
+
 def t_trigger_rules():
     run = home.test_run("trigger_rules", expect_state="success")
     ti = tis(run)
@@ -179,6 +191,7 @@ def t_every_command_in_the_table():
 check("dags check passes on the examples", t_check)
 check("dags list --json", t_list)
 check("dags show --json/--dot", t_show)
+check("wordcount: d:mapreduce over a generated folder", t_wordcount)
 check("etl_chain runs green with a retry and outputs", t_etl)
 check("fanout maps over outputs and fans in", t_fanout)
 check("trigger_rules: skips, no-retry codes, one_failed, all_done", t_trigger_rules)

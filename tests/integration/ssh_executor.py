@@ -650,6 +650,39 @@ def t_remote_dir_refused(sshd):
     log = home.log("rd", out["run_id"], "t")
     expect("ssh: host good:" in log and "cannot create or enter the remote folder /proc/no-such-folder" in log, log)
     expect(time.monotonic() - t0 < 15, "fails fast")
+
+
+def t_wordcount_two_hosts(sshd):
+    """d:mapreduce with executor = "ssh": the same word count DAG, tries spread over two hosts
+    (aliases of the loopback sshd) that share the folders, as on shared storage."""
+    home = ssh_home(sshd)
+    inp = os.path.join(home.dir, "corpus")
+    os.makedirs(inp)
+    words = ["alpha", "beta", "gamma", "delta", "caf\u00e9"]
+    for i in range(4):
+        with open(os.path.join(inp, f"f{i}.txt"), "w") as f:
+            for j in range(3000):
+                f.write(" ".join(words[(i + j * k) % 5] for k in range(1, 8)) + "\n")
+    home.write_dag("wc.lua", f'''
+local d = dag {{ id = "wc_ssh", max_active_tasks = 8 }}
+d:mapreduce "wc" {{ kernel = "wordcount", input = "{inp}", output = "{home.dir}/out/{{{{ ds_nodash }}}}",
+                    splits = 4, partitions = 2, executor = "ssh", hosts = {{ "good", "good2" }}, retries = 1 }}
+return d
+''')
+    out = home.test_run("wc_ssh", "--logical-date", "2026-11-05", expect_state="success")
+    used = set()
+    for i in range(4):
+        log = home.log("wc_ssh", out["run_id"], "wc.map", map_index=i)
+        used.add("good2" if "running on host good2" in log else "good")
+    eq(used, {"good", "good2"}, "map tries on both hosts")
+    got = b""
+    for p in range(2):
+        with open(os.path.join(home.dir, "out", "20261105", f"part-{p:05d}.tsv"), "rb") as f:
+            got += f.read()
+    want = subprocess.run(f"cat {inp}/*.txt | tr -s ' \\n' '\\n' | sort | uniq -c", shell=True, capture_output=True,
+                          env=dict(os.environ, LC_ALL="C"), check=True).stdout
+    want = sorted(w.split()[1] + b"\t" + w.split()[0] for w in want.splitlines() if w.strip())
+    eq(sorted(got.splitlines()), want, "word counts over two ssh hosts")
     home.cleanup()
 
 
@@ -671,6 +704,7 @@ def main():
         check("ssh: a refused or unknown host fails its tries clearly; the good host's tries run",
               lambda: t_bad_host_does_not_stall(sshd))
         check("ssh: two hosts share the tries by free slots", lambda: t_two_hosts_spread(sshd))
+        check("ssh: a d:mapreduce word count over two hosts", lambda: t_wordcount_two_hosts(sshd))
         check("ssh: config show lists [ssh]; bad config and DSL values are errors with file:line",
               lambda: t_config_and_check(sshd))
         check("ssh: per-task overhead with ControlMaster", lambda: t_overhead(sshd))
