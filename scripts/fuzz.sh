@@ -15,7 +15,7 @@ if [[ ${1:-} == --quick ]]; then
 	shift
 fi
 build=${1:-build-fuzz}
-targets=(cron dsl template json router status)
+targets=(cron dsl template json router status csv)
 
 if [[ ! -f $build/build.ninja ]] && ! CC=clang meson setup "$build" -Dfuzz=true -Dwerror=true \
 	-Db_sanitize=address,undefined -Db_lundef=false; then
