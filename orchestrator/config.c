@@ -11,7 +11,8 @@
 
 #include <cjson/cJSON.h>
 
-enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL, OPT_FILE };
+/* OPT_FILE: a file that must be readable, or empty; OPT_DIR: a folder (created by its user), or empty. */
+enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL, OPT_FILE, OPT_DIR };
 
 /* One row per option (as Redis's static_configs[]): its type, default, bounds and help. Every
  * source (default, file, environment, flag) goes through apply(), which checks the bounds, so a
@@ -77,6 +78,22 @@ static const struct option_def options[] = {
 	 "folder of the tries' files on the SSH hosts (relative: to the remote user's home)"},
 	{"ssh.connect_timeout", OPT_DURATION, "10s", OFF(ssh_connect_timeout), SEC, 300 * SEC,
 	 "how long ssh may take to connect to a host before its tries fail"},
+	{"slurm.poll_interval", OPT_DURATION, "2s", OFF(slurm_poll_interval), SEC / 10, 600 * SEC,
+	 "how often the slurm executor polls its jobs (one squeue for all of them, plus one sacct or scontrol "
+	 "for those that left the queue)"},
+	{"slurm.max_submit_per_second", OPT_INT, "5", OFF(slurm_max_submit), 1, 1000,
+	 "sbatch calls the slurm executor makes per second at most"},
+	{"slurm.work_dir", OPT_DIR, "", OFF(slurm_work_dir), 0, 0,
+	 "folder of the Slurm tries' scripts, output and exit status, on storage the compute nodes share at the "
+	 "same path; empty: $SLUICE_HOME/executors/slurm/work (fine on a single node only)"},
+	{"slurm.bin_dir", OPT_DIR, "", OFF(slurm_bin_dir), 0, 0,
+	 "folder of sbatch, squeue, sacct, scontrol and scancel; empty: found in PATH"},
+	{"slurm.accounting", OPT_STRING, "auto", OFF(slurm_accounting), 0, 0,
+	 "auto: jobs that left squeue are looked up with sacct, or with scontrol when accounting is off; "
+	 "no: scontrol only"},
+	{"slurm.command_timeout", OPT_DURATION, "60s", OFF(slurm_command_timeout), SEC, 3600 * SEC,
+	 "how long one sbatch, squeue, sacct, scontrol or scancel call may take before it is killed (the try "
+	 "then waits)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -85,6 +102,7 @@ static const struct {
 	const char *name, *words;
 } choices[] = {
 	{"core.db_synchronous", " normal full "},
+	{"slurm.accounting", " auto no "},
 };
 
 /* [ssh.host.NAME] slots = N: one setting per host, kept in cfg->ssh_hosts. */
@@ -150,6 +168,8 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 			return -EINVAL;
 		}
 		return 0;
+	case OPT_DIR:
+		return 0;
 	case OPT_STRING:
 	case OPT_PATH:
 		if (!*value) {
@@ -200,7 +220,7 @@ static bool numeric_type(enum opt_type t)
 
 static bool text_type(enum opt_type t)
 {
-	return t == OPT_STRING || t == OPT_PATH || t == OPT_LIST || t == OPT_FILE;
+	return t == OPT_STRING || t == OPT_PATH || t == OPT_LIST || t == OPT_FILE || t == OPT_DIR;
 }
 
 /* "between 1 and 65535", in the option's own units. */
@@ -240,6 +260,7 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 		*(char **)field = xstrdup(value);
 		break;
 	case OPT_FILE:
+	case OPT_DIR:
 		free(*(char **)field);
 		*(char **)field = *value ? abs_path(cfg->home, value) : xstrdup("");
 		break;
@@ -517,6 +538,7 @@ static char *value_string(const struct config *cfg, const struct option_def *o)
 	case OPT_PATH:
 	case OPT_LIST:
 	case OPT_FILE:
+	case OPT_DIR:
 		return xstrdup(*(char *const *)field ? *(char *const *)field : "");
 	case OPT_INT:
 		if (o->offset == OFF(dag_instruction_limit))

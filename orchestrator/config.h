@@ -41,6 +41,12 @@ struct config {
 		int line;           /* where it was set in sluice.cfg (0: elsewhere) */
 	} *ssh_hosts;
 	size_t n_ssh_hosts;
+	usec_t slurm_poll_interval;  /* one squeue (and sacct/scontrol) per interval */
+	int slurm_max_submit;        /* sbatch calls per second */
+	char *slurm_work_dir;        /* shared storage of the tries' files; "" = under the home */
+	char *slurm_bin_dir;         /* the Slurm commands' folder; "" = PATH */
+	char *slurm_accounting;      /* "auto" or "no" */
+	usec_t slurm_command_timeout;
 	const char **sources;       /* where each option's value came from (config.c's table order) */
 };
 

@@ -12,6 +12,7 @@ pkgs=(
 	python3-dateutil python3-urllib3
 	chromium
 	openssh-server openssh-client
+	slurm-wlm slurm-client munge slurmdbd mariadb-server mariadb-client
 	clang
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
