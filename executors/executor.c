@@ -15,6 +15,7 @@ const struct executor_ops *const executor_backends[] = {
 	&exec_local_ops,
 	&exec_ssh_ops,
 	&exec_k8s_ops,
+	&exec_slurm_ops,
 	NULL,
 };
 

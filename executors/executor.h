@@ -131,6 +131,7 @@ extern const struct executor_ops *const executor_backends[];
 extern const struct executor_ops exec_local_ops; /* local.c: processes under sluice-shim */
 extern const struct executor_ops exec_ssh_ops;   /* ssh.c: OpenSSH hosts, a remote sh supervisor */
 extern const struct executor_ops exec_k8s_ops;   /* k8s.c: a batch/v1 Job per try (Kubernetes API, libcurl) */
+extern const struct executor_ops exec_slurm_ops; /* slurm.c: Slurm batch jobs (sbatch, one squeue per poll) */
 
 /* Finds a backend by name; NULL when unknown. */
 const struct executor_ops *executor_find(const char *name);

@@ -11,8 +11,10 @@
 
 #include <cjson/cJSON.h>
 
-/* OPT_TEXT: a string that may be empty (OPT_STRING may not). */
-enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL, OPT_FILE, OPT_TEXT };
+/* OPT_FILE: a file that must be readable, or empty; OPT_DIR: a folder (created by its user), or empty;
+ * OPT_TEXT: a string that may be empty (OPT_STRING may not). */
+enum opt_type { OPT_STRING, OPT_PATH, OPT_INT, OPT_DURATION, OPT_BYTES, OPT_LIST, OPT_BOOL, OPT_FILE, OPT_DIR,
+		OPT_TEXT };
 
 /* One row per option (as Redis's static_configs[]): its type, default, bounds and help. Every
  * source (default, file, environment, flag) goes through apply(), which checks the bounds, so a
@@ -95,6 +97,22 @@ static const struct option_def options[] = {
 	 "how long a try's pod may stay Pending (ImagePullBackOff, ErrImagePull, unschedulable, ...) before the try fails"},
 	{"k8s.ttl_after_finished", OPT_DURATION, "1h", OFF(k8s_ttl_after_finished), 10 * SEC, 30 * 86400 * SEC,
 	 "ttlSecondsAfterFinished of the Jobs: how long the cluster keeps a finished Job and its pod"},
+	{"slurm.poll_interval", OPT_DURATION, "2s", OFF(slurm_poll_interval), SEC / 10, 600 * SEC,
+	 "how often the slurm executor polls its jobs (one squeue for all of them, plus one sacct or scontrol "
+	 "for those that left the queue)"},
+	{"slurm.max_submit_per_second", OPT_INT, "5", OFF(slurm_max_submit), 1, 1000,
+	 "sbatch calls the slurm executor makes per second at most"},
+	{"slurm.work_dir", OPT_DIR, "", OFF(slurm_work_dir), 0, 0,
+	 "folder of the Slurm tries' scripts, output and exit status, on storage the compute nodes share at the "
+	 "same path; empty: $SLUICE_HOME/executors/slurm/work (fine on a single node only)"},
+	{"slurm.bin_dir", OPT_DIR, "", OFF(slurm_bin_dir), 0, 0,
+	 "folder of sbatch, squeue, sacct, scontrol and scancel; empty: found in PATH"},
+	{"slurm.accounting", OPT_STRING, "auto", OFF(slurm_accounting), 0, 0,
+	 "auto: jobs that left squeue are looked up with sacct, or with scontrol when accounting is off; "
+	 "no: scontrol only"},
+	{"slurm.command_timeout", OPT_DURATION, "60s", OFF(slurm_command_timeout), SEC, 3600 * SEC,
+	 "how long one sbatch, squeue, sacct, scontrol or scancel call may take before it is killed (the try "
+	 "then waits)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -103,6 +121,7 @@ static const struct {
 	const char *name, *words;
 } choices[] = {
 	{"core.db_synchronous", " normal full "},
+	{"slurm.accounting", " auto no "},
 };
 
 /* [ssh.host.NAME] slots = N: one setting per host, kept in cfg->ssh_hosts. */
@@ -169,6 +188,8 @@ static int parse_value(const struct option_def *o, const char *value, long long 
 			return -EINVAL;
 		}
 		return 0;
+	case OPT_DIR:
+		return 0;
 	case OPT_STRING:
 	case OPT_PATH:
 		if (!*value) {
@@ -219,7 +240,7 @@ static bool numeric_type(enum opt_type t)
 
 static bool text_type(enum opt_type t)
 {
-	return t == OPT_STRING || t == OPT_PATH || t == OPT_LIST || t == OPT_FILE || t == OPT_TEXT;
+	return t == OPT_STRING || t == OPT_PATH || t == OPT_LIST || t == OPT_FILE || t == OPT_DIR || t == OPT_TEXT;
 }
 
 /* "between 1 and 65535", in the option's own units. */
@@ -260,6 +281,7 @@ static int apply(struct config *cfg, const struct option_def *o, const char *val
 		*(char **)field = xstrdup(value);
 		break;
 	case OPT_FILE:
+	case OPT_DIR:
 		free(*(char **)field);
 		*(char **)field = *value ? abs_path(cfg->home, value) : xstrdup("");
 		break;
@@ -538,6 +560,7 @@ static char *value_string(const struct config *cfg, const struct option_def *o)
 	case OPT_LIST:
 	case OPT_FILE:
 	case OPT_TEXT:
+	case OPT_DIR:
 		return xstrdup(*(char *const *)field ? *(char *const *)field : "");
 	case OPT_INT:
 		if (o->offset == OFF(dag_instruction_limit))

@@ -46,6 +46,12 @@ struct config {
 	int k8s_qps, k8s_burst;     /* its client-side rate limit */
 	usec_t k8s_pending_timeout; /* a pod Pending longer fails its try */
 	usec_t k8s_ttl_after_finished;
+	usec_t slurm_poll_interval;  /* one squeue (and sacct/scontrol) per interval */
+	int slurm_max_submit;        /* sbatch calls per second */
+	char *slurm_work_dir;        /* shared storage of the tries' files; "" = under the home */
+	char *slurm_bin_dir;         /* the Slurm commands' folder; "" = PATH */
+	char *slurm_accounting;      /* "auto" or "no" */
+	usec_t slurm_command_timeout;
 	const char **sources;       /* where each option's value came from (config.c's table order) */
 };
 

@@ -379,6 +379,89 @@ function check.k8s(v)
   return out
 end
 
+-- slurm = { partition, account, qos, cpus, mem, gres, time, extra = { ["sbatch-option"] = value } }:
+-- what sbatch gets for the task's jobs. Names are checked so that nothing reaches sbatch's
+-- command line but one option per field; time is a duration (seconds in the options).
+local SLURM_NAME = "^[%w_.%-]+$"
+local SLURM_OWN = { ["job-name"] = true, J = true, output = true, o = true, error = true, e = true,
+                    parsable = true, wrap = true, chdir = true, D = true, export = true, ["open-mode"] = true,
+                    input = true, i = true }
+local SLURM_FIELDS = {
+  partition = function(v)
+    if type(v) == "string" and #v <= 200 and v:find("^[%w_.%-,]+$") then return v end
+    return nil, "must be a partition name (or a comma-separated list of them)"
+  end,
+  account = function(v)
+    if type(v) == "string" and #v <= 200 and v:find(SLURM_NAME) then return v end
+    return nil, "must be an account name ([A-Za-z0-9_.-]+)"
+  end,
+  qos = function(v)
+    if type(v) == "string" and #v <= 200 and v:find(SLURM_NAME) then return v end
+    return nil, "must be a QOS name ([A-Za-z0-9_.-]+)"
+  end,
+  cpus = function(v)
+    local n = check.positive(v)
+    if n and n <= 100000 then return n end
+    return nil, "must be a number of CPUs per task (1 or more)"
+  end,
+  mem = function(v)
+    if math.type(v) == "integer" and v > 0 and v < 1e12 then return v end
+    if type(v) == "string" and #v <= 16 and v:find("^%d+[KMGT]?$") and not v:find("^0+[KMGT]?$") then return v end
+    return nil, "must be megabytes (a number) or a size such as \"4G\", \"500M\" (sbatch --mem)"
+  end,
+  gres = function(v)
+    if type(v) == "string" and #v <= 500 and v:find("^[%w_.:,=%-]+$") then return v end
+    return nil, "must be a generic resource list such as \"gpu:2\" or \"gpu:a100:1\""
+  end,
+  time = function(v)
+    local us, err = check.duration(v)
+    if not us then return nil, err end
+    if us < 1000000 then return nil, "must be at least 1s" end
+    return math.tointeger(us // 1000000)
+  end,
+  extra = function(v)
+    if type(v) ~= "table" then return nil, "must be a table of sbatch options such as { constraint = \"skylake\" }" end
+    local out = {}
+    for k, x in pairs(v) do
+      if type(k) ~= "string" or not k:find("^%a[%w_%-]*$") or #k > 64 then
+        return nil, string.format("has an option name %s that is not an sbatch option (letters, digits, '-')",
+          type(k) == "string" and ("'" .. k .. "'") or tostring(k))
+      end
+      local opt = k:gsub("_", "-")
+      if SLURM_OWN[opt] then return nil, string.format("cannot set '%s' (sluice sets it for each job)", k) end
+      if type(x) == "string" then
+        if x == "" or x:find("[%c]") then return nil, string.format("'%s' must be a one-line, non-empty value", k) end
+        out[opt] = x
+      elseif (math.type(x) == "integer" and x > -1e15 and x < 1e15) or x == true then
+        out[opt] = x
+      elseif x ~= false then
+        return nil, string.format("'%s' must be a string, an integer or true", k)
+      end
+    end
+    return out
+  end,
+}
+
+function check.slurm(v)
+  if type(v) ~= "table" then
+    return nil, "must be a table such as { partition = \"batch\", cpus = 4, mem = \"8G\", time = \"2h\" }"
+  end
+  local out = {}
+  for k, x in pairs(v) do
+    local f = type(k) == "string" and SLURM_FIELDS[k]
+    if not f then
+      local names = {}
+      for n in pairs(SLURM_FIELDS) do names[#names + 1] = n end
+      table.sort(names)
+      return nil, string.format("has an unknown field '%s' (expected one of: %s)", tostring(k), table.concat(names, ", "))
+    end
+    local val, err = f(x)
+    if val == nil then return nil, string.format("%s %s", k, err) end
+    out[k] = val
+  end
+  return out
+end
+
 function check.pool(v)
   if not valid_id(v) then return nil, "must be a pool name ([A-Za-z0-9_.-]+)" end
   return v
@@ -457,14 +540,14 @@ local TASK_FIELDS = {
   executor = check.executor, env = check.env, trigger_rule = check.trigger_rule,
   no_retry_exit_codes = check.intlist, priority_weight = check.int, owner = check.string,
   cwd = check.string, description = check.string, doc_md = check.string, limits = check.limits,
-  run_as = check.user, host = check.host, hosts = check.hosts, k8s = check.k8s,
+  run_as = check.user, host = check.host, hosts = check.hosts, k8s = check.k8s, slurm = check.slurm,
   after = check.after,
 }
 
 -- The fields of a backend: they become the task's exec_options (what the executor gets), and
 -- a task that sets one with another executor is an import error. Each function gets the
 -- merged fields and the task's own and returns the options or nil, message.
-local BACKEND_FIELDS = { host = "ssh", hosts = "ssh", k8s = "k8s" }
+local BACKEND_FIELDS = { host = "ssh", hosts = "ssh", k8s = "k8s", slurm = "slurm" }
 local BACKEND_OPTIONS = {
   ssh = function(v, own)
     local from = (own.host ~= nil or own.hosts ~= nil) and own or v
@@ -490,6 +573,14 @@ local BACKEND_OPTIONS = {
     local out = {}
     for k, x in pairs(o) do out[k] = x end
     return out
+  end,
+  -- default_args' slurm table and the task's merge field by field (the task's win).
+  slurm = function(v, own, da)
+    if v.run_as then return nil, "run_as cannot be used with executor \"slurm\" (jobs run as the user who submits them)" end
+    local opts = {}
+    for k, x in pairs(da.slurm or {}) do opts[k] = x end
+    for k, x in pairs(own.slurm or {}) do opts[k] = x end
+    return opts
   end,
 }
 local TASK_ONLY = { cmd = true, after = true, description = true, doc_md = true }
@@ -1207,7 +1298,7 @@ local function export_dag(d)
       end
     end
     if BACKEND_OPTIONS[exec] then
-      local opts, err = BACKEND_OPTIONS[exec](v, t.vals)
+      local opts, err = BACKEND_OPTIONS[exec](v, t.vals, da)
       if not opts then error(string.format("%s:%d: task '%s': %s", H.chunkname, t.line, t.id, err), 0) end
       v.exec_options = opts
     end

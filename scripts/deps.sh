@@ -16,6 +16,7 @@ pkgs=(
 	chromium
 	openssh-server openssh-client iproute2 util-linux
 	openssl golang-k8s-kube-openapi-dev
+	slurm-wlm slurm-client munge slurmdbd mariadb-server mariadb-client
 	clang
 )
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
