@@ -393,7 +393,8 @@ int kshuffle_files(const char *dir, uint32_t part, int maps, char ***paths, size
 		(*paths)[(*n)++] = xasprintf("%s/%s", dir, de->d_name);
 	}
 	closedir(d);
-	qsort(*paths + first, *n - first, sizeof **paths, cmp_cstr);
+	if (*n > first)
+		qsort(*paths + first, *n - first, sizeof **paths, cmp_cstr);
 	if (maps > 0 && *n - first != (size_t)maps) {
 		*err = kerrf("%s: %zu of %d committed map tasks wrote partition %u (were they run with fewer "
 			     "--partitions?)", dir, *n - first, maps, part);

@@ -689,7 +689,8 @@ static inline size_t batch_copy(struct gbbatch *b, const char *p, size_t n)
 		b->bytes = xrealloc(b->bytes, b->bcap);
 	}
 	size_t off = b->blen;
-	memcpy(b->bytes + off, p, n);
+	if (n)
+		memcpy(b->bytes + off, p, n);
 	b->blen += n;
 	return off;
 }
