@@ -101,7 +101,8 @@ void *khash_upsert(struct khash *h, const void *key, size_t len, uint64_t hash, 
 	e->klen = (uint32_t)len;
 	e->user = 0;
 	memset(e + 1, 0, h->vsize);
-	memcpy((char *)(e + 1) + h->vsize, key, len);
+	if (len) /* an empty key may come as NULL */
+		memcpy((char *)(e + 1) + h->vsize, key, len);
 	h->slots[i] = e;
 	if (created)
 		*created = true;
