@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/mask.h"
 #include "executors/k8s.h"
 
 #define LABEL_MANAGED "app.kubernetes.io/managed-by"
@@ -89,9 +90,7 @@ struct k8s_try {
 	usec_t job_done_at;        /* monotonic: when that was seen */         /* the Jobs list that last showed this try's Job */
 	usec_t created_at;         /* monotonic: when the API confirmed the Job */
 	usec_t saved_at;           /* monotonic: the last try_save() */
-	char **masks;
-	size_t nmasks, keep;
-	struct strbuf carry;
+	struct masker mask;          /* the try's secrets, written as *** in its log */
 	usec_t started, timeout, pending_since, log_retry_at;
 	char *pending_reason;
 	/* The end, once known. */
@@ -493,36 +492,6 @@ static struct k8s_try *try_by_name(struct k8s_ns *ns, const char *name)
 	return NULL;
 }
 
-static void free_masks(struct k8s_try *t)
-{
-	for (size_t i = 0; i < t->nmasks; i++) {
-		explicit_bzero(t->masks[i], strlen(t->masks[i]));
-		free(t->masks[i]);
-	}
-	free(t->masks);
-	t->masks = NULL;
-	t->nmasks = 0;
-}
-
-static void read_masks(struct k8s_try *t)
-{
-	char *text = NULL;
-	size_t len = 0;
-	if (!t->mask_path || read_file(t->mask_path, 1 << 16, &text, &len) < 0)
-		return;
-	for (size_t i = 0; i < len; i += strlen(text + i) + 1) {
-		size_t l = strlen(text + i);
-		if (l < 5)
-			continue;
-		t->masks = xrealloc(t->masks, (t->nmasks + 1) * sizeof(char *));
-		t->masks[t->nmasks++] = xstrdup(text + i);
-		if (l - 1 > t->keep)
-			t->keep = l - 1;
-	}
-	explicit_bzero(text, len);
-	free(text);
-}
-
 static void try_free(struct k8s_try *t)
 {
 	struct k8s_state *ks = t->ks;
@@ -541,8 +510,7 @@ static void try_free(struct k8s_try *t)
 	ks->running--;
 	if (t->log_fd >= 0)
 		close(t->log_fd);
-	free_masks(t);
-	sb_free(&t->carry);
+	masker_free(&t->mask);
 	free(t->name);
 	free(t->pod);
 	free(t->status_path);
@@ -581,7 +549,7 @@ static struct k8s_try *try_new(struct k8s_state *ks, uint64_t token, const struc
 		if (fstat(t->log_fd, &sb) == 0)
 			t->written = sb.st_size;
 	}
-	read_masks(t);
+	masker_load(&t->mask, t->mask_path);
 	t->next = ks->tries;
 	if (ks->tries)
 		ks->tries->prev = t;
@@ -596,7 +564,7 @@ static int try_save(struct k8s_try *t)
 	struct stat sb;
 	long long size = t->log_fd >= 0 && fstat(t->log_fd, &sb) == 0 ? (long long)sb.st_size : -1;
 	char *text = xasprintf("k8s %s %s %s %lld %lld %lld\n%s\n", t->ns->name, t->name,
-			       t->created ? "created" : "submitting", t->offset - (long long)t->carry.len,
+			       t->created ? "created" : "submitting", t->offset - (long long)masker_pending(&t->mask),
 			       (long long)t->started, size, t->body ? t->body : "{}");
 	int rc = write_file_atomic(t->pid_path, text, strlen(text), false);
 	free(text);
@@ -645,43 +613,18 @@ static void log_note(struct k8s_try *t, const char *fmt, ...)
 		try_save(t); /* the log's size in the pid file includes this line (see k8s_reattach) */
 }
 
-static size_t mask_at(const struct k8s_try *t, const char *p, size_t n)
-{
-	size_t best = 0;
-	for (size_t i = 0; i < t->nmasks; i++) {
-		size_t l = strlen(t->masks[i]);
-		if (l <= n && l > best && !memcmp(p, t->masks[i], l))
-			best = l;
-	}
-	return best;
-}
-
 /* Pod log bytes: secrets written as ***, the tail that may start a secret kept for later. */
 static void log_feed(struct k8s_try *t, const char *p, size_t n, bool final)
 {
 	t->offset += (long long)n;
-	if (!t->nmasks) {
+	if (!t->mask.n) {
 		log_write(t, p, n);
 		return;
 	}
-	sb_add(&t->carry, p, n);
-	size_t have = t->carry.len, upto = final ? have : have > t->keep ? have - t->keep : 0, i = 0;
 	struct strbuf out = {0};
-	while (i < upto) {
-		size_t m = mask_at(t, t->carry.buf + i, have - i);
-		if (m) {
-			sb_puts(&out, "***");
-			i += m;
-		} else {
-			sb_putc(&out, t->carry.buf[i++]);
-		}
-	}
+	masker_feed(&t->mask, p, n, final, &out);
 	log_write(t, out.buf, out.len);
 	sb_free(&out);
-	memmove(t->carry.buf, t->carry.buf + i, have - i);
-	t->carry.len = have - i;
-	if (t->carry.buf)
-		t->carry.buf[t->carry.len] = '\0';
 }
 
 /* Log stream bytes: the ones the local log already has (a re-opened stream starts at 0) are skipped. */
@@ -1484,7 +1427,7 @@ static int k8s_reattach(struct executor *ex, uint64_t token, const struct exec_s
 	struct k8s_try *t = try_new(ks, token, spec, name[0] ? ns : ks->namespace, name[0] ? name : "-");
 	/* The pod's bytes the log got after the last save (a kill between the write and the save):
 	 * counted too, so that none is written twice. Not with masks (*** changes the length). */
-	if (size >= 0 && !t->nmasks && t->written > size && t->written - size < (1 << 20))
+	if (size >= 0 && !t->mask.n && t->written > size && t->written - size < (1 << 20))
 		off += t->written - size;
 	t->offset = t->saved_offset = off;
 	t->created = !strcmp(state, "created");

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/mask.h"
 
 extern char **environ;
 
@@ -99,9 +100,7 @@ struct sl_try {
 	long long offset;           /* bytes of the job's output copied */
 	long long written, max_log;
 	bool capped;
-	char **masks;
-	size_t nmasks, keep;
-	struct strbuf carry;
+	struct masker mask;          /* the try's secrets, written as *** in its log */
 	struct sl_try *prev, *next;
 };
 
@@ -370,12 +369,7 @@ static void try_free(struct sl_try *t)
 	ss->running--;
 	if (t->log_fd >= 0)
 		close(t->log_fd);
-	for (size_t i = 0; i < t->nmasks; i++) {
-		explicit_bzero(t->masks[i], strlen(t->masks[i]));
-		free(t->masks[i]);
-	}
-	free(t->masks);
-	sb_free(&t->carry);
+	masker_free(&t->mask);
 	free_argv(t->submit_argv);
 	free(t->name);
 	free(t->dir);
@@ -386,26 +380,6 @@ static void try_free(struct sl_try *t)
 	free(t->out_path);
 	free(t->mask_path);
 	free(t);
-}
-
-static void read_masks(struct sl_try *t)
-{
-	char *text = NULL;
-	size_t len = 0;
-
-	if (!t->mask_path || read_file(t->mask_path, 1 << 16, &text, &len) < 0)
-		return;
-	for (size_t i = 0; i < len; i += strlen(text + i) + 1) {
-		size_t l = strlen(text + i);
-		if (l < 5) /* shorter values are not masked (as the local supervisor) */
-			continue;
-		t->masks = xrealloc(t->masks, (t->nmasks + 1) * sizeof(char *));
-		t->masks[t->nmasks++] = xstrdup(text + i);
-		if (l - 1 > t->keep)
-			t->keep = l - 1;
-	}
-	explicit_bzero(text, len);
-	free(text);
 }
 
 static struct sl_try *try_new(struct sl_state *ss, uint64_t token, const struct exec_spec *spec)
@@ -427,7 +401,7 @@ static struct sl_try *try_new(struct sl_state *ss, uint64_t token, const struct 
 		if (fstat(t->log_fd, &sb) == 0)
 			t->written = sb.st_size;
 	}
-	read_masks(t);
+	masker_load(&t->mask, t->mask_path);
 	t->prev = ss->tail; /* appended: the oldest is submitted first */
 	if (ss->tail)
 		ss->tail->next = t;
@@ -441,7 +415,7 @@ static struct sl_try *try_new(struct sl_state *ss, uint64_t token, const struct 
 static int try_save(struct sl_try *t)
 {
 	char *text = xasprintf("slurm %s %s %s %lld %lld %lld\n", t->key, t->name, t->jobid ? t->jobid : "-",
-			       t->offset - (long long)t->carry.len, (long long)t->started, (long long)t->deadline);
+			       t->offset - (long long)masker_pending(&t->mask), (long long)t->started, (long long)t->deadline);
 	int rc = write_file_atomic(t->pid_path, text, strlen(text), false);
 
 	free(text);
@@ -487,42 +461,17 @@ static void note(struct sl_try *t, const char *fmt, ...)
 	sb_free(&sb);
 }
 
-static size_t mask_at(const struct sl_try *t, const char *p, size_t n)
-{
-	size_t best = 0;
-
-	for (size_t i = 0; i < t->nmasks; i++) {
-		size_t l = strlen(t->masks[i]);
-		if (l <= n && l > best && !memcmp(p, t->masks[i], l))
-			best = l;
-	}
-	return best;
-}
-
 static void log_feed(struct sl_try *t, const char *p, size_t n, bool final)
 {
 	t->offset += (long long)n;
-	if (!t->nmasks) {
+	if (!t->mask.n) {
 		log_write(t, p, n);
 		return;
 	}
-	sb_add(&t->carry, p, n);
-	size_t have = t->carry.len, upto = final ? have : have > t->keep ? have - t->keep : 0, i = 0;
 	struct strbuf out = {0};
-	while (i < upto) {
-		size_t m = mask_at(t, t->carry.buf + i, have - i);
-		if (m) {
-			sb_puts(&out, "***");
-			i += m;
-		} else {
-			sb_putc(&out, t->carry.buf[i++]);
-		}
-	}
+	masker_feed(&t->mask, p, n, final, &out);
 	log_write(t, out.buf, out.len);
 	sb_free(&out);
-	memmove(t->carry.buf, t->carry.buf + i, have - i);
-	t->carry.len = have - i;
-	t->carry.buf[t->carry.len] = '\0';
 }
 
 /* Copies what the job's output file gained since the last time (at most TAIL_CHUNK unless final). */

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/mask.h"
 #include "executors/ssh_scripts.h"
 
 extern char **environ;
@@ -136,9 +137,7 @@ struct ssh_try {
 	long long offset;           /* bytes of the remote log the local log has */
 	long long written, max_log; /* bytes written to the local log; its cap (0 = none) */
 	bool capped;
-	char **masks;
-	size_t nmasks, keep;
-	struct strbuf carry;        /* received, not yet written: may start a secret */
+	struct masker mask;          /* the try's secrets, written as *** in its log */
 	struct ssh_try *prev, *next;
 };
 
@@ -579,17 +578,6 @@ static struct ssh_try *try_find(struct ssh_state *ss, uint64_t token)
 	return NULL;
 }
 
-static void free_masks(struct ssh_try *t)
-{
-	for (size_t i = 0; i < t->nmasks; i++) {
-		explicit_bzero(t->masks[i], strlen(t->masks[i]));
-		free(t->masks[i]);
-	}
-	free(t->masks);
-	t->masks = NULL;
-	t->nmasks = 0;
-}
-
 static void try_free(struct ssh_try *t)
 {
 	struct ssh_state *ss = t->ss;
@@ -608,8 +596,7 @@ static void try_free(struct ssh_try *t)
 		close(t->log_fd);
 	if (t->out_fd >= 0)
 		close(t->out_fd);
-	free_masks(t);
-	sb_free(&t->carry);
+	masker_free(&t->mask);
 	sb_free(&t->status);
 	free(t->status_path);
 	free(t->pid_path);
@@ -618,28 +605,6 @@ static void try_free(struct ssh_try *t)
 	free(t->mask_path);
 	free(t->job);
 	free(t);
-}
-
-/* Reads the secrets to mask (NUL-separated, as the local supervisor takes them). The file stays
- * until the try ends, so that a restarted daemon masks the rest of the log too. */
-static void read_masks(struct ssh_try *t)
-{
-	char *text = NULL;
-	size_t len = 0;
-
-	if (!t->mask_path || read_file(t->mask_path, 1 << 16, &text, &len) < 0)
-		return;
-	for (size_t i = 0; i < len; i += strlen(text + i) + 1) {
-		size_t l = strlen(text + i);
-		if (l < 5) /* shorter values are not masked (as the local supervisor) */
-			continue;
-		t->masks = xrealloc(t->masks, (t->nmasks + 1) * sizeof(char *));
-		t->masks[t->nmasks++] = xstrdup(text + i);
-		if (l - 1 > t->keep)
-			t->keep = l - 1;
-	}
-	explicit_bzero(text, len);
-	free(text);
 }
 
 static struct ssh_try *try_new(struct ssh_state *ss, struct ssh_host *h, uint64_t token,
@@ -666,7 +631,7 @@ static struct ssh_try *try_new(struct ssh_state *ss, struct ssh_host *h, uint64_
 		if (fstat(t->log_fd, &sb) == 0)
 			t->written = sb.st_size;
 	}
-	read_masks(t);
+	masker_load(&t->mask, t->mask_path);
 	t->next = ss->tries;
 	if (ss->tries)
 		ss->tries->prev = t;
@@ -680,7 +645,7 @@ static struct ssh_try *try_new(struct ssh_state *ss, struct ssh_host *h, uint64_
 static int try_save(struct ssh_try *t)
 {
 	char *text = xasprintf("ssh %s %s %lld 0\n", t->host->name, t->key,
-			       t->offset - (long long)t->carry.len);
+			       t->offset - (long long)masker_pending(&t->mask));
 	int rc = write_file_atomic(t->pid_path, text, strlen(text), false);
 
 	free(text);
@@ -708,45 +673,19 @@ static void log_write(struct ssh_try *t, const char *p, size_t n)
 	t->written += (long long)n;
 }
 
-/* The longest secret at p (within n bytes), or 0. */
-static size_t mask_at(const struct ssh_try *t, const char *p, size_t n)
-{
-	size_t best = 0;
-
-	for (size_t i = 0; i < t->nmasks; i++) {
-		size_t l = strlen(t->masks[i]);
-		if (l <= n && l > best && !memcmp(p, t->masks[i], l))
-			best = l;
-	}
-	return best;
-}
-
 /* Log bytes from the remote side: every secret written as ***; the last (longest secret - 1)
  * bytes wait for more (a secret may be split across frames) unless this is the end. */
 static void log_feed(struct ssh_try *t, const char *p, size_t n, bool final)
 {
 	t->offset += (long long)n;
-	if (!t->nmasks) {
+	if (!t->mask.n) {
 		log_write(t, p, n);
 		return;
 	}
-	sb_add(&t->carry, p, n);
-	size_t have = t->carry.len, upto = final ? have : have > t->keep ? have - t->keep : 0, i = 0;
 	struct strbuf out = {0};
-	while (i < upto) {
-		size_t m = mask_at(t, t->carry.buf + i, have - i);
-		if (m) {
-			sb_puts(&out, "***");
-			i += m;
-		} else {
-			sb_putc(&out, t->carry.buf[i++]);
-		}
-	}
+	masker_feed(&t->mask, p, n, final, &out);
 	log_write(t, out.buf, out.len);
 	sb_free(&out);
-	memmove(t->carry.buf, t->carry.buf + i, have - i);
-	t->carry.len = have - i;
-	t->carry.buf[t->carry.len] = '\0';
 }
 
 /* ---- the end of a try ---- */
@@ -940,7 +879,7 @@ static void try_send(struct ssh_try *t)
 		free(t->job); /* from now on only re-attach: the start may have happened */
 		t->job = NULL;
 	} else {
-		sb_printf(&sb, "W %s %lld\n", t->key, t->offset - (long long)t->carry.len);
+		sb_printf(&sb, "W %s %lld\n", t->key, t->offset - (long long)masker_pending(&t->mask));
 	}
 	if (t->cancelled) {
 		sb_printf(&sb, "K %s\n", t->key);
