@@ -6,6 +6,7 @@
 
 #include "base/util.h"
 #include "kernels/kernel.h"
+#include "kernels/radix.h"
 
 int ksort_cmp(const struct ksort_item *a, const struct ksort_item *b)
 {
@@ -27,49 +28,15 @@ static int cmp_items(const void *a, const void *b)
 	return ksort_cmp(a, b);
 }
 
+KRADIX_DEFINE(radix_items, struct ksort_item, cmp_items, KRADIX_ALWAYS)
+
 void ksort_items(struct ksort_item *v, size_t n, struct ksort_item *tmp)
 {
 	struct ksort_item *own = NULL;
 	if (n < 2)
 		return;
-	if (n < 64) {
-		qsort(v, n, sizeof *v, cmp_items);
-		return;
-	}
-	if (!tmp)
+	if (!tmp && n >= 64)
 		tmp = own = xmalloc(n * sizeof *tmp);
-	uint64_t diff = 0, first = v[0].prefix;
-	for (size_t i = 1; i < n; i++)
-		diff |= v[i].prefix ^ first;
-	struct ksort_item *src = v, *dst = tmp;
-	for (int shift = 0; shift < 64; shift += 8) {
-		if (!((diff >> shift) & 0xff))
-			continue;
-		size_t cnt[256] = {0};
-		for (size_t i = 0; i < n; i++)
-			cnt[(src[i].prefix >> shift) & 0xff]++;
-		size_t sum = 0;
-		for (int b = 0; b < 256; b++) {
-			size_t c = cnt[b];
-			cnt[b] = sum;
-			sum += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			dst[cnt[(src[i].prefix >> shift) & 0xff]++] = src[i];
-		struct ksort_item *t = src;
-		src = dst;
-		dst = t;
-	}
-	if (src != v)
-		memcpy(v, src, n * sizeof *v);
-	/* Runs of equal prefix: the radix passes kept input order, so sort each run by key then idx. */
-	for (size_t i = 0; i < n;) {
-		size_t j = i + 1;
-		while (j < n && v[j].prefix == v[i].prefix)
-			j++;
-		if (j - i > 1)
-			qsort(v + i, j - i, sizeof *v, cmp_items);
-		i = j;
-	}
+	radix_items(v, n, tmp);
 	free(own);
 }

@@ -19,6 +19,7 @@
 
 #include "base/util.h"
 #include "kernels/kernel.h"
+#include "kernels/radix.h"
 
 static const char sort_usage[] =
 	"usage: sluice-kernel sort -o OUT_DIR [-k COL] [-t SEP] [-n] [-r] [--memory SIZE] [--threads N]\n"
@@ -141,45 +142,10 @@ static int sitem_qcmp(const void *a, const void *b)
 	return sitem_cmp(a, b);
 }
 
-static void sitem_sort(struct sitem *v, size_t n, struct sitem *tmp)
-{
-	if (n < 64) {
-		qsort(v, n, sizeof *v, sitem_qcmp);
-		return;
-	}
-	uint64_t diff = 0;
-	for (size_t i = 1; i < n; i++)
-		diff |= v[i].prefix ^ v[0].prefix;
-	struct sitem *src = v, *dst = tmp;
-	for (int shift = 0; shift < 64; shift += 8) {
-		if (!((diff >> shift) & 0xff))
-			continue;
-		size_t cnt[256] = {0};
-		for (size_t i = 0; i < n; i++)
-			cnt[(src[i].prefix >> shift) & 0xff]++;
-		size_t sum = 0;
-		for (int b = 0; b < 256; b++) {
-			size_t c = cnt[b];
-			cnt[b] = sum;
-			sum += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			dst[cnt[(src[i].prefix >> shift) & 0xff]++] = src[i];
-		struct sitem *t = src;
-		src = dst;
-		dst = t;
-	}
-	if (src != v)
-		memcpy(v, src, n * sizeof *v);
-	for (size_t i = 0; i < n;) {
-		size_t j = i + 1;
-		while (j < n && v[j].prefix == v[i].prefix)
-			j++;
-		if (j - i > 1 && (sitem_strkeys || v[i].idx > v[j - 1].idx))
-			qsort(v + i, j - i, sizeof *v, sitem_qcmp);
-		i = j;
-	}
-}
+/* Numeric keys: the prefix is the whole key and the radix passes keep input order, so a run of
+ * equal prefixes needs sorting only when its idx order is broken; string keys tie on their bytes. */
+#define SITEM_RUN_UNSORTED(first, last) (sitem_strkeys || (first)->idx > (last)->idx)
+KRADIX_DEFINE(sitem_sort, struct sitem, sitem_qcmp, SITEM_RUN_UNSORTED)
 
 struct sort_job {
 	struct sitem *v, *tmp;

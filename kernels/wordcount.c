@@ -20,6 +20,7 @@
 
 #include "base/util.h"
 #include "kernels/kernel.h"
+#include "kernels/radix.h"
 
 static const char map_usage[] =
 	"usage: sluice-kernel wordcount map -o SHUFFLE_DIR [--split I/N] [--partitions P] [--memory SIZE]\n"
@@ -376,45 +377,7 @@ static int witem_cmp(const void *pa, const void *pb)
 	return c ? c : (la > lb) - (la < lb);
 }
 
-static void witem_sort(struct witem *v, size_t n, struct witem *tmp)
-{
-	if (n < 64) {
-		qsort(v, n, sizeof *v, witem_cmp);
-		return;
-	}
-	uint64_t diff = 0;
-	for (size_t i = 1; i < n; i++)
-		diff |= v[i].prefix ^ v[0].prefix;
-	struct witem *src = v, *dst = tmp;
-	for (int shift = 0; shift < 64; shift += 8) {
-		if (!((diff >> shift) & 0xff))
-			continue;
-		size_t cnt[256] = {0};
-		for (size_t i = 0; i < n; i++)
-			cnt[(src[i].prefix >> shift) & 0xff]++;
-		size_t sum = 0;
-		for (int b = 0; b < 256; b++) {
-			size_t c = cnt[b];
-			cnt[b] = sum;
-			sum += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			dst[cnt[(src[i].prefix >> shift) & 0xff]++] = src[i];
-		struct witem *t = src;
-		src = dst;
-		dst = t;
-	}
-	if (src != v)
-		memcpy(v, src, n * sizeof *v);
-	for (size_t i = 0; i < n;) {
-		size_t j = i + 1;
-		while (j < n && v[j].prefix == v[i].prefix)
-			j++;
-		if (j - i > 1)
-			qsort(v + i, j - i, sizeof *v, witem_cmp);
-		i = j;
-	}
-}
+KRADIX_DEFINE(witem_sort, struct witem, witem_cmp, KRADIX_ALWAYS)
 
 static void emit_table(struct wcmap *m, struct kwriter **ws_out, struct kwriter *spill, uint64_t *off)
 {
