@@ -12,44 +12,14 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import check, eq, expect, finish  # noqa: E402
 
-KERNEL = (sys.argv[1] if len(sys.argv) > 1 else None) or os.environ.get("SLUICE_KERNEL") \
-    or os.path.abspath("build/kernels/sluice-kernel")
-TMP = tempfile.mkdtemp(prefix="sluice-gb-")
-C_ENV = dict(os.environ, LC_ALL="C")
-_n = [0]
+from kfiles import C_ENV, KERNEL, fresh, kern, make_tmp, path, read, write  # noqa: E402
 
-
-def path(*p):
-    return os.path.join(TMP, *p)
-
-
-def write(name, data):
-    with open(path(name), "wb") as f:
-        f.write(data)
-    return path(name)
-
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
-
-
-def fresh(name):
-    _n[0] += 1
-    return path("%s-%d" % (name, _n[0]))
-
-
-def kern(*args, ok=(0,)):
-    p = subprocess.run([KERNEL] + [str(a) for a in args], capture_output=True, timeout=120)
-    if p.returncode not in ok:
-        raise AssertionError("sluice-kernel %s exited %d\nstderr: %s" % (" ".join(map(str, args)), p.returncode,
-                                                                           p.stderr.decode(errors="replace")))
-    return p
+TMP = make_tmp("sluice-gb-")
 
 
 def csv_quote(cell):

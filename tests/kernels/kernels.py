@@ -12,44 +12,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
 from harness import check, expect, finish  # noqa: E402
 
-KERNEL = (sys.argv[1] if len(sys.argv) > 1 else None) or os.environ.get("SLUICE_KERNEL") \
-    or os.path.abspath("build/kernels/sluice-kernel")
-TMP = tempfile.mkdtemp(prefix="sluice-kern-")
-C_ENV = dict(os.environ, LC_ALL="C")
+from kfiles import C_ENV, KERNEL, kern, make_tmp, path, read, write  # noqa: E402
+
+TMP = make_tmp("sluice-kern-")
 WS = b" \t\n\r\v\f"
 SANITIZED = b"libasan" in subprocess.run(["ldd", KERNEL], capture_output=True).stdout
-
-
-def path(*p):
-    return os.path.join(TMP, *p)
-
-
-def write(name, data):
-    p = path(name)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    with open(p, "wb") as f:
-        f.write(data)
-    return p
-
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
-
-
-def kern(*args, ok=(0,), timeout=120):
-    p = subprocess.run([KERNEL] + [str(a) for a in args], capture_output=True, timeout=timeout)
-    if p.returncode not in ok:
-        raise AssertionError("sluice-kernel %s exited %d\nstderr: %s" % (" ".join(map(str, args)), p.returncode,
-                                                                           p.stderr.decode(errors="replace")))
-    return p
 
 
 def eq(got, want, what=""):
