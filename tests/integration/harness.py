@@ -171,3 +171,82 @@ def wait_until(fn, timeout, what, interval=0.2):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that is free now (for servers the tests start)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def alive(pid):
+    """Whether process pid exists and is no zombie (a process may go between any two reads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_run(home, dag_id, run_id, timeout=60):
+    """Waits (bounded) for a run to end; returns its row."""
+    def done():
+        runs = home.json("runs", "list", dag_id, "--json")["dag_runs"]
+        r = [x for x in runs if x["dag_run_id"] == run_id]
+        return r and r[0]["state"] in ("success", "failed") and r[0]
+    return wait_until(done, timeout, f"run {run_id} of {dag_id} to end", interval=0.3)
+
+
+def task_states(home, dag_id, run_id):
+    """The task instances of a run by task id."""
+    p = home.json("tasks", "list", dag_id, run_id, "--json")
+    return {t["task_id"]: t for t in p["task_instances"]}
+
+
+def api_call(home, daemon, method, path, body=None, accept="application/json"):
+    """A request to the daemon's /api/v1 as admin (HTTP Basic); (status, text)."""
+    import base64
+    import json
+    import re
+    import urllib.error
+    import urllib.request
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", daemon.output()).group(1))
+    if not hasattr(home, "admin"):  # the first login removes the file
+        with open(os.path.join(home.home, "admin_password.txt")) as f:
+            home.admin = "admin:" + f.read().strip()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Authorization", "Basic " + base64.b64encode(home.admin.encode()).decode())
+    req.add_header("Accept", accept)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def expect_config_errors(home, cases):
+    """For each (sluice.cfg text, message): `config show` refuses that file with the message."""
+    cfg = os.path.join(home.home, "sluice.cfg")
+    for bad, why in cases:
+        with open(cfg, "w") as f:
+            f.write(bad)
+        p = home.run("config", "show")
+        expect(p.returncode != 0 and why in p.stderr, f"{bad!r}: {p.stderr}")
+    os.unlink(cfg)
+
+
+def expect_import_errors(home, cases):
+    """For each (task line, message): a DAG whose line 2 is that task fails `dags check` with the
+    message at x.lua:2."""
+    for body, why in cases:
+        home.write_dag("x.lua", f'local d = dag {{ id = "x" }}\n{body}\nreturn d\n')
+        p = home.run("dags", "check")
+        expect(p.returncode == 1 and "x.lua:2:" in p.stdout + p.stderr and why in p.stdout + p.stderr,
+               f"{body}: {p.stdout}{p.stderr}")

@@ -7,17 +7,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, Daemon, Home, check, eq, expect, finish, tis, wait_until  # noqa: E402
+from harness import Daemon, Home, ROOT, api_call, check, eq, expect, finish, tis, wait_run, wait_until  # noqa: E402
 
 SERVER = os.path.join(ROOT, "tests", "k8s", "server.mjs")
 TOKEN = "sluice-test-token"
@@ -107,14 +105,6 @@ def jobs_of(api, dag_id):
 def no_rejections(api):
     rej = api.stats()["rejected"]
     expect(not rej, "the server refused bodies: " + json.dumps(rej)[:2000])
-
-
-def wait_run(home, dag_id, run_id, timeout=60):
-    def done():
-        runs = home.json("runs", "list", dag_id, "--json")["dag_runs"]
-        r = [x for x in runs if x["dag_run_id"] == run_id]
-        return r and r[0]["state"] in ("success", "failed") and r[0]
-    return wait_until(done, timeout, f"run {run_id} of {dag_id} to end")
 
 
 def t_success_outputs(api):
@@ -231,17 +221,6 @@ return d
     home.cleanup()
 
 
-def admin_call(home, port, method, path, body):
-    with open(os.path.join(home.home, "admin_password.txt")) as f:
-        auth = "admin:" + f.read().strip()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method,
-                                 data=json.dumps(body).encode())
-    req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.status
-
-
 def pod_phase(api, dag_id):
     for p in api.stats()["pods"]:
         if p["metadata"]["annotations"].get("sluice.dev/dag-id") == dag_id:
@@ -259,14 +238,13 @@ return d
 ''')
     d = Daemon(home).start()
     try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", d.output()).group(1))
         home.run("dags", "trigger", "c", "--run-id", "r")
         log = os.path.join(home.home, "logs", "c", "r", "t", "-1", "1.log")
         # Streamed while the pod runs (follow=true), not at the end.
         wait_until(lambda: os.path.exists(log) and "line-3" in open(log).read(), 30, "the log to stream")
         eq(pod_phase(api, "c"), "Running", "the pod still runs")
         t0 = time.monotonic()
-        eq(admin_call(home, port, "PATCH", "/dags/c/dagRuns/r", {"state": "failed"}), 200, "cancel through REST")
+        eq(api_call(home, d, "PATCH", "/dags/c/dagRuns/r", {"state": "failed"})[0], 200, "cancel through REST")
         wait_until(lambda: pod_phase(api, "c") is None, 10, "the pod to be deleted", interval=0.1)
         gone = time.monotonic() - t0
         run = wait_run(home, "c", "r")

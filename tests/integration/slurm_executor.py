@@ -4,31 +4,19 @@ spool folders, the machine's real CPUs and memory, proctrack/linuxproc, task/non
 accounting: the scontrol path). The Slurm clients find it through SLURM_CONF, which the daemon
 passes on to them. [slurm] bin_dir points at wrappers that log every call and exec the real
 command, so the test counts squeue calls."""
-import base64
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Daemon, Home, check, eq, expect, finish, tis, wait_until  # noqa: E402
+from harness import Daemon, Home, alive, api_call, check, eq, expect, expect_config_errors, expect_import_errors, finish, free_port, task_states, tis, wait_run, wait_until  # noqa: E402
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scontrol", "scancel")
 POLL = 0.5
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def mem_mb():
@@ -236,30 +224,9 @@ def slurm_home(sl, extra=""):
     return home
 
 
-def wait_run(home, dag_id, run_id, timeout=90):
-    def done():
-        runs = home.json("runs", "list", dag_id, "--json")["dag_runs"]
-        r = [x for x in runs if x["dag_run_id"] == run_id]
-        return r and r[0]["state"] in ("success", "failed") and r[0]
-    return wait_until(done, timeout, f"run {run_id} of {dag_id} to end", interval=0.3)
-
-
-def task_states(home, dag_id, run_id):
-    p = home.json("tasks", "list", dag_id, run_id, "--json")
-    return {t["task_id"]: t for t in p["task_instances"]}
-
-
 def try_log(home, dag_id, run_id, task, n=1):
     path = os.path.join(home.home, "logs", dag_id, run_id, task, "-1", f"{n}.log")
     return open(path).read() if os.path.exists(path) else ""
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[-1][0] != "Z"
-    except OSError:
-        return False
 
 
 def stop_clean(d):
@@ -353,22 +320,15 @@ return d
 ''')
     d = Daemon(home).start()
     try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", d.output()).group(1))
-        admin = "admin:" + open(os.path.join(home.home, "admin_password.txt")).read().strip()
         home.run("dags", "trigger", "c", "--run-id", "r")
         wait_until(lambda: os.path.exists(pidf) and open(pidf).read().strip(), 40, "the job to start")
         pid = int(open(pidf).read())
         expect(alive(pid), "running")
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/dags/c/dagRuns/r", method="PATCH",
-                                     data=json.dumps({"state": "failed"}).encode())
-        req.add_header("Authorization", "Basic " + base64.b64encode(admin.encode()).decode())
-        req.add_header("Content-Type", "application/json")
         t0 = time.monotonic()
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            eq(resp.status, 200, "PATCH dagRun")
+        eq(api_call(home, d, "PATCH", "/dags/c/dagRuns/r", {"state": "failed"})[0], 200, "PATCH dagRun")
         wait_until(lambda: not alive(pid), 15, "the job's process to be gone", interval=0.1)
         gone_in = time.monotonic() - t0
-        run = wait_run(home, "c", "r")
+        run = wait_run(home, "c", "r", timeout=90)
         eq(run["state"], "failed", "the run is failed")
         log = try_log(home, "c", "r", "t")
         expect("cancelling job" in log, log)
@@ -409,7 +369,7 @@ return d
         # daemon finds their exit status in work_dir.
         wait_until(lambda: not sl.jobs("sluice.k.r."), 40, "the jobs to leave squeue", interval=0.5)
         d = Daemon(home).start()
-        run = wait_run(home, "k", "r")
+        run = wait_run(home, "k", "r", timeout=90)
         eq(run["state"], "failed", "the run ends after the restart (z failed)")
         lines = open(counter).read().split()
         eq(sorted(x for x in lines if x.startswith("start")), ["start-a1", "start-a2", "start-a3"], "each ran once")
@@ -466,7 +426,7 @@ return d
         expect("execution_timeout" in log and "controller" in log, log)
         eq(task_states(home, "w", "r")["waits"]["state"], "running", "the other try still waits")
         sl.start_ctld()
-        run = wait_run(home, "w", "r")
+        run = wait_run(home, "w", "r", timeout=90)
         st = task_states(home, "w", "r")
         eq(st["waits"]["state"], "success", "the waiting try ran once the controller was back")
         eq(st["waits"]["try_number"], 1, "without a retry")
@@ -552,15 +512,11 @@ def t_config_and_check(sl):
     for want in ("[slurm]", "poll_interval = 500ms", "max_submit_per_second = 5", "work_dir = " + home.work,
                  "bin_dir = " + sl.bin, "accounting = auto", "command_timeout = 20s"):
         expect(want in p.stdout, f"{want!r} in config show:\n{p.stdout}")
-    cfg = os.path.join(home.home, "sluice.cfg")
-    for bad, why in (("[slurm]\npoll_interval = 0s\n", "sluice.cfg:2: slurm.poll_interval = 0s: must be between"),
-                     ("[slurm]\naccounting = maybe\n", "slurm.accounting = maybe: must be one of auto no"),
-                     ("[slurm]\nmax_submit_per_second = x\n", "slurm.max_submit_per_second = x: not an integer")):
-        with open(cfg, "w") as f:
-            f.write(bad)
-        p = home.run("config", "show")
-        expect(p.returncode != 0 and why in p.stderr, f"{bad!r}: {p.stderr}")
-    os.unlink(cfg)
+    expect_config_errors(home, [
+        ("[slurm]\npoll_interval = 0s\n", "sluice.cfg:2: slurm.poll_interval = 0s: must be between"),
+        ("[slurm]\naccounting = maybe\n", "slurm.accounting = maybe: must be one of auto no"),
+        ("[slurm]\nmax_submit_per_second = x\n", "slurm.max_submit_per_second = x: not an integer"),
+    ])
     cases = [
         ('d:task "t" { cmd = "true", executor = "slurm", slurm = { partiton = "x" } }', "unknown field 'partiton'"),
         ('d:task "t" { cmd = "true", slurm = { cpus = 2 } }', 'slurm is for executor = "slurm"'),
@@ -570,11 +526,7 @@ def t_config_and_check(sl):
         ('d:task "t" { cmd = "true", executor = "slurm", slurm = { time = "soon" } }', "time is not a valid duration"),
         ('d:task "t" { cmd = "true", executor = "slurm", run_as = "nobody" }', "run_as cannot be used"),
     ]
-    for body, why in cases:
-        home.write_dag("x.lua", f'local d = dag {{ id = "x" }}\n{body}\nreturn d\n')
-        p = home.run("dags", "check")
-        expect(p.returncode == 1 and "x.lua:2:" in p.stdout + p.stderr and why in p.stdout + p.stderr,
-               f"{body}: {p.stdout}{p.stderr}")
+    expect_import_errors(home, cases)
     home.cleanup()
 
 

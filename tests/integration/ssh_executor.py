@@ -3,7 +3,6 @@ user key (ssh-keygen), its own sshd_config on a free port, an ssh_config with th
 `good` and `good2` (both that sshd), `bad` (a closed port) and `ghost` (a name that does not
 resolve), and a known_hosts file checked strictly. The remote folder is under the test's temp
 folder, so the test can look at the remote side."""
-import json
 import os
 import shutil
 import signal
@@ -13,18 +12,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Daemon, Home, check, eq, expect, finish, tis, wait_until  # noqa: E402
+from harness import Daemon, Home, alive, api_call, check, eq, expect, expect_config_errors, expect_import_errors, finish, free_port, task_states, tis, wait_run, wait_until  # noqa: E402
 from ssh_netns import NetnsHosts  # noqa: E402
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Sshd:
@@ -126,28 +117,6 @@ def ssh_home(sshd, extra=""):
         f.write(f"[ssh]\nconfig_file = {sshd.client_config}\nremote_dir = {remote}\nconnect_timeout = 5s\n{extra}")
     home.remote = remote
     return home
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(") ")[-1][0] != "Z"
-
-
-def wait_run(home, dag_id, run_id, timeout=60):
-    def done():
-        runs = home.json("runs", "list", dag_id, "--json")["dag_runs"]
-        r = [x for x in runs if x["dag_run_id"] == run_id]
-        return r and r[0]["state"] in ("success", "failed") and r[0]
-    return wait_until(done, timeout, f"run {run_id} of {dag_id} to end")
-
-
-def task_states(home, dag_id, run_id):
-    p = home.json("tasks", "list", dag_id, run_id, "--json")
-    return {t["task_id"]: t for t in p["task_instances"]}
 
 
 def t_success_outputs_log(sshd):
@@ -339,17 +308,13 @@ def t_config_and_check(sshd):
     for want in ("[ssh]", "config_file = " + sshd.client_config, "slots = 8", "remote_dir = ", "connect_timeout = 5s",
                  "[ssh.host.good]", "slots = 3"):
         expect(want in p.stdout, f"{want!r} in config show:\n{p.stdout}")
-    cfg = os.path.join(home.home, "sluice.cfg")
-    for bad, why in (("[ssh]\nslots = 0\n", "sluice.cfg:2: ssh.slots = 0: must be between 1 and 4096"),
-                     ("[ssh.host.x]\nslots = many\n", "sluice.cfg:2: ssh.host.x.slots = many: must be an integer"),
-                     ("[ssh.host.x]\nslot = 2\n", "sluice.cfg:2: unknown option 'ssh.host.x.slot'"),
-                     ("[ssh]\nconfig_file = /nonexistent/ssh_config\n", "sluice.cfg:2: ssh.config_file = "
-                                                                        "/nonexistent/ssh_config: cannot read it")):
-        with open(cfg, "w") as f:
-            f.write(bad)
-        p = home.run("config", "show")
-        expect(p.returncode != 0 and why in p.stderr, f"{bad!r}: {p.stderr}")
-    os.unlink(cfg)
+    expect_config_errors(home, [
+        ("[ssh]\nslots = 0\n", "sluice.cfg:2: ssh.slots = 0: must be between 1 and 4096"),
+        ("[ssh.host.x]\nslots = many\n", "sluice.cfg:2: ssh.host.x.slots = many: must be an integer"),
+        ("[ssh.host.x]\nslot = 2\n", "sluice.cfg:2: unknown option 'ssh.host.x.slot'"),
+        ("[ssh]\nconfig_file = /nonexistent/ssh_config\n",
+         "sluice.cfg:2: ssh.config_file = /nonexistent/ssh_config: cannot read it"),
+    ])
     cases = [
         ('d:task "t" { cmd = "true", executor = "ssh" }', 'needs host = "alias"'),
         ('d:task "t" { cmd = "true", host = "good" }', 'host is for executor = "ssh"'),
@@ -359,11 +324,7 @@ def t_config_and_check(sshd):
         ('d:task "t" { cmd = "true", executor = "ssh", hots = { "a" } }', "unknown field 'hots'"),
         ('d:task "t" { cmd = "true", executor = "ssh", host = "a", run_as = "nobody" }', "run_as cannot be used"),
     ]
-    for body, why in cases:
-        home.write_dag("x.lua", f'local d = dag {{ id = "x" }}\n{body}\nreturn d\n')
-        p = home.run("dags", "check")
-        expect(p.returncode == 1 and "x.lua:2:" in p.stdout + p.stderr and why in p.stdout + p.stderr,
-               f"{body}: {p.stdout}{p.stderr}")
+    expect_import_errors(home, cases)
     home.write_dag("x.lua", 'local d = dag { id = "x", default_args = { executor = "ssh", hosts = { "a", "b" } } }\n'
                             'd:task "t" { cmd = "true" }\nd:task "l" { cmd = "true", executor = "local" }\n'
                             'd:task "o" { cmd = "true", host = "c" }\nreturn d\n')
@@ -400,29 +361,6 @@ return d
     print(f"     {n} `true` tasks, 16 slots, one multiplexed connection: {per_task * 1000:.0f} ms per task "
           f"(wall / tasks); one session over the master: {mux * 1000:.0f} ms, a new connection: {plain * 1000:.0f} ms")
     home.cleanup()
-
-
-def api_call(home, daemon, method, path, body=None, accept="application/json"):
-    import base64
-    import re
-    import urllib.error
-    import urllib.request
-    port = int(re.search(r"127\.0\.0\.1:(\d+)", daemon.output()).group(1))
-    if not hasattr(home, "admin"):  # the first login removes the file
-        with open(os.path.join(home.home, "admin_password.txt")) as f:
-            home.admin = "admin:" + f.read().strip()
-    auth = home.admin
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    req.add_header("Accept", accept)
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def t_api_cancel_and_live_log(sshd):
