@@ -751,20 +751,14 @@ static int bad_cell(struct gbstate *s, struct kchunk *ch, uint64_t line, long co
 	return r;
 }
 
-static int gb_chunk(struct kchunk *ch, void *ctx)
+/* The first chunk of any thread resolves the key and aggregate columns (from the header when
+ * there is one). 0 or -1 with s->err. */
+static int resolve_once(struct gbstate *s, struct kchunk *ch)
 {
-	struct gbstate *s = ctx;
 	struct gbjob *j = s->j;
-	const char *p = ch->data + ch->begin, *end = ch->data + ch->end;
 	const char *why;
-	/* drop consumed input pages every step bytes, so the mapping does not count against --memory */
-	size_t step = j->c.memory / 16 < ((size_t)32 << 20) ? j->c.memory / 16 : ((size_t)32 << 20);
-	const char *release = p + step;
-	struct kcsv_rec *r = &s->rec;
-	struct gbbatch *b = &s->batch;
-
-	pthread_mutex_lock(&j->lock);
 	int rc = 0;
+	pthread_mutex_lock(&j->lock);
 	if (!j->resolved) {
 		if (j->fmt.header) {
 			const char *hp = ch->data, *he = ch->data + ch->size;
@@ -778,13 +772,97 @@ static int gb_chunk(struct kchunk *ch, void *ctx)
 		}
 	}
 	pthread_mutex_unlock(&j->lock);
-	if (rc)
-		return -1;
+	return rc ? -1 : 0;
+}
+
+/* The highest 0-based column a row must have. */
+static long max_column(const struct gbjob *j)
+{
 	long maxcol = 0;
 	for (size_t k = 0; k < j->nkeys; k++)
 		maxcol = j->keyidx[k] > maxcol ? j->keyidx[k] : maxcol;
 	for (size_t i = 0; i < j->naggs; i++)
 		maxcol = j->aggs[i].idx > maxcol ? j->aggs[i].idx : maxcol;
+	return maxcol;
+}
+
+/* Reads a file's header row at *p: every file's header must be the first file's, since columns
+ * are resolved once, by position. 0 or -1 with s->err. */
+static int skip_header(struct gbstate *s, struct kchunk *ch, const char **p, const char *end, uint64_t *line)
+{
+	struct gbjob *j = s->j;
+	struct kcsv_rec *r = &s->rec;
+	const char *why;
+	int k = kcsv_next(&j->fmt, p, end, r, &why);
+	*line += r->lines;
+	if (k != 1 || !j->hdr)
+		return 0;
+	size_t sl;
+	char *sig = header_sig(r, &sl);
+	bool same = sl == j->hdrlen && !memcmp(sig, j->hdr, sl);
+	free(sig);
+	if (same)
+		return 0;
+	s->err = kerrf("%s:1: its header differs from the first input file's (the columns must be the "
+		       "same, in the same order)", ch->file->path);
+	return -1;
+}
+
+/* The aggregated cells of the row in s->rec (read at line at) into cv: 0, 1 for a bad cell (the
+ * row is skipped, counted) or -1 when bad rows are fatal (s->err). */
+static int read_cells(struct gbstate *s, struct kchunk *ch, uint64_t at, struct cellv *cv)
+{
+	struct gbjob *j = s->j;
+	struct kcsv_rec *r = &s->rec;
+	struct gbbatch *b = &s->batch;
+	for (size_t i = 0; i < j->naggs; i++) {
+		const struct aggspec *a = &j->aggs[i];
+		if (a->idx < 0)
+			continue;
+		const struct kcsv_field *f = &r->f[a->idx];
+		cv[i].empty = f->len == 0;
+		if (a->str) {
+			cv[i].slen = f->len;
+			cv[i].i = (int64_t)batch_copy(b, f->p, f->len);
+			continue;
+		}
+		if (cv[i].empty || a->kind == A_COUNT)
+			continue;
+		int bad_num;
+		const char *what;
+		if (a->type == T_INT) {
+			bad_num = kcsv_int(f->p, f->len, &cv[i].i);
+			cv[i].isf = false;
+			what = "'%s' is not an int64";
+		} else if (a->type == T_FLOAT) {
+			bad_num = kcsv_float(f->p, f->len, &cv[i].d);
+			cv[i].isf = true;
+			what = "'%s' is not a float64";
+		} else {
+			bad_num = kcsv_number(f->p, f->len, &cv[i].i, &cv[i].d, &cv[i].isf);
+			what = "'%s' is not a number";
+		}
+		if (bad_num)
+			return bad_cell(s, ch, at, a->idx, what, f->p, f->len) ? -1 : 1;
+	}
+	return 0;
+}
+
+static int gb_chunk(struct kchunk *ch, void *ctx)
+{
+	struct gbstate *s = ctx;
+	struct gbjob *j = s->j;
+	const char *p = ch->data + ch->begin, *end = ch->data + ch->end;
+	const char *why;
+	/* drop consumed input pages every step bytes, so the mapping does not count against --memory */
+	size_t step = j->c.memory / 16 < ((size_t)32 << 20) ? j->c.memory / 16 : ((size_t)32 << 20);
+	const char *release = p + step;
+	struct kcsv_rec *r = &s->rec;
+	struct gbbatch *b = &s->batch;
+
+	if (resolve_once(s, ch))
+		return -1;
+	long maxcol = max_column(j);
 
 	/* line numbers count from the split's start; bad_cell makes them absolute (only on an error:
 	 * counting the lines before a split touches every page before it) */
@@ -792,22 +870,8 @@ static int gb_chunk(struct kchunk *ch, void *ctx)
 	if (ch->begin)
 		kchunk_release(ch, p); /* the pages the split's resync and line count touched */
 	s->st.bytes_in += ch->end - ch->begin;
-	if (ch->begin == 0 && j->fmt.header && p < end) {
-		/* every file's header must be the first file's: columns are resolved once, by position */
-		int k = kcsv_next(&j->fmt, &p, end, r, &why);
-		line += r->lines;
-		if (k == 1 && j->hdr) {
-			size_t sl;
-			char *sig = header_sig(r, &sl);
-			bool same = sl == j->hdrlen && !memcmp(sig, j->hdr, sl);
-			free(sig);
-			if (!same) {
-				s->err = kerrf("%s:1: its header differs from the first input file's (the columns must be the "
-					       "same, in the same order)", ch->file->path);
-				return -1;
-			}
-		}
-	}
+	if (ch->begin == 0 && j->fmt.header && p < end && skip_header(s, ch, &p, end, &line))
+		return -1;
 	while (p < end) {
 		uint64_t at = line;
 		int k = kcsv_next(&j->fmt, &p, end, r, &why);
@@ -827,42 +891,10 @@ static int gb_chunk(struct kchunk *ch, void *ctx)
 				return -1;
 			continue;
 		}
-		struct cellv *cv = b->cv + b->n * j->naggs;
-		bool bad = false;
-		for (size_t i = 0; i < j->naggs && !bad; i++) {
-			const struct aggspec *a = &j->aggs[i];
-			if (a->idx < 0)
-				continue;
-			const struct kcsv_field *f = &r->f[a->idx];
-			cv[i].empty = f->len == 0;
-			if (a->str) {
-				cv[i].slen = f->len;
-				cv[i].i = (int64_t)batch_copy(b, f->p, f->len);
-				continue;
-			}
-			if (cv[i].empty || a->kind == A_COUNT)
-				continue;
-			int bad_num;
-			const char *what;
-			if (a->type == T_INT) {
-				bad_num = kcsv_int(f->p, f->len, &cv[i].i);
-				cv[i].isf = false;
-				what = "'%s' is not an int64";
-			} else if (a->type == T_FLOAT) {
-				bad_num = kcsv_float(f->p, f->len, &cv[i].d);
-				cv[i].isf = true;
-				what = "'%s' is not a float64";
-			} else {
-				bad_num = kcsv_number(f->p, f->len, &cv[i].i, &cv[i].d, &cv[i].isf);
-				what = "'%s' is not a number";
-			}
-			if (bad_num) {
-				if (bad_cell(s, ch, at, a->idx, what, f->p, f->len))
-					return -1;
-				bad = true;
-			}
-		}
-		if (bad)
+		int c = read_cells(s, ch, at, b->cv + b->n * j->naggs);
+		if (c < 0)
+			return -1;
+		if (c > 0)
 			continue;
 		size_t klen;
 		const char *key = encode_key(s, r, &klen);
@@ -980,6 +1012,68 @@ bad:
 }
 
 /* Merge the partial lines of buf[0..len) (a whole partial file) into s's table. */
+/* The key of a partial line: its key cells unescaped and encoded as encode_key() does. */
+static const char *partial_key(struct gbstate *s, char **cells, size_t *clen, size_t *klen)
+{
+	struct gbjob *j = s->j;
+	if (j->nkeys == 1) {
+		*klen = kcsv_tsv_unescape(cells[0], clen[0]);
+		return cells[0];
+	}
+	size_t need = 0;
+	for (size_t k = 0; k < j->nkeys; k++)
+		need += 4 + clen[k];
+	if (need > s->kcap) {
+		s->kcap = need * 2;
+		s->kbuf = xrealloc(s->kbuf, s->kcap);
+	}
+	char *o = s->kbuf;
+	for (size_t k = 0; k < j->nkeys; k++) {
+		uint32_t l = (uint32_t)kcsv_tsv_unescape(cells[k], clen[k]);
+		memcpy(o, &l, 4);
+		memcpy(o + 4, cells[k], l);
+		o += 4 + l;
+	}
+	*klen = (size_t)(o - s->kbuf);
+	return s->kbuf;
+}
+
+/* Merges one aggregate's three cells (count, value, string) of a partial line into g; -1 when
+ * they are malformed. */
+static int merge_partial_agg(struct gbstate *s, struct aggv *g, const struct aggspec *a, char **c, size_t *clen)
+{
+	char *cn = c[0], *cv = c[1], *cs = c[2];
+	uint64_t n64, ord = 0;
+	int64_t iv = 0;
+	double dv = 0;
+	bool isf = false;
+	if (kparse_u64(cn, &n64))
+		return -1;
+	if (n64 == 0 || a->kind == A_COUNT) {
+		if (strcmp(cv, "-"))
+			return -1;
+	} else if (cv[0] == 'o' && a->str) {
+		if (kparse_u64(cv + 1, &ord))
+			return -1;
+	} else if (cv[0] == 'i' && !a->str) {
+		if (kcsv_int(cv + 1, strlen(cv + 1), &iv))
+			return -1;
+	} else if (cv[0] == 'f' && !a->str) {
+		if (kcsv_float(cv + 1, strlen(cv + 1), &dv))
+			return -1;
+		isf = true;
+	} else {
+		return -1;
+	}
+	if (a->str) {
+		size_t sl = kcsv_tsv_unescape(cs, clen[2]);
+		merge_str(&s->h, g, a->kind, (int64_t)n64, ord, cs, sl);
+	} else {
+		merge_num(g, a->kind, (int64_t)n64, isf, iv, dv);
+	}
+	return 0;
+}
+
 static int merge_partials(struct gbstate *s, char *buf, size_t len, const char *file)
 {
 	struct gbjob *j = s->j;
@@ -1016,64 +1110,12 @@ static int merge_partials(struct gbstate *s, char *buf, size_t len, const char *
 				       want);
 			return -1;
 		}
-		/* unescape key cells and encode the key */
-		size_t klen = 0;
-		const char *key;
-		if (j->nkeys == 1) {
-			klen = kcsv_tsv_unescape(cells[0], clen[0]);
-			key = cells[0];
-		} else {
-			size_t need = 0;
-			for (size_t k = 0; k < j->nkeys; k++)
-				need += 4 + clen[k];
-			if (need > s->kcap) {
-				s->kcap = need * 2;
-				s->kbuf = xrealloc(s->kbuf, s->kcap);
-			}
-			char *o = s->kbuf;
-			for (size_t k = 0; k < j->nkeys; k++) {
-				uint32_t l = (uint32_t)kcsv_tsv_unescape(cells[k], clen[k]);
-				memcpy(o, &l, 4);
-				memcpy(o + 4, cells[k], l);
-				o += 4 + l;
-			}
-			klen = (size_t)(o - s->kbuf);
-			key = s->kbuf;
-		}
+		size_t klen;
+		const char *key = partial_key(s, cells, clen, &klen);
 		struct aggv *g = khash_upsert(&s->h, key, klen, khash64(key, klen), NULL);
-		for (size_t i = 0; i < j->naggs; i++, g++) {
-			const struct aggspec *a = &j->aggs[i];
-			char *cn = cells[j->nkeys + 3 * i], *cv = cells[j->nkeys + 3 * i + 1];
-			char *cs = cells[j->nkeys + 3 * i + 2];
-			uint64_t n64, ord = 0;
-			int64_t iv = 0;
-			double dv = 0;
-			bool isf = false;
-			if (kparse_u64(cn, &n64))
+		for (size_t i = 0; i < j->naggs; i++, g++)
+			if (merge_partial_agg(s, g, &j->aggs[i], cells + j->nkeys + 3 * i, clen + j->nkeys + 3 * i) < 0)
 				goto bad;
-			if (n64 == 0 || a->kind == A_COUNT) {
-				if (strcmp(cv, "-"))
-					goto bad;
-			} else if (cv[0] == 'o' && a->str) {
-				if (kparse_u64(cv + 1, &ord))
-					goto bad;
-			} else if (cv[0] == 'i' && !a->str) {
-				if (kcsv_int(cv + 1, strlen(cv + 1), &iv))
-					goto bad;
-			} else if (cv[0] == 'f' && !a->str) {
-				if (kcsv_float(cv + 1, strlen(cv + 1), &dv))
-					goto bad;
-				isf = true;
-			} else {
-				goto bad;
-			}
-			if (a->str) {
-				size_t sl = kcsv_tsv_unescape(cs, clen[j->nkeys + 3 * i + 2]);
-				merge_str(&s->h, g, a->kind, (int64_t)n64, ord, cs, sl);
-			} else {
-				merge_num(g, a->kind, (int64_t)n64, isf, iv, dv);
-			}
-		}
 		s->st.rows_in++;
 		p = le + 1;
 		continue;
@@ -1196,6 +1238,91 @@ static void job_free(struct gbjob *j)
 	pthread_mutex_destroy(&j->lock);
 }
 
+/* The state of thread t of T: its share of the split, its table, and its partition writers (map)
+ * or spill buckets (run). */
+static void thread_state_init(struct gbstate *st, struct gbjob *j, int t, int T, bool map, const char *tmpd)
+{
+	state_init(st, j, j->c.split_i * (uint32_t)T + (uint32_t)t, j->c.split_n * (uint32_t)T,
+		   (uint64_t)j->c.split_i * (uint64_t)T + (uint64_t)t);
+	khash_init(&st->h, j->naggs * sizeof(struct aggv), 1024);
+	st->spilldir = tmpd;
+	if (map) {
+		st->np = j->c.partitions;
+		st->pw = xcalloc(st->np, sizeof *st->pw);
+	} else {
+		st->spill = xcalloc(GB_SPILLS, sizeof *st->spill);
+		for (int b = 0; b < GB_SPILLS; b++)
+			st->spill[b].fd = -1;
+	}
+}
+
+/* Once some thread spilled: every thread's table goes to its spill files, then the buckets are
+ * reduced one by one into w. 0 or -1 with *err. */
+static int write_spilled(struct gbjob *j, struct gbstate *st, int T, const char *tmpd, struct kwriter *w, char **err)
+{
+	for (int t = 0; t < T; t++)
+		if (st[t].spill[0].fd < 0 && st[t].h.count) {
+			st[t].spilldir = tmpd;
+			if (flush_table(&st[t])) {
+				*err = xstrdup(st[t].err);
+				return -1;
+			}
+		}
+	for (int t = 0; t < T; t++)
+		for (int b = 0; st[t].spill[0].fd >= 0 && b < GB_SPILLS; b++) {
+			int e = kw_finish(&st[t].spill[b].w);
+			if (e) {
+				*err = kerrf("writing a spill file: %s", strerror(-e));
+				return -1;
+			}
+		}
+	struct gbstate red;
+	int rc = 0;
+	state_init(&red, j, 0, 1, 0);
+	khash_init(&red.h, j->naggs * sizeof(struct aggv), 1024);
+	for (int b = 0; b < GB_SPILLS && !rc; b++) {
+		for (int t = 0; t < T && !rc; t++) {
+			if (st[t].spill[0].fd < 0)
+				continue;
+			char *buf;
+			size_t len;
+			if (slurp_fd(st[t].spill[b].fd, &buf, &len, "spill file", err) ||
+			    merge_partials(&red, buf, len, "spill file")) {
+				if (!*err)
+					*err = xstrdup(red.err);
+				rc = -1;
+			}
+			free(buf);
+		}
+		if (!rc)
+			write_results(w, j, &red.h);
+		khash_reset(&red.h);
+	}
+	state_free(&red);
+	return rc;
+}
+
+/* groupby run's result: the header, then the threads' tables merged (or their spills reduced). */
+static int write_run_result(struct gbjob *j, struct gbstate *st, int T, const char *tmpd, struct kwriter *w,
+			    char **err)
+{
+	if (!j->resolved)
+		names_for_empty_input(j);
+	put_result_header(w, j);
+	bool spilled = false;
+	for (int t = 0; t < T; t++)
+		spilled |= st[t].spill[0].fd >= 0;
+	if (spilled)
+		return write_spilled(j, st, T, tmpd, w, err);
+	for (int t = 1; t < T; t++) {
+		merge_tables(j, &st[0].h, &st[t].h);
+		khash_free(&st[t].h);
+		khash_init(&st[t].h, 8, 64);
+	}
+	write_results(w, j, &st[0].h);
+	return 0;
+}
+
 static int gb_run(struct gbjob *j, bool map)
 {
 	struct kout *out = NULL;
@@ -1217,20 +1344,8 @@ static int gb_run(struct gbjob *j, bool map)
 			goto done;
 		tmpd = kout_tmpdir(out);
 	}
-	for (int t = 0; t < T; t++, nst++) {
-		state_init(&st[t], j, j->c.split_i * (uint32_t)T + (uint32_t)t, j->c.split_n * (uint32_t)T,
-			   (uint64_t)j->c.split_i * (uint64_t)T + (uint64_t)t);
-		khash_init(&st[t].h, j->naggs * sizeof(struct aggv), 1024);
-		st[t].spilldir = tmpd;
-		if (map) {
-			st[t].np = j->c.partitions;
-			st[t].pw = xcalloc(st[t].np, sizeof *st[t].pw);
-		} else {
-			st[t].spill = xcalloc(GB_SPILLS, sizeof *st[t].spill);
-			for (int b = 0; b < GB_SPILLS; b++)
-				st[t].spill[b].fd = -1;
-		}
-	}
+	for (int t = 0; t < T; t++, nst++)
+		thread_state_init(&st[t], j, t, T, map, tmpd);
 	if (map) {
 		/* the partition files exist before any flush */
 		char name[64];
@@ -1273,67 +1388,9 @@ static int gb_run(struct gbjob *j, bool map)
 		char name[64];
 		snprintf(name, sizeof name, "part-%05d.%s", j->c.task, j->ext);
 		struct kwriter *w = to_stdout ? &sw : kout_file(out, name, &err);
-		if (!w) {
+		if (!w || write_run_result(j, st, T, tmpd, w, &err) < 0) {
 			rc = -1;
 			goto done;
-		}
-		if (!j->resolved)
-			names_for_empty_input(j);
-		put_result_header(w, j);
-		bool spilled = false;
-		for (int t = 0; t < T; t++)
-			spilled |= st[t].spill[0].fd >= 0;
-		if (!spilled) {
-			for (int t = 1; t < T; t++) {
-				merge_tables(j, &st[0].h, &st[t].h);
-				khash_free(&st[t].h);
-				khash_init(&st[t].h, 8, 64);
-			}
-			write_results(w, j, &st[0].h);
-		} else {
-			/* every thread flushed its table into its spill files; reduce bucket by bucket */
-			for (int t = 0; t < T; t++)
-				if (st[t].spill[0].fd < 0 && st[t].h.count) {
-					st[t].spilldir = tmpd;
-					if (flush_table(&st[t])) {
-						err = xstrdup(st[t].err);
-						rc = -1;
-						goto done;
-					}
-				}
-			for (int t = 0; t < T; t++)
-				for (int b = 0; st[t].spill[0].fd >= 0 && b < GB_SPILLS; b++) {
-					int e = kw_finish(&st[t].spill[b].w);
-					if (e) {
-						err = kerrf("writing a spill file: %s", strerror(-e));
-						rc = -1;
-						goto done;
-					}
-				}
-			struct gbstate red;
-			state_init(&red, j, 0, 1, 0);
-			khash_init(&red.h, j->naggs * sizeof(struct aggv), 1024);
-			for (int b = 0; b < GB_SPILLS && !rc; b++) {
-				for (int t = 0; t < T && !rc; t++) {
-					if (st[t].spill[0].fd < 0)
-						continue;
-					char *buf;
-					size_t len;
-					if (slurp_fd(st[t].spill[b].fd, &buf, &len, "spill file", &err) ||
-					    merge_partials(&red, buf, len, "spill file")) {
-						if (!err)
-							err = xstrdup(red.err);
-						rc = -1;
-					}
-					free(buf);
-				}
-				if (!rc)
-					write_results(w, j, &red.h);
-				khash_reset(&red.h);
-			}
-			state_free(&red);
-			if (rc)
-				goto done;
 		}
 	}
 	if (to_stdout) {

@@ -559,72 +559,39 @@ static int learn_columns(struct jjob *j, int sd, char **paths, size_t n)
 	return rc;
 }
 
-static int join_run(struct jjob *j, struct kout *out, char **left, size_t nl, char **right, size_t nr)
+/* Side sd's rows hashed into B bucket files (fds, ws: B each). 0 or -1 with j->err. */
+static int partition_side(struct jjob *j, struct kout *out, int sd, char **files, size_t nfiles, int *fds,
+			  struct kwriter *ws, uint32_t B)
 {
-	char name[64];
-	if (learn_columns(j, 0, left, nl) || learn_columns(j, 1, right, nr))
-		return -1;
-	snprintf(name, sizeof name, "part-%05d.%s", j->c.task, j->ext);
-	if (!(j->out = kout_file(out, name, &j->err)))
-		return -1;
-	put_header(j);
-	struct kinput rin = {0};
-	if (kin_list(&rin, right, nr, &j->err))
-		return -1;
-	uint64_t rbytes = rin.total;
-	kin_free(&rin);
-	if (rbytes * 2 + (64u << 10) <= j->c.memory) {
-		/* broadcast */
-		j->mode = M_BUILD;
-		if (read_side(j, 1, right, nr, 0, 1))
-			return -1;
-		j->mode = M_PROBE;
-		if (read_side(j, 0, left, nl, j->c.split_i, j->c.split_n))
-			return -1;
-		if (j->type == J_FULL)
-			emit_unmatched(j);
-		return 0;
-	}
-	/* grace: B buckets of each side into spill files, then bucket by bucket */
-	uint64_t B64 = rbytes * 3 / j->c.memory + 1;
-	uint32_t B = B64 > 4096 ? 4096 : (uint32_t)B64;
-	int *fds[2];
-	struct kwriter *ws[2];
 	int rc = 0;
-	if (j->c.verbose)
-		kwarn("join: right side %llu bytes over --memory: grace join with %u buckets", (unsigned long long)rbytes, B);
-	for (int sd = 0; sd < 2; sd++) {
-		fds[sd] = xcalloc(B, sizeof *fds[sd]);
-		ws[sd] = xcalloc(B, sizeof *ws[sd]);
-		for (uint32_t b = 0; b < B; b++)
-			fds[sd][b] = -1;
-	}
-	j->bw = xcalloc(B, sizeof *j->bw);
-	j->nb = B;
-	for (int sd = 1; sd >= 0 && !rc; sd--) {
-		for (uint32_t b = 0; b < B && !rc; b++) {
-			fds[sd][b] = kspill_open(kout_tmpdir(out), &j->err);
-			if (fds[sd][b] < 0) {
-				rc = -1;
-				break;
-			}
-			kw_init(&ws[sd][b], fds[sd][b], 64 << 10);
-			put_bucket_header(&ws[sd][b], &j->side[sd]);
-			j->bw[b] = &ws[sd][b];
+	for (uint32_t b = 0; b < B; b++) {
+		fds[b] = kspill_open(kout_tmpdir(out), &j->err);
+		if (fds[b] < 0) {
+			rc = -1;
+			break;
 		}
-		j->mode = M_PART;
-		if (!rc)
-			rc = read_side(j, sd, sd ? right : left, sd ? nr : nl, sd ? 0 : j->c.split_i, sd ? 1 : j->c.split_n);
-		for (uint32_t b = 0; b < B && fds[sd][b] >= 0; b++) {
-			int e = kw_finish(&ws[sd][b]);
-			if (e && !rc) {
-				j->err = kerrf("writing a spill file: %s", strerror(-e));
-				rc = -1;
-			}
+		kw_init(&ws[b], fds[b], 64 << 10);
+		put_bucket_header(&ws[b], &j->side[sd]);
+		j->bw[b] = &ws[b];
+	}
+	j->mode = M_PART;
+	if (!rc)
+		rc = read_side(j, sd, files, nfiles, sd ? 0 : j->c.split_i, sd ? 1 : j->c.split_n);
+	for (uint32_t b = 0; b < B && fds[b] >= 0; b++) {
+		int e = kw_finish(&ws[b]);
+		if (e && !rc) {
+			j->err = kerrf("writing a spill file: %s", strerror(-e));
+			rc = -1;
 		}
 	}
-	/* the buckets: key first, escaped TSV */
+	return rc;
+}
+
+/* Joins the bucket files pairwise (they hold the key first, as escaped TSV). */
+static int join_buckets(struct jjob *j, int *fds[2], uint32_t B)
+{
 	struct jside saved[2] = {j->side[0], j->side[1]};
+	int rc = 0;
 	for (int sd = 0; sd < 2; sd++) {
 		j->side[sd].escaped = true;
 		j->side[sd].fmt = (struct kcsv_fmt){'\t', false, false};
@@ -651,6 +618,29 @@ static int join_run(struct jjob *j, struct kout *out, char **left, size_t nl, ch
 	}
 	j->side[0] = saved[0];
 	j->side[1] = saved[1];
+	return rc;
+}
+
+/* The grace join: B buckets of each side into spill files (right side first), then each bucket
+ * joined in memory. 0 or -1 with j->err. */
+static int grace_join(struct jjob *j, struct kout *out, char **left, size_t nl, char **right, size_t nr,
+		      uint32_t B)
+{
+	int *fds[2];
+	struct kwriter *ws[2];
+	int rc = 0;
+	for (int sd = 0; sd < 2; sd++) {
+		fds[sd] = xcalloc(B, sizeof *fds[sd]);
+		ws[sd] = xcalloc(B, sizeof *ws[sd]);
+		for (uint32_t b = 0; b < B; b++)
+			fds[sd][b] = -1;
+	}
+	j->bw = xcalloc(B, sizeof *j->bw);
+	j->nb = B;
+	for (int sd = 1; sd >= 0 && !rc; sd--)
+		rc = partition_side(j, out, sd, sd ? right : left, sd ? nr : nl, fds[sd], ws[sd], B);
+	if (!rc)
+		rc = join_buckets(j, fds, B);
 	for (int sd = 0; sd < 2; sd++) {
 		for (uint32_t b = 0; b < B; b++)
 			if (fds[sd][b] >= 0)
@@ -661,6 +651,39 @@ static int join_run(struct jjob *j, struct kout *out, char **left, size_t nl, ch
 	free(j->bw);
 	j->bw = NULL;
 	return rc;
+}
+
+static int join_run(struct jjob *j, struct kout *out, char **left, size_t nl, char **right, size_t nr)
+{
+	char name[64];
+	if (learn_columns(j, 0, left, nl) || learn_columns(j, 1, right, nr))
+		return -1;
+	snprintf(name, sizeof name, "part-%05d.%s", j->c.task, j->ext);
+	if (!(j->out = kout_file(out, name, &j->err)))
+		return -1;
+	put_header(j);
+	struct kinput rin = {0};
+	if (kin_list(&rin, right, nr, &j->err))
+		return -1;
+	uint64_t rbytes = rin.total;
+	kin_free(&rin);
+	if (rbytes * 2 + (64u << 10) <= j->c.memory) {
+		/* broadcast */
+		j->mode = M_BUILD;
+		if (read_side(j, 1, right, nr, 0, 1))
+			return -1;
+		j->mode = M_PROBE;
+		if (read_side(j, 0, left, nl, j->c.split_i, j->c.split_n))
+			return -1;
+		if (j->type == J_FULL)
+			emit_unmatched(j);
+		return 0;
+	}
+	uint64_t B64 = rbytes * 3 / j->c.memory + 1;
+	uint32_t B = B64 > 4096 ? 4096 : (uint32_t)B64;
+	if (j->c.verbose)
+		kwarn("join: right side %llu bytes over --memory: grace join with %u buckets", (unsigned long long)rbytes, B);
+	return grace_join(j, out, left, nl, right, nr, B);
 }
 
 static int join_map(struct jjob *j, struct kout *out)

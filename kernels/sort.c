@@ -466,11 +466,72 @@ static int flush_run(struct sorter *s, bool to_output)
 
 static void drop_hold(struct sorter *s);
 
+/* Appends the line at p (len bytes, key k of kn bytes, num when numeric) to the run, spilling the
+ * run first or after when the index or the lines would break --memory (next: where the next line
+ * starts). 0 or -1 with s->err. */
+static int add_item(struct sorter *s, struct kchunk *ch, const char *p, size_t len, const char *k, size_t kn,
+		    double num, const char *next)
+{
+	size_t budget = s->c.memory;
+	if (s->n == s->cap && s->n > 0 && s->run_bytes + 4 * s->cap * sizeof(struct sitem) > budget) {
+		/* growing the index would break the bound: sort and spill what is here first */
+		if (flush_run(s, false))
+			return -1;
+		drop_hold(s);
+		kchunk_release(ch, p);
+	}
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 65536;
+		s->items = xrealloc(s->items, s->cap * sizeof *s->items);
+		free(s->tmp);
+		s->tmp = xmalloc(s->cap * sizeof *s->tmp);
+	}
+	struct sitem *it = &s->items[s->n++];
+	it->line = p;
+	it->len = (uint32_t)len;
+	it->koff = (uint32_t)(k - p);
+	it->klen = (uint32_t)kn;
+	it->prefix = s->ks.numeric ? kkey_double(num) : kkey_prefix(k, kn);
+	/* reverse: sort ascending with later lines first on ties, then emit backwards */
+	it->idx = s->ks.reverse ? UINT32_MAX - s->next_idx : s->next_idx;
+	s->next_idx++;
+	s->run_bytes += len + 1;
+	if (s->run_bytes + 2 * s->n * sizeof(struct sitem) > budget) {
+		if (flush_run(s, false))
+			return -1;
+		drop_hold(s);
+		kchunk_release(ch, next);
+	}
+	return 0;
+}
+
+/* The file's mapping goes away after this chunk: the run's lines from it are copied out (they are
+ * sorted with the next file's lines). */
+static void hold_lines(struct sorter *s, struct kchunk *ch)
+{
+	/* the first line of this file in the run (earlier files' lines are already copies) */
+	const char *first = NULL, *lo = ch->data, *hi = ch->data + ch->size, *end = ch->data + ch->end;
+	for (size_t i = 0; i < s->n; i++) {
+		const char *l = s->items[i].line;
+		if (l >= lo && l < hi && (!first || l < first))
+			first = l;
+	}
+	if (!first)
+		return;
+	size_t span = (size_t)(end - first);
+	char *copy = xmalloc(span ? span : 1);
+	memcpy(copy, first, span);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->items[i].line >= lo && s->items[i].line < hi)
+			s->items[i].line = copy + (s->items[i].line - first);
+	s->hold = xrealloc(s->hold, (s->nhold + 1) * sizeof *s->hold);
+	s->hold[s->nhold++] = copy;
+}
+
 static int sort_chunk(struct kchunk *ch, void *ctx)
 {
 	struct sorter *s = ctx;
 	const char *p = ch->data + ch->begin, *end = ch->data + ch->end;
-	size_t budget = s->c.memory;
 	s->st.bytes_in += ch->end - ch->begin;
 	if (s->header) {
 		const char *h;
@@ -510,35 +571,8 @@ static int sort_chunk(struct kchunk *ch, void *ctx)
 				return -2;
 			goto next;
 		}
-		if (s->n == s->cap && s->n > 0 && s->run_bytes + 4 * s->cap * sizeof(struct sitem) > budget) {
-			/* growing the index would break the bound: sort and spill what is here first */
-			if (flush_run(s, false))
-				return -1;
-			drop_hold(s);
-			kchunk_release(ch, p);
-		}
-		if (s->n == s->cap) {
-			s->cap = s->cap ? s->cap * 2 : 65536;
-			s->items = xrealloc(s->items, s->cap * sizeof *s->items);
-			free(s->tmp);
-			s->tmp = xmalloc(s->cap * sizeof *s->tmp);
-		}
-		struct sitem *it = &s->items[s->n++];
-		it->line = p;
-		it->len = (uint32_t)len;
-		it->koff = (uint32_t)(k - p);
-		it->klen = (uint32_t)kn;
-		it->prefix = s->ks.numeric ? kkey_double(num) : kkey_prefix(k, kn);
-		/* reverse: sort ascending with later lines first on ties, then emit backwards */
-		it->idx = s->ks.reverse ? UINT32_MAX - s->next_idx : s->next_idx;
-		s->next_idx++;
-		s->run_bytes += len + 1;
-		if (s->run_bytes + 2 * s->n * sizeof(struct sitem) > budget) {
-			if (flush_run(s, false))
-				return -1;
-			drop_hold(s);
-			kchunk_release(ch, nl ? nl + 1 : end);
-		}
+		if (add_item(s, ch, p, len, k, kn, num, nl ? nl + 1 : end))
+			return -1;
 next:
 		p = nl ? nl + 1 : end;
 	}
@@ -552,23 +586,7 @@ next:
 			return -1;
 		s->direct = direct;
 	} else if (s->n) {
-		/* the first line of this file in the run (earlier files' lines are already copies) */
-		const char *first = NULL, *lo = ch->data, *hi = ch->data + ch->size;
-		for (size_t i = 0; i < s->n; i++) {
-			const char *l = s->items[i].line;
-			if (l >= lo && l < hi && (!first || l < first))
-				first = l;
-		}
-		if (first) {
-			size_t span = (size_t)(end - first);
-			char *copy = xmalloc(span ? span : 1);
-			memcpy(copy, first, span);
-			for (size_t i = 0; i < s->n; i++)
-				if (s->items[i].line >= ch->data && s->items[i].line < ch->data + ch->size)
-					s->items[i].line = copy + (s->items[i].line - first);
-			s->hold = xrealloc(s->hold, (s->nhold + 1) * sizeof *s->hold);
-			s->hold[s->nhold++] = copy;
-		}
+		hold_lines(s, ch);
 	}
 	return 0;
 }
