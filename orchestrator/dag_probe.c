@@ -251,19 +251,6 @@ int dag_probe_recv(struct dag_probe *p, const char *display, const struct dag_lu
 	return -EINVAL;
 }
 
-int dag_probe_check(struct dag_probe *p, const char *path, const char *display, const char *content,
-		    size_t len, const char *lib_dir, const struct dag_lua_limits *lim, char **err, int *line)
-{
-	usec_t t0 = mono_usec();
-	bool lost;
-	*line = 0;
-	int rc = dag_probe_send(p, path, display, content, len, lib_dir, lim, t0, err);
-	if (rc == -ENOSYS)
-		return rc;
-	free(*err);
-	return dag_probe_recv(p, display, lim, t0, err, line, &lost);
-}
-
 /* The child --------------------------------------------------------------------------------- */
 
 static char *read_part(int fd, size_t n)

@@ -26,21 +26,16 @@ void dag_probe_stop(struct dag_probe *p);
 /* Stops the child (if any) and frees p (NULL is fine). */
 void dag_probe_free(struct dag_probe *p);
 
-/* Loads content in the child. Returns 0 when it loaded (the caller then loads it itself),
- * -EINVAL with *err ("file:line: message", malloc'd) and *line for an import error, including a
- * file that ran past its time in one C call or during which the child died (-ETIMEDOUT is not
- * returned: it is an import error like the others), or -ENOSYS when no child could be started
- * (then *err says why and the caller loads the file in-process, as without a probe). */
-int dag_probe_check(struct dag_probe *p, const char *path, const char *display, const char *content,
-		    size_t len, const char *lib_dir, const struct dag_lua_limits *lim, char **err, int *line);
-
-/* The same in two halves, so that several files can be in the child at once (the child loads
- * them in order). dag_probe_send() hands one over: 0, -ENOSYS (no child could be started: load
- * it in-process) or another negative error (the child is busy or gone: take its answers first).
- * busy_since is when the child began on the oldest file it has (it must answer for that one by
- * then plus the wall-clock cap plus a margin). dag_probe_recv() takes the answer for the oldest
- * file sent, with the results of dag_probe_check(); *lost_rest tells that the child was
- * stopped or lost meanwhile, so the files sent after this one must be sent again. */
+/* Files go to the child in order, several at once (it loads them one after the other).
+ * dag_probe_send() hands one over: 0, -ENOSYS (no child could be started: load it in-process)
+ * or another negative error (the child is busy or gone: take its answers first). busy_since is
+ * when the child began on the oldest file it has: it must answer for that one by then plus the
+ * wall-clock cap plus a margin.
+ * dag_probe_recv() takes the answer for the oldest file sent: 0 when it loaded (the caller then
+ * loads it itself); -EINVAL with *err ("file:line: message", malloc'd) and *line for an import
+ * error, including a file that ran past its time in one C call or during which the child died;
+ * -ENOSYS when no child runs (load it in-process). *lost_rest tells that the child was stopped or
+ * lost meanwhile, so the files sent after this one must be sent again. */
 int dag_probe_send(struct dag_probe *p, const char *path, const char *display, const char *content, size_t len,
 		   const char *lib_dir, const struct dag_lua_limits *lim, usec_t busy_since, char **err);
 int dag_probe_recv(struct dag_probe *p, const char *display, const struct dag_lua_limits *lim, usec_t busy_since,

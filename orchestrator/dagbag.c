@@ -169,6 +169,8 @@ static void load_file(struct dagbag *bag, struct dagbag_file *f, const struct st
 
 static void load_pending(struct dagbag *bag)
 {
+	if (!bag->npending)
+		return; /* the common rescan: nothing changed */
 	char *lib = bag->dir ? xasprintf("%s/lib", bag->dir) : NULL;
 	size_t sent = 0, done = 0, inflight_bytes = 0, n = bag->npending;
 	bool probe_ok = true, hold = false; /* hold: a send failed, take the answers first */

@@ -310,8 +310,25 @@ void eng_free_eti(struct eti *ti)
 	free(ti);
 }
 
+/* Drops from v the items that match (keeping the others' order). */
+static void ptrvec_drop(struct ptrvec *v, bool (*match)(void *item, const struct erun *r), const struct erun *r)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < v->n; i++)
+		if (!match(v->v[i], r))
+			v->v[k++] = v->v[i];
+	v->n = k;
+}
+
+static bool ti_of(void *item, const struct erun *r) { return ((struct eti *)item)->run == r; }
+static bool run_is(void *item, const struct erun *r) { return item == r; }
+
 void eng_free_run(struct erun *r)
 {
+	/* Nothing of a freed run may wait for the next commit (a run whose start failed at its
+	 * commit had its rows queued there: found by the store's fault injection). */
+	ptrvec_drop(&r->e->dirty, ti_of, r);
+	ptrvec_drop(&r->e->dirty_runs, run_is, r);
 	for (size_t i = 0; r->tasks && i < r->dag->ntasks; i++) {
 		for (size_t k = 0; k < r->tasks[i].ninst; k++)
 			eng_free_eti(r->tasks[i].inst[k]);

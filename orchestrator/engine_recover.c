@@ -304,23 +304,7 @@ int engine_start_run(struct engine *e, struct dag *d, const struct run_row *row,
 		*out = r;
 	return 0;
 fail:
-	/* The run goes (its rows were rolled back): nothing of it may stay queued for the next
-	 * commit (found by the store's fault injection: a failed commit here freed rows still in
-	 * the dirty lists). */
-	store_rollback(e->st);
-	for (size_t i = 0, k = 0, n = e->dirty.n; i < n; i++) {
-		struct eti *ti = e->dirty.v[i];
-		if (ti->run != r)
-			e->dirty.v[k++] = ti;
-		if (i + 1 == n)
-			e->dirty.n = k;
-	}
-	for (size_t i = 0, k = 0, n = e->dirty_runs.n; i < n; i++) {
-		if (e->dirty_runs.v[i] != r)
-			e->dirty_runs.v[k++] = e->dirty_runs.v[i];
-		if (i + 1 == n)
-			e->dirty_runs.n = k;
-	}
+	store_rollback(e->st); /* its rows, if a step before the commit failed */
 	eng_free_run(r);
 	return rc;
 }
