@@ -46,7 +46,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "base/mask.h"
+#include "base/trylog.h"
 #include "executors/ssh_scripts.h"
 
 extern char **environ;
@@ -656,21 +656,7 @@ static int try_save(struct ssh_try *t)
 
 static void log_write(struct ssh_try *t, const char *p, size_t n)
 {
-	if (t->capped || t->log_fd < 0 || n == 0)
-		return;
-	if (t->max_log > 0 && t->written + (long long)n > t->max_log) {
-		char note[160];
-		n = t->max_log > t->written ? (size_t)(t->max_log - t->written) : 0;
-		int k = snprintf(note, sizeof(note), "\nsluice: the log reached core.max_log_size (%lld "
-			 "bytes): the rest of the output is dropped\n", t->max_log);
-		if (write(t->log_fd, p, n) < 0 || write(t->log_fd, note, (size_t)k) < 0)
-			log_warn("ssh: cannot write %s", t->log_path);
-		t->capped = true;
-		return;
-	}
-	if (write(t->log_fd, p, n) < 0)
-		log_warn("ssh: cannot write %s", t->log_path);
-	t->written += (long long)n;
+	trylog_append(t->log_fd, t->log_path, "ssh", p, n, t->max_log, &t->written, &t->capped);
 }
 
 /* Log bytes from the remote side: every secret written as ***; the last (longest secret - 1)

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "base/mask.h"
+#include "base/trylog.h"
 #include "base/util.h"
 
 static void test_durations(void **state)
@@ -165,6 +165,32 @@ static void test_masker(void **state)
 	sb_free(&out);
 }
 
+/* trylog_append: the log takes max bytes in all, then one note, then nothing. */
+static void test_trylog_cap(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/sluice-test-trylog-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	long long written = 0;
+	bool capped = false;
+	trylog_append(fd, path, "test", "abcdef", 6, 10, &written, &capped);
+	assert_false(capped);
+	trylog_append(fd, path, "test", "ghijkl", 6, 10, &written, &capped);
+	assert_true(capped);
+	trylog_append(fd, path, "test", "more", 4, 10, &written, &capped);
+	close(fd);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(read_file(path, 4096, &text, &len), 0);
+	unlink(path);
+	static const char want[] = "abcdefghij\nsluice: the log reached core.max_log_size (10 bytes)";
+	assert_true(len > sizeof(want) - 1);
+	assert_memory_equal(text, want, sizeof(want) - 1);
+	assert_null(strstr(text, "more"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_ids_and_strbuf),
 		cmocka_unit_test(test_parse_bool),
 		cmocka_unit_test(test_masker),
+		cmocka_unit_test(test_trylog_cap),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -1,9 +1,10 @@
-/* A streaming secret masker for the logs of tries that run elsewhere (ssh, slurm, k8s): bytes go
- * in as they arrive, every secret comes out as ***, and the last (longest secret - 1) bytes wait
- * for the next piece, since a secret may be split across two. (The local supervisor has its own,
- * libc-only copy in executors/shim.c; str_mask() in util.h masks one whole string.) */
-#ifndef SLUICE_MASK_H
-#define SLUICE_MASK_H
+/* The daemon-side log of a try that runs elsewhere (ssh, slurm, k8s): the bytes arrive in pieces.
+ *  - A streaming secret masker: every secret comes out as ***, and the last (longest secret - 1)
+ *    bytes wait for the next piece, since a secret may be split across two. (The local supervisor
+ *    has its own, libc-only copy in executors/shim.c; str_mask() in util.h masks one string.)
+ *  - trylog_append(): appends to the log file under core.max_log_size. */
+#ifndef SLUICE_TRYLOG_H
+#define SLUICE_TRYLOG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,5 +30,11 @@ void masker_feed(struct masker *m, const char *p, size_t n, bool final, struct s
 static inline size_t masker_pending(const struct masker *m) { return m->carry.len; }
 /* Wipes and frees the secrets and the pending bytes. */
 void masker_free(struct masker *m);
+
+/* Appends n bytes to the log open on fd (at path, for messages; who: the backend's name) unless it
+ * is *capped; with max > 0 the log takes max bytes in all (*written so far), then a note saying the
+ * rest is dropped, and *capped is set. */
+void trylog_append(int fd, const char *path, const char *who, const char *p, size_t n, long long max,
+		   long long *written, bool *capped);
 
 #endif

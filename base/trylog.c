@@ -1,7 +1,11 @@
-#include "base/mask.h"
+#include "base/trylog.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
 
 void masker_load(struct masker *m, const char *path)
 {
@@ -70,4 +74,24 @@ void masker_free(struct masker *m)
 		explicit_bzero(m->carry.buf, m->carry.len);
 	sb_free(&m->carry);
 	memset(m, 0, sizeof(*m));
+}
+
+void trylog_append(int fd, const char *path, const char *who, const char *p, size_t n, long long max,
+		   long long *written, bool *capped)
+{
+	if (*capped || fd < 0 || n == 0)
+		return;
+	if (max > 0 && *written + (long long)n > max) {
+		char note[160];
+		n = max > *written ? (size_t)(max - *written) : 0;
+		int k = snprintf(note, sizeof(note), "\nsluice: the log reached core.max_log_size (%lld "
+			 "bytes): the rest of the output is dropped\n", max);
+		if (write(fd, p, n) < 0 || write(fd, note, (size_t)k) < 0)
+			log_warn("%s: cannot write %s", who, path);
+		*capped = true;
+		return;
+	}
+	if (write(fd, p, n) < 0)
+		log_warn("%s: cannot write %s", who, path);
+	*written += (long long)n;
 }
