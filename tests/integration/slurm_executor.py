@@ -400,6 +400,11 @@ def t_broken_controller(sl):
 local d = dag { id = "w", max_active_tasks = 8 }
 d:task "waits" { cmd = "echo ran", executor = "slurm", execution_timeout = "90s", retries = 0 }
 d:task "gives_up" { cmd = "echo ran", executor = "slurm", execution_timeout = "5s", retries = 0 }
+-- Local tries beside them: a Slurm controller that does not answer holds no task of another backend.
+local l1 = d:task "local1" { cmd = "echo local" }
+local l2 = d:task "local2" { cmd = "echo local" }
+local l3 = d:task "local3" { cmd = "echo local" }
+d:flow(l1 >> l2 >> l3)
 return d
 ''')
     home.write_dag("rt.lua", '''
@@ -424,7 +429,10 @@ return d
                    "gives_up to fail at its execution_timeout")
         log = try_log(home, "w", "r", "gives_up")
         expect("execution_timeout" in log and "controller" in log, log)
-        eq(task_states(home, "w", "r")["waits"]["state"], "running", "the other try still waits")
+        st = task_states(home, "w", "r")
+        eq(st["waits"]["state"], "running", "the other try still waits")
+        for t in ("local1", "local2", "local3"):
+            eq(st[t]["state"], "success", f"{t} (local executor) while the controller is down")
         sl.start_ctld()
         run = wait_run(home, "w", "r", timeout=90)
         st = task_states(home, "w", "r")
@@ -558,7 +566,7 @@ def main():
         check("slurm: a run failed through the REST API scancels its job", lambda: t_cancel_api(sl))
         check("slurm: the log streams while the job runs; daemon kill -9: re-attached, each try ran once",
               lambda: t_kill9_streaming(sl))
-        check("slurm: a stopped slurmctld makes tries wait (noted), then run or fail at execution_timeout",
+        check("slurm: a stopped slurmctld makes tries wait (noted), then run or fail at execution_timeout; local tries go on",
               lambda: t_broken_controller(sl))
         check("slurm: one squeue per poll interval for all live jobs; sbatch rate-limited",
               lambda: t_one_squeue_per_poll(sl))
