@@ -461,23 +461,26 @@ out:
 	return rc;
 }
 
+/* Walks up from the leaf: a try's folder usually lacks one or two levels, not all of them. */
 int mkdir_p(const char *path, unsigned mode)
 {
+	if (mkdir(path, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
 	char *p = xstrdup(path);
-	int rc = 0;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST) {
-			rc = -errno;
-			goto out;
-		}
-		*s = '/';
+	char *slash = strrchr(p, '/');
+	while (slash && slash > p && slash[1] == '\0') { /* trailing slashes */
+		*slash = '\0';
+		slash = strrchr(p, '/');
 	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		rc = -errno;
-out:
+	int rc = -ENOENT;
+	if (slash && slash > p) {
+		*slash = '\0';
+		rc = mkdir_p(p, mode);
+		if (rc == 0)
+			rc = mkdir(path, mode) == 0 || errno == EEXIST ? 0 : -errno;
+	}
 	free(p);
 	return rc;
 }

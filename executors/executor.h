@@ -37,6 +37,9 @@ struct exec_spec {
 	const char *status_path;   /* the supervisor writes the end status here (atomically) */
 	const char *pid_path;      /* created exclusively by the supervisor: "<pid> <starttime>\n" */
 	long long max_log_size;    /* bytes the command may write to its log, the rest dropped; 0 = no cap */
+	bool sync_status;          /* fsync the status file before it is renamed into place: with
+	                            * core.db_synchronous = full a result survives a power cut like
+	                            * the database's commits; with normal neither is synced */
 	const char *run_as;        /* user to run the command as (the supervisor runs as root); NULL = its own */
 	const char *output_path;   /* with run_as: the $SLUICE_OUTPUT file, handed to the command open on
 	                            * fd 3 (then $SLUICE_OUTPUT is /dev/fd/3) */

@@ -56,6 +56,8 @@ struct local_state {
 	char *shim;                     /* resolved supervisor path */
 	struct local_try *tries;
 	int running;
+	bool sigdef_ready;              /* sigdef: the daemon's changed signals, from the first spawn */
+	sigset_t sigdef;
 };
 
 static void try_resolve(struct local_try *t);
@@ -392,6 +394,8 @@ static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tb
 		av[n++] = "--cwd";
 		av[n++] = (char *)spec->cwd;
 	}
+	if (spec->sync_status)
+		av[n++] = "--sync";
 	if (spec->max_log_size > 0) {
 		av[n++] = "--max-log-size";
 		av[n++] = lbuf;
@@ -415,26 +419,43 @@ static char **shim_argv(const char *shim, const struct exec_spec *spec, char *tb
 	return av;
 }
 
+/* The signals whose disposition in this process is not the default (ignored or caught), looked up
+ * once, at the first spawn (the daemon has set its dispositions by then): resetting only those in
+ * the child costs a few rt_sigaction calls where a full set costs ~60 per try. One changed later
+ * is still reset for the command: the supervisor resets every signal before it execs it. */
+static void changed_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
+			continue;
+		if (sa.sa_handler != SIG_DFL)
+			sigaddset(set, sig);
+	}
+}
+
 /* Spawn attributes: a new session, signals at their defaults, and SIGTERM/SIGINT/SIGCHLD blocked
  * so that a cancel arriving before the supervisor is ready waits for it instead of killing it. */
-static int spawn_setup(posix_spawnattr_t *attr, posix_spawn_file_actions_t *fa)
+static int spawn_setup(struct local_state *ls, posix_spawnattr_t *attr, posix_spawn_file_actions_t *fa)
 {
-	sigset_t mask, defaults;
+	sigset_t mask;
 	int rc;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGCHLD);
-	sigfillset(&defaults);
-	sigdelset(&defaults, SIGKILL);
-	sigdelset(&defaults, SIGSTOP);
+	if (!ls->sigdef_ready) {
+		changed_signals(&ls->sigdef);
+		ls->sigdef_ready = true;
+	}
 	if ((rc = posix_spawnattr_init(attr)) != 0)
 		return -rc;
 	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
 					       POSIX_SPAWN_SETSIGDEF);
 	posix_spawnattr_setsigmask(attr, &mask);
-	posix_spawnattr_setsigdefault(attr, &defaults);
+	posix_spawnattr_setsigdefault(attr, &ls->sigdef);
 	if ((rc = posix_spawn_file_actions_init(fa)) != 0) {
 		posix_spawnattr_destroy(attr);
 		return -rc;
@@ -455,7 +476,7 @@ static int spawn_shim(struct local_state *ls, const struct exec_spec *spec, int 
 	snprintf(tbuf, sizeof(tbuf), "%lld", (long long)spec->timeout);
 	snprintf(gbuf, sizeof(gbuf), "%lld", (long long)spec->kill_grace);
 	snprintf(lbuf, sizeof(lbuf), "%lld", spec->max_log_size);
-	rc = spawn_setup(&attr, &fa);
+	rc = spawn_setup(ls, &attr, &fa);
 	if (rc < 0) {
 		*err = xasprintf("cannot set up posix_spawn: %s", strerror(-rc));
 		return rc;

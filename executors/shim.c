@@ -27,9 +27,17 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* close_range(2) through syscall(): musl, which the shim is built against where musl-gcc is
+ * installed (its exec costs less), has no wrapper for it. */
+static void close_from(unsigned int lo)
+{
+	syscall(SYS_close_range, lo, ~0U, 0);
+}
 
 /* Keep in sync with executor.h (this program includes nothing of sluice on purpose). */
 #define SHIM_EXIT_DUPLICATE 252
@@ -51,6 +59,12 @@ struct shim_opts {
 	char **argv;
 };
 
+/* --sync: the status file is fsynced before the rename. Without it the rename still makes it
+ * appear whole to readers; only a power cut can lose it, as it can the database's last commits
+ * with synchronous=NORMAL (then the try is re-attached as lost, retried if tries remain). */
+static bool sync_status;
+
+#define TRIM_EVERY_US (200 * 1000) /* how often the log is cut back to its cap (no copier) */
 #define MASK_MAX 64          /* secrets masked per try */
 #define MASK_MIN_LEN 5       /* shorter values are not masked (as Airflow's min_length_masked_secret) */
 
@@ -60,6 +74,11 @@ struct shim_run {
 	int out_fd;           /* where the command writes: the log, or the masking pipe */
 	pid_t copier;         /* copies the pipe into the log, secrets masked, up to the cap; 0 = none */
 	long long max_log;
+	/* The cap without secrets to mask: the command writes straight into the log (no copier
+	 * process to fork) and the log is cut back to log_base + max_log every TRIM_EVERY_US and when
+	 * the command's group is gone. */
+	bool trim, trimmed;
+	long long log_base, next_trim; /* the log's size before the command; monotonic */
 	char *masks[MASK_MAX];
 	size_t nmasks;
 	long long start_us, end_us; /* wall clock */
@@ -85,6 +104,8 @@ static const char usage_text[] =
 	"  --timeout USEC   after USEC microseconds send SIGTERM to the command's process group\n"
 	"  --grace USEC     SIGKILL the group USEC after SIGTERM (default 10 s)\n"
 	"  --cwd DIR        run the command in DIR\n"
+	"  --sync           fsync the status file before renaming it into place (the daemon passes\n"
+	"                   it with core.db_synchronous = full: the result then survives a power cut)\n"
 	"  --max-log-size N the log takes the first N bytes of the command's output; the rest is\n"
 	"                   dropped, with a note\n"
 	"  --rlimit NAME=N  a resource limit of the command: as (address space, bytes), cpu (seconds;\n"
@@ -193,6 +214,7 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		{ "mask-file", required_argument, NULL, 'm' },
 		{ "max-log-size", required_argument, NULL, 'L' },
 		{ "rlimit", required_argument, NULL, 'r' },
+		{ "sync", no_argument, NULL, 'S' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "output-file", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
@@ -210,6 +232,7 @@ static int parse_args(int argc, char **argv, struct shim_opts *o)
 		case 'm': o->mask_file = optarg; break;
 		case 'u': o->user = optarg; break;
 		case 'o': o->output_file = optarg; break;
+		case 'S': sync_status = true; break;
 		case 'r':
 			if (parse_rlimit(optarg, o) < 0) {
 				fprintf(stderr, "sluice-shim: bad --rlimit '%s' (as|cpu|nofile|nproc|fsize=N)\n", optarg);
@@ -329,7 +352,7 @@ static int claim_pid_file(const char *path)
 	return create_exclusive(path, content);
 }
 
-/* Writes the status file atomically: temp file in the same directory, fsync, rename. */
+/* Writes the status file atomically: temp file in the same directory, (fsync,) rename. */
 static int write_status(const char *path, const char *kind, int code, long long start_us,
 			long long end_us, const char *message)
 {
@@ -353,7 +376,7 @@ static int write_status(const char *path, const char *kind, int code, long long 
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, text, (size_t)n);
-	if (rc == 0 && fsync(fd) < 0)
+	if (rc == 0 && sync_status && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
 	if (rc == 0 && rename(tmp, path) < 0)
@@ -459,7 +482,7 @@ static void __attribute__((noreturn)) exec_command(const struct shim_opts *o, in
 			_exit(SHIM_EXEC_FAILED);
 		}
 	}
-	close_range(o->user && o->output_file ? 4 : 3, ~0U, 0);
+	close_from(o->user && o->output_file ? 4 : 3);
 	if (o->cwd && chdir(o->cwd) < 0) {
 		log_line(2, "sluice-shim: cannot change directory to '%s': %s", o->cwd,
 			 strerror(errno));
@@ -566,6 +589,13 @@ static void setup_output(const struct shim_opts *o, struct shim_run *r)
 	r->max_log = o->max_log;
 	if (r->nmasks == 0 && r->max_log <= 0)
 		return;
+	struct stat st;
+	if (r->nmasks == 0 && fstat(r->log_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		r->trim = true;
+		r->log_base = (long long)st.st_size;
+		r->next_trim = mono_us() + TRIM_EVERY_US;
+		return;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0)
 		setup_failed(o, "cannot create the masking pipe: %s", strerror(errno));
 	r->copier = fork();
@@ -579,11 +609,29 @@ static void setup_output(const struct shim_opts *o, struct shim_run *r)
 	r->out_fd = p[1];
 }
 
+/* Cuts the log back to the cap. O_APPEND writes land at the new end, so the log keeps the
+ * command's first max_log bytes and grows past them by at most what it writes in TRIM_EVERY_US. */
+static void trim_log(struct shim_run *r)
+{
+	struct stat st;
+	long long cap = r->log_base + r->max_log;
+	if (fstat(r->log_fd, &st) == 0 && (long long)st.st_size > cap && ftruncate(r->log_fd, (off_t)cap) == 0)
+		r->trimmed = true;
+	r->next_trim = mono_us() + TRIM_EVERY_US;
+}
+
 /* Waits (bounded) for the copier to write what is left in the pipe: it ends at the pipe's end,
  * which its SIGCHLD tells at once. */
 static void finish_output(struct shim_run *r, const sigset_t *set)
 {
 	long long limit = mono_us() + DRAIN_LIMIT_US;
+	if (r->trim) {
+		trim_log(r);
+		if (r->trimmed)
+			log_line(r->log_fd, "\nsluice-shim: the log reached core.max_log_size (%lld bytes): the rest of "
+				 "the output is dropped", r->max_log);
+		return;
+	}
 	if (!r->copier)
 		return;
 	for (;;) {
@@ -780,6 +828,8 @@ static long long next_deadline(const struct shim_run *r)
 
 	if (r->kill_at && (!d || r->kill_at < d))
 		d = r->kill_at;
+	if (r->trim && (!d || r->next_trim < d))
+		d = r->next_trim;
 	return d;
 }
 
@@ -807,6 +857,8 @@ static void supervise(const struct shim_opts *o, struct shim_run *r, const sigse
 			on_timeout(o, r);
 		if (r->kill_at && now >= r->kill_at)
 			on_grace_over(o, r);
+		if (r->trim && now >= r->next_trim)
+			trim_log(r);
 	}
 	r->end_us = wall_us();
 }
@@ -886,7 +938,7 @@ int main(int argc, char **argv)
 
 	setup_signals(&set);
 	/* Nothing the daemon leaked may reach the command. */
-	close_range(3, ~0U, 0);
+	close_from(3);
 	ensure_std_fds();
 	rc = parse_args(argc, argv, &o);
 	if (rc != 0) {

@@ -9,6 +9,7 @@
  *    instance) | N, "upstream", "downstream", "only_failed", "dry_run": bool, "state" (mark)}
  *   {"op": "cancel", "dag_id", "run_id"}: stop the run's tries; the run fails
  *   {"op": "kill", "dag_id", "run_id", "task_id", "map_index"}: stop a task's try; it fails
+ *   {"op": "wake"}: nothing, but the scheduler then looks for queued runs at once (`dags trigger`)
  * Replies: {"rc": count >= 0 or -errno, "error": text (when rc < 0),
  *           "task_instances": [{"task_id", "map_index", "state" (before the change)}]}
  *

@@ -440,6 +440,7 @@ struct engine *engine_new(struct store *st, struct evloop *loop, const struct en
 	e->parallelism = o->parallelism > 0 ? o->parallelism : 32;
 	e->kill_grace = o->kill_grace > 0 ? o->kill_grace : 5 * USEC_PER_SEC;
 	e->max_log_size = o->max_log_size;
+	e->sync_status = o->sync_status;
 	e->commit_failing_since = USEC_NONE;
 	e->ignore_unknown_pools = o->ignore_unknown_pools;
 	e->notify = o->notify;
@@ -468,6 +469,8 @@ void engine_free(struct engine *e)
 		return;
 	if (e->commit_timer)
 		evloop_timer_cancel(e->loop, e->commit_timer);
+	if (e->lazy_timer)
+		evloop_timer_cancel(e->loop, e->lazy_timer);
 	while (e->runs) {
 		struct erun *r = e->runs;
 		e->runs = r->next;

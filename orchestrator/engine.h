@@ -36,6 +36,7 @@ struct engine_opts {
 	struct notify *notify;   /* runs the DAGs' callbacks; NULL: none (borrowed) */
 	const char *env_passthrough; /* names of the daemon's variables tasks also get (comma-separated) */
 	long long max_log_size;  /* bytes a try may write to its log; 0 = no cap */
+	bool sync_status;        /* core.db_synchronous = full: status files are fsynced too */
 	const char *const *settings; /* "section.key=value" of the configuration (NULL-terminated, copied):
 	                              * executor NAME gets the NAME.* ones; NULL = none */
 };

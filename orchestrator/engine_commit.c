@@ -159,6 +159,19 @@ static void retry_later(struct engine *e)
 		e->commit_timer = evloop_timer_in(e->loop, USEC_PER_SEC, on_commit_retry, e);
 }
 
+/* How long the changes of a spawn (running, the pid or external id) may wait for the next
+ * commit. Only `queued` must be durable before a try starts (a restarted daemon re-attaches a
+ * queued try through its pid and status files); the rest rides along with the iteration that
+ * commits next, which for a short try is the one of its end: one transaction per try, not two. */
+#define LAZY_COMMIT (20 * 1000)
+
+static void on_lazy_commit(struct evloop *loop, void *arg)
+{
+	struct engine *e = arg;
+	e->lazy_timer = NULL; /* the loop turns: the idle hook commits */
+	(void)loop;
+}
+
 void eng_on_idle(struct evloop *loop, void *arg)
 {
 	struct engine *e = arg;
@@ -168,12 +181,18 @@ void eng_on_idle(struct evloop *loop, void *arg)
 		retry_later(e);
 		return;
 	}
+	bool spawned = e->to_spawn.n > 0;
 	for (size_t i = 0; i < e->to_spawn.n; i++)
 		eng_start_try(e, e->to_spawn.v[i]);
 	e->to_spawn.n = 0;
 	eng_process_evals(e);
-	if (commit_dirty(e) < 0) /* running + pids (and instant results such as path pokes) */
+	/* running + pids (and instant results such as path pokes): soon, with the next commit */
+	if (spawned && (e->dirty.n || e->dirty_runs.n || e->tries.n)) {
+		if (!e->lazy_timer)
+			e->lazy_timer = evloop_timer_in(e->loop, LAZY_COMMIT, on_lazy_commit, e);
+	} else if (commit_dirty(e) < 0) {
 		retry_later(e);
+	}
 	reap_runs(e);
 	(void)loop;
 }

@@ -114,6 +114,7 @@ struct engine {
 	int parallelism;
 	usec_t kill_grace;
 	long long max_log_size;
+	bool sync_status;
 	bool ignore_unknown_pools;
 	struct notify *notify;
 	char hostname[256];
@@ -139,6 +140,7 @@ struct engine {
 	uint64_t seq;
 	usec_t commit_failing_since; /* USEC_NONE while commits go through */
 	struct ev_timer *commit_timer; /* retries a failed commit */
+	struct ev_timer *lazy_timer;   /* commits what the spawns changed (running, pids) soon */
 	engine_run_done_cb done_cb;
 	void *done_arg;
 };

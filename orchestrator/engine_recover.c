@@ -192,7 +192,7 @@ static void reattach_ti(struct engine *e, struct eti *ti)
 		.log_path = log, .status_path = status, .pid_path = pidf, .output_path = outp,
 		/* A backend that copies the log itself (ssh) keeps the secrets file until the end. */
 		.mask_path = access(maskf, F_OK) == 0 ? maskf : NULL,
-		.max_log_size = e->max_log_size, .timeout = t->execution_timeout, .kill_grace = e->kill_grace,
+		.max_log_size = e->max_log_size, .sync_status = e->sync_status, .timeout = t->execution_timeout, .kill_grace = e->kill_grace,
 		.dag_id = ti->row.dag_id, .run_id = ti->row.run_id, .task_id = ti->row.task_id,
 		.map_index = ti->row.map_index, .try_number = ti->row.try_number,
 		.options = t->exec_options,

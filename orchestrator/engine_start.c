@@ -177,8 +177,7 @@ static void make_log_dir(const char *log)
 {
 	char *dir = xstrdup(log);
 	*strrchr(dir, '/') = '\0';
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		mkdir_p(dir, 0700);
+	mkdir_p(dir, 0700);
 	free(dir);
 }
 
@@ -211,9 +210,20 @@ static void write_command(struct eti *ti, char *const *argv)
 	char *line = shell ? xstrdup(argv[2]) : shell_join((const char *const *)argv);
 	char *text = str_mask(line, ti->secrets, ti->nsecrets);
 	char *path = eng_try_file(ti, "cmd");
-	mode_t old = umask(077);
-	(void)write_file_atomic(path, text, strlen(text), false);
-	umask(old);
+	/* Written in place, not through a temp file and a rename: it is there before the try starts,
+	 * only the UI reads it, and a try number re-run after a clear truncates it. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		for (size_t off = 0, n = strlen(text); off < n;) {
+			ssize_t w = write(fd, text + off, n - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		close(fd);
+	}
 	explicit_bzero(line, strlen(line));
 	free(line);
 	free(text);
@@ -240,7 +250,7 @@ static struct exec_spec base_spec(struct engine *e, struct eti *ti, const char *
 	struct task *t = ti_task(ti);
 	return (struct exec_spec){
 		.log_path = log, .status_path = status, .pid_path = pidf, .output_path = outp,
-		.max_log_size = e->max_log_size, .run_as = t->run_as,
+		.max_log_size = e->max_log_size, .sync_status = e->sync_status, .run_as = t->run_as,
 		.rlimit_as = t->limits.memory, .rlimit_cpu = t->limits.cpu_seconds,
 		.rlimit_nofile = t->limits.open_files, .rlimit_nproc = t->limits.processes,
 		.rlimit_fsize = t->limits.file_size,

@@ -77,6 +77,7 @@ int runner_open(struct runner *r, const struct runner_opts *o, char **err)
 		.ignore_unknown_pools = o->ignore_unknown_pools,
 		.env_passthrough = o->env_passthrough,
 		.max_log_size = o->max_log_size,
+		.sync_status = o->sync_full,
 		.notify = r->notify,
 		.settings = (const char *const *)settings,
 	};

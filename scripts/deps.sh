@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(
-	gcc libc6-dev pkg-config meson ninja-build python3 tzdata procps
+	gcc libc6-dev musl-tools pkg-config meson ninja-build python3 tzdata procps
 	libsqlite3-dev liblua5.4-dev libcjson-dev libmicrohttpd-dev libcurl4-openssl-dev
 	libcrypt-dev libcmocka-dev libsodium-dev valgrind
 	python3-dateutil python3-urllib3

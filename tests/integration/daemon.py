@@ -237,7 +237,7 @@ def t_kill9_exactly_once():
 
 def t_store_faults():
     """The store's fault-injection hook through a whole run: the 5th write and every 97th after it
-    (more than the largest transaction here) and every 4th COMMIT of the daemon fail. Nothing may
+    (more than the largest transaction here) and every 2nd COMMIT of the daemon fail. Nothing may
     be lost or run twice, and the run must end as it would without faults (outputs passed on, a
     retry counted once)."""
     home = Home()
@@ -251,7 +251,7 @@ def t_store_faults():
                             f'  local t = d:task("t" .. i) {{ cmd = "echo {{{{ task_id }}}}={{{{ outputs.first.v }}}} >> {counts}" }}\n'
                             '  d:flow(first >> t)\nend\nreturn d\n')
     eq(home.run("dags", "trigger", "f", "--run-id", "faulty").returncode, 0, "trigger")
-    dm = Daemon(home, env={"SLUICE_STORE_FAULTS": "write@5+97,commit@3+4"}).start()
+    dm = Daemon(home, env={"SLUICE_STORE_FAULTS": "write@5+97,commit@3+2"}).start()
     try:
         r = wait_until(lambda: finished(home, "f", 1), 90, "the run to finish despite the faults")
     finally:

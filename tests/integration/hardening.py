@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, Daemon, Home, check, eq, expect, finish, wait_until  # noqa: E402
+from harness import ROOT, SLUICE, Daemon, Home, check, eq, expect, finish, wait_until  # noqa: E402
 
 
 def port_of(d):
@@ -197,6 +197,35 @@ def t_log_cap():
     eq(max(len(m) for m in re.findall(r"x+", log)), 1000, "the first 1000 bytes of output")
     expect("the log reached core.max_log_size (1000 bytes)" in log and "done" not in log, log[-300:])
     expect(len(log) < 2000, f"the log is {len(log)} bytes")
+    # A long writer (40 MB over ~2 s): the log on disk is cut back while the task runs, not only
+    # at its end, so a runaway task cannot fill the disk before it ends.
+    home.write_dag("long.lua", 'local d = dag { id = "long" }\n'
+                               'd:task "t" { cmd = "for i in $(seq 200); do head -c 200000 /dev/zero; sleep 0.01; done; '
+                               'echo done" }\nreturn d\n')
+    e = dict(os.environ, TMPDIR=home.dir, SLUICE__CORE__MAX_LOG_SIZE="1000")
+    e.pop("SLUICE_HOME", None)
+    e.pop("SLUICE_DAGS", None)
+    proc = subprocess.Popen([SLUICE, "--home", home.home, "--dags", home.dags, "dags", "test", "long", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    biggest, deadline = 0, time.monotonic() + 60
+    logs = os.path.join(home.home, "logs", "long")
+    while proc.poll() is None and time.monotonic() < deadline:
+        for root, _, files in os.walk(logs):
+            for f in files:
+                if f.endswith(".log"):
+                    try:
+                        biggest = max(biggest, os.path.getsize(os.path.join(root, f)))
+                    except OSError:
+                        pass
+        time.sleep(0.02)
+    out, err = proc.communicate(timeout=60)
+    eq(proc.returncode, 0, err)
+    run = json.loads(out)
+    with open(os.path.join(logs, run["run_id"], "t", "-1", "1.log"), "rb") as f:
+        raw = f.read()
+    eq(len(raw) - len(raw.lstrip(b"\0")), 1000, "the first 1000 bytes of output")
+    expect(b"the log reached core.max_log_size (1000 bytes)" in raw and b"done" not in raw, raw[-300:])
+    expect(0 < biggest < 20_000_000, f"the log reached {biggest} bytes on disk while the task ran")
     home.cleanup()
 
 
