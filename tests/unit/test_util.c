@@ -4,8 +4,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -191,6 +193,35 @@ static void test_trylog_cap(void **state)
 	free(text);
 }
 
+/* mkdir_p walks up from the leaf: missing levels are made, existing ones are fine, and a file
+ * in the way is an error. */
+static void test_mkdir_p(void **state)
+{
+	(void)state;
+	char tmpl[] = "/tmp/sluice-mkdirp.XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	char *deep = xasprintf("%s/a/b/c/d", tmpl), *file = xasprintf("%s/f", tmpl);
+	char *under_file = xasprintf("%s/f/x/y", tmpl), *slash = xasprintf("%s/e/", tmpl);
+	struct stat st;
+	assert_int_equal(mkdir_p(deep, 0700), 0);
+	assert_int_equal(stat(deep, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(mkdir_p(deep, 0700), 0); /* there already */
+	assert_int_equal(mkdir_p(slash, 0700), 0);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(mkdir_p(under_file, 0700), -ENOTDIR);
+	char *cmd = xasprintf("rm -rf '%s'", tmpl);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(deep);
+	free(file);
+	free(under_file);
+	free(slash);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_parse_bool),
 		cmocka_unit_test(test_masker),
 		cmocka_unit_test(test_trylog_cap),
+		cmocka_unit_test(test_mkdir_p),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
