@@ -34,6 +34,9 @@ extern char **environ;
 
 #define POLL_INTERVAL (20 * 1000)   /* usec, when no pidfd can be had */
 #define MAX_HOPS 16                 /* re-attachments through pid files before giving up */
+#define PID_WAITS 50                /* looks again at a pid file still being written, every */
+#define PID_WAIT_US (20 * 1000)     /* 20 ms: a supervisor killed between its create and its
+                                     * write leaves it empty; after 1 s the try is lost */
 
 struct local_try {
 	struct local_state *ls;
@@ -47,6 +50,7 @@ struct local_try {
 	char *status_path, *pid_path;
 	usec_t started;                 /* wall clock when start() was called; USEC_NONE after reattach */
 	int hops;
+	int pid_waits;                  /* times the pid file was found half written */
 	bool watched;                   /* pid was seen running at some point */
 	struct local_try *prev, *next;
 };
@@ -252,15 +256,19 @@ static void try_watch(struct local_try *t)
 	t->timer = evloop_timer_in(loop, POLL_INTERVAL, on_poll, t);
 }
 
-/* Reads "<pid> <starttime>" from a pid file. */
+/* Reads "<pid> <starttime>\n" from a pid file: -EAGAIN while it is still being written (the
+ * supervisor creates it with O_EXCL, then writes the line). */
 static int read_pid_file(const char *path, int *pid, unsigned long long *starttime)
 {
 	char *text = NULL;
-	int rc = read_file(path, 256, &text, NULL);
+	size_t len = 0;
+	int rc = read_file(path, 256, &text, &len);
 
 	if (rc < 0)
 		return rc;
-	if (sscanf(text, "%d %llu", pid, starttime) != 2 || *pid <= 0)
+	if (len == 0 || text[len - 1] != '\n')
+		rc = -EAGAIN;
+	else if (sscanf(text, "%d %llu", pid, starttime) != 2 || *pid <= 0)
 		rc = -EINVAL;
 	free(text);
 	return rc;
@@ -273,7 +281,15 @@ static bool try_follow_pid_file(struct local_try *t)
 	unsigned long long st;
 	int pid;
 
-	if (t->hops >= MAX_HOPS || read_pid_file(t->pid_path, &pid, &st) < 0)
+	if (t->hops >= MAX_HOPS)
+		return false;
+	int rc = read_pid_file(t->pid_path, &pid, &st);
+	if (rc == -EAGAIN && t->pid_waits < PID_WAITS) {
+		t->pid_waits++;
+		t->timer = evloop_timer_in(t->ls->ex->loop, PID_WAIT_US, on_deferred, t);
+		return true;
+	}
+	if (rc < 0)
 		return false;
 	if ((pid == t->pid && st == t->starttime) || !proc_alive(pid, st))
 		return false;

@@ -749,6 +749,30 @@ static void test_reattach_lost(void **state)
 	assert_int_equal(f->ex->ops->free_slots(f->ex), 4);
 }
 
+/* A pid file without its line (a supervisor between its O_EXCL create and its write): looked at
+ * again, not taken for lost at once; one that stays empty (the supervisor died right there) makes
+ * the try lost after a while. */
+static void test_reattach_half_written_pid_file(void **state)
+{
+	struct fx *f = *state;
+	struct paths p;
+	const char *argv[] = { "true", NULL };
+	struct exec_spec spec;
+
+	paths_init(f, &p, "halfpid");
+	int fd = open(p.pid, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	spec = spec_of(&p, argv);
+	usec_t t0 = now_usec();
+	f->in_call = true;
+	assert_int_equal(f->ex->ops->reattach(f->ex, 10, &spec, "999999:12345"), 0);
+	f->in_call = false;
+	wait_ends(f, 1);
+	assert_int_equal(f->ends[0].res.kind, EXEC_END_LOST);
+	assert_true(now_usec() - t0 >= 500 * 1000); /* it was looked at again for a while first */
+}
+
 static void test_supervisor_killed_is_lost(void **state)
 {
 	struct fx *f = *state;
@@ -842,6 +866,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_survives_daemon_kill_and_reattach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_through_pid_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reattach_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reattach_half_written_pid_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_supervisor_killed_is_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_executor_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_status, setup, teardown),
