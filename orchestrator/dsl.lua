@@ -752,6 +752,20 @@ end
 
 -- DAG methods ----------------------------------------------------------------------------
 
+-- The fields a task of each kind takes, built once per kind (not once per task: a 10,000-task
+-- file declares 10,000 tasks).
+local ALLOWED = {}
+local function allowed_fields(kind)
+  local a = ALLOWED[kind]
+  if not a then
+    a = {}
+    for k, f in pairs(TASK_FIELDS) do a[k] = f end
+    for k, f in pairs(KIND_FIELDS[kind]) do a[k] = f end
+    ALLOWED[kind] = a
+  end
+  return a
+end
+
 local function declare(d, kind, id, level)
   if not is_dag(d) then fail(level + 1, "use d:%s \"id\" { ... } (with a colon)", kind) end
   if not valid_id(id) then
@@ -761,9 +775,7 @@ local function declare(d, kind, id, level)
   return function(spec)
     if spec == nil then spec = {} end
     if type(spec) ~= "table" then fail(2, "task '%s': expected a table of fields", id) end
-    local allowed = {}
-    for k, f in pairs(TASK_FIELDS) do allowed[k] = f end
-    for k, f in pairs(KIND_FIELDS[kind]) do allowed[k] = f end
+    local allowed = allowed_fields(kind)
     local what = string.format("%s '%s'", kind == "sensor" and "sensor" or "task", id)
     local vals = check_fields(spec, allowed, what, 2)
     if kind == "map" and vals.over == nil then fail(2, "%s: a mapped task needs over = {...}", what) end
