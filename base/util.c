@@ -76,6 +76,8 @@ static void sb_grow(struct strbuf *sb, size_t extra)
 	sb->cap = cap;
 }
 
+void sb_reserve(struct strbuf *sb, size_t extra) { sb_grow(sb, extra); }
+
 void sb_add(struct strbuf *sb, const char *s, size_t n)
 {
 	sb_grow(sb, n);
@@ -366,6 +368,14 @@ static void civil_hms(int64_t secs, int64_t *y, unsigned *mo, unsigned *d, int *
 	*s = (int)(rem % 60);
 }
 
+/* Writes v as exactly `width` decimal digits (v < 10^width); returns the end. */
+static char *put_digits(char *p, unsigned long v, int width)
+{
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + width;
+}
+
 void format_iso8601(usec_t t, char *buf, size_t n)
 {
 	int64_t secs, y;
@@ -374,7 +384,20 @@ void format_iso8601(usec_t t, char *buf, size_t n)
 	int h, mi, s;
 	split_usec(t, &secs, &us);
 	civil_hms(secs, &y, &mo, &d, &h, &mi, &s);
-	if (us)
+	if (y >= 0 && y <= 9999 && n >= ISO_BUFSZ) {
+		/* The same text as the snprintf below, written digit by digit: API lists format
+		 * thousands of these per request. */
+		char *p = buf;
+		p = put_digits(p, (unsigned long)y, 4), *p++ = '-';
+		p = put_digits(p, mo, 2), *p++ = '-';
+		p = put_digits(p, d, 2), *p++ = 'T';
+		p = put_digits(p, (unsigned long)h, 2), *p++ = ':';
+		p = put_digits(p, (unsigned long)mi, 2), *p++ = ':';
+		p = put_digits(p, (unsigned long)s, 2);
+		if (us)
+			*p++ = '.', p = put_digits(p, (unsigned long)us, 6);
+		memcpy(p, "+00:00", 7);
+	} else if (us)
 		snprintf(buf, n, "%04lld-%02u-%02uT%02d:%02d:%02d.%06ld+00:00", (long long)y, mo, d, h,
 			 mi, s, us);
 	else

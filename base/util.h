@@ -27,6 +27,8 @@ struct strbuf {
 	char *buf;
 	size_t len, cap;
 };
+/* Makes room for extra more bytes at once (a writer that knows its size saves the regrowths). */
+void sb_reserve(struct strbuf *sb, size_t extra);
 void sb_add(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_putc(struct strbuf *sb, char c);

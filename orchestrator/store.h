@@ -190,6 +190,9 @@ int store_ti_insert(struct store *st, struct ti_row *t);
 int store_ti_update(struct store *st, const struct ti_row *t);
 /* Task instances of a run ordered by task_id, map_index. Returns the count or negative. */
 int store_ti_list(struct store *st, int64_t run_pk, struct ti_row **out);
+/* The page [offset, offset + limit) of that list, and in *total the run's instance count. Returns
+ * the page's count or negative. */
+int store_ti_slice(struct store *st, int64_t run_pk, int offset, int limit, struct ti_row **out, int *total);
 /* One task instance; map_index -1 for unmapped. -ENOENT when missing. */
 int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_index, struct ti_row *out);
 

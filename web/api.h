@@ -48,6 +48,8 @@ struct store *api_store(struct req *r);
 /* Replies with a JSON document (takes ownership of j). */
 void api_reply(struct req *r, unsigned status, cJSON *j);
 /* Replies with plain text (takes ownership of text). */
+/* Replies with JSON text already written (malloc'd; the reply owns it). */
+void api_reply_json(struct req *r, unsigned status, char *json);
 void api_reply_text(struct req *r, unsigned status, char *text);
 /* Replies 200 with a body produced by read(ctx, buf, max) until it returns < 0 (the end);
  * done(ctx) runs when the connection ends. Used for Server-Sent Events. */

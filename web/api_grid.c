@@ -73,36 +73,54 @@ static void add_ti(void *arg, const char *task_id, int map_index, const char *st
 	}
 }
 
-static void add_str_or_null(cJSON *o, const char *key, const char *v)
+/* Appends a cJSON tree's text and deletes the tree. */
+static void put_tree(struct strbuf *sb, cJSON *j)
 {
-	cJSON_AddItemToObject(o, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+	char *text = cJSON_PrintUnformatted(j);
+	sb_puts(sb, text ? text : "null");
+	free(text);
+	cJSON_Delete(j);
 }
 
-/* One run of the grid: its fields and the cell of each task. */
-static cJSON *grid_run_json(struct req *r, const struct run_row *run, const struct task_ix *index, size_t n)
+/* One run of the grid: its fields and the cell of each task, written as text (a grid of 1,000
+ * runs of 500 tasks would otherwise be a tree of a million items). */
+static void grid_run_write(struct strbuf *sb, struct req *r, const struct run_row *run, const struct task_ix *index,
+			   size_t n)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "dag_run_id", run->run_id);
-	cJSON_AddStringToObject(o, "state", run->state);
-	cJSON_AddStringToObject(o, "run_type", run->run_type);
-	json_add_time(o, "logical_date", run->logical_date);
-	json_add_time(o, "data_interval_start", run->data_interval_start);
-	json_add_time(o, "data_interval_end", run->data_interval_end);
-	json_add_time(o, "start_date", run->start_date);
-	json_add_time(o, "end_date", run->end_date);
-	add_str_or_null(o, "note", run->note);
+	struct json_obj o;
+	json_obj_begin(&o, sb);
+	json_obj_str(&o, "dag_run_id", run->run_id);
+	json_obj_str(&o, "state", run->state);
+	json_obj_str(&o, "run_type", run->run_type);
+	json_obj_time(&o, "logical_date", run->logical_date);
+	json_obj_time(&o, "data_interval_start", run->data_interval_start);
+	json_obj_time(&o, "data_interval_end", run->data_interval_end);
+	json_obj_time(&o, "start_date", run->start_date);
+	json_obj_time(&o, "end_date", run->end_date);
+	json_obj_str(&o, "note", run->note);
 	struct grid_run g = {index, n, xcalloc(n + 1, sizeof(char *)), xcalloc(n + 1, sizeof(int)), cJSON_CreateObject()};
 	store_ti_brief_each(api_store(r), run->pk, add_ti, &g);
-	cJSON *states = cJSON_AddArrayToObject(o, "states"), *tries = cJSON_AddArrayToObject(o, "tries");
+	json_obj_key(&o, "states");
+	sb_putc(sb, '[');
 	for (size_t i = 0; i < n; i++) {
-		/* the states are static strings: referenced, not copied */
-		cJSON_AddItemToArray(states, g.state[i] ? cJSON_CreateStringReference(g.state[i]) : cJSON_CreateNull());
-		cJSON_AddItemToArray(tries, cJSON_CreateNumber(g.tries[i]));
+		if (i)
+			sb_putc(sb, ',');
+		if (g.state[i])
+			json_put_string(sb, g.state[i]);
+		else
+			sb_puts(sb, "null");
 	}
-	cJSON_AddItemToObject(o, "mapped", g.mapped);
+	sb_putc(sb, ']');
+	json_obj_key(&o, "tries");
+	sb_putc(sb, '[');
+	for (size_t i = 0; i < n; i++)
+		sb_printf(sb, i ? ",%d" : "%d", g.tries[i]);
+	sb_putc(sb, ']');
+	json_obj_key(&o, "mapped");
+	put_tree(sb, g.mapped);
 	free(g.state);
 	free(g.tries);
-	return o;
+	json_obj_end(&o);
 }
 
 /* The tasks in topological order (the grid's rows), and an index of them by id. */
@@ -169,22 +187,31 @@ static void grid(struct req *r)
 		return;
 	}
 	struct task_ix *index = xcalloc(d->ntasks + 1, sizeof(*index));
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "dag_id", dag_id);
-	cJSON_AddItemToObject(o, "tasks", grid_tasks(d, index));
+	struct strbuf sb = {0};
+	struct json_obj o;
+	json_obj_begin(&o, &sb);
+	json_obj_str(&o, "dag_id", dag_id);
+	json_obj_key(&o, "tasks");
+	put_tree(&sb, grid_tasks(d, index));
 	struct run_row *runs = NULL;
 	int n = store_run_page(api_store(r), dag_id, before, limit + 1, &runs);
-	cJSON *arr = cJSON_AddArrayToObject(o, "runs");
-	for (int i = 0; i < n && i < limit; i++)
-		cJSON_AddItemToArray(arr, grid_run_json(r, &runs[i], index, d->ntasks));
-	cJSON_AddNumberToObject(o, "total_runs", store_run_count(api_store(r), dag_id));
-	add_str_or_null(o, "older", n > limit ? runs[limit - 1].run_id : NULL);
+	json_obj_key(&o, "runs");
+	sb_putc(&sb, '[');
+	for (int i = 0; i < n && i < limit; i++) {
+		if (i)
+			sb_putc(&sb, ',');
+		grid_run_write(&sb, r, &runs[i], index, d->ntasks);
+	}
+	sb_putc(&sb, ']');
+	json_obj_num(&o, "total_runs", store_run_count(api_store(r), dag_id));
+	json_obj_str(&o, "older", n > limit ? runs[limit - 1].run_id : NULL);
+	json_obj_end(&o);
 	for (int i = 0; i < n; i++)
 		run_row_free(&runs[i]);
 	free(runs);
 	free(index);
 	dag_unref(d);
-	api_reply(r, n < 0 ? 500 : 200, o);
+	api_reply_json(r, n < 0 ? 500 : 200, sb_steal(&sb));
 }
 
 /* The DAG list's summaries --------------------------------------------------------------------- */

@@ -79,6 +79,43 @@ static cJSON *collect(struct req *r, const char *dag_id, const struct ti_filter 
 	return all;
 }
 
+/* The page of one run's instances in the store's order (no ?order_by=): the same reply as
+ * collect() and api_reply_page() give, but only the instances on the page become JSON, so that a
+ * run of 500 tasks costs one indexed read and `limit` objects, not 500 objects and a copy. */
+static void list_one_run(struct req *r, const struct run_row *run, const struct ti_filter *f, int limit,
+			 int offset)
+{
+	struct ti_row *tis = NULL;
+	int m = 0, total = 0, first = 0;
+	bool sliced = ti_filter_keeps_every_ti(f);
+	/* Without filters on the instances, the store reads the page alone. */
+	if (ti_filter_run(f, run) && sliced)
+		m = store_ti_slice(api_store(r), run->pk, offset, limit, &tis, &total), first = offset;
+	else if (ti_filter_run(f, run))
+		m = store_ti_list(api_store(r), run->pk, &tis);
+	if (m < 0)
+		m = total = 0; /* as collect() has it: a failed read lists nothing */
+	struct strbuf sb = {0};
+	sb_puts(&sb, "{\"task_instances\":[");
+	sb_reserve(&sb, (size_t)(m < limit ? m : limit) * 800);
+	for (int k = 0, i = first; k < m; k++) {
+		if (sliced || ti_filter_ti(f, &tis[k])) {
+			if (i >= offset && i - offset < limit) {
+				if (i > offset)
+					sb_putc(&sb, ',');
+				api_task_instance_write(&sb, &tis[k], run);
+			}
+			i++;
+			if (!sliced)
+				total = i;
+		}
+		ti_row_free(&tis[k]);
+	}
+	free(tis);
+	sb_printf(&sb, "],\"total_entries\":%d}", total);
+	api_reply_json(r, 200, sb_steal(&sb));
+}
+
 /* GET /dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances; "~" for either means any. */
 static void list(struct req *r)
 {
@@ -103,8 +140,14 @@ static void list(struct req *r)
 		}
 		if (!api_find_run(r, &run))
 			return;
-		run_row_free(&run);
 		f.run_ids.v[f.run_ids.n++] = run_id;
+		const char *order = api_query(r, "order_by");
+		if (!order || !*order) {
+			list_one_run(r, &run, &f, limit, offset);
+			run_row_free(&run);
+			return;
+		}
+		run_row_free(&run);
 	}
 	api_reply_page(r, "task_instances", collect(r, any_dag ? NULL : dag_id, &f), limit, offset);
 }

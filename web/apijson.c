@@ -229,80 +229,117 @@ cJSON *api_task(const struct dag *d, const struct task *t)
 	return o;
 }
 
+/* The run's conf as stored when it is the usual "{}", else as cJSON reprints it ({} when it does
+ * not parse), as the tree-built reply had it. */
+static void put_conf(struct strbuf *sb, const char *conf)
+{
+	if (!conf || !strcmp(conf, "{}")) {
+		sb_puts(sb, "{}");
+		return;
+	}
+	cJSON *c = cJSON_Parse(conf);
+	char *text = c ? cJSON_PrintUnformatted(c) : NULL;
+	sb_puts(sb, text ? text : "{}");
+	free(text);
+	cJSON_Delete(c);
+}
+
+void api_dag_run_write(struct strbuf *sb, const struct run_row *r)
+{
+	struct json_obj o;
+	json_obj_begin(&o, sb);
+	json_obj_str(&o, "dag_run_id", r->run_id);
+	json_obj_str(&o, "dag_id", r->dag_id);
+	json_obj_time(&o, "logical_date", r->logical_date);
+	json_obj_time(&o, "execution_date", r->logical_date);
+	json_obj_time(&o, "start_date", r->start_date);
+	json_obj_time(&o, "end_date", r->end_date);
+	json_obj_time(&o, "data_interval_start", r->data_interval_start);
+	json_obj_time(&o, "data_interval_end", r->data_interval_end);
+	json_obj_null(&o, "last_scheduling_decision");
+	json_obj_str(&o, "run_type", r->run_type);
+	json_obj_str(&o, "state", r->state);
+	json_obj_bool(&o, "external_trigger", r->external_trigger);
+	json_obj_key(&o, "conf");
+	put_conf(sb, r->conf);
+	json_obj_str(&o, "note", r->note);
+	json_obj_end(&o);
+}
+
+/* The tree form of a written object (one writer, so the two forms cannot drift apart). */
+static cJSON *parse_written(struct strbuf *sb)
+{
+	cJSON *o = cJSON_Parse(sb_str(sb));
+	sb_free(sb);
+	return o ? o : cJSON_CreateObject();
+}
+
 cJSON *api_dag_run(const struct run_row *r)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "dag_run_id", r->run_id);
-	cJSON_AddStringToObject(o, "dag_id", r->dag_id);
-	json_add_time(o, "logical_date", r->logical_date);
-	json_add_time(o, "execution_date", r->logical_date);
-	json_add_time(o, "start_date", r->start_date);
-	json_add_time(o, "end_date", r->end_date);
-	json_add_time(o, "data_interval_start", r->data_interval_start);
-	json_add_time(o, "data_interval_end", r->data_interval_end);
-	cJSON_AddNullToObject(o, "last_scheduling_decision");
-	cJSON_AddStringToObject(o, "run_type", r->run_type);
-	cJSON_AddStringToObject(o, "state", r->state);
-	cJSON_AddBoolToObject(o, "external_trigger", r->external_trigger);
-	cJSON *conf = r->conf ? cJSON_Parse(r->conf) : NULL;
-	cJSON_AddItemToObject(o, "conf", conf ? conf : cJSON_CreateObject());
-	add_str_or_null(o, "note", r->note);
-	return o;
+	struct strbuf sb = {0};
+	api_dag_run_write(&sb, r);
+	return parse_written(&sb);
+}
+
+void api_task_instance_write(struct strbuf *sb, const struct ti_row *t, const struct run_row *r)
+{
+	struct json_obj o;
+	json_obj_begin(&o, sb);
+	json_obj_str(&o, "task_id", t->task_id);
+	json_obj_str(&o, "task_display_name", t->task_id);
+	json_obj_str(&o, "dag_id", t->dag_id);
+	json_obj_str(&o, "dag_run_id", t->run_id);
+	json_obj_time(&o, "execution_date", r ? r->logical_date : USEC_NONE);
+	json_obj_time(&o, "start_date", t->start_date);
+	json_obj_time(&o, "end_date", t->end_date);
+	if (t->duration >= 0)
+		json_obj_num(&o, "duration", t->duration);
+	else
+		json_obj_null(&o, "duration");
+	json_obj_str(&o, "state", !t->state || !strcmp(t->state, "none") ? NULL : t->state);
+	json_obj_num(&o, "try_number", t->try_number);
+	json_obj_num(&o, "map_index", t->map_index);
+	json_obj_num(&o, "max_tries", t->max_tries);
+	json_obj_str(&o, "hostname", t->hostname ? t->hostname : "");
+	json_obj_str(&o, "unixname", "sluice");
+	json_obj_str(&o, "pool", t->pool ? t->pool : "default_pool");
+	json_obj_num(&o, "pool_slots", t->pool_slots);
+	json_obj_str(&o, "queue", "default");
+	json_obj_num(&o, "priority_weight", t->priority_weight);
+	json_obj_str(&o, "operator", t->operator_name);
+	json_obj_time(&o, "queued_when", t->queued_when);
+	if (t->pid > 0)
+		json_obj_num(&o, "pid", t->pid);
+	else
+		json_obj_null(&o, "pid");
+	json_obj_str(&o, "executor", t->executor);
+	json_obj_str(&o, "executor_config", "{}");
+	json_obj_null(&o, "sla_miss");
+	if (t->map_index >= 0) {
+		char idx[16];
+		snprintf(idx, sizeof(idx), "%d", t->map_index);
+		json_obj_str(&o, "rendered_map_index", idx);
+	} else {
+		json_obj_null(&o, "rendered_map_index");
+	}
+	json_obj_key(&o, "rendered_fields");
+	sb_puts(sb, "{}");
+	json_obj_null(&o, "trigger");
+	json_obj_null(&o, "triggerer_job");
+	json_obj_str(&o, "note", t->note);
+	/* sluice's own: the try's exit status (null while it runs, or when it never ran) */
+	if (t->exit_code != TI_NO_EXIT)
+		json_obj_num(&o, "exit_code", t->exit_code);
+	else
+		json_obj_null(&o, "exit_code");
+	json_obj_end(&o);
 }
 
 cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "task_id", t->task_id);
-	cJSON_AddStringToObject(o, "task_display_name", t->task_id);
-	cJSON_AddStringToObject(o, "dag_id", t->dag_id);
-	cJSON_AddStringToObject(o, "dag_run_id", t->run_id);
-	json_add_time(o, "execution_date", r ? r->logical_date : USEC_NONE);
-	json_add_time(o, "start_date", t->start_date);
-	json_add_time(o, "end_date", t->end_date);
-	if (t->duration >= 0)
-		cJSON_AddNumberToObject(o, "duration", t->duration);
-	else
-		cJSON_AddNullToObject(o, "duration");
-	if (!t->state || !strcmp(t->state, "none"))
-		cJSON_AddNullToObject(o, "state");
-	else
-		cJSON_AddStringToObject(o, "state", t->state);
-	cJSON_AddNumberToObject(o, "try_number", t->try_number);
-	cJSON_AddNumberToObject(o, "map_index", t->map_index);
-	cJSON_AddNumberToObject(o, "max_tries", t->max_tries);
-	cJSON_AddStringToObject(o, "hostname", t->hostname ? t->hostname : "");
-	cJSON_AddStringToObject(o, "unixname", "sluice");
-	cJSON_AddStringToObject(o, "pool", t->pool ? t->pool : "default_pool");
-	cJSON_AddNumberToObject(o, "pool_slots", t->pool_slots);
-	cJSON_AddStringToObject(o, "queue", "default");
-	cJSON_AddNumberToObject(o, "priority_weight", t->priority_weight);
-	add_str_or_null(o, "operator", t->operator_name);
-	json_add_time(o, "queued_when", t->queued_when);
-	if (t->pid > 0)
-		cJSON_AddNumberToObject(o, "pid", t->pid);
-	else
-		cJSON_AddNullToObject(o, "pid");
-	add_str_or_null(o, "executor", t->executor);
-	cJSON_AddStringToObject(o, "executor_config", "{}");
-	cJSON_AddNullToObject(o, "sla_miss");
-	if (t->map_index >= 0) {
-		char idx[16];
-		snprintf(idx, sizeof(idx), "%d", t->map_index);
-		cJSON_AddStringToObject(o, "rendered_map_index", idx);
-	} else {
-		cJSON_AddNullToObject(o, "rendered_map_index");
-	}
-	cJSON_AddObjectToObject(o, "rendered_fields");
-	cJSON_AddNullToObject(o, "trigger");
-	cJSON_AddNullToObject(o, "triggerer_job");
-	add_str_or_null(o, "note", t->note);
-	/* sluice's own: the try's exit status (null while it runs, or when it never ran) */
-	if (t->exit_code != TI_NO_EXIT)
-		cJSON_AddNumberToObject(o, "exit_code", t->exit_code);
-	else
-		cJSON_AddNullToObject(o, "exit_code");
-	return o;
+	struct strbuf sb = {0};
+	api_task_instance_write(&sb, t, r);
+	return parse_written(&sb);
 }
 
 /* Airflow 3's Backfill shape. */

@@ -31,8 +31,12 @@ cJSON *api_dag_detail(const struct dag *d, const struct dag_status *s);
 cJSON *api_task(const struct dag *d, const struct task *t);
 /* Airflow "DAGRun". */
 cJSON *api_dag_run(const struct run_row *r);
+/* Appends the same object as JSON text to sb (what api_dag_run() prints as). */
+void api_dag_run_write(struct strbuf *sb, const struct run_row *r);
 /* Airflow "TaskInstance"; the run supplies execution_date. */
 cJSON *api_task_instance(const struct ti_row *t, const struct run_row *r);
+/* Appends the same object as JSON text to sb (what api_task_instance() prints as). */
+void api_task_instance_write(struct strbuf *sb, const struct ti_row *t, const struct run_row *r);
 
 /* Airflow "TaskInstanceReference": task_id, dag_id, dag_run_id, execution_date. */
 cJSON *api_ti_reference(const char *task_id, const struct run_row *run);

@@ -134,9 +134,16 @@ static void cache_put(const char *key, const char *verified)
 	usec_t now = mono_usec();
 	int slot = 0;
 	pthread_mutex_lock(&cache_lock);
-	for (int i = 0; i < CACHE_SLOTS; i++)
+	/* The slot already holding this header, else the oldest: a client that keeps sending the same
+	 * credentials must not fill every slot with copies and push other users' checks out. */
+	for (int i = 0; i < CACHE_SLOTS; i++) {
+		if (!strcmp(cache[i].key, key)) {
+			slot = i;
+			break;
+		}
 		if (cache[i].until < cache[slot].until)
 			slot = i;
+	}
 	memcpy(cache[slot].key, key, 65);
 	memcpy(cache[slot].verified, verified, 65);
 	cache[slot].until = now + CACHE_TTL;

@@ -86,6 +86,14 @@ void api_reply(struct req *r, unsigned status, cJSON *j)
 	cJSON_Delete(j);
 }
 
+void api_reply_json(struct req *r, unsigned status, char *json)
+{
+	free(r->payload);
+	r->status = status;
+	r->payload = json;
+	r->content_type = "application/json";
+}
+
 void api_reply_text(struct req *r, unsigned status, char *text)
 {
 	free(r->payload);

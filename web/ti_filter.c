@@ -41,6 +41,15 @@ bool ti_filter_ti(const struct ti_filter *f, const struct ti_row *t)
 	       in_range(&f->end_date, t->end_date) && in_range(&f->updated_at, t->updated_at);
 }
 
+static bool unbounded(const struct ti_range *r) { return r->gte == USEC_NONE && r->lte == USEC_NONE; }
+
+bool ti_filter_keeps_every_ti(const struct ti_filter *f)
+{
+	return !f->task_ids.n && !f->states.n && !f->pools.n && !f->queues.n && !f->executors.n &&
+	       unbounded(&f->start_date) && unbounded(&f->end_date) && unbounded(&f->updated_at) &&
+	       isnan(f->duration_gte) && isnan(f->duration_lte) && !f->mapped_only;
+}
+
 void ti_filter_init(struct ti_filter *f)
 {
 	memset(f, 0, sizeof(*f));

@@ -33,5 +33,7 @@ bool ti_filter_run(const struct ti_filter *f, const struct run_row *run);
 /* Whether the instance is wanted. A state filter names null as "none" (or "null"); an unset time
  * or duration is outside any bound, as in Airflow's SQL; sluice's one queue is "default". */
 bool ti_filter_ti(const struct ti_filter *f, const struct ti_row *t);
+/* True when ti_filter_ti() is true for every instance (the filter only picks DAGs and runs). */
+bool ti_filter_keeps_every_ti(const struct ti_filter *f);
 
 #endif
