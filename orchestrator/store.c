@@ -732,6 +732,14 @@ int store_run_page(struct store *st, const char *dag_id, usec_t before, int limi
 	return collect_runs(st, s, out);
 }
 
+/* Steps a bound COUNT(*) statement and resets it: the count, 0 when it gives no row. */
+static int count_of(sqlite3_stmt *s)
+{
+	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_reset(s);
+	return n;
+}
+
 int store_run_slice(struct store *st, const char *dag_id, const char *states, int offset, int limit,
 		    struct run_row **out, int *total)
 {
@@ -743,8 +751,7 @@ int store_run_slice(struct store *st, const char *dag_id, const char *states, in
 	bind_text(s, 1, dag_id);
 	if (states)
 		bind_text(s, 2, states);
-	*total = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-	sqlite3_reset(s);
+	*total = count_of(s);
 	s = prep(st, "SELECT " RUN_COLS " FROM dag_run WHERE dag_id = ?1 AND "
 		     "(?2 IS NULL OR instr(?2, ',' || state || ',') > 0) ORDER BY logical_date DESC LIMIT ?3 OFFSET ?4");
 	bind_text(s, 1, dag_id);
@@ -837,9 +844,7 @@ int store_state_counts(struct store *st, bool runs, void (*fn)(void *arg, const 
 int store_import_error_count(struct store *st)
 {
 	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM import_error");
-	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-	sqlite3_reset(s);
-	return n;
+	return count_of(s);
 }
 
 int store_run_list_ended_before(struct store *st, usec_t before, struct run_row **out)
@@ -878,9 +883,7 @@ int store_backfill_runs(struct store *st, int64_t backfill_id, const char *state
 	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM dag_run WHERE backfill_id = ? AND state = ?");
 	sqlite3_bind_int64(s, 1, backfill_id);
 	bind_text(s, 2, state);
-	int n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-	sqlite3_reset(s);
-	return n;
+	return count_of(s);
 }
 
 int store_backfill_fail_queued(struct store *st, int64_t backfill_id, usec_t when)
@@ -1140,8 +1143,7 @@ int store_ti_slice(struct store *st, int64_t run_pk, int offset, int limit, stru
 {
 	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM task_instance WHERE run_pk = ?");
 	sqlite3_bind_int64(s, 1, run_pk);
-	*total = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
-	sqlite3_reset(s);
+	*total = count_of(s);
 	s = prep(st, "SELECT " TI_COLS " FROM task_instance WHERE run_pk = ? ORDER BY task_id, map_index "
 		     "LIMIT ? OFFSET ?");
 	sqlite3_bind_int64(s, 1, run_pk);

@@ -87,12 +87,14 @@ static void list_one_run(struct req *r, const struct run_row *run, const struct 
 {
 	struct ti_row *tis = NULL;
 	int m = 0, total = 0, first = 0;
-	bool sliced = ti_filter_keeps_every_ti(f);
+	bool keep_run = ti_filter_run(f, run), sliced = ti_filter_keeps_every_ti(f);
 	/* Without filters on the instances, the store reads the page alone. */
-	if (ti_filter_run(f, run) && sliced)
-		m = store_ti_slice(api_store(r), run->pk, offset, limit, &tis, &total), first = offset;
-	else if (ti_filter_run(f, run))
+	if (keep_run && sliced) {
+		m = store_ti_slice(api_store(r), run->pk, offset, limit, &tis, &total);
+		first = offset;
+	} else if (keep_run) {
 		m = store_ti_list(api_store(r), run->pk, &tis);
+	}
 	if (m < 0)
 		m = total = 0; /* as collect() has it: a failed read lists nothing */
 	struct strbuf sb = {0};
