@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/strindex.h"
 #include "base/util.h"
 
 enum trigger_rule {
@@ -161,6 +162,7 @@ struct dag {
 	struct task *tasks;
 	size_t ntasks;
 	int *topo;              /* topological order of task indices */
+	struct strindex task_ix; /* task id -> index, built by dag_finish (dag_task_index) */
 };
 
 /* Built-in defaults (Airflow's where it has one). */

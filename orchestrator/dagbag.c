@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/strindex.h"
 #include "orchestrator/dag_probe.h"
 #include "orchestrator/store.h"
 
@@ -75,6 +76,7 @@ void dagbag_free(struct dagbag *bag)
 	for (size_t i = 0; i < bag->nfiles; i++)
 		file_free(&bag->files[i]);
 	free(bag->files);
+	strindex_free(&bag->path_ix);
 	free(bag->dir);
 	free(bag->pending);
 	dag_probe_free(bag->probe);
@@ -83,10 +85,8 @@ void dagbag_free(struct dagbag *bag)
 
 static struct dagbag_file *find_file(struct dagbag *bag, const char *path)
 {
-	for (size_t i = 0; i < bag->nfiles; i++)
-		if (!strcmp(bag->files[i].path, path))
-			return &bag->files[i];
-	return NULL;
+	size_t i;
+	return strindex_get(&bag->path_ix, path, &i) ? &bag->files[i] : NULL;
 }
 
 static void set_file_error(struct dagbag_file *f, char *msg, int line)
@@ -251,6 +251,7 @@ static struct dagbag_file *add_entry(struct dagbag *bag, const char *path, const
 	memset(f, 0, sizeof(*f));
 	f->path = xstrdup(path);
 	f->display = xstrdup(display);
+	strindex_put(&bag->path_ix, f->path, bag->nfiles - 1);
 	return f;
 }
 
@@ -313,26 +314,34 @@ static int scan(struct dagbag *bag, const char *dir, const char *rel, int depth)
 
 /* The earlier file (before index i) with a DAG whose id one of dags has, or NULL; *k and *m
  * name the two DAGs. */
-static struct dagbag_file *earlier_with(struct dagbag *bag, size_t i, struct dag **dags, size_t n, size_t *k,
-					size_t *m)
+/* The first of dags[0..n) whose id an earlier file serves (ids: id -> file index, the served DAGs
+ * of the files before this one): the file in *g, the DAG's indexes in *k (dags) and *m (g's). */
+static bool earlier_with(struct dagbag *bag, const struct strindex *ids, struct dag **dags, size_t n,
+			 struct dagbag_file **g, size_t *k, size_t *m)
 {
-	for (*k = 0; *k < n; (*k)++)
-		for (size_t j = 0; j < i; j++)
-			for (*m = 0; *m < bag->files[j].ndags; (*m)++)
-				if (!strcmp(dags[*k]->dag_id, bag->files[j].dags[*m]->dag_id))
-					return &bag->files[j];
-	return NULL;
+	size_t j;
+	for (*k = 0; *k < n; (*k)++) {
+		if (!strindex_get(ids, dags[*k]->dag_id, &j))
+			continue;
+		*g = &bag->files[j];
+		for (*m = 0; *m < (*g)->ndags && strcmp((*g)->dags[*m]->dag_id, dags[*k]->dag_id); (*m)++)
+			;
+		return true;
+	}
+	return false;
 }
 
 /* Gives an import error to every later file that reuses a DAG id of an earlier file. Its DAGs
  * are kept aside (not re-parsed every refresh): once the earlier file no longer defines the id,
- * they come back. */
+ * they come back. One pass in path order with an index of the ids served so far: a rescan of a
+ * folder of N files costs O(N), not O(N^2) comparisons. */
 static void check_duplicates(struct dagbag *bag)
 {
+	struct strindex ids = {0};
 	for (size_t i = 0; i < bag->nfiles; i++) {
-		struct dagbag_file *f = &bag->files[i];
+		struct dagbag_file *f = &bag->files[i], *g;
 		size_t k, m;
-		if (f->nshadowed && !earlier_with(bag, i, f->shadowed, f->nshadowed, &k, &m)) {
+		if (f->nshadowed && !earlier_with(bag, &ids, f->shadowed, f->nshadowed, &g, &k, &m)) {
 			/* The conflict is gone: the file's DAGs are served again. */
 			drop_dags(f);
 			f->dags = f->shadowed;
@@ -342,20 +351,21 @@ static void check_duplicates(struct dagbag *bag)
 			free(f->error);
 			f->error = NULL;
 			f->changed = true;
-			continue;
+		} else if (earlier_with(bag, &ids, f->dags, f->ndags, &g, &k, &m)) {
+			set_file_error(f,
+				       xasprintf("%s:%d: DAG id '%s' is already defined in %s:%d", f->display, f->dags[k]->line,
+						 f->dags[k]->dag_id, g->display, g->dags[m]->line),
+				       f->dags[k]->line);
+			drop_shadowed(f);
+			f->shadowed = f->dags;
+			f->nshadowed = f->ndags;
+			f->dags = NULL;
+			f->ndags = 0;
 		}
-		struct dagbag_file *g = earlier_with(bag, i, f->dags, f->ndags, &k, &m);
-		if (!g)
-			continue;
-		set_file_error(f, xasprintf("%s:%d: DAG id '%s' is already defined in %s:%d", f->display, f->dags[k]->line,
-					    f->dags[k]->dag_id, g->display, g->dags[m]->line),
-			       f->dags[k]->line);
-		drop_shadowed(f);
-		f->shadowed = f->dags;
-		f->nshadowed = f->ndags;
-		f->dags = NULL;
-		f->ndags = 0;
+		for (size_t d = 0; d < f->ndags; d++)
+			strindex_put(&ids, f->dags[d]->dag_id, i);
 	}
+	strindex_free(&ids);
 }
 
 int dagbag_refresh(struct dagbag *bag, char **err)
@@ -379,7 +389,12 @@ int dagbag_refresh(struct dagbag *bag, char **err)
 			bag->any_removed = true;
 		}
 	}
-	bag->nfiles = out;
+	if (out < bag->nfiles) {
+		bag->nfiles = out;
+		strindex_clear(&bag->path_ix);
+		for (size_t i = 0; i < bag->nfiles; i++)
+			strindex_put(&bag->path_ix, bag->files[i].path, i);
+	}
 	check_duplicates(bag);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "base/strindex.h"
 #include "orchestrator/dag_lua.h"
 
 struct dagbag_file {
@@ -38,6 +39,7 @@ struct dagbag {
 	struct dag_lua_limits limits;
 	struct dagbag_file *files;
 	size_t nfiles;
+	struct strindex path_ix; /* path -> index in files: a rescan finds each file in O(1) */
 	bool any_removed;     /* set by refresh when files disappeared; cleared by the caller */
 	struct dag_probe *probe; /* tries each changed file in a child process first (dag_probe.h);
 	                            NULL = load in-process only */

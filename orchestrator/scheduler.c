@@ -22,6 +22,7 @@
 #include "base/evloop.h"
 #include "base/log.h"
 #include "base/sdnotify.h"
+#include "base/strindex.h"
 #include "orchestrator/notify.h"
 #include "orchestrator/ops.h"
 #include "orchestrator/runner.h"
@@ -69,6 +70,7 @@ struct sched {
 	struct dagbag bag;
 	struct dag_state *dags;
 	size_t ndags;
+	struct strindex dag_ix; /* dag_id -> index in dags (find_state): every tick looks up each DAG */
 	struct run_row *pending;  /* queued runs waiting to start, by id */
 	size_t npending;
 	struct version_entry *versions;
@@ -90,7 +92,9 @@ static _Atomic usec_t heartbeat = USEC_NONE;
 usec_t sched_heartbeat(void) { return heartbeat; }
 
 static _Atomic usec_t stat_loop, stat_commit, stat_commit_failing = USEC_NONE;
-static _Atomic int stat_slots;
+static _Atomic int stat_slots, stat_dag_files;
+static _Atomic usec_t stat_scan;
+static _Atomic long long stat_scans, stat_scan_usec; /* rescans, and their summed duration */
 
 void sched_get_stats(struct sched_stats *out)
 {
@@ -98,6 +102,10 @@ void sched_get_stats(struct sched_stats *out)
 	out->commit = stat_commit;
 	out->slots_in_use = stat_slots;
 	out->commit_failing_since = stat_commit_failing;
+	out->scan = stat_scan;
+	out->scans = stat_scans;
+	out->scan_total = (double)stat_scan_usec / 1e6;
+	out->dag_files = stat_dag_files;
 }
 
 /* Writes from other threads: a queue drained on the loop thread. `current` is the running
@@ -277,10 +285,16 @@ static struct dag *dag_for_run(struct sched *s, const struct run_row *r)
 
 static struct dag_state *find_state(struct sched *s, const char *dag_id)
 {
+	size_t i;
+	return strindex_get(&s->dag_ix, dag_id, &i) ? &s->dags[i] : NULL;
+}
+
+/* After states were removed (their ids freed) or moved. */
+static void reindex_states(struct sched *s)
+{
+	strindex_clear(&s->dag_ix);
 	for (size_t i = 0; i < s->ndags; i++)
-		if (!strcmp(s->dags[i].dag_id, dag_id))
-			return &s->dags[i];
-	return NULL;
+		strindex_put(&s->dag_ix, s->dags[i].dag_id, i);
 }
 
 static void state_free(struct dag_state *ds)
@@ -361,6 +375,7 @@ static void sync_dags(struct sched *s)
 				ds = &s->dags[s->ndags++];
 				memset(ds, 0, sizeof(*ds));
 				ds->dag_id = xstrdup(d->dag_id);
+				strindex_put(&s->dag_ix, ds->dag_id, s->ndags - 1);
 				log_info("DAG %s loaded from %s", d->dag_id, f->display);
 			}
 			set_state_dag(ds, d);
@@ -389,18 +404,27 @@ static void sync_dags(struct sched *s)
 		}
 	}
 	s->ndags = out;
+	reindex_states(s);
 	store_dag_each(s->run.st, paused_cb, s);
 }
 
 static void rescan(struct sched *s)
 {
 	char *err = NULL;
+	usec_t t0 = mono_usec();
 	if (dagbag_refresh(&s->bag, &err) < 0) {
 		log_warnx("%s", err);
 		free(err);
 		return;
 	}
 	sync_dags(s);
+	/* What a rescan costs is on /metrics (sluice_dag_folder_scan_seconds): it runs every second
+	 * on the loop thread, so it must stay small when nothing changed. */
+	usec_t took = mono_usec() - t0;
+	stat_scan = took;
+	stat_scans++;
+	stat_scan_usec += (long long)took;
+	stat_dag_files = (int)s->bag.nfiles;
 }
 
 void sched_dag_deleted(const char *dag_id)
@@ -416,6 +440,7 @@ void sched_dag_deleted(const char *dag_id)
 		if (!strcmp(s->dags[i].dag_id, dag_id)) {
 			state_free(&s->dags[i]);
 			s->dags[i] = s->dags[--s->ndags];
+			reindex_states(s);
 			break;
 		}
 	}
@@ -920,6 +945,7 @@ out:
 	for (size_t i = 0; i < s.ndags; i++)
 		state_free(&s.dags[i]);
 	free(s.dags);
+	strindex_free(&s.dag_ix);
 	for (size_t i = 0; i < s.npending; i++)
 		run_row_free(&s.pending[i]);
 	free(s.pending);

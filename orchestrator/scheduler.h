@@ -35,6 +35,11 @@ struct sched_stats {
 	usec_t commit;          /* duration of the latest database commit */
 	int slots_in_use;       /* tries the executors hold */
 	usec_t commit_failing_since; /* the engine cannot write its changes since (USEC_NONE: it can) */
+	usec_t scan;            /* duration of the latest rescan of the DAG folder (stat, re-read,
+	                           re-parse of changed files, DAG rows written) */
+	long long scans;        /* rescans since the daemon started */
+	double scan_total;      /* their summed duration, seconds */
+	int dag_files;          /* files in the DAG folder at the latest rescan */
 };
 void sched_get_stats(struct sched_stats *out);
 

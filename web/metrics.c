@@ -65,6 +65,15 @@ static void api_metrics(struct req *r)
 	header(&out, "sluice_scheduler_heartbeat_timestamp_seconds", "gauge", "Time of the latest scheduling pass.");
 	usec_t hb = sched_heartbeat();
 	sb_printf(&out, "sluice_scheduler_heartbeat_timestamp_seconds %.3f\n", hb == USEC_NONE ? 0.0 : (double)hb / 1e6);
+	header(&out, "sluice_dag_folder_scan_seconds", "gauge",
+	       "Duration of the latest rescan of the DAG folder (every second; changed files re-parsed).");
+	sb_printf(&out, "sluice_dag_folder_scan_seconds %.6f\n", (double)ss.scan / 1e6);
+	header(&out, "sluice_dag_folder_scans_total", "counter", "Rescans of the DAG folder since the daemon started.");
+	sb_printf(&out, "sluice_dag_folder_scans_total %lld\n", ss.scans);
+	header(&out, "sluice_dag_folder_scan_seconds_total", "counter", "Summed duration of those rescans.");
+	sb_printf(&out, "sluice_dag_folder_scan_seconds_total %.6f\n", ss.scan_total);
+	header(&out, "sluice_dag_files", "gauge", "Files in the DAG folder at the latest rescan.");
+	sb_printf(&out, "sluice_dag_files %d\n", ss.dag_files);
 	header(&out, "sluice_executor_slots_in_use", "gauge", "Tries the executors hold.");
 	sb_printf(&out, "sluice_executor_slots_in_use{executor=\"local\"} %d\n", ss.slots_in_use);
 	struct try_stats ts;

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "base/strindex.h"
 #include "base/trylog.h"
 #include "base/util.h"
 
@@ -222,6 +223,46 @@ static void test_mkdir_p(void **state)
 	free(slash);
 }
 
+/* The id index: every key found after many growths, replaced values, absent keys, clear. */
+static void test_strindex(void **state)
+{
+	(void)state;
+	struct strindex ix = {0};
+	size_t v = 99;
+	assert_false(strindex_get(&ix, "a", &v)); /* empty, never allocated */
+	enum { N = 5000 };
+	char **keys = xcalloc(N, sizeof(char *));
+	for (size_t i = 0; i < N; i++) {
+		keys[i] = xasprintf("task_%zu", i);
+		strindex_put(&ix, keys[i], i);
+	}
+	assert_int_equal(ix.count, N);
+	for (size_t i = 0; i < N; i++) {
+		assert_true(strindex_get(&ix, keys[i], &v));
+		assert_int_equal(v, i);
+	}
+	char probe[32];
+	snprintf(probe, sizeof(probe), "task_%d", 17);
+	assert_true(strindex_get(&ix, probe, &v)); /* equal content, another pointer */
+	assert_int_equal(v, 17);
+	assert_false(strindex_get(&ix, "task_", &v));
+	assert_false(strindex_get(&ix, "", &v));
+	strindex_put(&ix, probe, 4242); /* an equal key replaces the value */
+	assert_int_equal(ix.count, N);
+	assert_true(strindex_get(&ix, keys[17], &v));
+	assert_int_equal(v, 4242);
+	strindex_clear(&ix);
+	assert_int_equal(ix.count, 0);
+	assert_false(strindex_get(&ix, keys[1], &v));
+	strindex_put(&ix, keys[1], 1);
+	assert_true(strindex_get(&ix, keys[1], &v));
+	assert_false(strindex_get(&ix, keys[2], &v));
+	strindex_free(&ix);
+	for (size_t i = 0; i < N; i++)
+		free(keys[i]);
+	free(keys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_masker),
 		cmocka_unit_test(test_trylog_cap),
 		cmocka_unit_test(test_mkdir_p),
+		cmocka_unit_test(test_strindex),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
