@@ -40,6 +40,11 @@ struct sandbox {
 	const char *lib_dir;
 	bool track_lines;         /* the second pass of an error without a location */
 	int user_line;            /* last line of the DAG file itself that ran (track_lines) */
+	/* The allocation last refused for the cap, which Lua asks for again after an emergency
+	 * collection (lmem.c's tryagain): only a refusal that survives that retry kills the file. */
+	bool refused;
+	void *refused_ptr;
+	size_t refused_osize, refused_nsize;
 };
 
 #define HOOK_EVERY 1000
@@ -69,6 +74,11 @@ static void note_line(struct sandbox *sb)
 	}
 }
 
+/* The memory cap counts live memory: a request over it is refused once, Lua collects all garbage
+ * (an emergency collection) and asks for the same block again; the file is killed only when that
+ * retry is over the cap too, or when Lua did not retry (the next request is another one: the
+ * refusal became an error the file could catch). A killed file's every later request fails, so
+ * not even a pcall can go on with it. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct sandbox *sb = ud;
@@ -79,12 +89,24 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		sb->used -= old;
 		return NULL;
 	}
-	if (sb->killed == KILL_MEMORY || (nsize > old && sb->used + (nsize - old) > sb->lim->memory)) {
-		if (sb->killed != KILL_MEMORY && sb->L)
-			note_line(sb);
-		sb->killed = KILL_MEMORY;
+	bool over = nsize > old && sb->used + (nsize - old) > sb->lim->memory;
+	if (sb->killed != KILL_MEMORY && sb->refused) {
+		bool retry = ptr == sb->refused_ptr && osize == sb->refused_osize && nsize == sb->refused_nsize;
+		sb->refused = false;
+		if (!retry || over) {
+			if (sb->L)
+				note_line(sb);
+			sb->killed = KILL_MEMORY;
+		}
+	} else if (sb->killed != KILL_MEMORY && over) {
+		sb->refused = true;
+		sb->refused_ptr = ptr;
+		sb->refused_osize = osize;
+		sb->refused_nsize = nsize;
 		return NULL;
 	}
+	if (sb->killed == KILL_MEMORY)
+		return NULL;
 	void *p = realloc(ptr, nsize);
 	if (p)
 		sb->used = sb->used - old + nsize;

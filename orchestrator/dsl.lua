@@ -723,7 +723,9 @@ local function add_edges(ups, downs, level)
         fail(level + 1, "tasks '%s' and '%s' belong to different DAGs", u.id, d.id)
       end
       if u == d then fail(level + 1, "task '%s' cannot depend on itself", u.id) end
-      d.upstream[#d.upstream + 1] = u
+      local up = rawget(d, "upstream")
+      if not up then up = {}; d.upstream = up end -- made on the first edge: most tasks of a wide DAG have none
+      up[#up + 1] = u
       u.dag.edge_lines[#u.dag.edge_lines + 1] = line
     end
   end
@@ -787,7 +789,7 @@ local function declare(d, kind, id, level)
     if d.by_id[id] then
       fail(2, "duplicate task id '%s' (first declared at line %d)", id, d.by_id[id].line)
     end
-    local t = setmetatable({ id = id, dag = d, kind = kind, vals = vals, line = line, upstream = {} }, TASK)
+    local t = setmetatable({ id = id, dag = d, kind = kind, vals = vals, line = line }, TASK)
     task_set[t] = true
     d.tasks[#d.tasks + 1] = t
     d.by_id[id] = t
@@ -820,7 +822,7 @@ local function new_task(d, id, kind, vals, line, level)
   if d.by_id[id] then
     fail(level + 1, "duplicate task id '%s' (first declared at line %d)", id, d.by_id[id].line)
   end
-  local t = setmetatable({ id = id, dag = d, kind = kind, vals = vals, line = line, upstream = {} }, TASK)
+  local t = setmetatable({ id = id, dag = d, kind = kind, vals = vals, line = line }, TASK)
   task_set[t] = true
   d.tasks[#d.tasks + 1] = t
   d.by_id[id] = t
@@ -855,7 +857,7 @@ local function kernel_group(d, id, spec, fields, stages, level, what)
     local kind = "task"
     if st.over then kind = "map"; tv.over = st.over end
     local t = new_task(d, id .. "." .. st.suffix, kind, tv, line, level + 1)
-    if prev then t.upstream[#t.upstream + 1] = prev; d.edge_lines[#d.edge_lines + 1] = line end
+    if prev then t.upstream = { prev }; d.edge_lines[#d.edge_lines + 1] = line end
     first = first or t
     prev = t
   end
@@ -1258,15 +1260,27 @@ end
 
 -- Export ------------------------------------------------------------------------------------
 
+-- A shared empty list: the upstream of every task without one (a wide DAG of 100,000 tasks would
+-- otherwise hold 100,000 empty tables). Only read by the C conversion.
+local NO_UPSTREAM = {}
+
+-- The DAG as the C side reads it. Memory counts against the file's cap, so the export reuses what
+-- it can: each task's own table becomes its entry (id, kind, line; vals and upstream replaced),
+-- and a task's vals are copied only to merge default_args into them. Called once per DAG.
 local function export_dag(d)
+  if d.exported then return d.exported end
   local tasks = {}
   local index = {}
   for i, t in ipairs(d.tasks) do index[t] = i end
   local da = d.vals.default_args or {}
+  local merge = next(da) ~= nil
   for i, t in ipairs(d.tasks) do
-    local v = {}
-    for k, x in pairs(da) do v[k] = x end
-    for k, x in pairs(t.vals) do v[k] = x end
+    local v = t.vals
+    if merge then
+      v = {}
+      for k, x in pairs(da) do v[k] = x end
+      for k, x in pairs(t.vals) do v[k] = x end
+    end
     if da.k8s and t.vals.k8s then -- a task's k8s fields over default_args' (env merged too)
       local k = {}
       for n, x in pairs(da.k8s) do k[n] = x end
@@ -1286,7 +1300,7 @@ local function export_dag(d)
       v.env = env
     end
     local ups = {}
-    for _, u in ipairs(t.upstream) do ups[#ups + 1] = index[u] end
+    for _, u in ipairs(rawget(t, "upstream") or NO_UPSTREAM) do ups[#ups + 1] = index[u] end
     for _, u in ipairs(v.after or {}) do
       if type(u) == "string" then
         local ut = d.by_id[u]
@@ -1315,9 +1329,12 @@ local function export_dag(d)
       v.exec_options = opts
     end
     for k in pairs(BACKEND_FIELDS) do v[k] = nil end
-    tasks[i] = { id = t.id, kind = t.kind, line = t.line, vals = v, upstream = ups }
+    if #ups == 0 then ups = NO_UPSTREAM end
+    t.vals, t.upstream = v, ups
+    tasks[i] = t
   end
-  return { id = d.id, line = d.line, vals = d.vals, tasks = tasks }
+  d.exported = { id = d.id, line = d.line, vals = d.vals, tasks = tasks }
+  return d.exported
 end
 
 local function export(n, ...)

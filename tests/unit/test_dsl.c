@@ -404,6 +404,24 @@ static void test_memory_bomb(void **state)
 	(void)state;
 }
 
+/* The cap is on live memory: garbage over it is collected (Lua's emergency collection after a
+ * refused request), and only a request still over the cap after that kills the file. ~10 MiB
+ * live plus ~20 MiB of garbage loads under 16 MiB; so does a 100,000-task DAG under the default. */
+static void test_memory_cap_counts_live_memory(void **state)
+{
+	struct dag_lua_limits lim = {16u << 20, DAG_LUA_DEFAULT_INSTRUCTIONS, 5 * USEC_PER_SEC};
+	assert_int_equal(load_lim("local keep = {}\nfor i = 1, 9000 do keep[i] = string.rep('k', 1000) .. i end\n"
+				  "for i = 1, 20000 do local g = string.rep('g', 1000) .. i end\n"
+				  "local d = dag { id = 'x' }\nd:task 't' { cmd = 'true' }\nreturn d\n", &lim), 0);
+	assert_int_not_equal(load_lim("local keep = {}\nfor i = 1, 20000 do keep[i] = string.rep('k', 1000) .. i end\n"
+				      "return dag { id = 'x' }\n", &lim), 0);
+	assert_non_null(strstr(ld.error, "memory limit of 16 MiB"));
+	assert_int_equal(load("local d = dag { id = 'big', max_active_tasks = 16 }\n"
+			      "for i = 1, 100000 do d:task(string.format('t%06d', i)) { cmd = { '/bin/true' } } end\n"
+			      "return d\n"), 0);
+	(void)state;
+}
+
 static void test_gc_finalizer_loop(void **state)
 {
 	struct dag_lua_limits lim = {DAG_LUA_DEFAULT_MEMORY, 2000000, 2 * USEC_PER_SEC};
@@ -492,6 +510,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_wall_clock_limit, teardown),
 		cmocka_unit_test_teardown(test_default_limits_stop_loop_quickly, teardown),
 		cmocka_unit_test_teardown(test_memory_bomb, teardown),
+		cmocka_unit_test_teardown(test_memory_cap_counts_live_memory, teardown),
 		cmocka_unit_test_teardown(test_gc_finalizer_loop, teardown),
 		cmocka_unit_test_teardown(test_require_lib, teardown),
 		cmocka_unit_test_teardown(test_start_date_in_zone, teardown),
