@@ -115,7 +115,12 @@ static void bind_time(sqlite3_stmt *s, int i, usec_t v)
 static char *col_text(sqlite3_stmt *s, int i)
 {
 	const unsigned char *t = sqlite3_column_text(s, i);
-	return t ? xstrdup((const char *)t) : NULL;
+	if (!t)
+		return NULL;
+	size_t n = (size_t)sqlite3_column_bytes(s, i); /* after _text: the length of that text */
+	char *c = xmalloc(n + 1);
+	memcpy(c, t, n + 1);
+	return c;
 }
 
 static usec_t col_time(sqlite3_stmt *s, int i)
@@ -610,27 +615,32 @@ void run_row_copy(struct run_row *dst, const struct run_row *src)
 		 "data_interval_end, state, conf, queued_at, start_date, end_date, note, dag_version, " \
 		 "external_trigger, owner, backfill_id, updated_at"
 
-static void read_run(sqlite3_stmt *s, struct run_row *r)
+/* As read_ti_cols: the strings copied (own) or borrowed from the statement. */
+static inline void read_run_cols(sqlite3_stmt *s, struct run_row *r, bool own)
 {
+#define TXT(i) (own ? col_text(s, (i)) : (char *)(uintptr_t)sqlite3_column_text(s, (i)))
 	r->pk = sqlite3_column_int64(s, 0);
-	r->dag_id = col_text(s, 1);
-	r->run_id = col_text(s, 2);
-	r->run_type = col_text(s, 3);
+	r->dag_id = TXT(1);
+	r->run_id = TXT(2);
+	r->run_type = TXT(3);
 	r->logical_date = col_time(s, 4);
 	r->data_interval_start = col_time(s, 5);
 	r->data_interval_end = col_time(s, 6);
-	r->state = col_text(s, 7);
-	r->conf = col_text(s, 8);
+	r->state = TXT(7);
+	r->conf = TXT(8);
 	r->queued_at = col_time(s, 9);
 	r->start_date = col_time(s, 10);
 	r->end_date = col_time(s, 11);
-	r->note = col_text(s, 12);
-	r->dag_version = col_text(s, 13);
+	r->note = TXT(12);
+	r->dag_version = TXT(13);
 	r->external_trigger = sqlite3_column_int(s, 14);
-	r->owner = col_text(s, 15);
+	r->owner = TXT(15);
 	r->backfill_id = sqlite3_column_type(s, 16) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 16);
 	r->updated_at = col_time(s, 17);
+#undef TXT
 }
+
+static void read_run(sqlite3_stmt *s, struct run_row *r) { read_run_cols(s, r, true); }
 
 int store_run_insert(struct store *st, struct run_row *r)
 {
@@ -740,8 +750,8 @@ static int count_of(sqlite3_stmt *s)
 	return n;
 }
 
-int store_run_slice(struct store *st, const char *dag_id, const char *states, int offset, int limit,
-		    struct run_row **out, int *total)
+int store_run_page_each(struct store *st, const char *dag_id, const char *states, int offset, int limit,
+			int *total, void (*fn)(const struct run_row *r, void *ctx), void *ctx)
 {
 	/* Without a state filter the count reads the (dag_id, logical_date) index alone, not every
 	 * run's row: that read was most of a page's cost for a DAG with thousands of runs. */
@@ -758,7 +768,16 @@ int store_run_slice(struct store *st, const char *dag_id, const char *states, in
 	bind_text(s, 2, states);
 	sqlite3_bind_int(s, 3, limit);
 	sqlite3_bind_int(s, 4, offset);
-	return collect_runs(st, s, out);
+	int rc, n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct run_row r = {0};
+		read_run_cols(s, &r, false);
+		fn(&r, ctx);
+		n++;
+	}
+	sqlite3_reset(s);
+	done_waiting(st);
+	return rc == SQLITE_DONE ? n : sql_err(st, NULL, "run page");
 }
 
 int store_run_count(struct store *st, const char *dag_id)
@@ -1030,24 +1049,27 @@ void ti_row_free(struct ti_row *t)
 		"queued_when, start_date, end_date, duration, exit_code, next_retry_at, first_poke_at, note, " \
 		"updated_at"
 
-static void read_ti(sqlite3_stmt *s, struct ti_row *t)
+/* A row's columns into t: its strings copied (own) or borrowed from the statement (valid until the
+ * next step or reset; no ti_row_free). */
+static inline void read_ti_cols(sqlite3_stmt *s, struct ti_row *t, bool own)
 {
+#define TXT(i) (own ? col_text(s, (i)) : (char *)(uintptr_t)sqlite3_column_text(s, (i)))
 	ti_row_init(t);
 	t->pk = sqlite3_column_int64(s, 0);
 	t->run_pk = sqlite3_column_int64(s, 1);
-	t->dag_id = col_text(s, 2);
-	t->run_id = col_text(s, 3);
-	t->task_id = col_text(s, 4);
+	t->dag_id = TXT(2);
+	t->run_id = TXT(3);
+	t->task_id = TXT(4);
 	t->map_index = sqlite3_column_int(s, 5);
-	t->state = col_text(s, 6);
+	t->state = TXT(6);
 	t->try_number = sqlite3_column_int(s, 7);
 	t->max_tries = sqlite3_column_int(s, 8);
-	t->operator_name = col_text(s, 9);
-	t->executor = col_text(s, 10);
-	t->hostname = col_text(s, 11);
+	t->operator_name = TXT(9);
+	t->executor = TXT(10);
+	t->hostname = TXT(11);
 	t->pid = sqlite3_column_int(s, 12);
-	t->external_id = col_text(s, 13);
-	t->pool = col_text(s, 14);
+	t->external_id = TXT(13);
+	t->pool = TXT(14);
 	t->pool_slots = sqlite3_column_int(s, 15);
 	t->priority_weight = sqlite3_column_int(s, 16);
 	t->queued_when = col_time(s, 17);
@@ -1057,9 +1079,12 @@ static void read_ti(sqlite3_stmt *s, struct ti_row *t)
 	t->exit_code = sqlite3_column_type(s, 21) == SQLITE_NULL ? TI_NO_EXIT : sqlite3_column_int(s, 21);
 	t->next_retry_at = col_time(s, 22);
 	t->first_poke_at = col_time(s, 23);
-	t->note = col_text(s, 24);
+	t->note = TXT(24);
 	t->updated_at = col_time(s, 25);
+#undef TXT
 }
+
+static void read_ti(sqlite3_stmt *s, struct ti_row *t) { read_ti_cols(s, t, true); }
 
 /* Binds the mutable columns of a task instance at positions 1..17 (shared by insert/update). */
 static void bind_ti_mutable(sqlite3_stmt *s, const struct ti_row *t)
@@ -1139,7 +1164,8 @@ int store_ti_list(struct store *st, int64_t run_pk, struct ti_row **out)
 	return collect(st, s, sizeof(**out), rd_ti, (void **)out, "ti list");
 }
 
-int store_ti_slice(struct store *st, int64_t run_pk, int offset, int limit, struct ti_row **out, int *total)
+int store_ti_page_each(struct store *st, int64_t run_pk, int offset, int limit, int *total,
+		       void (*fn)(const struct ti_row *t, void *ctx), void *ctx)
 {
 	sqlite3_stmt *s = prep(st, "SELECT COUNT(*) FROM task_instance WHERE run_pk = ?");
 	sqlite3_bind_int64(s, 1, run_pk);
@@ -1149,7 +1175,16 @@ int store_ti_slice(struct store *st, int64_t run_pk, int offset, int limit, stru
 	sqlite3_bind_int64(s, 1, run_pk);
 	sqlite3_bind_int(s, 2, limit);
 	sqlite3_bind_int(s, 3, offset);
-	return collect(st, s, sizeof(**out), rd_ti, (void **)out, "ti page");
+	int rc, n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ti_row t;
+		read_ti_cols(s, &t, false);
+		fn(&t, ctx);
+		n++;
+	}
+	sqlite3_reset(s);
+	done_waiting(st);
+	return rc == SQLITE_DONE ? n : sql_err(st, NULL, "ti page");
 }
 
 int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_index, struct ti_row *out)

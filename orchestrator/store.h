@@ -107,10 +107,12 @@ int store_run_list(struct store *st, const char *dag_id, struct run_row **out);
 /* At most limit runs of dag_id with a logical date before `before` (USEC_NONE: any), newest
  * first: one page of a grid, from the (dag_id, logical_date) index. Returns the count. */
 int store_run_page(struct store *st, const char *dag_id, usec_t before, int limit, struct run_row **out);
-/* Runs [offset, offset + limit) of dag_id, newest first, of the given states only (states:
- * ",success,failed," or NULL for all), and in *total how many match in all. */
-int store_run_slice(struct store *st, const char *dag_id, const char *states, int offset, int limit,
-		    struct run_row **out, int *total);
+/* Calls fn for each of the runs [offset, offset + limit) of dag_id, newest first, of the given
+ * states only (states: ",success,failed," or NULL for all), and sets *total to how many match in
+ * all. The row is borrowed as in store_ti_page_each (valid during the call, no run_row_free).
+ * Returns the page's count or negative. */
+int store_run_page_each(struct store *st, const char *dag_id, const char *states, int offset, int limit,
+			int *total, void (*fn)(const struct run_row *r, void *ctx), void *ctx);
 /* How many runs dag_id has. */
 int store_run_count(struct store *st, const char *dag_id);
 /* Calls fn for each task instance of a run (task_id, map_index order) with what a grid cell
@@ -190,9 +192,12 @@ int store_ti_insert(struct store *st, struct ti_row *t);
 int store_ti_update(struct store *st, const struct ti_row *t);
 /* Task instances of a run ordered by task_id, map_index. Returns the count or negative. */
 int store_ti_list(struct store *st, int64_t run_pk, struct ti_row **out);
-/* The page [offset, offset + limit) of that list, and in *total the run's instance count. Returns
- * the page's count or negative. */
-int store_ti_slice(struct store *st, int64_t run_pk, int offset, int limit, struct ti_row **out, int *total);
+/* Calls fn for each row of the page [offset, offset + limit) of that list, and sets *total to the
+ * run's instance count. The row is borrowed: its strings belong to the statement and last only
+ * for the call (no copies, no ti_row_free: the API's list writes each row as it is read).
+ * Returns the page's count or negative. */
+int store_ti_page_each(struct store *st, int64_t run_pk, int offset, int limit, int *total,
+		       void (*fn)(const struct ti_row *t, void *ctx), void *ctx);
 /* One task instance; map_index -1 for unmapped. -ENOENT when missing. */
 int store_ti_get(struct store *st, int64_t run_pk, const char *task_id, int map_index, struct ti_row *out);
 

@@ -79,41 +79,56 @@ static cJSON *collect(struct req *r, const char *dag_id, const struct ti_filter 
 	return all;
 }
 
+struct page_writer {
+	struct strbuf *sb;
+	const struct run_row *run;
+	int n;
+};
+
+static void write_row(const struct ti_row *t, void *ctx)
+{
+	struct page_writer *w = ctx;
+	if (w->n++)
+		sb_putc(w->sb, ',');
+	api_task_instance_write(w->sb, t, w->run);
+}
+
 /* The page of one run's instances in the store's order (no ?order_by=): the same reply as
  * collect() and api_reply_page() give, but only the instances on the page become JSON, so that a
- * run of 500 tasks costs one indexed read and `limit` objects, not 500 objects and a copy. */
+ * run of 500 tasks costs one indexed read and `limit` objects, not 500 objects and a copy. Without
+ * filters on the instances, each row of the page is written as the store reads it (no copies). */
 static void list_one_run(struct req *r, const struct run_row *run, const struct ti_filter *f, int limit,
 			 int offset)
 {
-	struct ti_row *tis = NULL;
-	int m = 0, total = 0, first = 0;
-	bool keep_run = ti_filter_run(f, run), sliced = ti_filter_keeps_every_ti(f);
-	/* Without filters on the instances, the store reads the page alone. */
-	if (keep_run && sliced) {
-		m = store_ti_slice(api_store(r), run->pk, offset, limit, &tis, &total);
-		first = offset;
-	} else if (keep_run) {
-		m = store_ti_list(api_store(r), run->pk, &tis);
-	}
-	if (m < 0)
-		m = total = 0; /* as collect() has it: a failed read lists nothing */
 	struct strbuf sb = {0};
+	int total = 0;
+	bool keep_run = ti_filter_run(f, run);
 	sb_puts(&sb, "{\"task_instances\":[");
-	sb_reserve(&sb, (size_t)(m < limit ? m : limit) * 800);
-	for (int k = 0, i = first; k < m; k++) {
-		if (sliced || ti_filter_ti(f, &tis[k])) {
-			if (i >= offset && i - offset < limit) {
-				if (i > offset)
-					sb_putc(&sb, ',');
-				api_task_instance_write(&sb, &tis[k], run);
-			}
-			i++;
-			if (!sliced)
-				total = i;
+	if (keep_run && ti_filter_keeps_every_ti(f)) {
+		sb_reserve(&sb, (size_t)limit * 800);
+		struct page_writer w = {&sb, run, 0};
+		if (store_ti_page_each(api_store(r), run->pk, offset, limit, &total, write_row, &w) < 0) {
+			sb.len = 0; /* as collect() has it: a failed read lists nothing */
+			sb_puts(&sb, "{\"task_instances\":[");
+			total = 0;
 		}
-		ti_row_free(&tis[k]);
+	} else if (keep_run) {
+		struct ti_row *tis = NULL;
+		int m = store_ti_list(api_store(r), run->pk, &tis), i = 0;
+		for (int k = 0; k < m; k++) {
+			if (ti_filter_ti(f, &tis[k])) {
+				if (i >= offset && i - offset < limit) {
+					if (i > offset)
+						sb_putc(&sb, ',');
+					api_task_instance_write(&sb, &tis[k], run);
+				}
+				i++;
+			}
+			ti_row_free(&tis[k]);
+		}
+		free(tis);
+		total = i;
 	}
-	free(tis);
 	sb_printf(&sb, "],\"total_entries\":%d}", total);
 	api_reply_json(r, 200, sb_steal(&sb));
 }

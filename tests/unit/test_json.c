@@ -52,6 +52,54 @@ static void test_numbers(void **state)
 	expect_as_cjson(cJSON_CreateNumber(NAN), &sb);
 }
 
+/* The writer's exact shortcuts (integers, microsecond decimals) against the printf form they
+ * replace, over values around each of their edges and a pseudo-random sweep. */
+static void reference_number(char *buf, size_t n, double v)
+{
+	snprintf(buf, n, "%1.15g", v);
+	double back = strtod(buf, NULL);
+	double scale = fabs(back) > fabs(v) ? fabs(back) : fabs(v);
+	if (fabs(back - v) > scale * 2.220446049250313e-16)
+		snprintf(buf, n, "%1.17g", v);
+}
+
+static void expect_reference(double v)
+{
+	char want[64];
+	struct strbuf sb = {0};
+	reference_number(want, sizeof(want), v);
+	json_put_number(&sb, v);
+	if (strcmp(sb_str(&sb), want))
+		fail_msg("%.17g: wrote %s, want %s", v, sb_str(&sb), want);
+	sb_free(&sb);
+}
+
+static void test_numbers_fast_paths(void **state)
+{
+	static const double edges[] = {-0.0, 1e-4, 9.99e-5, 0.0001234, 1e15, 1e15 - 1, -1e15 + 1, 999999999.999999,
+				       1e9, 1e9 + 0.5, 123456789.123456, 0.000001, 0.0000015, 5e-7, 0.1 + 0.2,
+				       4503599627370497.0, 1.5, -1.5, 2.675, 1234.5678, 86400.000001, 0.999999,
+				       0.9999995, 1e-4 + 1e-6};
+	(void)state;
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		expect_reference(edges[i]);
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		double us = (double)(x % 100000000000ull); /* microseconds up to ~1.2 days */
+		expect_reference(us / 1e6);
+		expect_reference(-us / 1e6);
+		expect_reference((double)(int64_t)(x >> 12) * (i & 1 ? 1 : -1)); /* integers of every size */
+		expect_reference((double)(x % 1000000000ull) / 1000.0);          /* millisecond decimals */
+		double r;
+		memcpy(&r, &x, sizeof(r));
+		if (!isnan(r) && !isinf(r))
+			expect_reference(r); /* any double */
+	}
+}
+
 static void test_object(void **state)
 {
 	struct strbuf sb = {0};
@@ -112,6 +160,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_numbers_fast_paths),
 		cmocka_unit_test(test_object),
 		cmocka_unit_test(test_iso8601),
 	};
