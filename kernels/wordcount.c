@@ -198,21 +198,57 @@ struct wtab {
 	struct wslot *s;
 	size_t cap, count;
 	int shift;           /* 64 - log2(cap) */
+	bool mapped;         /* s came from wslots_alloc's mmap (else from xcalloc) */
 	struct karena arena;
 };
+
+/* Slot arrays of 2 MB and more are mapped directly, 2 MB-aligned, and marked for transparent huge
+ * pages: lookups land on random slots of a table of many MB, and with 4 KB pages most of them
+ * would miss the TLB as well as the cache (a page walk per word, prefetches included). */
+#define WHUGE ((size_t)2 << 20)
+
+static struct wslot *wslots_alloc(size_t cap, bool *mapped)
+{
+	size_t bytes = cap * sizeof(struct wslot);
+	*mapped = false;
+	if (bytes < WHUGE)
+		return xcalloc(cap, sizeof(struct wslot));
+	char *p = mmap(NULL, bytes + WHUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return xcalloc(cap, sizeof(struct wslot));
+	char *a = (char *)(((uintptr_t)p + WHUGE - 1) & ~(uintptr_t)(WHUGE - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (p + WHUGE > a)
+		munmap(a + bytes, (size_t)(p + WHUGE - a));
+#ifdef MADV_HUGEPAGE
+	madvise(a, bytes, MADV_HUGEPAGE);
+#endif
+	*mapped = true;
+	return (struct wslot *)(void *)a; /* zero-filled, as anonymous mappings are */
+}
+
+static void wslots_free(struct wslot *s, size_t cap, bool mapped)
+{
+	if (mapped)
+		munmap(s, cap * sizeof *s);
+	else
+		free(s);
+}
 
 static void wtab_init(struct wtab *t, int bits)
 {
 	t->cap = (size_t)1 << bits;
 	t->shift = 64 - bits;
 	t->count = 0;
-	t->s = xcalloc(t->cap, sizeof *t->s);
+	t->s = wslots_alloc(t->cap, &t->mapped);
 	karena_init(&t->arena, 0);
 }
 
 static void wtab_free(struct wtab *t)
 {
-	free(t->s);
+	if (t->s)
+		wslots_free(t->s, t->cap, t->mapped);
 	t->s = NULL;
 	karena_reset(&t->arena);
 }
@@ -226,7 +262,8 @@ static void wtab_grow(struct wtab *t)
 {
 	size_t ncap = t->cap * 2;
 	int nshift = t->shift - 1;
-	struct wslot *ns = xcalloc(ncap, sizeof *ns);
+	bool nmapped;
+	struct wslot *ns = wslots_alloc(ncap, &nmapped);
 	for (size_t i = 0; i < t->cap; i++) {
 		if (!t->s[i].tag)
 			continue;
@@ -235,10 +272,11 @@ static void wtab_grow(struct wtab *t)
 			j = (j + 1) & (ncap - 1);
 		ns[j] = t->s[i];
 	}
-	free(t->s);
+	wslots_free(t->s, t->cap, t->mapped);
 	t->s = ns;
 	t->cap = ncap;
 	t->shift = nshift;
+	t->mapped = nmapped;
 }
 
 static inline uint64_t wmix(uint64_t a, uint64_t b)
@@ -254,82 +292,115 @@ static void wtab_insert(struct wtab *t, size_t i, uint64_t tag, uint64_t k0, uin
 		wtab_grow(t);
 }
 
-/* A word ready for the table: its key words and hash (wtab_prep), looked up later (wtab_apply), so
- * that a batch of slots can be prefetched before any of them is needed. */
+/* A word ready for the table: its key words and tag (wtab_prep), looked up later (wtab_apply), so
+ * that its slot can be prefetched while the words before it are counted. A long word (tag's low
+ * byte 0xff) has only its tag here; the lookup reads the word again. */
 struct wpend {
-	uint64_t k0, k1, h, tag;
-	const unsigned char *w;
-	size_t len;
+	uint64_t k0, k1, tag;
+};
+
+/* kmask[len]: which of the 16 bytes loaded from a word's start (as k0, k1) belong to a word of
+ * len <= 16 bytes. A table, not len >= 8 / len == 16 tests: lengths change from one word to the
+ * next, so such branches mispredict on a good share of the words. */
+static const uint64_t kmask[17][2] = {
+	{0x0ull, 0x0ull},
+	{0xffull, 0x0ull},
+	{0xffffull, 0x0ull},
+	{0xffffffull, 0x0ull},
+	{0xffffffffull, 0x0ull},
+	{0xffffffffffull, 0x0ull},
+	{0xffffffffffffull, 0x0ull},
+	{0xffffffffffffffull, 0x0ull},
+	{0xffffffffffffffffull, 0x0ull},
+	{0xffffffffffffffffull, 0xffull},
+	{0xffffffffffffffffull, 0xffffull},
+	{0xffffffffffffffffull, 0xffffffull},
+	{0xffffffffffffffffull, 0xffffffffull},
+	{0xffffffffffffffffull, 0xffffffffffull},
+	{0xffffffffffffffffull, 0xffffffffffffull},
+	{0xffffffffffffffffull, 0xffffffffffffffull},
+	{0xffffffffffffffffull, 0xffffffffffffffffull},
 };
 
 static inline void wtab_prep(struct wpend *q, const unsigned char *w, size_t len)
 {
-	q->w = w;
-	q->len = len;
-	if (len <= 16) {
-		uint64_t k0 = 0, k1 = 0;
-		if (((uintptr_t)w & 4095) <= 4096 - 16) {
-			/* both 8-byte loads stay inside w's page, which is mapped */
-			uint64_t a, b;
-			memcpy(&a, w, 8);
-			memcpy(&b, w + 8, 8);
-			if (len >= 8) {
-				k0 = a;
-				k1 = len == 16 ? b : b & ((1ull << ((len - 8) * 8)) - 1);
-			} else {
-				k0 = a & ((1ull << (len * 8)) - 1);
-			}
-		} else {
-			unsigned char buf[16] = {0};
-			memcpy(buf, w, len);
-			memcpy(&k0, buf, 8);
-			memcpy(&k1, buf + 8, 8);
-		}
-		q->k0 = k0;
-		q->k1 = k1;
-		q->h = wmix(k0 ^ 0xa0761d6478bd642full, k1 ^ 0xe7037ed1a0b428dbull ^ len);
-		q->tag = (q->h & ~0xffull) | len;
+	uint64_t k0, k1;
+	if (__builtin_expect(len <= 16 && ((uintptr_t)w & 4095) <= 4096 - 16, 1)) {
+		/* both 8-byte loads stay inside w's page, which is mapped */
+		memcpy(&k0, w, 8);
+		memcpy(&k1, w + 8, 8);
+		k0 &= kmask[len][0];
+		k1 &= kmask[len][1];
+	} else if (len <= 16) {
+		unsigned char buf[16] = {0};
+		memcpy(buf, w, len);
+		memcpy(&k0, buf, 8);
+		memcpy(&k1, buf + 8, 8);
 	} else {
-		q->h = khash64(w, len);
-		q->tag = q->h | 0xff;
+		q->tag = khash64(w, len) | 0xff;
+		return;
 	}
+	q->k0 = k0;
+	q->k1 = k1;
+	q->tag = (wmix(k0 ^ 0xa0761d6478bd642full, k1 ^ 0xe7037ed1a0b428dbull ^ len) & ~0xffull) | len;
 }
 
-static inline void wtab_prefetch(const struct wtab *t, const struct wpend *q)
+/* The table's fields the lookups read, copied into locals: kept in registers across the scan
+ * (through t they would be reloaded after every store, which might alias them), and refreshed
+ * after an insert, which may grow the table. */
+struct wview {
+	struct wslot *s;
+	size_t mask;
+	int shift;
+};
+
+static inline void wtab_view(const struct wtab *t, struct wview *v)
 {
-	__builtin_prefetch(&t->s[q->h >> t->shift]);
+	v->s = t->s;
+	v->mask = t->cap - 1;
+	v->shift = t->shift;
 }
 
-/* Count n occurrences of the prepared word. */
-static inline void wtab_apply(struct wtab *t, const struct wpend *q, uint64_t n)
+/* The slot index is the tag's high bits (the low byte, replaced by the length, is never among them). */
+static inline void wtab_prefetch(const struct wview *v, const struct wpend *q)
 {
-	size_t mask = t->cap - 1, i = q->h >> t->shift;
-	if (q->len <= 16) {
+	__builtin_prefetch(&v->s[q->tag >> v->shift]);
+}
+
+/* Count one occurrence of the prepared word (w, len: the word itself, read again if it is long). */
+static inline void wtab_apply(struct wtab *t, struct wview *v, const struct wpend *q, const unsigned char *w,
+			       size_t len)
+{
+	size_t i = q->tag >> v->shift;
+	if (__builtin_expect((q->tag & 0xff) != 0xff, 1)) {
 		for (;;) {
-			struct wslot *s = &t->s[i];
-			if (s->tag == q->tag && s->k0 == q->k0 && s->k1 == q->k1) {
-				s->count += n;
+			struct wslot *s = &v->s[i];
+			/* one test for the three words: the common case is a hit in the first slot */
+			if (!((s->tag ^ q->tag) | (s->k0 ^ q->k0) | (s->k1 ^ q->k1))) {
+				s->count++;
 				return;
 			}
 			if (!s->tag) {
-				wtab_insert(t, i, q->tag, q->k0, q->k1, n);
+				wtab_insert(t, i, q->tag, q->k0, q->k1, 1);
+				wtab_view(t, v);
 				return;
 			}
-			i = (i + 1) & mask;
+			i = (i + 1) & v->mask;
 		}
 	}
 	for (;;) {
-		struct wslot *s = &t->s[i];
-		if (s->tag == q->tag && s->k1 == q->len && !memcmp((const char *)(uintptr_t)s->k0, q->w, q->len)) {
-			s->count += n;
+		struct wslot *s = &v->s[i];
+		if (s->tag == q->tag && s->k1 == len && !memcmp((const char *)(uintptr_t)s->k0, w, len)) {
+			s->count++;
 			return;
 		}
 		if (!s->tag) {
-			char *copy = karena_memdup(&t->arena, q->w, q->len);
-			wtab_insert(t, i, q->tag, (uint64_t)(uintptr_t)copy, q->len, n);
+			char *copy = karena_memdup(&t->arena, w, len);
+			wtab_insert(t, i, q->tag, (uint64_t)(uintptr_t)copy, len, 1);
+			wtab_view(t, v);
 			return;
 		}
-		i = (i + 1) & mask;
+		i = (i + 1) & v->mask;
 	}
 }
 
@@ -412,6 +483,9 @@ static void emit_table(struct wcmap *m, struct kwriter **ws_out, struct kwriter 
 			off[p] = spill->bytes + spill->len;
 		witem_sort(items + start, end - start, tmp);
 		for (size_t i = start; i < end; i++) {
+			/* sorted order visits the slots at random: ask for them a few words early */
+			if (i + 16 < end)
+				__builtin_prefetch(items[i + 16].s);
 			size_t len;
 			const char *key = wslot_key(items[i].s, &len);
 			kw_write(w, key, len);
@@ -458,7 +532,14 @@ static inline bool over_budget(const struct wcmap *m)
 	return wtab_bytes(&m->h) + m->h.count * (2 * sizeof(struct witem) + 4) > m->budget;
 }
 
-/* A 64-bit mask of the whitespace bytes among p[0..64): SSE2 compares (baseline on x86-64). */
+/* A 64-bit mask of the whitespace bytes among p[0..64): SSE2 compares (baseline on x86-64), or
+ * AVX2 / AVX-512 where the CPU has them (chosen at run time, see map_chunk), else one byte at a
+ * time. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WC_X86 1
+#include <immintrin.h>
+#endif
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 static inline uint64_t ws_mask64(const unsigned char *p)
@@ -484,77 +565,241 @@ static inline uint64_t ws_mask64(const unsigned char *p)
 }
 #endif
 
-/* Words per prefetch batch: enough in flight to hide a cache miss per lookup. */
-#define WBATCH 32
-
-static int map_chunk(struct kchunk *ch, void *ctx)
+#ifdef WC_X86
+#define WC_AVX2 __attribute__((target("avx2,bmi,bmi2,popcnt")))
+/* A byte is whitespace iff it equals nib[its low nibble]: ' ' is 0x20 and \t..\r are 0x09..0x0d,
+ * six distinct nibbles; the other entries are 0, which no byte with that nibble equals, and vpshufb
+ * gives 0 for bytes >= 0x80. Two instructions per 32 bytes. */
+WC_AVX2 static inline uint64_t ws_mask64_avx2(const unsigned char *p)
 {
-	struct wcmap *m = ctx;
+	const __m256i nib = _mm256_setr_epi8(' ', 0, 0, 0, 0, 0, 0, 0, 0, '\t', '\n', '\v', '\f', '\r', 0, 0,
+					     ' ', 0, 0, 0, 0, 0, 0, 0, 0, '\t', '\n', '\v', '\f', '\r', 0, 0);
+	__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)p);
+	__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+	uint32_t ma = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_shuffle_epi8(nib, a), a));
+	uint32_t mb = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_shuffle_epi8(nib, b), b));
+	return ma | (uint64_t)mb << 32;
+}
+#endif
+
+#ifdef WC_X86
+#define WC_AVX512 __attribute__((target("avx2,bmi,bmi2,popcnt,avx512f,avx512bw,avx512vl,avx512vbmi2")))
+/* The same test on 64 bytes at once, straight into a mask register. */
+WC_AVX512 static inline uint64_t ws_mask64_avx512(const unsigned char *p)
+{
+	const __m512i nib = _mm512_broadcast_i32x4(
+		_mm_setr_epi8(' ', 0, 0, 0, 0, 0, 0, 0, 0, '\t', '\n', '\v', '\f', '\r', 0, 0));
+	__m512i v = _mm512_loadu_si512((const void *)p);
+	return _mm512_cmpeq_epi8_mask(_mm512_shuffle_epi8(nib, v), v);
+}
+
+static const unsigned char iota64[64] = {
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+	28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53,
+	54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+
+/* flatten with vpcompressb: the offsets of the set bits, in order, in one instruction, then widened
+ * to pointers eight at a time (same overrun as flatten's). */
+WC_AVX512 static inline size_t flatten512(const unsigned char **o, uint64_t bits, const unsigned char *blk)
+{
+	unsigned char idx[64];
+	__m512i iota = _mm512_loadu_si512((const void *)iota64);
+	_mm512_storeu_si512((void *)idx, _mm512_maskz_compress_epi8(bits, iota));
+	size_t n = (size_t)__builtin_popcountll(bits);
+	__m512i b = _mm512_set1_epi64((long long)(uintptr_t)blk);
+	for (size_t k = 0; k < n; k += 8) {
+		__m512i off = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(const void *)(idx + k)));
+		_mm512_storeu_si512((void *)(o + k), _mm512_add_epi64(b, off));
+	}
+	return n;
+}
+#endif
+
+/* Whether popcount is an instruction (not a libgcc call) in the baseline build. */
+#if !defined(__x86_64__) || defined(__POPCNT__)
+#define WC_POPCNT 1
+#else
+#define WC_POPCNT 0
+#endif
+
+/* Append blk + i to o for every set bit i of bits (in order); returns how many. With a cheap
+ * popcount the stores are unrolled eight at a time, so the branch is on the count (about ten per
+ * block for text, often predictable) instead of a loop exit per bit; the stores past the count are
+ * harmless (o has room) and overwritten later. ctz of bits | 1 << 63 equals ctz of bits when bits
+ * is non-zero and stays defined once it is 0. */
+static inline __attribute__((always_inline)) size_t flatten(const unsigned char **o, uint64_t bits,
+							    const unsigned char *blk, int fast)
+{
+	if (!fast) {
+		size_t n = 0;
+		for (; bits; bits &= bits - 1)
+			o[n++] = blk + __builtin_ctzll(bits);
+		return n;
+	}
+	size_t n = (size_t)__builtin_popcountll(bits);
+	for (size_t k = 0; k < n; k += 8)
+		for (int j = 0; j < 8; j++) {
+			o[k + (size_t)j] = blk + __builtin_ctzll(bits | 1ull << 63);
+			bits &= bits - 1;
+		}
+	return n;
+}
+
+/* The scan works in windows of WWIN blocks of 64 bytes: first the start and end of every word in
+ * the window (from whitespace masks: a start is a word byte after whitespace, an end is whitespace
+ * after a word byte), then the words (wscan_count). Keeping the two apart keeps the per-word loops
+ * free of the per-block branches and the per-block loop free of the per-word ones. 2 KB windows:
+ * the few hundred positions and prepared keys of a window of text stay in L1 between the passes. */
+#define WWIN 32
+/* How far ahead of the scan the input is prefetched: one window. The scan alone outruns the
+ * hardware prefetcher (which stops at 4 KB pages) and would wait for memory at every page; the
+ * lead is the time the previous window's words take to count. */
+#define WAHEAD (WWIN * 64)
+/* room for the starts of one window (at most one per two bytes), the word carried over from the
+ * previous one, and flatten's overrun */
+#define WPOS (WWIN * 32 + 1 + 8)
+
+/* The starts and ends of one window's words and the words prepared for the table (on the heap:
+ * too big for a comfortable stack frame). */
+struct wscan {
+	const unsigned char *spos[WPOS], *epos[WPOS];
+	struct wpend q[WPOS];
+};
+
+/* Count words [0, n) of the window: all prepared and their slots prefetched first, then all looked
+ * up, so a slot is requested hundreds of words before it is needed and neither loop has more than
+ * its own exit to predict. */
+static inline __attribute__((always_inline)) void wscan_count(struct wtab *t, struct wview *v, struct wscan *sc,
+							      size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		wtab_prep(&sc->q[k], sc->spos[k], (size_t)(sc->epos[k] - sc->spos[k]));
+		wtab_prefetch(v, &sc->q[k]);
+	}
+	for (size_t k = 0; k < n; k++)
+		wtab_apply(t, v, &sc->q[k], sc->spos[k], (size_t)(sc->epos[k] - sc->spos[k]));
+}
+
+/* isa 2: AVX-512 (BW, VBMI2), 1: AVX2 (the caller has the matching target attribute), 0: the
+ * baseline; fast: popcount is an instruction. */
+static inline __attribute__((always_inline)) int map_scan(struct kchunk *ch, struct wcmap *m, struct wscan *sc,
+							  int isa, int fast)
+{
 	const unsigned char *base = (const unsigned char *)ch->data + ch->begin;
 	const unsigned char *end = (const unsigned char *)ch->data + ch->end;
 	/* Drop consumed input pages every `step` bytes so the mapping does not grow the RSS. */
 	size_t step = m->c.memory / 16 < (32u << 20) ? m->c.memory / 16 : (32u << 20);
-	const unsigned char *p = base, *release = base + step, *wstart = NULL;
+	const unsigned char *p = base, *release = base + step;
 	uint64_t words = 0, carry = 0; /* carry: 1 if the byte before the block is a word byte */
+	size_t ns = 0, ne = 0;         /* starts and ends found, the starts' first one carried over */
 	unsigned char tail[64];
-	struct wpend batch[WBATCH];
-	size_t nb = 0;
+	struct wview v;
 
+	wtab_view(&m->h, &v);
 	m->st.bytes_in += ch->end - ch->begin;
-	/* Word boundaries from whitespace masks: a start is a word byte after whitespace, an end is
-	 * whitespace after a word byte; they alternate, so one mask of both events drives the loop. */
 	while (p < end) {
-		const unsigned char *blk = p;
-		if (end - p < 64) {
-			memset(tail, ' ', sizeof tail);
-			memcpy(tail, p, (size_t)(end - p));
-			blk = tail;
-		}
-		uint64_t wsm = ws_mask64(blk);
-		uint64_t word = ~wsm;
-		if ((size_t)(end - p) < 64)
-			word &= (1ull << (end - p)) - 1;
-		uint64_t prev = (word << 1) | carry;
-		uint64_t ev = (word & ~prev) | (~word & prev);
-		carry = word >> 63;
-		while (ev) {
-			const unsigned char *q = p + __builtin_ctzll(ev);
-			ev &= ev - 1;
-			if (!wstart) {
-				wstart = q;
-			} else {
-				wtab_prep(&batch[nb], wstart, (size_t)(q - wstart));
-				wtab_prefetch(&m->h, &batch[nb]);
-				wstart = NULL;
-				if (++nb == WBATCH) {
-					for (size_t b = 0; b < nb; b++)
-						wtab_apply(&m->h, &batch[b], 1);
-					words += nb;
-					nb = 0;
-					if (over_budget(m) && spill_table(m))
-						return -1;
-				}
+		const unsigned char *wend = (size_t)(end - p) > WWIN * 64 ? p + WWIN * 64 : end;
+		for (; p < wend; p += 64) {
+			const unsigned char *blk = p;
+			uint64_t valid = ~0ull;
+			if (wend - p < 64) { /* the last, partial block: padded with spaces */
+				memset(tail, ' ', sizeof tail);
+				memcpy(tail, p, (size_t)(wend - p));
+				blk = tail;
+				valid = (1ull << (wend - p)) - 1;
 			}
+			uint64_t wsm;
+			__builtin_prefetch(p + WAHEAD); /* past the end it is a no-op, not a fault */
+#ifdef WC_X86
+			if (isa == 2)
+				wsm = ws_mask64_avx512(blk);
+			else if (isa == 1)
+				wsm = ws_mask64_avx2(blk);
+			else
+#endif
+				wsm = ws_mask64(blk);
+			uint64_t word = ~wsm & valid;
+			uint64_t prev = (word << 1) | carry;
+			carry = word >> 63;
+#ifdef WC_X86
+			if (isa == 2) {
+				ns += flatten512(sc->spos + ns, word & ~prev, p);
+				ne += flatten512(sc->epos + ne, ~word & prev, p);
+				continue;
+			}
+#endif
+			ns += flatten(sc->spos + ns, word & ~prev, p, fast);
+			ne += flatten(sc->epos + ne, ~word & prev, p, fast);
 		}
-		p += 64;
+		/* Starts and ends alternate: word k is [spos[k], epos[k]); a start without its end yet
+		 * (ns == ne + 1) is carried into the next window. */
+		wscan_count(&m->h, &v, sc, ne);
+		words += ne;
+		sc->spos[0] = sc->spos[ne];
+		ns -= ne;
+		ne = 0;
 		if (p >= release) {
-			for (size_t b = 0; b < nb; b++)
-				wtab_apply(&m->h, &batch[b], 1);
-			words += nb;
-			nb = 0;
-			kchunk_release(ch, (const char *)(wstart ? wstart : p));
+			kchunk_release(ch, (const char *)(ns ? sc->spos[0] : p));
 			release = p + step;
 		}
+		if (m->h.count && over_budget(m)) {
+			if (spill_table(m))
+				return -1;
+			wtab_view(&m->h, &v);
+		}
 	}
-	if (wstart)
-		wtab_prep(&batch[nb++], wstart, (size_t)(end - wstart));
-	for (size_t b = 0; b < nb; b++)
-		wtab_apply(&m->h, &batch[b], 1);
-	words += nb;
+	if (ns) { /* a word that runs to the end */
+		sc->epos[0] = end;
+		wscan_count(&m->h, &v, sc, 1);
+		words++;
+	}
 	m->st.rows_in += words;
-	if (over_budget(m) && spill_table(m))
+	if (m->h.count && over_budget(m) && spill_table(m))
 		return -1;
 	return 0;
+}
+
+#ifdef WC_X86
+WC_AVX512 static int map_scan_avx512(struct kchunk *ch, struct wcmap *m, struct wscan *sc)
+{
+	return map_scan(ch, m, sc, 2, 1);
+}
+
+WC_AVX2 static int map_scan_avx2(struct kchunk *ch, struct wcmap *m, struct wscan *sc)
+{
+	return map_scan(ch, m, sc, 1, 1);
+}
+#endif
+
+static int map_scan_base(struct kchunk *ch, struct wcmap *m, struct wscan *sc)
+{
+	return map_scan(ch, m, sc, 0, WC_POPCNT);
+}
+
+static int map_chunk(struct kchunk *ch, void *ctx)
+{
+	struct wcmap *m = ctx;
+	struct wscan *sc = xmalloc(sizeof *sc);
+	int r;
+#ifdef WC_X86
+	/* SLUICE_KERNEL_ISA=avx2 or =base caps the choice: to test or time the other paths here */
+	const char *cap = getenv("SLUICE_KERNEL_ISA");
+	int top = !cap ? 2 : !strcmp(cap, "avx2") ? 1 : !strcmp(cap, "base") ? 0 : 2;
+	__builtin_cpu_init();
+	bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
+		    __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt");
+	bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi2");
+	if (avx512 && top >= 2)
+		r = map_scan_avx512(ch, m, sc);
+	else if (avx2 && top >= 1)
+		r = map_scan_avx2(ch, m, sc);
+	else
+#endif
+		r = map_scan_base(ch, m, sc);
+	free(sc);
+	return r;
 }
 
 static int map_finish(struct wcmap *m)
