@@ -312,8 +312,6 @@ static int scan(struct dagbag *bag, const char *dir, const char *rel, int depth)
 	return 0;
 }
 
-/* The earlier file (before index i) with a DAG whose id one of dags has, or NULL; *k and *m
- * name the two DAGs. */
 /* The first of dags[0..n) whose id an earlier file serves (ids: id -> file index, the served DAGs
  * of the files before this one): the file in *g, the DAG's indexes in *k (dags) and *m (g's). */
 static bool earlier_with(struct dagbag *bag, const struct strindex *ids, struct dag **dags, size_t n,
