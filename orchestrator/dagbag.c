@@ -77,6 +77,7 @@ void dagbag_free(struct dagbag *bag)
 		file_free(&bag->files[i]);
 	free(bag->files);
 	strindex_free(&bag->path_ix);
+	free(bag->order);
 	free(bag->dir);
 	free(bag->pending);
 	dag_probe_free(bag->probe);
@@ -252,6 +253,7 @@ static struct dagbag_file *add_entry(struct dagbag *bag, const char *path, const
 	f->path = xstrdup(path);
 	f->display = xstrdup(display);
 	strindex_put(&bag->path_ix, f->path, bag->nfiles - 1);
+	bag->order_stale = true;
 	return f;
 }
 
@@ -329,14 +331,31 @@ static bool earlier_with(struct dagbag *bag, const struct strindex *ids, struct 
 	return false;
 }
 
+static int cmp_file_paths(const void *a, const void *b, void *arg)
+{
+	const struct dagbag_file *files = arg;
+	return strcmp(files[*(const size_t *)a].path, files[*(const size_t *)b].path);
+}
+
 /* Gives an import error to every later file that reuses a DAG id of an earlier file. Its DAGs
  * are kept aside (not re-parsed every refresh): once the earlier file no longer defines the id,
  * they come back. One pass in path order with an index of the ids served so far: a rescan of a
  * folder of N files costs O(N), not O(N^2) comparisons. */
 static void check_duplicates(struct dagbag *bag)
 {
+	/* Path order, not the order the files were found in: which file keeps a contested id must
+	 * not depend on which came first, or a restart (or `sluice dags check`) would decide
+	 * otherwise than the running daemon did. */
+	if (bag->order_stale) {
+		bag->order = xrealloc(bag->order, (bag->nfiles + 1) * sizeof(*bag->order));
+		for (size_t i = 0; i < bag->nfiles; i++)
+			bag->order[i] = i;
+		qsort_r(bag->order, bag->nfiles, sizeof(*bag->order), cmp_file_paths, bag->files);
+		bag->order_stale = false;
+	}
 	struct strindex ids = {0};
-	for (size_t i = 0; i < bag->nfiles; i++) {
+	for (size_t o = 0; o < bag->nfiles; o++) {
+		size_t i = bag->order[o];
 		struct dagbag_file *f = &bag->files[i], *g;
 		size_t k, m;
 		if (f->nshadowed && !earlier_with(bag, &ids, f->shadowed, f->nshadowed, &g, &k, &m)) {
@@ -392,6 +411,7 @@ int dagbag_refresh(struct dagbag *bag, char **err)
 		strindex_clear(&bag->path_ix);
 		for (size_t i = 0; i < bag->nfiles; i++)
 			strindex_put(&bag->path_ix, bag->files[i].path, i);
+		bag->order_stale = true;
 	}
 	check_duplicates(bag);
 	return 0;

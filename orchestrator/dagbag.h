@@ -40,6 +40,9 @@ struct dagbag {
 	struct dagbag_file *files;
 	size_t nfiles;
 	struct strindex path_ix; /* path -> index in files: a rescan finds each file in O(1) */
+	size_t *order;           /* indexes of files in path order (strcmp), for the duplicate-id
+	                            check; rebuilt when files come or go (order_stale) */
+	bool order_stale;
 	bool any_removed;     /* set by refresh when files disappeared; cleared by the caller */
 	struct dag_probe *probe; /* tries each changed file in a child process first (dag_probe.h);
 	                            NULL = load in-process only */

@@ -339,6 +339,29 @@ def t_duplicate_id_not_reparsed():
         home.cleanup()
 
 
+def t_duplicate_id_path_order():
+    """Which file keeps a DAG id two files define is the one first in path order, in the running
+    daemon as in `sluice dags check` and after a restart: not the one that was there first."""
+    home = Home()
+    home.write_dag("z.lua", 'local d = dag { id = "same", description = "from z" }\nd:task "t" { cmd = "true" }\n'
+                            'return d\n')
+    d = Daemon(home).start()
+    try:
+        wait_until(lambda: any(x.get("description") == "from z"
+                               for x in home.json("dags", "list", "--json")["dags"]), 15, "z's DAG to load")
+        home.write_dag("a.lua", 'local d = dag { id = "same", description = "from a" }\nd:task "t" { cmd = "true" }\n'
+                                'return d\n')
+        wait_until(lambda: "z.lua:1: DAG id 'same' is already defined in a.lua:1" in d.output(), 15,
+                   "z.lua to get the import error")
+        wait_until(lambda: any(x.get("description") == "from a"
+                               for x in home.json("dags", "list", "--json")["dags"]), 15, "a's DAG to take over")
+        p = home.run("dags", "check")
+        expect("z.lua:1: DAG id 'same' is already defined in a.lua:1" in p.stdout, p.stdout)
+    finally:
+        d.stop()
+        home.cleanup()
+
+
 def t_api_uses_the_configured_dag_limits():
     """Issue 14, defect 8: a DAG that needs raised DAG-file limits loads in the API as in the
     scheduler (the API parses each stored version once, with the configured limits)."""
@@ -702,6 +725,8 @@ check("run_as: a task runs as another user, hands its outputs over, an unknown u
 check("kill -9 of a try's supervisor: its command is killed before the retry runs", t_killed_supervisor)
 check("a duplicate DAG id is reported once, not re-parsed every second; it takes over when the other goes",
       t_duplicate_id_not_reparsed)
+check("a DAG id in two files: the first in path order keeps it, in the daemon as in dags check",
+      t_duplicate_id_path_order)
 check("the API parses a DAG that needs raised limits with the configured ones", t_api_uses_the_configured_dag_limits)
 check("a DAG file stuck in one C call is stopped in the parse probe; the daemon goes on",
       t_stuck_dag_file_is_stopped)
