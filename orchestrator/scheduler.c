@@ -436,13 +436,11 @@ void sched_dag_deleted(const char *dag_id)
 		for (size_t k = 0; k < s->bag.files[i].ndags; k++)
 			if (!strcmp(s->bag.files[i].dags[k]->dag_id, dag_id))
 				s->bag.files[i].changed = true;
-	for (size_t i = 0; i < s->ndags; i++) {
-		if (!strcmp(s->dags[i].dag_id, dag_id)) {
-			state_free(&s->dags[i]);
-			s->dags[i] = s->dags[--s->ndags];
-			reindex_states(s);
-			break;
-		}
+	struct dag_state *ds = find_state(s, dag_id);
+	if (ds) {
+		state_free(ds);
+		*ds = s->dags[--s->ndags];
+		reindex_states(s);
 	}
 	sync_dags(s);
 }
